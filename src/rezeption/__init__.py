@@ -1,0 +1,1 @@
+"""rezeption: the backend of a voice AI receptionist for service businesses."""

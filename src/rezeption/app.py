@@ -1,0 +1,54 @@
+"""The web application: FastAPI app factory with health and readiness probes.
+
+The Retell adapter's routes are mounted here by their own module; this file only composes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from rezeption.bootstrap import Services, build
+from rezeption.domain.clock import Clock
+from rezeption.settings import Settings
+from rezeption.store.migrate import current_revision, head_revision
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    """Build the app; the database is opened on start-up and closed on shutdown."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = build(settings, clock=clock)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.close()
+
+    app = FastAPI(title="rezeption", version="0.1.0", lifespan=lifespan)
+
+    @app.get("/health", tags=["ops"])
+    async def health() -> dict[str, str]:
+        """Alive: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["ops"])
+    async def ready() -> JSONResponse:
+        """Ready: the database answers and its schema is at the newest migration."""
+        services: Services = app.state.services
+        current = await current_revision(services.database.engine)
+        head = head_revision()
+        ok = current == head
+        body = {
+            "status": "ready" if ok else "not ready",
+            "database": current or "unreachable or empty",
+            "head": head,
+        }
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    return app

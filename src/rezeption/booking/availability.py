@@ -1,0 +1,105 @@
+"""Availability: is a requested start free, and if not, which nearby starts are.
+
+Alternatives follow how a receptionist offers them: first the free starts on the requested day
+nearest to the requested time, then, day by day, the start closest to that time of day, until
+`limit` are found (never in the past, never inside the minimum notice, never beyond the horizon).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from rezeption.booking.ports import BookingTx, CalendarProvider
+from rezeption.domain.model import Catalog, Interval, Service, Slot, Staff
+from rezeption.domain.schedule import StartCheck, block_of, check_start
+
+SEARCH_DAYS = 14
+
+
+@dataclass(frozen=True)
+class AvailabilityAnswer:
+    """Whether `requested` is free (and with whom), or why not, plus alternatives."""
+
+    requested: datetime
+    service: Service
+    check: StartCheck
+    alternatives: tuple[Slot, ...]
+
+    @property
+    def free(self) -> bool:
+        """Whether the requested start can be booked."""
+        return self.check.free
+
+    @property
+    def reason(self) -> str | None:
+        """Why not, as a reason code (None when free)."""
+        return self.check.reason
+
+
+async def check_claims(
+    tx: BookingTx, catalog: Catalog, service: Service, staff: Sequence[Staff], start: datetime, now: datetime
+) -> StartCheck:
+    """Check `start` against the salon's rules and the appointments held in our database."""
+    busy = await tx.busy(catalog.tenant.id, [s.id for s in staff], block_of(service, start))
+    return check_start(catalog, service, staff, busy, start, now)
+
+
+def search_window(
+    catalog: Catalog, requested: datetime, now: datetime, days: int = SEARCH_DAYS
+) -> Interval | None:
+    """From the requested day's start (not before now + notice) over `days` days, within the horizon."""
+    zone, policy = catalog.tenant.zone, catalog.tenant.policy
+    day = requested.astimezone(zone).date()
+    start = max(datetime.combine(day, datetime.min.time(), tzinfo=zone), now + policy.min_notice)
+    last_day = min(
+        day + timedelta(days=days), now.astimezone(zone).date() + timedelta(days=policy.horizon_days)
+    )
+    end = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), tzinfo=zone)
+    return Interval(start, end) if end > start else None
+
+
+def nearest(slots: Sequence[Slot], requested: datetime, zone: ZoneInfo, limit: int = 3) -> list[Slot]:
+    """Pick up to `limit` alternatives: same day nearest first, then one per following day."""
+    by_start: dict[datetime, Slot] = {}
+    for slot in slots:
+        by_start.setdefault(slot.start, slot)
+    unique = [s for s in by_start.values() if s.start != requested]
+    local = requested.astimezone(zone)
+    wanted_minutes = local.hour * 60 + local.minute
+    same_day = [s for s in unique if s.start.astimezone(zone).date() == local.date()]
+    picked = sorted(sorted(same_day, key=lambda s: abs(s.start - requested))[:limit], key=lambda s: s.start)
+    later: dict[date, list[Slot]] = {}
+    for slot in unique:
+        day = slot.start.astimezone(zone).date()
+        if day > local.date():
+            later.setdefault(day, []).append(slot)
+    for day in sorted(later):
+        if len(picked) >= limit:
+            break
+        picked.append(min(later[day], key=lambda s: _minutes_apart(s.start, wanted_minutes, zone)))
+    return picked[:limit]
+
+
+def _minutes_apart(start: datetime, wanted_minutes: int, zone: ZoneInfo) -> int:
+    at = start.astimezone(zone)
+    return abs(at.hour * 60 + at.minute - wanted_minutes)
+
+
+async def alternatives(
+    provider: CalendarProvider,
+    catalog: Catalog,
+    service: Service,
+    staff: Sequence[Staff],
+    requested: datetime,
+    now: datetime,
+    limit: int = 3,
+) -> tuple[Slot, ...]:
+    """Up to `limit` free starts near `requested`, from the provider's view of the calendar."""
+    window = search_window(catalog, requested, now)
+    if window is None:
+        return ()
+    slots = await provider.free_slots(catalog, service, staff, window)
+    return tuple(nearest(slots, requested, catalog.tenant.zone, limit))

@@ -1,0 +1,79 @@
+"""The salon's catalog as the use cases need it: loaded with public holidays, services and staff found.
+
+Lookup here is exact (key, name or spoken alias, case- and umlaut-insensitive). Fuzzy matching of a
+caller's words is `rezeption.language`'s job; adapters resolve words to a key before calling us.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date
+from functools import lru_cache
+
+import holidays
+
+from rezeption.booking.ports import BookingTx
+from rezeption.domain.errors import StaffDoesNotOfferService, UnknownService, UnknownStaff
+from rezeption.domain.model import Catalog, Service, Staff
+
+
+@lru_cache(maxsize=64)
+def public_holidays(state: str, first_year: int, last_year: int) -> frozenset[date]:
+    """German public holidays of `state` (e.g. "BE") for the years given, inclusive."""
+    years = range(first_year, last_year + 1)
+    return frozenset(holidays.country_holidays("DE", subdiv=state, years=years).keys())
+
+
+async def load_catalog(tx: BookingTx, tenant_id: int, today: date) -> Catalog:
+    """The salon's catalog with its public holidays from `today` through the booking horizon."""
+    catalog = await tx.load_catalog(tenant_id)
+    tenant = catalog.tenant
+    last_year = today.year + 1 + tenant.policy.horizon_days // 365
+    return dataclasses.replace(
+        catalog, holidays=public_holidays(tenant.holiday_state, today.year - 1, last_year)
+    )
+
+
+def _fold(text: str) -> str:
+    text = " ".join(text.casefold().split())
+    for umlaut, plain in (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss")):
+        text = text.replace(umlaut, plain)
+    return text
+
+
+def find_service(catalog: Catalog, ref: str | int) -> Service:
+    """The active service with this id, key, name or alias; UnknownService (with the offer) if none."""
+    active = [s for s in catalog.services if s.active]
+    for service in active:
+        if isinstance(ref, int) and service.id == ref:
+            return service
+        if isinstance(ref, str) and _fold(ref) in {_fold(service.key), _fold(service.name)} | {
+            _fold(alias) for alias in service.aliases
+        }:
+            return service
+    raise UnknownService(str(ref), [s.name for s in active])
+
+
+def find_staff(catalog: Catalog, ref: str | int) -> Staff:
+    """The active stylist with this id, key or name (first name suffices); UnknownStaff if none."""
+    active = [s for s in catalog.staff if s.active]
+    for member in active:
+        if isinstance(ref, int) and member.id == ref:
+            return member
+        if isinstance(ref, str) and _fold(ref) in {
+            _fold(member.key),
+            _fold(member.name),
+            _fold(member.name.split()[0]),
+        }:
+            return member
+    raise UnknownStaff(str(ref), [s.name for s in active])
+
+
+def candidate_staff(catalog: Catalog, service: Service, staff_ref: str | int | None) -> list[Staff]:
+    """The stylists who may take `service`: the named one (if they offer it) or every qualified one."""
+    if staff_ref is None or staff_ref == "":
+        return catalog.qualified_staff(service)
+    member = find_staff(catalog, staff_ref)
+    if member.id not in service.staff_ids:
+        raise StaffDoesNotOfferService(member.name, service.name)
+    return [member]

@@ -1,0 +1,179 @@
+"""The command line (Typer): serve, migrate, load salons, and look at availability from a terminal."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rezeption.bootstrap import build
+from rezeption.domain.clock import SystemClock
+from rezeption.domain.errors import BookingError
+from rezeption.settings import Settings
+from rezeption.store import migrate
+from rezeption.store.db import Database
+from rezeption.store.salon_file import SalonFileError, read_salon
+from rezeption.store.salon_import import count_tenants, import_salon
+
+app = typer.Typer(help="rezeption: the backend of a voice AI receptionist.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+tenants_app = typer.Typer(help="Salons (tenants).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(tenants_app, name="tenants")
+console = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as error:
+        err.print(f"[red]configuration error:[/red] {error}")
+        raise typer.Exit(2) from error
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default REZEPTION_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default REZEPTION_PORT).")] = None,
+    workers: Annotated[int, typer.Option(help="Server worker processes.")] = 1,
+) -> None:
+    """Start the web server (uvicorn)."""
+    import uvicorn
+
+    from rezeption.ops.logging import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_level, as_json=settings.log_json)
+    host, port = host or settings.host, port or settings.port
+    console.print(f"rezeption serves on http://{host}:{port}  (health: /health, ready: /ready, docs: /docs)")
+    uvicorn.run(
+        "rezeption.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Migrate the database up (to the newest schema by default)."""
+    settings = _settings()
+    migrate.upgrade(settings.database_url, revision)
+    console.print(f"database at {migrate.head_revision() if revision == 'head' else revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, e.g. base or -1.")]) -> None:
+    """Migrate the database down to `revision`."""
+    migrate.downgrade(_settings().database_url, revision)
+    console.print(f"database downgraded to {revision}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the database's schema revision and the newest one."""
+
+    async def run() -> str | None:
+        database = Database.from_url(_settings().database_url)
+        try:
+            return await migrate.current_revision(database.engine)
+        finally:
+            await database.dispose()
+
+    current = asyncio.run(run())
+    head = migrate.head_revision()
+    console.print(
+        f"current: {current or '(none)'}  head: {head}  {'up to date' if current == head else 'BEHIND'}"
+    )
+    if current != head:
+        raise typer.Exit(1)
+
+
+@tenants_app.command("load")
+def tenants_load(
+    file: Annotated[Path, typer.Argument(help="A salon file (YAML).")],
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="Only load when the database has no salon.")
+    ] = False,
+) -> None:
+    """Create or update a salon from its file."""
+    try:
+        salon = read_salon(file)
+    except SalonFileError as error:
+        err.print(f"[red]salon file rejected:[/red] {error}")
+        raise typer.Exit(2) from error
+
+    async def run() -> str:
+        database = Database.from_url(_settings().database_url)
+        try:
+            if if_empty and await count_tenants(database) > 0:
+                return "database already holds a salon; nothing loaded"
+            report = await import_salon(database, salon, now=SystemClock().now())
+            verb = "created" if report.created else "updated"
+            return f"salon {report.slug!r} {verb}: {report.services} services, {report.staff} staff"
+        finally:
+            await database.dispose()
+
+    try:
+        console.print(asyncio.run(run()))
+    except SalonFileError as error:
+        err.print(f"[red]salon file rejected:[/red] {error}")
+        raise typer.Exit(2) from error
+
+
+@app.command()
+def availability(
+    tenant: Annotated[str, typer.Option(help="Salon slug, e.g. friseur1.")],
+    service: Annotated[str, typer.Option(help="Service key, name or alias.")],
+    day: Annotated[str, typer.Option("--date", help="Local date, YYYY-MM-DD.")],
+    staff: Annotated[str | None, typer.Option(help="A stylist's name (default: anyone).")] = None,
+    days: Annotated[int, typer.Option(min=1, max=31, help="How many days to show.")] = 1,
+) -> None:
+    """Show the free slots of a salon for a service, as an operator sees them."""
+    try:
+        first = date.fromisoformat(day)
+    except ValueError as error:
+        err.print(f"[red]--date must be YYYY-MM-DD, got {day!r}[/red]")
+        raise typer.Exit(2) from error
+
+    async def run() -> None:
+        services = build(_settings())
+        try:
+            async with services.uow.reading() as tx:
+                tenant_id = await tx.tenant_id_by_slug(tenant)
+            if tenant_id is None:
+                err.print(f"[red]no salon {tenant!r}[/red]")
+                raise typer.Exit(2)
+            catalog, chosen, slots = await services.bookings.free_slots(
+                tenant_id=tenant_id, service=service, staff=staff, first_day=first, days=days
+            )
+            zone = catalog.tenant.zone
+            minutes = int(chosen.duration.total_seconds() // 60)
+            table = Table(title=f"{catalog.tenant.name}: {chosen.name} ({minutes} min)")
+            table.add_column("Datum")
+            table.add_column("Uhrzeit")
+            table.add_column("Mitarbeiter")
+            for slot in slots:
+                local = slot.start.astimezone(zone)
+                table.add_row(
+                    local.strftime("%a %d.%m.%Y"),
+                    local.strftime("%H:%M"),
+                    catalog.staff_by_id(slot.staff_id).name,
+                )
+            console.print(table if slots else "keine freien Termine in diesem Zeitraum")
+        finally:
+            await services.close()
+
+    try:
+        asyncio.run(run())
+    except BookingError as error:
+        err.print(f"[red]{error.code}:[/red] {error.message}")
+        raise typer.Exit(2) from error

@@ -1,0 +1,211 @@
+"""Slots: which starts are free, and why a given start is not. Pure functions of their inputs.
+
+Working time of a stylist on a day = the salon's opening hours ∩ the stylist's hours, nothing on a
+public holiday. A start is free for a stylist when the whole block (buffer before + service + buffer
+after) lies inside working time and touches no break, absence or other booking's block. Starts are
+offered on a grid counted from local midnight (15 minutes by default). All arithmetic is on aware
+instants, so a 60-minute service lasts 60 real minutes also on DST days; local wall times that do
+not exist (spring forward) map forward, repeated ones (fall back) take their first occurrence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from rezeption.domain.model import Catalog, Interval, Service, Slot, Staff, TimeRange, WeeklyHours
+
+
+def wall_intervals(day: date, ranges: Sequence[TimeRange], zone: ZoneInfo) -> list[Interval]:
+    """Turn the wall-clock ranges of one local day into aware UTC intervals."""
+    spans = []
+    for r in ranges:
+        start = datetime.combine(day, r.start, tzinfo=zone).astimezone(UTC)
+        end = datetime.combine(day, r.end, tzinfo=zone).astimezone(UTC)
+        if end > start:
+            spans.append(Interval(start, end))
+    return spans
+
+
+def _weekly(day: date, hours: WeeklyHours, zone: ZoneInfo) -> list[Interval]:
+    return wall_intervals(day, hours.get(day.weekday(), ()), zone)
+
+
+def intersect(a: Sequence[Interval], b: Sequence[Interval]) -> list[Interval]:
+    """Pairwise intersection of two lists of intervals."""
+    out = []
+    for x in a:
+        for y in b:
+            start, end = max(x.start, y.start), min(x.end, y.end)
+            if end > start:
+                out.append(Interval(start, end))
+    return sorted(out)
+
+
+def merge(spans: Iterable[Interval]) -> list[Interval]:
+    """Sort and merge overlapping or touching intervals into disjoint ones."""
+    merged: list[Interval] = []
+    for span in sorted(spans):
+        if merged and span.start <= merged[-1].end:
+            if span.end > merged[-1].end:
+                merged[-1] = Interval(merged[-1].start, span.end)
+        else:
+            merged.append(span)
+    return merged
+
+
+def opening_intervals(catalog: Catalog, day: date) -> list[Interval]:
+    """When the salon is open on `day` (empty on public holidays)."""
+    if day in catalog.holidays:
+        return []
+    return _weekly(day, catalog.tenant.opening_hours, catalog.tenant.zone)
+
+
+def working_intervals(catalog: Catalog, staff: Staff, day: date) -> list[Interval]:
+    """When `staff` works on `day`: the salon's opening hours ∩ the stylist's own hours."""
+    return intersect(opening_intervals(catalog, day), _weekly(day, staff.working_hours, catalog.tenant.zone))
+
+
+def blocked_intervals(
+    catalog: Catalog, staff: Staff, day: date, busy: Sequence[Interval], window: Interval
+) -> list[Interval]:
+    """Breaks, absences and other bookings of `staff` that touch `window`, merged."""
+    spans = _weekly(day, staff.breaks, catalog.tenant.zone)
+    spans.extend(a for a in staff.absences if a.overlaps(window))
+    spans.extend(b for b in busy if b.overlaps(window))
+    return merge(spans)
+
+
+def block_of(service: Service, start: datetime) -> Interval:
+    """The span a booking of `service` at `start` keeps its stylist busy, buffers included."""
+    return Interval(start - service.buffer_before, start + service.duration + service.buffer_after)
+
+
+def ceil_to_grid(at: datetime, grid: timedelta, zone: ZoneInfo) -> datetime:
+    """The first grid point at or after `at`, the grid counted in the salon's wall-clock time."""
+    offset = at.astimezone(zone).utcoffset() or timedelta(0)
+    step = grid.total_seconds()
+    shifted = (at + offset).timestamp()
+    aligned = math.ceil(shifted / step - 1e-9) * step
+    return datetime.fromtimestamp(aligned, UTC) - offset
+
+
+def local_days(window: Interval, zone: ZoneInfo) -> Iterator[date]:
+    """Each local date that `window` touches, in order."""
+    day = window.start.astimezone(zone).date()
+    last = (window.end - timedelta(microseconds=1)).astimezone(zone).date()
+    while day <= last:
+        yield day
+        day += timedelta(days=1)
+
+
+def free_slots(
+    catalog: Catalog,
+    service: Service,
+    staff: Sequence[Staff],
+    busy: Mapping[int, Sequence[Interval]],
+    window: Interval,
+) -> list[Slot]:
+    """All free grid starts in `window` for `service` with any of `staff`, ordered by start then staff."""
+    zone, grid = catalog.tenant.zone, catalog.tenant.policy.slot_grid
+    slots: list[Slot] = []
+    for day in local_days(window, zone):
+        for member in staff:
+            for work in working_intervals(catalog, member, day):
+                blocked = blocked_intervals(catalog, member, day, busy.get(member.id, ()), work)
+                slots.extend(_free_in(service, member.id, work, blocked, window, grid, zone))
+    slots.sort(key=lambda s: (s.start, s.staff_id))
+    return slots
+
+
+def _free_in(
+    service: Service,
+    staff_id: int,
+    work: Interval,
+    blocked: Sequence[Interval],
+    window: Interval,
+    grid: timedelta,
+    zone: ZoneInfo,
+) -> Iterator[Slot]:
+    start = ceil_to_grid(max(work.start + service.buffer_before, window.start), grid, zone)
+    i = 0
+    while start < window.end:
+        block = block_of(service, start)
+        if block.end > work.end:
+            return
+        while i < len(blocked) and blocked[i].end <= block.start:
+            i += 1
+        if i < len(blocked) and blocked[i].start < block.end:
+            start = ceil_to_grid(max(blocked[i].end + service.buffer_before, start + grid), grid, zone)
+            continue
+        yield Slot(start, start + service.duration, staff_id)
+        start += grid
+
+
+@dataclass(frozen=True)
+class StartCheck:
+    """The verdict on one requested start: the stylists free for it, or why none is."""
+
+    free_staff_ids: tuple[int, ...]
+    reason: str | None
+
+    @property
+    def free(self) -> bool:
+        """Whether at least one stylist can take the booking."""
+        return bool(self.free_staff_ids)
+
+
+def check_start(
+    catalog: Catalog,
+    service: Service,
+    staff: Sequence[Staff],
+    busy: Mapping[int, Sequence[Interval]],
+    start: datetime,
+    now: datetime,
+) -> StartCheck:
+    """Decide whether `start` is bookable now; reasons are NotBookable codes or `slot_taken`."""
+    policy, zone = catalog.tenant.policy, catalog.tenant.zone
+    core = Interval(start, start + service.duration)
+    block = block_of(service, start)
+    day = start.astimezone(zone).date()
+    if start < now:
+        return StartCheck((), "in_past")
+    if start < now + policy.min_notice:
+        return StartCheck((), "too_short_notice")
+    if day > now.astimezone(zone).date() + timedelta(days=policy.horizon_days):
+        return StartCheck((), "beyond_horizon")
+    if day in catalog.holidays:
+        return StartCheck((), "holiday")
+    opening = opening_intervals(catalog, day)
+    if not opening:
+        return StartCheck((), "closed")
+    if not any(o.contains(core) for o in opening):
+        return StartCheck((), "outside_hours")
+    free: list[int] = []
+    reasons: list[str] = []
+    for member in staff:
+        reason = _staff_verdict(catalog, member, day, busy.get(member.id, ()), block)
+        if reason is None:
+            free.append(member.id)
+        else:
+            reasons.append(reason)
+    if free:
+        return StartCheck(tuple(free), None)
+    if len(staff) == 1 and reasons:
+        return StartCheck((), reasons[0])
+    return StartCheck((), "slot_taken")
+
+
+def _staff_verdict(
+    catalog: Catalog, member: Staff, day: date, busy: Sequence[Interval], block: Interval
+) -> str | None:
+    if any(a.overlaps(block) for a in member.absences):
+        return "staff_absent"
+    if not any(w.contains(block) for w in working_intervals(catalog, member, day)):
+        return "staff_not_working"
+    if any(b.overlaps(block) for b in blocked_intervals(catalog, member, day, busy, block)):
+        return "slot_taken"
+    return None

@@ -1,0 +1,231 @@
+"""SQL implementation of the booking store (`booking.ports.BookingTx`) on one AsyncSession.
+
+Repositories never commit on their own: the use case that opened the transaction decides. Claims
+that the database refuses (overlap) surface as `SlotClaimFailed`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rezeption.booking.ports import NewAppointment, SlotClaimFailed
+from rezeption.domain.errors import UnknownTenant
+from rezeption.domain.model import ACTIVE_STATUSES, Appointment, AppointmentStatus, Catalog, Interval
+from rezeption.store.mapping import appointment_from_row, service_from_row, staff_from_row, tenant_from_row
+from rezeption.store.tables import (
+    AppointmentEventRow,
+    AppointmentRow,
+    CustomerRow,
+    ServiceRow,
+    ServiceStaffRow,
+    StaffAbsenceRow,
+    StaffRow,
+    TenantRow,
+)
+
+OVERLAP_CONSTRAINT = "appointments_no_overlap"
+ACTIVE = [s.value for s in ACTIVE_STATUSES]
+
+
+def is_overlap_violation(error: IntegrityError) -> bool:
+    """Whether the database refused a row because of the no-overlap rule (either backend)."""
+    return OVERLAP_CONSTRAINT in str(error.orig)
+
+
+class SqlBookingTx:
+    """The booking store inside one transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def load_catalog(self, tenant_id: int) -> Catalog:
+        """The salon with its services and staff (holidays are added by the booking layer)."""
+        tenant_row = await self.session.get(TenantRow, tenant_id)
+        if tenant_row is None:
+            raise UnknownTenant(str(tenant_id))
+        staff_rows = (
+            await self.session.scalars(
+                select(StaffRow)
+                .where(StaffRow.tenant_id == tenant_id)
+                .order_by(StaffRow.position, StaffRow.id)
+            )
+        ).all()
+        absences: dict[int, list[Interval]] = defaultdict(list)
+        for absence in await self.session.scalars(
+            select(StaffAbsenceRow).where(StaffAbsenceRow.tenant_id == tenant_id)
+        ):
+            absences[absence.staff_id].append(Interval(absence.starts_at, absence.ends_at))
+        offered: dict[int, set[int]] = defaultdict(set)
+        links = await self.session.execute(
+            select(ServiceStaffRow.service_id, ServiceStaffRow.staff_id)
+            .join(ServiceRow, ServiceRow.id == ServiceStaffRow.service_id)
+            .where(ServiceRow.tenant_id == tenant_id)
+        )
+        for service_id, staff_id in links:
+            offered[service_id].add(staff_id)
+        service_rows = (
+            await self.session.scalars(
+                select(ServiceRow)
+                .where(ServiceRow.tenant_id == tenant_id)
+                .order_by(ServiceRow.position, ServiceRow.id)
+            )
+        ).all()
+        return Catalog(
+            tenant=tenant_from_row(tenant_row),
+            services=tuple(service_from_row(r, frozenset(offered[r.id])) for r in service_rows),
+            staff=tuple(staff_from_row(r, absences[r.id]) for r in staff_rows),
+        )
+
+    async def tenant_id_by_slug(self, slug: str) -> int | None:
+        """The id of the salon with this slug."""
+        return (await self.session.scalars(select(TenantRow.id).where(TenantRow.slug == slug))).first()
+
+    async def busy(
+        self, tenant_id: int, staff_ids: Sequence[int], window: Interval
+    ) -> dict[int, list[Interval]]:
+        """Blocks of active appointments per stylist overlapping `window`."""
+        rows = await self.session.execute(
+            select(
+                AppointmentRow.staff_id, AppointmentRow.block_starts_at, AppointmentRow.block_ends_at
+            ).where(
+                AppointmentRow.tenant_id == tenant_id,
+                AppointmentRow.staff_id.in_(list(staff_ids)),
+                AppointmentRow.status.in_(ACTIVE),
+                AppointmentRow.block_starts_at < window.end,
+                AppointmentRow.block_ends_at > window.start,
+            )
+        )
+        busy: dict[int, list[Interval]] = defaultdict(list)
+        for staff_id, start, end in rows:
+            busy[staff_id].append(Interval(start, end))
+        return busy
+
+    async def appointment(self, tenant_id: int, appointment_id: int) -> Appointment | None:
+        """The salon's appointment with this id (None for another salon's)."""
+        row = await self.session.get(AppointmentRow, appointment_id, populate_existing=True)
+        if row is None or row.tenant_id != tenant_id:
+            return None
+        return appointment_from_row(row)
+
+    async def appointment_by_key(self, idempotency_key: str) -> Appointment | None:
+        """The appointment created under this idempotency key."""
+        row = (
+            await self.session.scalars(
+                select(AppointmentRow).where(AppointmentRow.idempotency_key == idempotency_key)
+            )
+        ).first()
+        return appointment_from_row(row) if row else None
+
+    async def insert_appointment(self, new: NewAppointment, *, at: datetime) -> Appointment:
+        """Insert the appointment inside a savepoint; an overlap raises SlotClaimFailed."""
+        values = asdict(new)
+        values["status"] = new.status.value
+        row = AppointmentRow(**values, version=1, created_at=at, updated_at=at)
+        try:
+            async with self.session.begin_nested():
+                self.session.add(row)
+                await self.session.flush()
+        except IntegrityError as error:
+            if is_overlap_violation(error):
+                raise SlotClaimFailed(str(new.staff_id)) from error
+            raise
+        return appointment_from_row(row)
+
+    async def set_status(
+        self, appointment: Appointment, status: AppointmentStatus, *, at: datetime
+    ) -> Appointment:
+        """Move the appointment to `status` if nobody changed it since it was read."""
+        try:
+            async with self.session.begin_nested():
+                result = await self.session.execute(
+                    update(AppointmentRow)
+                    .where(AppointmentRow.id == appointment.id, AppointmentRow.version == appointment.version)
+                    .values(status=status.value, version=appointment.version + 1, updated_at=at)
+                    .returning(AppointmentRow)
+                    .execution_options(synchronize_session=False)
+                )
+                row = result.scalars().first()
+        except IntegrityError as error:
+            if is_overlap_violation(error):
+                raise SlotClaimFailed(str(appointment.staff_id)) from error
+            raise
+        if row is None:
+            raise SlotClaimFailed(f"appointment {appointment.id} changed concurrently")
+        return appointment_from_row(row)
+
+    async def add_event(
+        self,
+        appointment: Appointment,
+        kind: str,
+        *,
+        at: datetime,
+        idempotency_key: str | None = None,
+        recovery_point: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Append one step to the appointment's life story."""
+        self.session.add(
+            AppointmentEventRow(
+                tenant_id=appointment.tenant_id,
+                appointment_id=appointment.id,
+                kind=kind,
+                recovery_point=recovery_point,
+                idempotency_key=idempotency_key,
+                data=dict(data or {}),
+                at=at,
+            )
+        )
+        await self.session.flush()
+
+    async def last_event(self, appointment_id: int, kind: str) -> tuple[str | None, dict[str, Any]] | None:
+        """Key and data of the newest event of `kind` for the appointment."""
+        row = (
+            await self.session.scalars(
+                select(AppointmentEventRow)
+                .where(AppointmentEventRow.appointment_id == appointment_id, AppointmentEventRow.kind == kind)
+                .order_by(AppointmentEventRow.id.desc())
+                .limit(1)
+            )
+        ).first()
+        return (row.idempotency_key, dict(row.data)) if row else None
+
+    async def upsert_customer(
+        self, tenant_id: int, *, name: str | None, phone_e164: str | None, at: datetime
+    ) -> int:
+        """The customer with this phone and name at this salon, created when new."""
+        normalized = " ".join(name.casefold().split()) if name else None
+        if phone_e164:
+            existing = (
+                await self.session.scalars(
+                    select(CustomerRow).where(
+                        CustomerRow.tenant_id == tenant_id,
+                        CustomerRow.phone_e164 == phone_e164,
+                        CustomerRow.name_normalized == normalized,
+                    )
+                )
+            ).first()
+            if existing is not None:
+                return existing.id
+        row = CustomerRow(
+            tenant_id=tenant_id,
+            name=name,
+            name_normalized=normalized,
+            phone_e164=phone_e164,
+            created_at=at,
+            updated_at=at,
+        )
+        self.session.add(row)
+        await self.session.flush()
+        return row.id
+
+    async def commit(self) -> None:
+        """Commit the transaction."""
+        await self.session.commit()
