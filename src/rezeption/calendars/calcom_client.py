@@ -122,7 +122,11 @@ class CalcomClient:
         booking_uid_to_reschedule: str | None = None,
         call_timeout: float | None = None,
     ) -> list[CalcomSlot]:
-        """Free slots starting in [start, end], as aware datetimes in ``time_zone``, sorted."""
+        """Free slots starting in [start, end], as aware datetimes in ``time_zone``, sorted by instant.
+
+        Compare them as instants (``.astimezone(UTC)``): on a DST fold two slots share a wall time
+        and differ only in ``fold``, which same-zone comparisons ignore.
+        """
         zone = ZoneInfo(time_zone)
         end_utc = require_aware(end, "end").astimezone(UTC)
         if end_utc.time() == datetime.min.time():
@@ -150,7 +154,8 @@ class CalcomClient:
                 else:
                     slot_end = slot_start + timedelta(minutes=duration_minutes or 0)
                 slots.append(CalcomSlot(start=slot_start.astimezone(zone), end=slot_end.astimezone(zone)))
-        slots.sort(key=lambda slot: slot.start)
+        # Sort by instant: within one zone Python compares wall times and ignores ``fold``.
+        slots.sort(key=lambda slot: slot.start.astimezone(UTC))
         return slots
 
     async def reserve_slot(
