@@ -78,8 +78,8 @@ def _calendar_date(today: date, day: int, month: int, year: int | None) -> DateO
             candidate = date(year, month, day)
         except ValueError:
             return DateOutcome(reason="invalid_date")
-        if year >= today.year:
-            return DateOutcome(day=candidate) if candidate >= today else DateOutcome(reason="past_date")
+        if year > today.year:
+            return DateOutcome(day=candidate)
     return DateOutcome(day=next_occurrence(today, month, day))
 
 
@@ -88,7 +88,7 @@ def _iso(m: re.Match[str], today: date) -> DateOutcome | None:
 
 
 def _numeric(m: re.Match[str], today: date) -> DateOutcome | None:
-    return _calendar_date(today, int(m["d"]), int(m["m"]), _year(m["y"]))
+    return _calendar_date(today, int(m["d"]), int(m["m"]), _year(m["y"] or m["y2"]))
 
 
 def _numeric_bare(m: re.Match[str], today: date) -> DateOutcome | None:
@@ -170,7 +170,7 @@ def _weekday(m: re.Match[str], today: date) -> DateOutcome | None:
 
 def _week_window(m: re.Match[str], today: date) -> DateOutcome | None:
     monday = _monday(today) + timedelta(weeks=_WEEK_OFFSET[m["mod"] or "diese"])
-    first, last = _WEEK_PARTS.get(m["part"] or "", (0, 6))
+    first, last = _WEEK_PARTS.get(m.groupdict().get("part") or "", (0, 6))
     end = monday + timedelta(days=last)
     if end < today:
         return DateOutcome(reason="past_date")
@@ -203,7 +203,7 @@ _RULES: tuple[_Rule, ...] = tuple(
     for pattern, handler in (
         (r"\b(?:vorgestern|gestern|letzte (?:woche|monat|" + _WD_NAMES + r"))\b", _past),
         (r"\b(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})\b", _iso),
-        (r"\b(?P<d>\d{1,2})\. ?(?P<m>\d{1,2})\.(?: ?(?P<y>\d{4}|\d{2})\b)?", _numeric),
+        (r"\b(?P<d>\d{1,2})\. ?(?P<m>\d{1,2})\.(?: ?(?P<y>\d{4})\b|(?P<y2>\d{2})\b)?", _numeric),
         (r"\b(?P<d>\d{1,2})\.(?P<m>\d{1,2})\b(?![.:]| uhr)", _numeric_bare),
         (r"\b(?P<d>\d{1,2})\.? (?:des )?" + _MON + r"\b(?: (?P<y>\d{4})\b)?", _day_month),
         (r"\b" + _MON + r" (?P<d>\d{1,2})\.?(?![\d:]| uhr)(?: (?P<y>\d{4})\b)?", _day_month),

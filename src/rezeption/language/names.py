@@ -25,6 +25,7 @@ _FOLD = str.maketrans(
     {"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "é": "e", "è": "e", "á": "a", "ó": "o", "ç": "c"}
 )
 _NOT_LETTERS = re.compile(r"[^a-z ]+")
+_FINAL_ER = re.compile(r"er$")
 
 
 def normalize_name(name: str) -> str:
@@ -44,22 +45,27 @@ def _plain(token: str) -> str:
     return token.replace("ae", "a").replace("oe", "o").replace("ue", "u")
 
 
+def _sounded(a: str, b: str) -> float:
+    """Similarity of the Kölner Phonetik codes, also with a final "-er" said as "-a" ("Schusta")."""
+    best = 0.0
+    for x, y in ((a, b), (_FINAL_ER.sub("a", a), _FINAL_ER.sub("a", b))):
+        code_x, code_y = cologne_code(x), cologne_code(y)
+        best = max(best, 1.0 if code_x == code_y else Levenshtein.normalized_similarity(code_x, code_y))
+    return best
+
+
 def _pair_score(a: str, b: str) -> float:
     spelled = Levenshtein.normalized_similarity(_plain(a), _plain(b))
-    code_a, code_b = cologne_code(a), cologne_code(b)
-    sounded = 1.0 if code_a == code_b else Levenshtein.normalized_similarity(code_a, code_b)
-    return 0.6 * sounded + 0.4 * spelled
+    return 0.6 * _sounded(a, b) + 0.4 * spelled
 
 
 def name_score(said: str, stored: str) -> float:
-    """How alike two names are, 0.0-1.0: whole names, or the surname alone when one side gives only that."""
+    """How alike two names are, 0.0-1.0; the surname weighs most, first names count when both give them."""
     a, b = _core(normalize_name(said)), _core(normalize_name(stored))
     if not a or not b:
         return 0.0
-    whole = _pair_score("".join(a), "".join(b))
     surname = _pair_score(a[-1], b[-1])
-    if len(a) != len(b):
-        return max(whole, surname)
-    return max(
-        whole, (surname + sum(_pair_score(x, y) for x, y in zip(a[:-1], b[:-1], strict=True))) / len(a)
-    )
+    if len(a) == 1 or len(b) == 1:
+        return max(surname, _pair_score("".join(a), "".join(b)))
+    first_names = _pair_score(" ".join(a[:-1]), " ".join(b[:-1]))
+    return 0.75 * surname + 0.25 * first_names

@@ -20,6 +20,11 @@ _SIMPLE = {
     **dict.fromkeys("sz", "8"),
 }
 _FOLD = str.maketrans({"ä": "a", "ö": "o", "ü": "u", "ß": "s"})
+_SIBILANTS = frozenset("csz")
+_VELARS = frozenset("ckq")
+_S_Z = frozenset("sz")
+_C_HARD_AT_START = frozenset("ahkloqrux")
+_C_HARD = frozenset("ahkoqux")
 
 
 def _code(prev: str, char: str, nxt: str, first: bool) -> str:
@@ -28,16 +33,16 @@ def _code(prev: str, char: str, nxt: str, first: bool) -> str:
         return _SIMPLE[char]
     if char == "p":
         return "3" if nxt == "h" else "1"
-    if char in "dt":
-        return "8" if nxt in "csz" else "2"
+    if char in ("d", "t"):
+        return "8" if nxt in _SIBILANTS else "2"
     if char == "x":
-        return "8" if prev in "ckq" else "48"
+        return "8" if prev in _VELARS else "48"
     if char == "c":
         if first:
-            return "4" if nxt in "ahkloqrux" else "8"
-        if prev in "sz":
+            return "4" if nxt in _C_HARD_AT_START else "8"
+        if prev in _S_Z:
             return "8"
-        return "4" if nxt in "ahkoqux" else "8"
+        return "4" if nxt in _C_HARD else "8"
     return ""
 
 

@@ -182,7 +182,7 @@ def normalize(text: str) -> str:
         number = NUMBER_WORDS.get(word)
         if number is not None:
             value, ordinal = number
-            if out and not ordinal and str(value) in _TENS and len(out) >= 2 and out[-1] == "und":
+            if str(value) in _TENS and len(out) >= 2 and out[-1] == "und":
                 # "fünf und zwanzig" written apart
                 unit = out[-2]
                 if unit.isdigit() and 1 <= int(unit) <= 9:
