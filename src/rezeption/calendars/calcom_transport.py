@@ -202,6 +202,9 @@ class CalcomTransport:
             error = self._transport_error(exc, path, write)
             self._log(method, path, request_id, started, None, type(exc).__name__)
             raise error from exc
+        except BaseException:
+            self.breaker.release_probe()  # e.g. cancelled: says nothing about Cal.com's health
+            raise
         self._log(method, path, request_id, started, response.status_code, None)
         self._note_rate_headers(response.headers, response.status_code)
         if response.status_code >= 500:

@@ -56,6 +56,14 @@ class EmulatorState:
 
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
+        self._load()
+
+    def reset(self) -> None:
+        """Back to the config: no bookings, no holds, the configured clock and seed."""
+        self._load()
+
+    def _load(self) -> None:
+        config = self.config
         self.clock = EmulatorClock(config.now)
         self.rng = random.Random(config.seed)
         self.users: dict[int, UserConfig] = {u.id: u for u in config.users}
@@ -64,10 +72,6 @@ class EmulatorState:
         self.bookings: dict[str, Booking] = {}
         self.reservations: dict[str, Reservation] = {}
         self._next_id = 1
-
-    def reset(self) -> None:
-        """Back to the config: no bookings, no holds, the configured clock and seed."""
-        self.__init__(self.config)  # type: ignore[misc]
 
     def now(self) -> datetime:
         """The emulated current instant."""
@@ -111,10 +115,13 @@ class EmulatorState:
             if b.host_id == host_id and b.is_active and b.uid != ignore_uid
         ]
 
-    def _held(self, event_type_id: int, ignore_uid: str | None = None) -> list[Interval]:
+    def _drop_expired_holds(self) -> None:
         now = self.now()
         for uid in [uid for uid, r in self.reservations.items() if r.until <= now]:
             del self.reservations[uid]  # expired rows are dropped lazily, like Cal.com
+
+    def _held(self, event_type_id: int, ignore_uid: str | None = None) -> list[Interval]:
+        self._drop_expired_holds()
         return [
             Interval(r.start, r.end)
             for r in self.reservations.values()
@@ -222,8 +229,7 @@ class EmulatorState:
     ) -> None:
         if reserved_uid is None:
             return  # bookings without a hold id are not checked against holds (cal.com #23938)
-        held = self._held(event_type.id)  # drops expired holds first
-        del held
+        self._drop_expired_holds()
         own = self.reservations.get(reserved_uid)
         since = own.created_at if own is not None else self.now()
         for other in self.reservations.values():
