@@ -47,13 +47,13 @@ class Match:
 
 
 _CONCEPTS: dict[str, tuple[str, ...]] = {
-    "men": ("herren", "herr", "maenner", "maenn", "mann", "men", "gentlemen", "jungs"),
+    "men": ("herren", "herr", "maenner", "maenn", "mann", "gentlemen", "jungs"),
     "women": ("damen", "dame", "frauen", "frau", "women", "lady", "ladies"),
     "children": ("kinder", "kind", "kids", "junge", "maedchen", "child"),
     "cut": ("schnitt", "schneid", "kuerz", "cut", "trim", "spitzen"),
     "colour": ("faerb", "farb", "color", "colour", "coloration", "toenung", "toen", "tint", "dye"),
     "highlights": ("straehn", "highlight", "balayage", "foil", "mesh"),
-    "blowdry": ("foehn", "fohn", "blow", "styling", "legen"),
+    "blowdry": ("foehn", "fohn", "blow", "styling"),
     "wash": ("wasch", "wash", "shampoo"),
     "beard": ("bart", "rasur", "rasier", "beard", "shave"),
     "perm": ("dauerwelle", "perm", "locken"),
@@ -130,7 +130,7 @@ def match_service(
     services: Sequence[ServiceLike],
     *,
     threshold: float = 85.0,
-    floor: float = 60.0,
+    floor: float = 70.0,
     margin: float = 8.0,
 ) -> Match:
     """Match the caller's words to one service; near-ties are ``candidates``, nothing close -> ``offer``."""
