@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse
 
+from rezeption.emulators import calcom_bookings as desk
 from rezeption.emulators.calcom_config import EventTypeConfig
 from rezeption.emulators.calcom_faults import ActiveFault
 from rezeption.emulators.calcom_requests import (
@@ -215,7 +216,7 @@ def build_router() -> APIRouter:
         faults = _faults(request)
         supports = not any(f.mode == "reserved_slot_uid_unsupported" for f in faults)
         parsed = parse_create_booking(await _json(request), supports_reserved_slot_uid=supports)
-        booking = await state.create(parsed, faults)
+        booking = await desk.create_booking(state, parsed, faults)
         return success(state.booking_json(booking), status=201)
 
     @router.get("/v2/bookings")
@@ -254,14 +255,16 @@ def build_router() -> APIRouter:
         body = await _json(request)
         reason = str(body.get("cancellationReason") or "") if isinstance(body, dict) else ""
         state = _state(request)
-        return success(state.booking_json(state.cancel(uid, reason)))
+        return success(state.booking_json(desk.cancel_booking(state, uid, reason)))
 
     @router.post("/v2/bookings/{uid}/reschedule")
     async def reschedule_booking(request: Request, uid: str) -> JSONResponse:
         _require_version(request, BOOKINGS_VERSION)
         _auth(request, required=False)
         state = _state(request)
-        new = await state.reschedule(uid, parse_reschedule(await _json(request)), _faults(request))
+        new = await desk.reschedule_booking(
+            state, uid, parse_reschedule(await _json(request)), _faults(request)
+        )
         return success(state.booking_json(new), status=201)
 
     @router.get("/v2/event-types")

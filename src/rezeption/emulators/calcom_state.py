@@ -1,16 +1,13 @@
-"""In-memory state of the Cal.com emulator and the rules of its operations.
+"""In-memory state of the Cal.com emulator: what it knows and how it is read.
 
-Owns users, schedules, event types (from the config), bookings and reservations, and what each
-API operation does to them: slot listing, holds with TTL and 422 overlap rules, create with the
-availability/notice/past checks and the ACCEPTED-only unique ``idempotencyKey`` (one 201, one 409
-under a real race), cancel, reschedule (new uid, old one cancelled with ``rescheduledToUid``),
-listing with filters. Booking-level faults (slot stolen, duplicate, hold expiry, ...) are applied
-here, given as the request's active faults.
+Owns users, schedules, event types (from the config), bookings and reservations; slot listing
+(incl. the ``stale_slots`` and ``dst_bug`` faults), holds with TTL and the 422 overlap rules, the
+row insert that keeps the ACCEPTED-only unique ``idempotencyKey`` (one 201, one 409 under a real
+race), and listing with filters. Booking writes live in ``calcom_bookings``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -27,8 +24,6 @@ from rezeption.emulators.calcom_records import (
 )
 from rezeption.emulators.calcom_requests import (
     BookingFilter,
-    CreateBookingRequest,
-    RescheduleRequest,
     ReserveRequest,
     SlotQuery,
     minutes,
@@ -37,14 +32,6 @@ from rezeption.emulators.calcom_slots import Interval, SlotRules, free_slots, wo
 from rezeption.emulators.calcom_wire import ApiError
 
 __all__ = ["EmulatorState"]
-
-SLOT_TAKEN = "User either already has booking at this time or is not available"
-OUT_OF_BOUNDS = (
-    "The event type can't be booked at the \"start\" time provided. This could be because it's too soon "
-    "(violating the minimum booking notice) or too far in the future (outside the event's scheduling "
-    "window). Try fetching available slots first using the GET /v2/slots endpoint and then make a booking "
-    'with "start" time set to one of the available slots.'
-)
 
 
 def _fault(faults: Sequence[ActiveFault], mode: str) -> ActiveFault | None:
@@ -108,20 +95,20 @@ class EmulatorState:
 
     # --- slots -------------------------------------------------------------------------------
 
-    def _busy(self, host_id: int, ignore_uid: str | None = None) -> list[Interval]:
+    def busy(self, host_id: int, ignore_uid: str | None = None) -> list[Interval]:
         return [
             Interval(b.start, b.end)
             for b in self.bookings.values()
             if b.host_id == host_id and b.is_active and b.uid != ignore_uid
         ]
 
-    def _drop_expired_holds(self) -> None:
+    def drop_expired_holds(self) -> None:
         now = self.now()
         for uid in [uid for uid, r in self.reservations.items() if r.until <= now]:
             del self.reservations[uid]  # expired rows are dropped lazily, like Cal.com
 
     def _held(self, event_type_id: int, ignore_uid: str | None = None) -> list[Interval]:
-        self._drop_expired_holds()
+        self.drop_expired_holds()
         return [
             Interval(r.start, r.end)
             for r in self.reservations.values()
@@ -159,7 +146,7 @@ class EmulatorState:
             start=query.start,
             end=query.end,
             now=self.now(),
-            busy=[] if stale else self._busy(event_type.host_id, query.reschedule_uid),
+            busy=[] if stale else self.busy(event_type.host_id, query.reschedule_uid),
             held=[] if stale else self._held(event_type.id),
         )
 
@@ -207,43 +194,6 @@ class EmulatorState:
 
     # --- bookings ----------------------------------------------------------------------------
 
-    def _check_bounds(self, event_type: EventTypeConfig, start: datetime) -> None:
-        now = self.now()
-        if start < now:
-            raise ApiError(400, "Attempting to book a meeting in the past.")
-        too_soon = start < now + minutes(event_type.minimum_booking_notice)
-        window = event_type.booking_window_days
-        if too_soon or (window is not None and start > now + timedelta(days=window)):
-            raise ApiError(400, OUT_OF_BOUNDS)
-
-    def _check_free(self, event_type: EventTypeConfig, span: Interval, ignore_uid: str | None) -> None:
-        windows = working_windows(self.schedule(event_type), span.start, span.end)
-        inside = any(w.start <= span.start and span.end <= w.end for w in windows)
-        before, after = minutes(event_type.before_buffer), minutes(event_type.after_buffer)
-        padded = Interval(span.start - before, span.end + after)
-        if not inside or any(padded.overlaps(b) for b in self._busy(event_type.host_id, ignore_uid)):
-            raise ApiError(400, SLOT_TAKEN)
-
-    def _check_reserved_slot(
-        self, event_type: EventTypeConfig, span: Interval, reserved_uid: str | None
-    ) -> None:
-        if reserved_uid is None:
-            return  # bookings without a hold id are not checked against holds (cal.com #23938)
-        self._drop_expired_holds()
-        own = self.reservations.get(reserved_uid)
-        since = own.created_at if own is not None else self.now()
-        for other in self.reservations.values():
-            same = (
-                other.event_type_id == event_type.id and other.start == span.start and other.end == span.end
-            )
-            if same and other.uid != reserved_uid and other.created_at <= since:
-                seconds = int((other.until - self.now()).total_seconds())
-                raise ApiError(
-                    409,
-                    "Someone else reserved this booking time slot before you. This time slot will be freed "
-                    f"up in {seconds} seconds.",
-                )
-
     def insert(
         self,
         event_type: EventTypeConfig,
@@ -282,114 +232,6 @@ class EmulatorState:
         self._next_id += 1
         self.bookings[booking.uid] = booking
         return booking
-
-    def _span(self, event_type: EventTypeConfig, start: datetime, length: int | None) -> Interval:
-        if length is not None:
-            if not event_type.length_options:
-                raise ApiError(
-                    400,
-                    "Can't specify 'lengthInMinutes' because event type does not have multiple possible "
-                    "lengths. Please, remove the 'lengthInMinutes' field from the request.",
-                )
-            if length not in event_type.length_options:
-                raise ApiError(
-                    400, "Provided 'lengthInMinutes' is not one of the possible lengths for the event type."
-                )
-        return Interval(start, start + minutes(length or event_type.length))
-
-    async def create(self, request: CreateBookingRequest, faults: Sequence[ActiveFault]) -> Booking:
-        """``POST /v2/bookings``."""
-        event_type = self.event_type(request.event_type_id, "Event type with id {id} not found.")
-        span = self._span(event_type, request.start, request.length_in_minutes)
-        self._check_bounds(event_type, span.start)
-        if _fault(faults, "slot_stolen"):
-            walk_in = {"name": "Walk-in", "email": "walkin@salon.example", "timeZone": "Europe/Berlin"}
-            self.insert(event_type, span, walk_in, {}, source="fault:slot_stolen")
-        if _fault(faults, "hold_expiry") and request.reserved_slot_uid in self.reservations:
-            self.reservations[request.reserved_slot_uid].until = self.now()
-        if _fault(faults, "concurrent_duplicate"):
-            self.insert(event_type, span, request.attendee, dict(request.metadata), source="fault:duplicate")
-            raise ApiError(409, "booking_conflict_error", shape="D")
-        if _fault(faults, "refuse_booking"):
-            raise ApiError(400, SLOT_TAKEN)
-        self._check_reserved_slot(event_type, span, request.reserved_slot_uid)
-        self._check_free(event_type, span, None)
-        race = _fault(faults, "race_window")
-        if race is not None:
-            await asyncio.sleep(float(race.params.get("seconds", 0.2)))
-        pending = event_type.requires_confirmation or _fault(faults, "pending") is not None
-        booking = self.insert(
-            event_type,
-            span,
-            request.attendee,
-            dict(request.metadata),
-            status="pending" if pending else "accepted",
-            responses=request.responses,
-        )
-        if request.reserved_slot_uid:
-            self.reservations.pop(request.reserved_slot_uid, None)
-        return booking
-
-    def cancel(self, uid: str, reason: str) -> Booking:
-        """``POST /v2/bookings/{uid}/cancel``."""
-        booking = self.booking(uid, "Booking with uid={uid} not found")
-        if booking.status in ("cancelled", "rejected"):
-            raise ApiError(
-                400,
-                f"Can't cancel booking with uid={uid} because it has been cancelled already. Please provide "
-                "uid of a booking that is not cancelled.",
-            )
-        if booking.end <= self.now():
-            raise ApiError(400, "Cannot cancel a booking that has already ended", shape="D")
-        booking.status = "cancelled"
-        booking.cancellation_reason = reason
-        booking.cancelled_by_email = self.users[booking.host_id].email
-        booking.idempotency_key = None
-        booking.updated_at = self.now()
-        return booking
-
-    async def reschedule(
-        self, uid: str, request: RescheduleRequest, faults: Sequence[ActiveFault]
-    ) -> Booking:
-        """``POST /v2/bookings/{uid}/reschedule``: a new booking; the old one becomes cancelled."""
-        old = self.booking(uid, "Booking with uid={uid} was not found in the database")
-        if old.status == "cancelled":
-            if old.rescheduled_to_uid:
-                new_uid = old.rescheduled_to_uid
-                raise ApiError(
-                    400,
-                    f"Can't reschedule booking with uid={uid} because it has been cancelled and rescheduled "
-                    f"already to booking with uid={new_uid}. You probably want to reschedule {new_uid} "
-                    "instead by passing it within the request URL.",
-                )
-            raise ApiError(
-                400,
-                f"Can't reschedule booking with uid={uid} because it has been cancelled. Please provide uid "
-                "of a booking that is not cancelled.",
-            )
-        event_type = self.event_types[old.event_type_id]
-        span = Interval(request.start, request.start + (old.end - old.start))
-        self._check_bounds(event_type, span.start)
-        if _fault(faults, "slot_stolen"):
-            walk_in = {"name": "Walk-in", "email": "walkin@salon.example", "timeZone": "Europe/Berlin"}
-            self.insert(event_type, span, walk_in, {}, source="fault:slot_stolen")
-        self._check_reserved_slot(event_type, span, request.reserved_slot_uid)
-        self._check_free(event_type, span, old.uid)
-        old.idempotency_key = None  # freed first so a reschedule onto an overlapping time is allowed
-        new = self.insert(
-            event_type,
-            span,
-            dict(old.attendee),
-            dict(old.metadata),
-            status="pending" if event_type.requires_confirmation else "accepted",
-            responses=dict(old.responses),
-            rescheduled_from_uid=old.uid,
-        )
-        old.status = "cancelled"
-        old.cancellation_reason = request.reason
-        old.rescheduled_to_uid = new.uid
-        old.updated_at = self.now()
-        return new
 
     # --- listing -----------------------------------------------------------------------------
 
