@@ -231,6 +231,8 @@ _BARE_WEEKDAY = re.compile(r"\b" + _WD + r"\b")
 
 def find_date(text: str, today: date) -> tuple[DateOutcome | None, str]:
     """Find the first date phrase in ``text``; return its outcome and the text without it."""
+    if not text or text.isspace():
+        return None, text
     for pattern, handler in _RULES:
         match = pattern.search(text)
         if match is None:

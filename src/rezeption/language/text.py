@@ -155,17 +155,22 @@ for _canonical in _CANONICAL:  # the canonical form is always the ae/oe/ue/ss sp
             _LOOKUP[_spelling] = _folded
 _FILLER_SPELLINGS = frozenset(s for word in _FILLERS for s in spellings(word))
 
-_FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "’": "", "'": "", "`": "", "´": ""})
-_PHRASES = (
-    (re.compile(r"\bthe day after tomorrow\b|\bday after tomorrow\b"), "uebermorgen"),
-    (re.compile(r"\bthis (morning|afternoon|evening)\b"), r"heute \1"),
-    (re.compile(r"\bam vormittag\b"), "vormittags"),
-    (re.compile(r"\btonight\b"), "heute abends"),
+_FOLD = str.maketrans(
+    {"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "’": "", "'": "", "`": "", "´": ""}
+    | dict.fromkeys(',;!?"()[]', " ")
+)
+_WORD_PHRASES = (  # (a word that must be present, the pattern, its replacement)
+    ("tomorrow", re.compile(r"\b(?:the )?day after tomorrow\b"), "uebermorgen"),
+    ("this", re.compile(r"\bthis (morning|afternoon|evening)\b"), r"heute \1"),
+    ("am vormittag", re.compile(r"\bam vormittag\b"), "vormittags"),
+    ("tonight", re.compile(r"\btonight\b"), "heute abends"),
+)
+_HAS_DIGIT = re.compile(r"\d")
+_DIGIT_PHRASES = (
     (re.compile(r"(\d)(uhr|h|pm|am)\b"), r"\1 \2"),
     (re.compile(r"\b(\d{4}-\d\d-\d\d)t(\d)"), r"\1 \2"),
     (re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)\b"), r"\1."),
     (re.compile(r"(\d)\s*:\s*(\d)"), r"\1:\2"),
-    (re.compile(r"[,;!?\"()\[\]]"), " "),
 )
 _MORNING_AFTER = frozenset({"heute", "morgen", "uebermorgen", "gestern", *WEEKDAYS})
 _TENS = frozenset({"20", "30", "40", "50"})
@@ -173,9 +178,15 @@ _TENS = frozenset({"20", "30", "40", "50"})
 
 def normalize(text: str) -> str:
     """Fold a caller's words into the canonical phrase the grammars read."""
+    if not text:
+        return ""
     folded = text.lower().translate(_FOLD)
-    for pattern, replacement in _PHRASES:
-        folded = pattern.sub(replacement, folded)
+    for keyword, pattern, replacement in _WORD_PHRASES:
+        if keyword in folded:
+            folded = pattern.sub(replacement, folded)
+    if _HAS_DIGIT.search(folded):
+        for pattern, replacement in _DIGIT_PHRASES:
+            folded = pattern.sub(replacement, folded)
     out: list[str] = []
     for token in folded.split():
         word = token.rstrip(".")

@@ -133,6 +133,8 @@ _BARE = re.compile(r"^(?P<h>\d{1,2})(?: (?P<m>\d{2}))?$")
 
 def find_clock(text: str) -> tuple[ClockSpec | None, str]:
     """Find the first clock time in ``text``; return it and the text without it."""
+    if not text or text.isspace():
+        return None, text
     for pattern, handler in _RULES:
         match = pattern.search(text)
         if match is not None:
