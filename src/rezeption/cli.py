@@ -177,3 +177,7 @@ def availability(
     except BookingError as error:
         err.print(f"[red]{error.code}:[/red] {error.message}")
         raise typer.Exit(2) from error
+
+
+if __name__ == "__main__":
+    app()

@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
+from tests.conftest import berlin
 
 from rezeption.booking.bookings import BookingRequest, Bookings
 from rezeption.domain.errors import SlotTaken
 from rezeption.store.db import Database
 from rezeption.store.tables import AppointmentRow
-from tests.conftest import berlin
 
 TUESDAY_10 = berlin(2025, 11, 4, 10, 0)
 
@@ -21,7 +21,9 @@ TUESDAY_10 = berlin(2025, 11, 4, 10, 0)
 async def count_active(database: Database) -> int:
     async with database.read() as session:
         total = await session.scalar(
-            select(func.count()).select_from(AppointmentRow).where(AppointmentRow.status.in_(["pending", "confirmed"]))
+            select(func.count())
+            .select_from(AppointmentRow)
+            .where(AppointmentRow.status.in_(["pending", "confirmed"]))
         )
     return int(total or 0)
 
@@ -58,7 +60,9 @@ async def test_twenty_callers_for_anyone_fill_each_qualified_stylist_once(
     async def attempt(i: int) -> int | None:
         try:
             result = await bookings.book(
-                BookingRequest(tenant_id=salon_id, service="kinderhaarschnitt", start=berlin(2025, 11, 5, 10, 0))
+                BookingRequest(
+                    tenant_id=salon_id, service="kinderhaarschnitt", start=berlin(2025, 11, 5, 10, 0)
+                )
             )
             return result.staff.id
         except SlotTaken:
@@ -73,16 +77,22 @@ async def test_twenty_callers_for_anyone_fill_each_qualified_stylist_once(
 async def test_back_to_back_appointments_both_succeed(bookings: Bookings, salon_id: int) -> None:
     # Bartpflege (20 min, no buffers) with Ben on Thursday: 12:00-12:20 then 12:20-12:40.
     first = await bookings.book(
-        BookingRequest(tenant_id=salon_id, service="bartpflege", start=berlin(2025, 11, 6, 12, 0), staff="ben")
+        BookingRequest(
+            tenant_id=salon_id, service="bartpflege", start=berlin(2025, 11, 6, 12, 0), staff="ben"
+        )
     )
     second = await bookings.book(
-        BookingRequest(tenant_id=salon_id, service="bartpflege", start=berlin(2025, 11, 6, 12, 20), staff="ben")
+        BookingRequest(
+            tenant_id=salon_id, service="bartpflege", start=berlin(2025, 11, 6, 12, 20), staff="ben"
+        )
     )
     assert first.appointment.ends_at == second.appointment.starts_at
     assert second.staff.name == "Ben"
 
 
-def row(salon_id: int, staff_id: int, start: datetime, minutes: int, status: str = "confirmed") -> dict[str, object]:
+def row(
+    salon_id: int, staff_id: int, start: datetime, minutes: int, status: str = "confirmed"
+) -> dict[str, object]:
     now = datetime(2025, 11, 1, tzinfo=UTC)
     end = start + timedelta(minutes=minutes)
     return {
@@ -109,23 +119,31 @@ async def test_the_database_itself_refuses_an_overlapping_row(database: Database
         await session.execute(insert(AppointmentRow).values(row(salon_id, 1, start, 60)))
     with pytest.raises(IntegrityError, match="appointments_no_overlap"):
         async with database.write() as session, session.begin():
-            await session.execute(insert(AppointmentRow).values(row(salon_id, 1, start + timedelta(minutes=30), 60)))
+            await session.execute(
+                insert(AppointmentRow).values(row(salon_id, 1, start + timedelta(minutes=30), 60))
+            )
     async with database.write() as session, session.begin():
         # touching is fine, another stylist is fine, a cancelled row claims nothing
-        await session.execute(insert(AppointmentRow).values(row(salon_id, 1, start + timedelta(minutes=60), 30)))
+        await session.execute(
+            insert(AppointmentRow).values(row(salon_id, 1, start + timedelta(minutes=60), 30))
+        )
         await session.execute(insert(AppointmentRow).values(row(salon_id, 2, start, 60)))
         await session.execute(insert(AppointmentRow).values(row(salon_id, 1, start, 60, status="cancelled")))
     assert await count_active(database) == 3
 
 
-async def test_reviving_a_cancelled_row_into_a_taken_slot_is_refused(database: Database, salon_id: int) -> None:
+async def test_reviving_a_cancelled_row_into_a_taken_slot_is_refused(
+    database: Database, salon_id: int
+) -> None:
     start = datetime(2025, 11, 4, 9, 0, tzinfo=UTC)
     async with database.write() as session, session.begin():
         await session.execute(insert(AppointmentRow).values(row(salon_id, 1, start, 60, status="cancelled")))
         await session.execute(insert(AppointmentRow).values(row(salon_id, 1, start, 60)))
     with pytest.raises(IntegrityError, match="appointments_no_overlap"):
         async with database.write() as session, session.begin():
-            cancelled = await session.scalar(select(AppointmentRow).where(AppointmentRow.status == "cancelled"))
+            cancelled = await session.scalar(
+                select(AppointmentRow).where(AppointmentRow.status == "cancelled")
+            )
             assert cancelled is not None
             cancelled.status = "pending"
             await session.flush()

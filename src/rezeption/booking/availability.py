@@ -40,11 +40,18 @@ class AvailabilityAnswer:
 
 
 async def check_claims(
-    tx: BookingTx, catalog: Catalog, service: Service, staff: Sequence[Staff], start: datetime, now: datetime
+    tx: BookingTx,
+    catalog: Catalog,
+    service: Service,
+    staff: Sequence[Staff],
+    start: datetime,
+    now: datetime,
+    *,
+    named: bool,
 ) -> StartCheck:
     """Check `start` against the salon's rules and the appointments held in our database."""
     busy = await tx.busy(catalog.tenant.id, [s.id for s in staff], block_of(service, start))
-    return check_start(catalog, service, staff, busy, start, now)
+    return check_start(catalog, service, staff, busy, start, now, named=named)
 
 
 def search_window(

@@ -10,14 +10,15 @@ go through the saga in a later step: the claim is then `pending` until the provi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from rezeption.booking.availability import AvailabilityAnswer, alternatives, check_claims
-from rezeption.booking.catalog import candidate_staff, find_service, load_catalog
+from rezeption.booking.catalog import CatalogCache, candidate_staff, find_service
 from rezeption.booking.ports import (
     BookingTx,
     CalendarProvider,
     Clock,
+    KeyAlreadyUsed,
     NewAppointment,
     SlotClaimFailed,
     UnitOfWork,
@@ -71,9 +72,10 @@ class Bookings:
         self.uow = uow
         self.provider = provider
         self.clock = clock
+        self.catalogs = CatalogCache()
 
     async def _catalog(self, tx: BookingTx, tenant_id: int, now: datetime) -> Catalog:
-        return await load_catalog(tx, tenant_id, now.date())
+        return await self.catalogs.get(tx, tenant_id, now.date())
 
     async def availability(
         self, *, tenant_id: int, service: str | int, start: datetime, staff: str | int | None = None
@@ -85,7 +87,7 @@ class Bookings:
             catalog = await self._catalog(tx, tenant_id, now)
             chosen = find_service(catalog, service)
             members = candidate_staff(catalog, chosen, staff)
-            check = await check_claims(tx, catalog, chosen, members, start, now)
+            check = await check_claims(tx, catalog, chosen, members, start, now, named=_named(staff))
         near = () if check.free else await alternatives(self.provider, catalog, chosen, members, start, now)
         return AvailabilityAnswer(requested=start, service=chosen, check=check, alternatives=near)
 
@@ -117,6 +119,21 @@ class Bookings:
 
     async def book(self, request: BookingRequest) -> BookingResult:
         """Book `request`, or replay the booking made earlier under the same idempotency key."""
+        try:
+            return await self._book(request)
+        except KeyAlreadyUsed:
+            # A concurrent duplicate committed first: answer exactly what it answered.
+            start, now = _aware(request.start), self.clock.now()
+            async with self.uow.reading() as tx:
+                catalog = await self._catalog(tx, request.tenant_id, now)
+                service = find_service(catalog, request.service)
+                members = candidate_staff(catalog, service, request.staff)
+                earlier = await tx.appointment_by_key(request.idempotency_key or "")
+            if earlier is None:
+                raise
+            return _replay(catalog, earlier, service, start, members, request.idempotency_key or "")
+
+    async def _book(self, request: BookingRequest) -> BookingResult:
         start = _aware(request.start)
         now = self.clock.now()
         async with self.uow.writing() as tx:
@@ -127,7 +144,7 @@ class Bookings:
                 earlier = await tx.appointment_by_key(request.idempotency_key)
                 if earlier is not None:
                     return _replay(catalog, earlier, service, start, members, request.idempotency_key)
-            check = await check_claims(tx, catalog, service, members, start, now)
+            check = await check_claims(tx, catalog, service, members, start, now, named=_named(request.staff))
             booked = (
                 await self._claim(tx, catalog, service, check, request, start, now) if check.free else None
             )
@@ -260,7 +277,7 @@ class Bookings:
             if start == old.starts_at and (staff is None or members[0].id == old.staff_id):
                 raise InvalidRequest("Das ist bereits die Uhrzeit Ihres Termins.", code="unchanged")
             released = await tx.set_status(old, AppointmentStatus.CANCELLED, at=now)
-            check = await check_claims(tx, catalog, service, members, start, now)
+            check = await check_claims(tx, catalog, service, members, start, now, named=_named(staff))
             request = BookingRequest(
                 tenant_id=tenant_id,
                 service=service.id,
@@ -317,9 +334,13 @@ class Bookings:
         return None
 
 
+def _named(staff: str | int | None) -> bool:
+    return staff is not None and staff != ""
+
+
 def _aware(start: datetime) -> datetime:
     try:
-        return require_aware(start)
+        return require_aware(start).astimezone(UTC)
     except ValueError as error:
         raise InvalidRequest("Die Uhrzeit konnte ich nicht eindeutig zuordnen.", code="naive_time") from error
 

@@ -34,6 +34,27 @@ async def load_catalog(tx: BookingTx, tenant_id: int, today: date) -> Catalog:
     )
 
 
+class CatalogCache:
+    """Catalogs kept in memory, checked against the salon's catalog version (one cheap query).
+
+    Every change to a salon's services, staff, hours or absences goes through a salon-file load,
+    which bumps the version, so each process reloads on its next request.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[int, int, Catalog]] = {}
+
+    async def get(self, tx: BookingTx, tenant_id: int, today: date) -> Catalog:
+        """The salon's current catalog."""
+        version = await tx.catalog_version(tenant_id)
+        entry = self._entries.get(tenant_id)
+        if entry is not None and entry[0] == version and entry[1] == today.year:
+            return entry[2]
+        catalog = await load_catalog(tx, tenant_id, today)
+        self._entries[tenant_id] = (version, today.year, catalog)
+        return catalog
+
+
 def _fold(text: str) -> str:
     text = " ".join(text.casefold().split())
     for umlaut, plain in (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss")):

@@ -21,6 +21,7 @@ __all__ = [
     "CalendarProvider",
     "Clock",
     "ExternalBooking",
+    "KeyAlreadyUsed",
     "NewAppointment",
     "SlotClaimFailed",
     "UnitOfWork",
@@ -29,6 +30,10 @@ __all__ = [
 
 class SlotClaimFailed(Exception):
     """The database refused the claim: another active appointment overlaps this stylist's block."""
+
+
+class KeyAlreadyUsed(Exception):
+    """A concurrent request committed an appointment under the same idempotency key first."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,10 @@ class BookingTx(Protocol):
 
     async def load_catalog(self, tenant_id: int) -> Catalog: ...
 
+    async def catalog_version(self, tenant_id: int) -> int:
+        """Bumped whenever the salon's catalog changes; UnknownTenant if there is no such salon."""
+        ...
+
     async def tenant_id_by_slug(self, slug: str) -> int | None: ...
 
     async def busy(
@@ -71,7 +80,7 @@ class BookingTx(Protocol):
     async def appointment_by_key(self, idempotency_key: str) -> Appointment | None: ...
 
     async def insert_appointment(self, new: NewAppointment, *, at: datetime) -> Appointment:
-        """Insert, raising SlotClaimFailed when the database refuses an overlap."""
+        """Insert; SlotClaimFailed on an overlap, KeyAlreadyUsed on a duplicate idempotency key."""
         ...
 
     async def set_status(

@@ -126,7 +126,9 @@ class SlotTaken(BookingError):
 
     code = "slot_taken"
 
-    def __init__(self, message: str = "Dieser Termin ist leider schon vergeben.", **details: Any) -> None:
+    def __init__(
+        self, message: str = "Zu dieser Uhrzeit ist leider schon alles vergeben.", **details: Any
+    ) -> None:
         super().__init__(message, **details)
 
 

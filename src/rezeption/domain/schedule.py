@@ -11,6 +11,7 @@ not exist (spring forward) map forward, repeated ones (fall back) take their fir
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -79,6 +80,19 @@ def blocked_intervals(
     return merge(spans)
 
 
+class BusyIndex:
+    """One stylist's bookings, merged and sorted once, so each day's slice is a binary search."""
+
+    def __init__(self, busy: Iterable[Interval]) -> None:
+        self.spans = merge(busy)
+        self.starts = [s.start for s in self.spans]
+        self.ends = [s.end for s in self.spans]
+
+    def touching(self, window: Interval) -> list[Interval]:
+        """The spans that overlap `window`."""
+        return self.spans[bisect_right(self.ends, window.start) : bisect_left(self.starts, window.end)]
+
+
 def block_of(service: Service, start: datetime) -> Interval:
     """The span a booking of `service` at `start` keeps its stylist busy, buffers included."""
     return Interval(start - service.buffer_before, start + service.duration + service.buffer_after)
@@ -111,11 +125,12 @@ def free_slots(
 ) -> list[Slot]:
     """All free grid starts in `window` for `service` with any of `staff`, ordered by start then staff."""
     zone, grid = catalog.tenant.zone, catalog.tenant.policy.slot_grid
+    indexes = {member.id: BusyIndex(busy.get(member.id, ())) for member in staff}
     slots: list[Slot] = []
     for day in local_days(window, zone):
         for member in staff:
             for work in working_intervals(catalog, member, day):
-                blocked = blocked_intervals(catalog, member, day, busy.get(member.id, ()), work)
+                blocked = blocked_intervals(catalog, member, day, indexes[member.id].touching(work), work)
                 slots.extend(_free_in(service, member.id, work, blocked, window, grid, zone))
     slots.sort(key=lambda s: (s.start, s.staff_id))
     return slots
@@ -130,18 +145,20 @@ def _free_in(
     grid: timedelta,
     zone: ZoneInfo,
 ) -> Iterator[Slot]:
-    start = ceil_to_grid(max(work.start + service.buffer_before, window.start), grid, zone)
-    i = 0
+    before, duration = service.buffer_before, service.duration
+    tail = duration + service.buffer_after
+    start = ceil_to_grid(max(work.start + before, window.start), grid, zone)
+    i, n = 0, len(blocked)
     while start < window.end:
-        block = block_of(service, start)
-        if block.end > work.end:
+        block_start, block_end = start - before, start + tail
+        if block_end > work.end:
             return
-        while i < len(blocked) and blocked[i].end <= block.start:
+        while i < n and blocked[i].end <= block_start:
             i += 1
-        if i < len(blocked) and blocked[i].start < block.end:
-            start = ceil_to_grid(max(blocked[i].end + service.buffer_before, start + grid), grid, zone)
+        if i < n and blocked[i].start < block_end:
+            start = ceil_to_grid(max(blocked[i].end + before, start + grid), grid, zone)
             continue
-        yield Slot(start, start + service.duration, staff_id)
+        yield Slot(start, start + duration, staff_id)
         start += grid
 
 
@@ -165,8 +182,14 @@ def check_start(
     busy: Mapping[int, Sequence[Interval]],
     start: datetime,
     now: datetime,
+    *,
+    named: bool = False,
 ) -> StartCheck:
-    """Decide whether `start` is bookable now; reasons are NotBookable codes or `slot_taken`."""
+    """Decide whether `start` is bookable now; reasons are NotBookable codes or `slot_taken`.
+
+    With `named` (the caller asked for one stylist) the stylist's own reason is given (absent, not
+    working); for "anyone" a start nobody can take is simply taken.
+    """
     policy, zone = catalog.tenant.policy, catalog.tenant.zone
     core = Interval(start, start + service.duration)
     block = block_of(service, start)
@@ -194,7 +217,7 @@ def check_start(
             reasons.append(reason)
     if free:
         return StartCheck(tuple(free), None)
-    if len(staff) == 1 and reasons:
+    if named and len(reasons) == 1:
         return StartCheck((), reasons[0])
     return StartCheck((), "slot_taken")
 

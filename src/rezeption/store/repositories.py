@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from rezeption.booking.ports import NewAppointment, SlotClaimFailed
+from rezeption.booking.ports import KeyAlreadyUsed, NewAppointment, SlotClaimFailed
 from rezeption.domain.errors import UnknownTenant
 from rezeption.domain.model import ACTIVE_STATUSES, Appointment, AppointmentStatus, Catalog, Interval
 from rezeption.store.mapping import appointment_from_row, service_from_row, staff_from_row, tenant_from_row
@@ -84,6 +84,15 @@ class SqlBookingTx:
             staff=tuple(staff_from_row(r, absences[r.id]) for r in staff_rows),
         )
 
+    async def catalog_version(self, tenant_id: int) -> int:
+        """The salon's catalog version (bumped by every salon-file load); UnknownTenant if none."""
+        version = await self.session.scalar(
+            select(TenantRow.catalog_version).where(TenantRow.id == tenant_id)
+        )
+        if version is None:
+            raise UnknownTenant(str(tenant_id))
+        return int(version)
+
     async def tenant_id_by_slug(self, slug: str) -> int | None:
         """The id of the salon with this slug."""
         return (await self.session.scalars(select(TenantRow.id).where(TenantRow.slug == slug))).first()
@@ -125,7 +134,7 @@ class SqlBookingTx:
         return appointment_from_row(row) if row else None
 
     async def insert_appointment(self, new: NewAppointment, *, at: datetime) -> Appointment:
-        """Insert the appointment inside a savepoint; an overlap raises SlotClaimFailed."""
+        """Insert inside a savepoint; SlotClaimFailed on overlap, KeyAlreadyUsed on a duplicate key."""
         values = asdict(new)
         values["status"] = new.status.value
         row = AppointmentRow(**values, version=1, created_at=at, updated_at=at)
@@ -136,6 +145,8 @@ class SqlBookingTx:
         except IntegrityError as error:
             if is_overlap_violation(error):
                 raise SlotClaimFailed(str(new.staff_id)) from error
+            if "idempotency_key" in str(error.orig):
+                raise KeyAlreadyUsed() from error
             raise
         return appointment_from_row(row)
 

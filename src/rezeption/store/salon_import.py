@@ -54,7 +54,7 @@ async def import_salon(database: Database, salon: SalonFile, *, now: datetime) -
         tenant = (await session.scalars(select(TenantRow).where(TenantRow.slug == salon.slug))).first()
         created = tenant is None
         if tenant is None:
-            tenant = TenantRow(slug=salon.slug, created_at=now)
+            tenant = TenantRow(slug=salon.slug, created_at=now, catalog_version=0)
             session.add(tenant)
         tenant.name = salon.name
         tenant.timezone = salon.timezone
@@ -64,6 +64,7 @@ async def import_salon(database: Database, salon: SalonFile, *, now: datetime) -
         tenant.calendar_provider = salon.calendar.provider
         tenant.calendar_settings = salon.calendar.settings
         tenant.updated_at = now
+        tenant.catalog_version += 1  # tells every process's catalog cache to reload
         await session.flush()
         await _routes(session, tenant.id, salon)
         staff_ids = await _staff(session, tenant.id, salon)

@@ -90,6 +90,7 @@ def upgrade() -> None:
         sa.Column("settings", JSON_DOC, nullable=False),
         sa.Column("calendar_provider", sa.String(length=32), nullable=False),
         sa.Column("calendar_settings", JSON_DOC, nullable=False),
+        sa.Column("catalog_version", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tenants")),
