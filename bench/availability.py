@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rezeption.booking.bookings import BookingRequest, Bookings  # noqa: E402
-from rezeption.calendars.local import LocalCalendar  # noqa: E402
+from rezeption.calendars.directory import CalendarDirectory  # noqa: E402
 from rezeption.domain.clock import FixedClock  # noqa: E402
 from rezeption.domain.errors import BookingError  # noqa: E402
 from rezeption.store import migrate  # noqa: E402
@@ -127,7 +127,7 @@ async def run_backend(url: str, queries: int) -> dict[str, Any]:
     try:
         report = await import_salon(database, parse_salon(salon_text()), now=clock.now())
         uow = SqlUnitOfWork(database)
-        bookings = Bookings(uow=uow, provider=LocalCalendar(uow), clock=clock)
+        bookings = Bookings(uow=uow, calendars=CalendarDirectory(uow), clock=clock)
         async with uow.reading() as tx:
             catalog = await tx.load_catalog(report.tenant_id)
         staff_ids = [s.id for s in catalog.staff]

@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from rezeption.booking.bookings import Bookings
-from rezeption.calendars.local import LocalCalendar
+from rezeption.calendars.directory import CalendarDirectory
 from rezeption.domain.clock import FixedClock
 from rezeption.store import migrate
 from rezeption.store.db import Database
@@ -164,4 +164,4 @@ async def salon_id(database: Database, clock: FixedClock) -> int:
 def bookings(database: Database, clock: FixedClock) -> Bookings:
     """The booking use cases on the embedded calendar."""
     uow = SqlUnitOfWork(database)
-    return Bookings(uow=uow, provider=LocalCalendar(uow), clock=clock)
+    return Bookings(uow=uow, calendars=CalendarDirectory(uow), clock=clock)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rezeption.booking.bookings import Bookings
-from rezeption.calendars.local import LocalCalendar
+from rezeption.calendars.directory import CalendarDirectory
 from rezeption.domain.clock import Clock, SystemClock
 from rezeption.settings import Settings
 from rezeption.store.db import Database
@@ -32,5 +32,5 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
     database = Database.from_url(settings.database_url, pool_size=settings.db_pool_size)
     uow = SqlUnitOfWork(database)
-    bookings = Bookings(uow=uow, provider=LocalCalendar(uow), clock=clock)
+    bookings = Bookings(uow=uow, calendars=CalendarDirectory(uow), clock=clock)
     return Services(settings=settings, database=database, uow=uow, bookings=bookings, clock=clock)

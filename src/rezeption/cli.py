@@ -62,6 +62,36 @@ def serve(
     )
 
 
+@app.command()
+def parse(
+    date_words: Annotated[str, typer.Argument(help='The date as said, e.g. "übermorgen".')],
+    time_words: Annotated[str, typer.Argument(help='The time as said, e.g. "halb drei".')] = "",
+    now: Annotated[str | None, typer.Option("--now", help="Reference time, ISO with offset.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Resolve a caller's date and time words the way the receptionist does."""
+    from rezeption.language.cli import parse_command
+
+    try:
+        typer.echo(parse_command(date_words, time_words, now, as_json, now=SystemClock().now()))
+    except ValueError as error:
+        err.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from error
+
+
+@app.command("calcom-emulator")
+def calcom_emulator(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8765,
+    host: Annotated[str, typer.Option(help="Bind address (keep it on loopback).")] = "127.0.0.1",
+    config: Annotated[Path | None, typer.Option(help="Emulator config (YAML).")] = None,
+) -> None:
+    """Run the local Cal.com API v2 emulator (for tests, demos and trying the Cal.com path)."""
+    from rezeption.emulators.calcom import run_emulator
+
+    console.print(f"Cal.com emulator on http://{host}:{port}/v2  (admin: /_emulator/state)")
+    run_emulator(host, port, str(config) if config else None)
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Migrate the database up (to the newest schema by default)."""

@@ -16,7 +16,7 @@ from rezeption.booking.availability import AvailabilityAnswer, alternatives, che
 from rezeption.booking.catalog import CatalogCache, candidate_staff, find_service
 from rezeption.booking.ports import (
     BookingTx,
-    CalendarProvider,
+    CalendarDirectory,
     Clock,
     KeyAlreadyUsed,
     NewAppointment,
@@ -68,9 +68,9 @@ class BookingRequest:
 class Bookings:
     """The use cases over a unit of work, a calendar provider and a clock."""
 
-    def __init__(self, *, uow: UnitOfWork, provider: CalendarProvider, clock: Clock) -> None:
+    def __init__(self, *, uow: UnitOfWork, calendars: CalendarDirectory, clock: Clock) -> None:
         self.uow = uow
-        self.provider = provider
+        self.calendars = calendars
         self.clock = clock
         self.catalogs = CatalogCache()
 
@@ -88,7 +88,11 @@ class Bookings:
             chosen = find_service(catalog, service)
             members = candidate_staff(catalog, chosen, staff)
             check = await check_claims(tx, catalog, chosen, members, start, now, named=_named(staff))
-        near = () if check.free else await alternatives(self.provider, catalog, chosen, members, start, now)
+        near = (
+            ()
+            if check.free
+            else await alternatives(self.calendars.for_tenant(catalog), catalog, chosen, members, start, now)
+        )
         return AvailabilityAnswer(requested=start, service=chosen, check=check, alternatives=near)
 
     async def free_slots(
@@ -115,7 +119,13 @@ class Bookings:
         end = datetime.combine(last, time(0), tzinfo=zone)
         if end <= start:
             return catalog, chosen, []
-        return catalog, chosen, await self.provider.free_slots(catalog, chosen, members, Interval(start, end))
+        return (
+            catalog,
+            chosen,
+            await self.calendars.for_tenant(catalog).free_slots(
+                catalog, chosen, members, Interval(start, end)
+            ),
+        )
 
     async def book(self, request: BookingRequest) -> BookingResult:
         """Book `request`, or replay the booking made earlier under the same idempotency key."""
@@ -167,7 +177,8 @@ class Bookings:
             catalog.tenant.id, name=request.customer_name, phone_e164=request.phone_e164, at=now
         )
         block = block_of(service, start)
-        status = AppointmentStatus.PENDING if self.provider.external else AppointmentStatus.CONFIRMED
+        provider = self.calendars.for_tenant(catalog)
+        status = AppointmentStatus.PENDING if provider.external else AppointmentStatus.CONFIRMED
         for staff_id in check.free_staff_ids:
             new = NewAppointment(
                 tenant_id=catalog.tenant.id,
@@ -180,7 +191,7 @@ class Bookings:
                 block_ends_at=block.end,
                 status=status,
                 source=request.source,
-                provider=self.provider.name,
+                provider=provider.name,
                 call_id=request.call_id,
                 idempotency_key=request.idempotency_key,
                 spoken_name=request.customer_name,
@@ -204,7 +215,7 @@ class Bookings:
         now: datetime,
         check: StartCheck,
     ) -> BookingError:
-        near = await alternatives(self.provider, catalog, service, members, start, now)
+        near = await alternatives(self.calendars.for_tenant(catalog), catalog, service, members, start, now)
         reason = check.reason or "slot_taken"
         if reason == "slot_taken":
             return SlotTaken(alternatives=list(near))
@@ -233,7 +244,7 @@ class Bookings:
                     return BookingResult(appointment, service, staff, replayed=True)
                 raise AppointmentNotActive(appointment.status.value)
             _ensure_changeable(catalog, appointment, now)
-            await self.provider.cancel(catalog, appointment)
+            await self.calendars.for_tenant(catalog).cancel(catalog, appointment)
             cancelled = await tx.set_status(appointment, AppointmentStatus.CANCELLED, at=now)
             await tx.add_event(
                 cancelled, "cancelled", at=now, idempotency_key=idempotency_key, data={"source": source}
@@ -317,7 +328,7 @@ class Bookings:
                 block_ends_at=block.end,
                 status=AppointmentStatus.CONFIRMED,
                 source=request.source,
-                provider=self.provider.name,
+                provider=self.calendars.for_tenant(catalog).name,
                 call_id=request.call_id,
                 idempotency_key=request.idempotency_key,
                 spoken_name=old.spoken_name,

@@ -18,6 +18,7 @@ from rezeption.domain.model import Appointment, AppointmentStatus, Catalog, Inte
 
 __all__ = [
     "BookingTx",
+    "CalendarDirectory",
     "CalendarProvider",
     "Clock",
     "ExternalBooking",
@@ -143,3 +144,9 @@ class CalendarProvider(Protocol):
     async def create(self, catalog: Catalog, appointment: Appointment) -> ExternalBooking: ...
 
     async def cancel(self, catalog: Catalog, appointment: Appointment) -> None: ...
+
+
+class CalendarDirectory(Protocol):
+    """Which calendar a salon's bookings live in (its salon file says: local or calcom)."""
+
+    def for_tenant(self, catalog: Catalog) -> CalendarProvider: ...

@@ -273,3 +273,21 @@ class FeatureFlagRow(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     enabled: Mapped[bool] = mapped_column(Boolean)
     updated_at: Mapped[datetime]
+
+
+class IdempotencyRecordRow(Base):
+    """A write request's key and its stored reply: retries and concurrent duplicates get the first answer."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (
+        CheckConstraint("state IN ('running', 'done')", name="state"),
+        Index("ix_idempotency_records_expires_at", "expires_at"),
+    )
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    scope: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    reply: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+    locked_until: Mapped[datetime]
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
