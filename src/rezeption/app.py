@@ -1,6 +1,6 @@
 """The web application: FastAPI app factory with health and readiness probes.
 
-The Retell adapter's routes are mounted here by their own module; this file only composes.
+The Retell adapter's routes come from `rezeption.retell.routes`; this file only composes.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from fastapi.responses import JSONResponse
 
 from rezeption.bootstrap import Services, build
 from rezeption.domain.clock import Clock
+from rezeption.retell.functions import FunctionRunner
+from rezeption.retell.routes import build_router
 from rezeption.settings import Settings
 from rezeption.store.migrate import current_revision, head_revision
 
@@ -25,12 +27,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = build(settings, clock=clock)
         app.state.services = services
+        app.state.retell_runner = FunctionRunner(
+            database=services.database, bookings=services.bookings, clock=services.clock
+        )
         try:
             yield
         finally:
             await services.close()
 
     app = FastAPI(title="rezeption", version="0.1.0", lifespan=lifespan)
+    app.include_router(build_router())
 
     @app.get("/health", tags=["ops"])
     async def health() -> dict[str, str]:

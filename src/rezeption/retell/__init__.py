@@ -1,1 +1,1 @@
-"""rezeption.retell."""
+"""The Retell AI adapter: signed webhooks, the booking functions, call memory and call_inbound context."""

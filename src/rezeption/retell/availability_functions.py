@@ -1,0 +1,176 @@
+"""check_availability and book_appointment: the caller's words in, a short German answer out."""
+
+from __future__ import annotations
+
+from datetime import date, time
+
+from rezeption.booking.bookings import BookingRequest, BookingResult
+from rezeption.domain.errors import NOT_BOOKABLE_MESSAGES
+from rezeption.domain.model import AppointmentStatus, Slot
+from rezeption.language import normalize_phone, speak_time
+from rezeption.language.speech import speak_date, speak_day
+from rezeption.retell.context import CallContext
+from rezeption.retell.replies import (
+    Reply,
+    capitalized,
+    offer_sentence,
+    reply,
+    slot_facts,
+    speak_slots,
+    spoken_day,
+)
+from rezeption.retell.tools import BookAppointmentArgs, CheckAvailabilityArgs
+from rezeption.retell.understanding import (
+    Clarify,
+    Moment,
+    instant,
+    resolve_moment,
+    resolve_service,
+    resolve_staff,
+)
+
+
+def spoken_appointment(day: date, at: time, today: date) -> str:
+    """Weekday, date and time, always all three: "morgen, am Freitag, dem 7. November, um 9 Uhr"."""
+    relative = speak_date(day, today)
+    full = f"am {speak_day(day, today)}, um {speak_time(at)}"
+    return full if relative.startswith("am ") else f"{relative}, {full}"
+
+
+async def check_availability(ctx: CallContext, args: CheckAvailabilityArgs) -> Reply:
+    """Is the requested time free? Otherwise the nearest alternatives; without a time, the day's options."""
+    service = resolve_service(ctx, args.dienstleistung)
+    staff = resolve_staff(ctx.catalog, args.mitarbeiter)
+    moment = resolve_moment(ctx, args.datum, args.uhrzeit, args.wochentag)
+    staff_ref = staff.id if staff else None
+    if moment.at is None:
+        return await _day_options(ctx, service.id, staff_ref, moment)
+    answer = await ctx.bookings.availability(
+        tenant_id=ctx.tenant_id,
+        service=service.id,
+        start=instant(ctx, moment.day, moment.at),
+        staff=staff_ref,
+    )
+    facts = {
+        "datum": moment.day.isoformat(),
+        "uhrzeit": moment.at.strftime("%H:%M"),
+        "dienstleistung": service.name,
+    }
+    if answer.free:
+        with_whom = f" bei {staff.name}" if staff else ""
+        when = capitalized(spoken_appointment(moment.day, moment.at, ctx.today))
+        message = f"{when} ist{with_whom} noch frei. Soll ich den Termin für Sie buchen?"
+        return reply(True, message, frei=True, **facts)
+    if answer.reason == "slot_taken":
+        refused = f"Um {speak_time(moment.at)} ist leider schon belegt."
+    else:
+        refused = NOT_BOOKABLE_MESSAGES.get(answer.reason or "", "Dieser Termin ist leider nicht möglich.")
+    offer = offer_sentence(ctx.catalog, answer.alternatives, ctx.today, moment.day)
+    return reply(
+        False,
+        f"{refused} {offer}".strip(),
+        answer.reason,
+        frei=False,
+        alternativen=[slot_facts(ctx.catalog, s) for s in answer.alternatives],
+        **facts,
+    )
+
+
+async def _day_options(ctx: CallContext, service_id: int, staff_ref: int | None, moment: Moment) -> Reply:
+    _, _, slots = await ctx.bookings.free_slots(
+        tenant_id=ctx.tenant_id, service=service_id, first_day=moment.day, days=1, staff=staff_ref
+    )
+    zone = ctx.catalog.tenant.zone
+    if moment.window is not None:
+        start, end = moment.window
+        slots = [s for s in slots if start <= s.start.astimezone(zone).time() < end]
+    picks = _spread(slots, 3)
+    day = spoken_day(moment.day, ctx.today)
+    if not picks:
+        return reply(False, f"{day} ist leider nichts mehr frei. Darf es ein anderer Tag sein?", "day_full")
+    offered = speak_slots(ctx.catalog, picks, ctx.today, moment.day)
+    return reply(
+        True,
+        f"{day}{',' if day.startswith('Am ') else ''} hätte ich {offered} frei. Welche Uhrzeit passt Ihnen?",
+        frei=True,
+        optionen=[slot_facts(ctx.catalog, s) for s in picks],
+    )
+
+
+def _spread(slots: list[Slot], limit: int) -> list[Slot]:
+    """Up to `limit` distinct starts spread over the day (first, middle, last), in order."""
+    unique: dict[object, Slot] = {}
+    for slot in slots:
+        unique.setdefault(slot.start, slot)
+    starts = list(unique.values())
+    if len(starts) <= limit:
+        return starts
+    step = (len(starts) - 1) / (limit - 1)
+    return [starts[round(i * step)] for i in range(limit)]
+
+
+async def book_appointment(ctx: CallContext, args: BookAppointmentArgs) -> Reply:
+    """Book once name, service, day and time are known; say "gebucht" only when it is confirmed."""
+    name = args.name or ctx.memory.get("name")
+    if not name:
+        raise Clarify("missing_name", "Auf welchen Namen darf ich den Termin eintragen?")
+    ctx.learn(name=name)
+    phone = ctx.caller_number
+    if args.telefon:
+        phone = normalize_phone(args.telefon)
+        if phone is None:
+            raise Clarify(
+                "invalid_phone",
+                "Die Telefonnummer habe ich nicht richtig verstanden. Können Sie sie bitte wiederholen?",
+            )
+        ctx.learn(phone=phone)
+    service = resolve_service(ctx, args.dienstleistung)
+    staff = resolve_staff(ctx.catalog, args.mitarbeiter)
+    moment = resolve_moment(ctx, args.datum, args.uhrzeit, args.wochentag)
+    if moment.at is None:
+        raise Clarify("missing_time", "Um welche Uhrzeit möchten Sie kommen?")
+    result = await ctx.bookings.book(
+        BookingRequest(
+            tenant_id=ctx.tenant_id,
+            service=service.id,
+            start=instant(ctx, moment.day, moment.at),
+            staff=staff.id if staff else None,
+            customer_name=name,
+            phone_e164=phone,
+            call_id=ctx.call_id,
+            source="phone",
+            idempotency_key=ctx.idempotency_key,
+        )
+    )
+    return booked_reply(ctx, result, name)
+
+
+def booked_reply(ctx: CallContext, result: BookingResult, name: str) -> Reply:
+    """ "Ich habe Ihren Termin gebucht: ..." with weekday, date, time, service, stylist and name."""
+    appointment = result.appointment
+    local = appointment.starts_at.astimezone(ctx.catalog.tenant.zone)
+    booked = list(ctx.memory.get("booked", []))
+    if appointment.id not in booked:
+        booked.append(appointment.id)
+    ctx.learn(booked=booked)
+    when = spoken_appointment(local.date(), local.time(), ctx.today)
+    facts = {
+        "datum": local.date().isoformat(),
+        "uhrzeit": local.strftime("%H:%M"),
+        "dienstleistung": result.service.name,
+        "mitarbeiter": result.staff.name,
+        "name": name,
+    }
+    if appointment.status is not AppointmentStatus.CONFIRMED:
+        return reply(
+            False,
+            "Ihr Termin ist vorgemerkt, aber noch nicht bestätigt. Wir melden uns bei Ihnen.",
+            "pending",
+            gebucht=False,
+            **facts,
+        )
+    message = (
+        f"Ich habe Ihren Termin gebucht: {result.service.name} {when} bei {result.staff.name}, "
+        f"auf den Namen {name}."
+    )
+    return reply(True, message, gebucht=True, **facts)

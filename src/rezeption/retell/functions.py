@@ -1,0 +1,184 @@
+"""Running one function call: validate, find the salon and the call, resolve, reply — idempotently.
+
+Write functions (book, cancel, reschedule) run at most once per key = call id + function +
+canonical arguments: a retry or a concurrent duplicate waits for the first and gets its reply.
+Every domain outcome is an HTTP 200 reply the agent can speak; only an unknown function is a 404.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from rezeption.booking.bookings import Bookings
+from rezeption.domain.clock import Clock
+from rezeption.domain.errors import BookingError
+from rezeption.language import normalize_phone
+from rezeption.retell.appointment_functions import (
+    cancel_appointment,
+    find_appointments,
+    reschedule_appointment,
+)
+from rezeption.retell.availability_functions import book_appointment, check_availability
+from rezeption.retell.context import CallContext
+from rezeption.retell.replies import Reply, refusal, reply
+from rezeption.retell.salon_functions import get_opening_hours, list_services
+from rezeption.retell.tools import TOOLS, Arguments
+from rezeption.retell.understanding import Clarify
+from rezeption.store import calls
+from rezeption.store.db import Database
+from rezeption.store.idempotency import IdempotencyStore
+
+log = structlog.get_logger("rezeption.retell")
+
+Handler = Callable[[CallContext, Any], Awaitable[Reply]]
+HANDLERS: dict[str, tuple[Handler, bool]] = {
+    "list_services": (list_services, False),
+    "get_opening_hours": (get_opening_hours, False),
+    "check_availability": (check_availability, False),
+    "book_appointment": (book_appointment, True),
+    "find_appointments": (find_appointments, False),
+    "cancel_appointment": (cancel_appointment, True),
+    "reschedule_appointment": (reschedule_appointment, True),
+}
+TRANSIENT = frozenset({"internal_error", "calendar_unavailable", "busy"})
+SORRY = (
+    "Entschuldigung, da ist bei mir gerade etwas schiefgelaufen. "
+    "Einen Moment bitte, ich versuche es gleich noch einmal."
+)
+
+
+@dataclass(frozen=True)
+class CallRef:
+    """Who is calling whom, as the envelope (or the X-Call-Id header) says."""
+
+    call_id: str
+    agent_id: str | None = None
+    from_number: str | None = None
+    to_number: str | None = None
+    full: bool = True  # False when only the call id is known (args_at_root bodies)
+
+
+@dataclass
+class Outcome:
+    """The HTTP status and reply, plus what to trace after the reply is sent."""
+
+    status: int
+    reply: Reply
+    tenant_id: int | None = None
+    args: dict[str, Any] = field(default_factory=dict)
+    replayed: bool = False
+
+
+def idempotency_key(call_id: str, name: str, args: dict[str, Any]) -> str:
+    """sha256 of call id, function and the canonical (validated, sorted) arguments."""
+    canonical = json.dumps(args, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(f"{call_id}\x1f{name}\x1f{canonical}".encode()).hexdigest()
+
+
+class FunctionRunner:
+    """Runs the agent's function calls against the booking use cases."""
+
+    def __init__(self, *, database: Database, bookings: Bookings, clock: Clock) -> None:
+        self.database = database
+        self.bookings = bookings
+        self.clock = clock
+        self.idempotency = IdempotencyStore(database, clock)
+
+    async def run(self, name: str, ref: CallRef, raw_args: dict[str, Any]) -> Outcome:
+        """One function call, start to reply."""
+        entry = HANDLERS.get(name)
+        if entry is None:
+            return Outcome(404, reply(False, "Diese Funktion gibt es bei uns nicht.", "unknown_function"))
+        handler, writes = entry
+        tenant_id = await self._tenant(ref)
+        if tenant_id is None:
+            log.warning("retell.refused", function=name, call_id=ref.call_id, reason="unknown_call_or_tenant")
+            message = "Entschuldigung, diesen Anruf kann ich gerade keinem Salon zuordnen."
+            return Outcome(200, reply(False, message, "unknown_call"))
+        try:
+            args = TOOLS[name].model_validate(raw_args)
+        except ValidationError as error:
+            problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()]
+            message = (
+                "Entschuldigung, das habe ich nicht richtig verstanden. Können Sie das bitte wiederholen?"
+            )
+            return Outcome(200, reply(False, message, "invalid_arguments", fehler=problems), tenant_id)
+        canonical = args.model_dump(exclude_none=True)
+        if not writes:
+            return Outcome(
+                200, await self._call(handler, name, ref, tenant_id, args, None), tenant_id, canonical
+            )
+        key = idempotency_key(ref.call_id, name, canonical)
+        claim = await self.idempotency.wait(key, scope=name, tenant_id=tenant_id)
+        if not claim.owned:
+            if claim.reply is None:
+                message = "Einen Moment bitte, ich bin noch mit Ihrer vorigen Anfrage beschäftigt."
+                return Outcome(200, reply(False, message, "busy"), tenant_id, canonical)
+            return Outcome(200, claim.reply, tenant_id, canonical, replayed=True)
+        try:
+            answer = await self._call(handler, name, ref, tenant_id, args, f"retell:{key}")
+        except BaseException:
+            await self.idempotency.release(key)
+            raise
+        if answer.get("reason") in TRANSIENT:
+            await self.idempotency.release(key)
+        else:
+            await self.idempotency.finish(key, answer)
+        return Outcome(200, answer, tenant_id, canonical)
+
+    async def _tenant(self, ref: CallRef) -> int | None:
+        known = await calls.get_call(self.database, ref.call_id)
+        if known is not None and known.tenant_id is not None:
+            return known.tenant_id
+        if not ref.full:
+            return None
+        tenant_id = await calls.tenant_for(self.database, agent_id=ref.agent_id, to_number=ref.to_number)
+        if tenant_id is not None:
+            await calls.ensure_call(
+                self.database,
+                ref.call_id,
+                tenant_id=tenant_id,
+                at=self.clock.now(),
+                agent_id=ref.agent_id,
+                from_number=normalize_phone(ref.from_number),
+                to_number=ref.to_number,
+            )
+        return tenant_id
+
+    async def _call(
+        self, handler: Handler, name: str, ref: CallRef, tenant_id: int, args: Arguments, key: str | None
+    ) -> Reply:
+        now = self.clock.now()
+        async with self.bookings.uow.reading() as tx:
+            catalog = await self.bookings.catalogs.get(tx, tenant_id, now.date())
+        call = await calls.get_call(self.database, ref.call_id)
+        ctx = CallContext(
+            tenant_id=tenant_id,
+            catalog=catalog,
+            call_id=ref.call_id,
+            caller_number=call.from_number if call else normalize_phone(ref.from_number),
+            memory=dict(call.memory) if call else {},
+            now=now.astimezone(catalog.tenant.zone),
+            bookings=self.bookings,
+            database=self.database,
+            idempotency_key=key,
+        )
+        try:
+            answer = await handler(ctx, args)
+        except Clarify as question:
+            answer = reply(False, question.message, question.reason, **question.facts)
+        except BookingError as refused:
+            answer = refusal(catalog, refused, ctx.today)
+        except Exception:
+            log.exception("retell.function_failed", function=name, call_id=ref.call_id)
+            return reply(False, SORRY, "internal_error")
+        if ctx.learned:
+            await calls.remember(self.database, ref.call_id, ctx.learned)
+        return answer

@@ -1,0 +1,211 @@
+"""HTTP routes for Retell: functions, call_inbound and call-event webhooks.
+
+Every request is verified on its raw bytes before anything is parsed or stored: unsigned, malformed,
+stale or forged -> 401. Bodies over 2 MB -> 413. Routes are thin: verify, parse, run, reply.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, BackgroundTasks, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from rezeption.bootstrap import Services
+from rezeption.language import mask_phone, normalize_phone
+from rezeption.retell.functions import CallRef, FunctionRunner, Outcome
+from rezeption.retell.inbound import inbound_response
+from rezeption.retell.signature import verify
+from rezeption.retell.wire import FunctionEnvelope, InboundEnvelope, WebhookEnvelope
+from rezeption.store import calls
+
+MAX_BODY = 2 * 1024 * 1024
+log = structlog.get_logger("rezeption.retell")
+
+
+class Refused(Exception):
+    """A request refused before it reached the domain (status + operator-facing detail)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+async def read_body(request: Request) -> bytes:
+    """The raw body, refusing more than MAX_BODY bytes without reading them all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise Refused(413, "request body larger than 2 MB")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise Refused(413, "request body larger than 2 MB")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def verified_json(request: Request, services: Services) -> dict[str, Any]:
+    """Read, verify and parse the body; Refused on any problem."""
+    raw = await read_body(request)
+    now_ms = int(services.clock.now().timestamp() * 1000)
+    key = services.settings.retell_api_key.get_secret_value()
+    if not verify(raw, key, request.headers.get("x-retell-signature"), now_ms):
+        raise Refused(401, "missing, malformed, stale or forged X-Retell-Signature")
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise Refused(400, f"body is not JSON: {error}") from error
+    if not isinstance(body, dict):
+        raise Refused(400, "body must be a JSON object")
+    return body
+
+
+def _refusal(error: Refused) -> JSONResponse:
+    return JSONResponse({"ok": False, "reason": "refused", "detail": error.detail}, status_code=error.status)
+
+
+def _ms(value: int | None) -> datetime | None:
+    return datetime.fromtimestamp(value / 1000, UTC) if value else None
+
+
+def build_router() -> APIRouter:
+    """The /retell routes; they find the wired services on `request.app.state.services`."""
+    router = APIRouter(prefix="/retell", tags=["retell"])
+
+    @router.post("/functions/{name}")
+    async def function(name: str, request: Request, background: BackgroundTasks) -> JSONResponse:
+        """A custom function: `{name, call, args}`, or the bare args with an `X-Call-Id` header."""
+        services: Services = request.app.state.services
+        runner: FunctionRunner = request.app.state.retell_runner
+        started = time.perf_counter()
+        try:
+            body = await verified_json(request, services)
+            ref, args = _envelope(name, body, request.headers.get("x-call-id"))
+        except Refused as error:
+            return _refusal(error)
+        outcome = await runner.run(name, ref, args)
+        latency = int((time.perf_counter() - started) * 1000)
+        background.add_task(_trace, services, name, ref, outcome, latency)
+        return JSONResponse(outcome.reply, status_code=outcome.status)
+
+    @router.post("/inbound")
+    async def inbound(request: Request, background: BackgroundTasks) -> JSONResponse:
+        """call_inbound: the salon's context for the agent, within milliseconds."""
+        services: Services = request.app.state.services
+        try:
+            envelope = InboundEnvelope.model_validate(await verified_json(request, services))
+        except Refused as error:
+            return _refusal(error)
+        except ValidationError as error:
+            return _refusal(Refused(400, f"not a call_inbound envelope: {error.error_count()} problems"))
+        inbound_call = envelope.call_inbound
+        tenant_id = await calls.tenant_for(
+            services.database,
+            agent_id=inbound_call.agent_id,
+            to_number=normalize_phone(inbound_call.to_number),
+        )
+        if tenant_id is None:
+            log.warning(
+                "retell.inbound_unknown_salon", to=mask_phone(normalize_phone(inbound_call.to_number))
+            )
+            return JSONResponse({"call_inbound": {}})
+        now = services.clock.now()
+        async with services.uow.reading() as tx:
+            catalog = await services.bookings.catalogs.get(tx, tenant_id, now.date())
+        if inbound_call.call_id:
+            background.add_task(
+                calls.ensure_call,
+                services.database,
+                inbound_call.call_id,
+                tenant_id=tenant_id,
+                at=now,
+                agent_id=inbound_call.agent_id,
+                from_number=normalize_phone(inbound_call.from_number),
+                to_number=normalize_phone(inbound_call.to_number),
+            )
+        return JSONResponse(inbound_response(catalog, now))
+
+    @router.post("/webhook")
+    async def webhook(request: Request) -> Response:
+        """call_started / call_ended / call_analyzed (others tolerated); duplicates applied once."""
+        services: Services = request.app.state.services
+        try:
+            envelope = WebhookEnvelope.model_validate(await verified_json(request, services))
+        except Refused as error:
+            return _refusal(error)
+        except ValidationError as error:
+            return _refusal(Refused(400, f"not a call-event envelope: {error.error_count()} problems"))
+        call = envelope.the_call
+        if call is None:
+            return _refusal(Refused(400, "call-event envelope without a call"))
+        if envelope.event not in {"call_started", "call_ended", "call_analyzed"}:
+            return Response(status_code=204)
+        tenant_id = await calls.tenant_for(
+            services.database, agent_id=call.agent_id, to_number=normalize_phone(call.to_number)
+        )
+        if tenant_id is None:
+            log.warning("retell.webhook_unknown_salon", webhook_event=envelope.event, call_id=call.call_id)
+            return Response(status_code=204)
+        await calls.record_event(
+            services.database,
+            call.call_id,
+            event=envelope.event,
+            tenant_id=tenant_id,
+            at=services.clock.now(),
+            started_at=_ms(call.start_timestamp) if envelope.event == "call_started" else None,
+            ended_at=_ms(call.end_timestamp) if envelope.event == "call_ended" else None,
+            agent_id=call.agent_id,
+            from_number=normalize_phone(call.from_number),
+            to_number=normalize_phone(call.to_number),
+            transcript=call.transcript if envelope.event == "call_ended" else None,
+            analysis=call.call_analysis if envelope.event == "call_analyzed" else None,
+        )
+        return Response(status_code=204)
+
+    return router
+
+
+def _envelope(name: str, body: dict[str, Any], header_call_id: str | None) -> tuple[CallRef, dict[str, Any]]:
+    if "call" in body or "args" in body:
+        try:
+            envelope = FunctionEnvelope.model_validate({"name": name, **body})
+        except ValidationError as error:
+            raise Refused(400, f"malformed function envelope: {error.error_count()} problems") from error
+        if envelope.name != name:
+            raise Refused(400, f"function {envelope.name!r} posted to /functions/{name}")
+        call = envelope.call
+        ref = CallRef(call.call_id, call.agent_id, call.from_number, normalize_phone(call.to_number))
+        return ref, envelope.args
+    if not header_call_id or len(header_call_id) > 128:
+        raise Refused(400, "bare arguments need an X-Call-Id header")
+    return CallRef(header_call_id, full=False), body
+
+
+async def _trace(services: Services, name: str, ref: CallRef, outcome: Outcome, latency_ms: int) -> None:
+    log.info(
+        "retell.function",
+        function=name,
+        call_id=ref.call_id,
+        ok=outcome.reply.get("ok"),
+        reason=outcome.reply.get("reason"),
+        replayed=outcome.replayed,
+        latency_ms=latency_ms,
+    )
+    if outcome.tenant_id is not None:
+        await calls.add_trace(
+            services.database,
+            tenant_id=outcome.tenant_id,
+            retell_call_id=ref.call_id,
+            function=name,
+            args=outcome.args,
+            reply=outcome.reply,
+            latency_ms=latency_ms,
+            at=services.clock.now(),
+        )

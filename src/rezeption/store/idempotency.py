@@ -1,0 +1,118 @@
+"""Idempotency records, like Stripe's keys: the first request with a key does the work and stores
+its reply; a retry or a concurrent duplicate waits for that reply and gets it byte for byte.
+
+A record is `running` while its owner works (with a lease, so a crashed owner's key can be taken
+over) and `done` with the reply afterwards. Replies are kept for `RETENTION` (>= 24 h).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from rezeption.domain.clock import Clock
+from rezeption.store.db import Database
+from rezeption.store.tables import IdempotencyRecordRow
+
+RETENTION = timedelta(hours=48)
+LEASE = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Either we own the key (do the work), or here is the stored reply."""
+
+    owned: bool
+    reply: dict[str, Any] | None = None
+
+
+class IdempotencyStore:
+    """Records in the database, so every replica and worker sees the same keys."""
+
+    def __init__(self, database: Database, clock: Clock) -> None:
+        self.database = database
+        self.clock = clock
+
+    async def claim(self, key: str, *, scope: str, tenant_id: int | None) -> Claim:
+        """Own `key` if nobody has it (or its owner's lease ran out); else report its state."""
+        now = self.clock.now()
+        values = {
+            "key": key,
+            "tenant_id": tenant_id,
+            "scope": scope,
+            "state": "running",
+            "reply": None,
+            "locked_until": now + LEASE,
+            "created_at": now,
+            "expires_at": now + RETENTION,
+        }
+        insert = pg_insert if not self.database.is_sqlite else sqlite_insert
+        async with self.database.write() as session, session.begin():
+            inserted = await session.scalar(
+                insert(IdempotencyRecordRow)
+                .values(values)
+                .on_conflict_do_nothing()
+                .returning(IdempotencyRecordRow.key)
+            )
+            if inserted is not None:
+                return Claim(owned=True)
+            row = await session.get(IdempotencyRecordRow, key)
+            if row is None:  # purged between the two statements: try again later
+                return Claim(owned=False)
+            if row.state == "done":
+                return Claim(owned=False, reply=dict(row.reply or {}))
+            taken = await session.execute(
+                update(IdempotencyRecordRow)
+                .where(IdempotencyRecordRow.key == key, IdempotencyRecordRow.locked_until < now)
+                .values(locked_until=now + LEASE)
+            )
+            return Claim(owned=taken.rowcount == 1)  # type: ignore[attr-defined]
+
+    async def finish(self, key: str, reply: dict[str, Any]) -> None:
+        """Store the reply; later claims get it."""
+        async with self.database.write() as session, session.begin():
+            await session.execute(
+                update(IdempotencyRecordRow)
+                .where(IdempotencyRecordRow.key == key)
+                .values(state="done", reply=reply)
+            )
+
+    async def release(self, key: str) -> None:
+        """Give up the key without a reply (the work failed before any effect, or must be retried)."""
+        async with self.database.write() as session, session.begin():
+            await session.execute(
+                delete(IdempotencyRecordRow).where(
+                    IdempotencyRecordRow.key == key, IdempotencyRecordRow.state == "running"
+                )
+            )
+
+    async def wait(self, key: str, *, scope: str, tenant_id: int | None, patience: float = 15.0) -> Claim:
+        """Poll until the owner stores its reply, or until the key is ours to take over."""
+        delay, waited = 0.02, 0.0
+        while True:
+            claim = await self.claim(key, scope=scope, tenant_id=tenant_id)
+            if claim.owned or claim.reply is not None or waited >= patience:
+                return claim
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 0.25)
+
+    async def purge(self, now: datetime | None = None) -> int:
+        """Delete records past their retention; return how many."""
+        cutoff = now or self.clock.now()
+        async with self.database.write() as session, session.begin():
+            result = await session.execute(
+                delete(IdempotencyRecordRow).where(IdempotencyRecordRow.expires_at < cutoff)
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def count(self) -> int:
+        """How many records exist (operators, tests)."""
+        async with self.database.read() as session:
+            return len((await session.scalars(select(IdempotencyRecordRow.key))).all())

@@ -1,0 +1,99 @@
+"""Signed webhooks end to end: call_inbound context, call events applied once, refusals before parsing."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+from tests.integration.retell_adapter.conftest import AGENT, CALLER, SALON_NUMBER, RetellClient
+
+from rezeption.store.db import Database
+from rezeption.store.tables import CallRow
+
+
+async def test_call_inbound_gives_todays_context_within_the_salons_zone(retell: RetellClient) -> None:
+    response = await retell.post(
+        "/retell/inbound",
+        {
+            "event": "call_inbound",
+            "call_inbound": {"from_number": CALLER, "to_number": SALON_NUMBER, "call_id": "c1"},
+        },
+    )
+    assert response.status_code == 200
+    variables = response.json()["call_inbound"]["dynamic_variables"]
+    assert variables["heute"] == "Montag, 3. November 2025"
+    assert variables["salon_name"] == "Friseur 1"
+    assert variables["oeffnungszeiten"].startswith("Dienstag und Mittwoch von 9 bis 18 Uhr")
+
+
+async def test_call_inbound_for_an_unknown_number_is_refused_without_a_crash(retell: RetellClient) -> None:
+    response = await retell.post(
+        "/retell/inbound",
+        {"event": "call_inbound", "call_inbound": {"from_number": CALLER, "to_number": "+4940111"}},
+    )
+    assert response.status_code == 200 and response.json() == {"call_inbound": {}}
+
+
+async def test_call_events_are_stored_once_even_when_delivered_twice(
+    retell: RetellClient, database: Database
+) -> None:
+    call = {
+        "call_id": "call_w",
+        "agent_id": AGENT,
+        "from_number": CALLER,
+        "to_number": SALON_NUMBER,
+        "start_timestamp": 1762153200000,
+        "end_timestamp": 1762153500000,
+        "transcript": "Agent: Friseur 1, guten Tag!\nUser: Ich möchte einen Termin für Färben.",
+        "call_analysis": {"call_successful": True},
+    }
+    for event in (
+        "call_started",
+        "call_ended",
+        "call_ended",
+        "call_analyzed",
+        "transcript_updated",
+        "transfer_started",
+    ):
+        response = await retell.post("/retell/webhook", {"event": event, "call": call})
+        assert response.status_code == 204
+    legacy = await retell.post("/retell/webhook", {"event": "call_analyzed", "data": call})
+    assert legacy.status_code == 204
+    async with database.read() as session:
+        row = (await session.scalars(select(CallRow))).one()
+    assert row.status == "ended" and row.transcript is not None and "Färben" in row.transcript
+    assert row.from_number == CALLER
+    assert row.started_at is not None and row.started_at.isoformat() == "2025-11-03T07:00:00+00:00"
+    assert row.memory["_events"] == ["call_started", "call_ended", "call_analyzed"]
+    assert row.memory["analysis"] == {"call_successful": True}
+
+
+async def test_unsigned_forged_and_stale_requests_are_refused_before_anything_is_stored(
+    retell: RetellClient, database: Database
+) -> None:
+    body = json.dumps({"event": "call_started", "call": {"call_id": "x", "agent_id": AGENT}}).encode()
+    unsigned = await retell.http.post("/retell/webhook", content=body)
+    forged = await retell.http.post(
+        "/retell/webhook", content=body, headers={"X-Retell-Signature": retell.sign(b"{}")}
+    )
+    header = retell.sign(body)
+    retell.clock.advance(__import__("datetime").timedelta(minutes=6))
+    stale = await retell.http.post("/retell/webhook", content=body, headers={"X-Retell-Signature": header})
+    for path in ("/retell/functions/list_services", "/retell/inbound"):
+        assert (await retell.http.post(path, content=body)).status_code == 401
+    assert [unsigned.status_code, forged.status_code, stale.status_code] == [401, 401, 401]
+    async with database.read() as session:
+        assert (await session.scalars(select(CallRow))).all() == []
+
+
+async def test_bodies_over_two_megabytes_are_refused(retell: RetellClient) -> None:
+    transcript = "User: ja " * 300_000
+    response = await retell.post(
+        "/retell/webhook", {"event": "call_ended", "call": {"call_id": "big", "transcript": transcript}}
+    )
+    assert response.status_code == 413
+    fits = await retell.post(
+        "/retell/webhook",
+        {"event": "call_ended", "call": {"call_id": "ok", "agent_id": AGENT, "transcript": "Ä" * 500_000}},
+    )
+    assert fits.status_code == 204
