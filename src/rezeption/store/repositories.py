@@ -212,6 +212,8 @@ class SqlBookingTx:
         self, tenant_id: int, *, name: str | None, phone_e164: str | None, at: datetime
     ) -> int:
         """The customer with this phone and name at this salon, created when new."""
+        from rezeption.store.lookup import surname_key  # the search key lookups use (migration 0003)
+
         normalized = " ".join(name.casefold().split()) if name else None
         if phone_e164:
             existing = (
@@ -229,6 +231,7 @@ class SqlBookingTx:
             tenant_id=tenant_id,
             name=name,
             name_normalized=normalized,
+            name_phonetic=surname_key(name),
             phone_e164=phone_e164,
             created_at=at,
             updated_at=at,

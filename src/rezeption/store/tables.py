@@ -144,11 +144,15 @@ class CustomerRow(Base):
     """A person who booked; caller-ID recognition only with recorded consent."""
 
     __tablename__ = "customers"
-    __table_args__ = (Index("ix_customers_tenant_phone", "tenant_id", "phone_e164"),)
+    __table_args__ = (
+        Index("ix_customers_tenant_phone", "tenant_id", "phone_e164"),
+        Index("ix_customers_tenant_name_phonetic", "tenant_id", "name_phonetic"),
+    )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     name: Mapped[str | None] = mapped_column(String(200))
     name_normalized: Mapped[str | None] = mapped_column(String(200))
+    name_phonetic: Mapped[str | None] = mapped_column(String(32))  # surname's search key (store.lookup)
     phone_e164: Mapped[str | None] = mapped_column(String(20))
     email: Mapped[str | None] = mapped_column(String(254))
     caller_id_consent_at: Mapped[datetime | None]
@@ -166,6 +170,9 @@ class AppointmentRow(Base):
         CheckConstraint("ends_at > starts_at", name="ends_after_start"),
         CheckConstraint("block_starts_at <= starts_at AND block_ends_at >= ends_at", name="block_covers"),
         Index("ix_appointments_tenant_staff_block", "tenant_id", "staff_id", "block_starts_at"),
+        Index("ix_appointments_customer_start", "customer_id", "starts_at"),
+        Index("ix_appointments_tenant_start_status", "tenant_id", "starts_at", "status"),
+        Index("ix_appointments_call", "call_id"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))

@@ -1,0 +1,50 @@
+"""Feature flags: switches an operator flips without a deploy (table `feature_flags`).
+
+A flag row has a scope (``"global"`` or a tenant slug), a key and ``enabled``. Flags here are kill
+switches: a feature is on unless a row turns it off. A global row that says off wins over every
+salon; otherwise the salon's own row decides; with no row the caller's default applies.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rezeption.domain.clock import require_aware
+from rezeption.store.tables import FeatureFlagRow
+
+GLOBAL = "global"
+CALLER_ID = "caller_id"
+
+
+async def flag_enabled(
+    session: AsyncSession, key: str, *, tenant_slug: str | None = None, default: bool = True
+) -> bool:
+    """Whether `key` is on for the salon `tenant_slug` (global off wins; then the salon's row)."""
+    scopes = [GLOBAL] if tenant_slug is None else [GLOBAL, tenant_slug]
+    rows = await session.execute(
+        select(FeatureFlagRow.scope, FeatureFlagRow.enabled).where(
+            FeatureFlagRow.key == key, FeatureFlagRow.scope.in_(scopes)
+        )
+    )
+    found = {scope: bool(enabled) for scope, enabled in rows}
+    if found.get(GLOBAL) is False:
+        return False
+    if tenant_slug is not None and tenant_slug in found:
+        return found[tenant_slug]
+    return found.get(GLOBAL, default)
+
+
+async def set_flag(
+    session: AsyncSession, key: str, enabled: bool, *, at: datetime, scope: str = GLOBAL
+) -> None:
+    """Turn `key` on or off for `scope` ("global" or a tenant slug); the caller commits."""
+    row = await session.get(FeatureFlagRow, (scope, key))
+    if row is None:
+        session.add(FeatureFlagRow(scope=scope, key=key, enabled=enabled, updated_at=require_aware(at)))
+    else:
+        row.enabled = enabled
+        row.updated_at = require_aware(at)
+    await session.flush()
