@@ -1,11 +1,13 @@
-"""Composition root: settings -> database -> unit of work -> calendar provider -> use cases."""
+"""Composition root: settings -> database -> unit of work -> calendar providers -> use cases, reconciler."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rezeption.booking.bookings import Bookings
+from rezeption.booking.reconcile import Reconciler
 from rezeption.calendars.directory import CalendarDirectory
+from rezeption.calendars.slot_cache import RedisSlotCache, slot_cache_from_url
 from rezeption.domain.clock import Clock, SystemClock
 from rezeption.settings import Settings
 from rezeption.store.db import Database
@@ -21,9 +23,15 @@ class Services:
     uow: SqlUnitOfWork
     bookings: Bookings
     clock: Clock
+    calendars: CalendarDirectory = field(default=None)  # type: ignore[assignment]
+    reconciler: Reconciler = field(default=None)  # type: ignore[assignment]
 
     async def close(self) -> None:
-        """Release connections."""
+        """Release connections (database, Cal.com clients, Redis)."""
+        if self.calendars is not None:
+            await self.calendars.aclose()
+            if isinstance(self.calendars.slot_cache, RedisSlotCache):
+                await self.calendars.slot_cache.aclose()
         await self.database.dispose()
 
 
@@ -32,5 +40,15 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
     database = Database.from_url(settings.database_url, pool_size=settings.db_pool_size)
     uow = SqlUnitOfWork(database)
-    bookings = Bookings(uow=uow, calendars=CalendarDirectory(uow), clock=clock)
-    return Services(settings=settings, database=database, uow=uow, bookings=bookings, clock=clock)
+    calendars = CalendarDirectory(uow, clock=clock, slot_cache=slot_cache_from_url(settings.redis_url))
+    bookings = Bookings(uow=uow, calendars=calendars, clock=clock)
+    reconciler = Reconciler(uow=uow, calendars=calendars, clock=clock)
+    return Services(
+        settings=settings,
+        database=database,
+        uow=uow,
+        bookings=bookings,
+        clock=clock,
+        calendars=calendars,
+        reconciler=reconciler,
+    )

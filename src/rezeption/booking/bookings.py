@@ -3,12 +3,14 @@
 Each use case owns its transaction, is idempotent by a caller-chosen key, and writes every step to
 the appointment's event log. A booking is claimed by inserting its row; the database refuses
 overlaps (exclusion constraint / trigger), so two callers racing for one slot get one booking. On
-the embedded calendar the claim is the booking (confirmed at once). External providers (Cal.com)
-go through the saga in a later step: the claim is then `pending` until the provider has confirmed.
+the embedded calendar the claim is the booking (confirmed at once). With an external provider
+(Cal.com) the claim is `pending` and `booking.saga` takes it through the calendar to confirmed, or
+releases it; availability there also asks the calendar (through its slot cache).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -17,12 +19,17 @@ from rezeption.booking.catalog import CatalogCache, candidate_staff, find_servic
 from rezeption.booking.ports import (
     BookingTx,
     CalendarDirectory,
+    CalendarProvider,
+    CalendarUnavailable,
     Clock,
+    ExternalCalendar,
     KeyAlreadyUsed,
     NewAppointment,
     SlotClaimFailed,
     UnitOfWork,
+    booking_token,
 )
+from rezeption.booking.saga import JOB_CANCEL, PENDING_DEADLINE, Saga
 from rezeption.domain.clock import require_aware
 from rezeption.domain.errors import (
     AppointmentInPast,
@@ -88,6 +95,9 @@ class Bookings:
             chosen = find_service(catalog, service)
             members = candidate_staff(catalog, chosen, staff)
             check = await check_claims(tx, catalog, chosen, members, start, now, named=_named(staff))
+        provider = self.calendars.for_tenant(catalog)
+        if check.free and provider.external:
+            check = await _external_check(provider, catalog, chosen, members, check, start)
         near = (
             ()
             if check.free
@@ -146,6 +156,8 @@ class Bookings:
     async def _book(self, request: BookingRequest) -> BookingResult:
         start = _aware(request.start)
         now = self.clock.now()
+        resumed: Appointment | None = None
+        booked: Appointment | None = None
         async with self.uow.writing() as tx:
             catalog = await self._catalog(tx, request.tenant_id, now)
             service = find_service(catalog, request.service)
@@ -153,15 +165,58 @@ class Bookings:
             if request.idempotency_key:
                 earlier = await tx.appointment_by_key(request.idempotency_key)
                 if earlier is not None:
-                    return _replay(catalog, earlier, service, start, members, request.idempotency_key)
+                    replay = _replay(catalog, earlier, service, start, members, request.idempotency_key)
+                    if earlier.provider == "local" or earlier.status is AppointmentStatus.CONFIRMED:
+                        return replay
+                    resumed = earlier
             check = await check_claims(tx, catalog, service, members, start, now, named=_named(request.staff))
             booked = (
-                await self._claim(tx, catalog, service, check, request, start, now) if check.free else None
+                await self._claim(tx, catalog, service, check, request, start, now)
+                if check.free and resumed is None
+                else None
             )
             if booked is not None:
                 await tx.commit()
-                return BookingResult(booked, service, catalog.staff_by_id(booked.staff_id))
+                if booked.status is AppointmentStatus.CONFIRMED:
+                    return BookingResult(booked, service, catalog.staff_by_id(booked.staff_id))
+        if resumed is not None:
+            return await self._resume(catalog, service, members, resumed, now)
+        if booked is not None:
+            confirmed = await self._saga(catalog).book(
+                booked,
+                lambda: alternatives(
+                    self.calendars.for_tenant(catalog), catalog, service, members, start, now
+                ),
+            )
+            return BookingResult(confirmed, service, catalog.staff_by_id(confirmed.staff_id))
         raise await self._refusal(catalog, service, members, start, now, check)
+
+    def _saga(self, catalog: Catalog) -> Saga:
+        provider = self.calendars.for_tenant(catalog)
+        if not isinstance(provider, ExternalCalendar):
+            raise CalendarUnavailable(f"{provider.name} is not an external calendar")
+        return Saga(uow=self.uow, calendar=provider, catalog=catalog, clock=self.clock)
+
+    async def _resume(
+        self, catalog: Catalog, service: Service, members: list[Staff], earlier: Appointment, now: datetime
+    ) -> BookingResult:
+        """A retry of an external booking: resume a pending one, repeat the refusal of a failed one."""
+        staff = catalog.staff_by_id(earlier.staff_id)
+        if earlier.status is AppointmentStatus.PENDING:
+            confirmed = await self._saga(catalog).book(
+                earlier,
+                lambda: alternatives(
+                    self.calendars.for_tenant(catalog), catalog, service, members, earlier.starts_at, now
+                ),
+            )
+            return BookingResult(confirmed, service, staff, replayed=True)
+        if earlier.status is AppointmentStatus.FAILED:
+            async with self.uow.reading() as tx:
+                last = await tx.last_event(earlier.id, "failed")
+            if last is not None and last[1].get("reason") == "slot_taken":
+                raise SlotTaken()
+            raise CalendarUnavailable("earlier attempt failed")
+        return BookingResult(earlier, service, staff, replayed=True)
 
     async def _claim(
         self,
@@ -195,11 +250,22 @@ class Bookings:
                 call_id=request.call_id,
                 idempotency_key=request.idempotency_key,
                 spoken_name=request.customer_name,
+                pending_until=now + PENDING_DEADLINE if provider.external else None,
             )
             try:
                 booked = await tx.insert_appointment(new, at=now)
             except SlotClaimFailed:
                 continue
+            if provider.external:
+                await tx.add_event(
+                    booked,
+                    "reserved",
+                    at=now,
+                    idempotency_key=request.idempotency_key,
+                    recovery_point="calendar_requested",
+                    data={"token": booking_token(booked)},
+                )
+                return booked
             await tx.add_event(booked, "reserved", at=now, idempotency_key=request.idempotency_key)
             if status is AppointmentStatus.CONFIRMED:
                 await tx.add_event(booked, "confirmed", at=now, recovery_point="done")
@@ -244,12 +310,31 @@ class Bookings:
                     return BookingResult(appointment, service, staff, replayed=True)
                 raise AppointmentNotActive(appointment.status.value)
             _ensure_changeable(catalog, appointment, now)
-            await self.calendars.for_tenant(catalog).cancel(catalog, appointment)
+            provider = self.calendars.for_tenant(catalog)
+            if not provider.external:
+                await provider.cancel(catalog, appointment)
             cancelled = await tx.set_status(appointment, AppointmentStatus.CANCELLED, at=now)
             await tx.add_event(
                 cancelled, "cancelled", at=now, idempotency_key=idempotency_key, data={"source": source}
             )
+            if provider.external and cancelled.external_uid:
+                # Transactional outbox: the calendar cancellation exists exactly when ours committed.
+                await tx.enqueue_job(
+                    JOB_CANCEL,
+                    {"uid": cancelled.external_uid, "appointment_id": cancelled.id, "why": "cancelled"},
+                    at=now,
+                    tenant_id=tenant_id,
+                    dedupe_key=f"{JOB_CANCEL}:{cancelled.external_uid}",
+                )
             await tx.commit()
+        if (
+            provider.external
+            and cancelled.external_uid
+            and await self._saga(catalog).cancel_at_calendar(cancelled)
+        ):
+            async with self.uow.writing() as tx:
+                await tx.finish_job(f"{JOB_CANCEL}:{cancelled.external_uid}", at=self.clock.now())
+                await tx.commit()
         return BookingResult(cancelled, service, staff)
 
     async def reschedule(
@@ -265,6 +350,7 @@ class Bookings:
         """Move the appointment atomically: the old one stays valid unless the new one is booked."""
         start = _aware(start)
         now = self.clock.now()
+        claim: Appointment | None = None
         async with self.uow.writing() as tx:
             catalog = await self._catalog(tx, tenant_id, now)
             old = await tx.appointment(tenant_id, appointment_id)
@@ -298,12 +384,100 @@ class Bookings:
                 source=source,
                 idempotency_key=idempotency_key,
             )
-            booked = await self._move(tx, catalog, service, check, request, old, now) if check.free else None
+            provider = self.calendars.for_tenant(catalog)
+            if provider.external:
+                claim = (
+                    await self._claim_move(tx, catalog, service, check, request, released, now)
+                    if check.free
+                    else None
+                )
+                if claim is not None:
+                    await tx.commit()
+            booked = (
+                await self._move(tx, catalog, service, check, request, old, now)
+                if check.free and not provider.external
+                else None
+            )
             if booked is not None:
                 await tx.add_event(released, "rescheduled", at=now, data={"to": booked.id})
                 await tx.commit()
                 return BookingResult(booked, service, catalog.staff_by_id(booked.staff_id), previous=released)
+        if provider.external and claim is not None:
+            moved = await self._saga(catalog).move(
+                old,
+                claim,
+                start,
+                lambda: alternatives(provider, catalog, service, members, start, now),
+                idempotency_key=idempotency_key,
+            )
+            return BookingResult(moved, service, catalog.staff_by_id(moved.staff_id), previous=old)
         raise await self._refusal(catalog, service, members, start, now, check)
+
+    async def _claim_move(
+        self,
+        tx: BookingTx,
+        catalog: Catalog,
+        service: Service,
+        check: StartCheck,
+        request: BookingRequest,
+        released: Appointment,
+        now: datetime,
+    ) -> Appointment | None:
+        """Claim the new time while the old appointment stays valid (external calendars).
+
+        The same stylist with overlapping times: the old row's block is widened to cover both;
+        otherwise a new pending row claims the new time.
+        """
+        old = await tx.set_status(released, AppointmentStatus.CONFIRMED, at=now)
+        block = block_of(service, request.start)
+        for staff_id in check.free_staff_ids:
+            if staff_id == old.staff_id and block.overlaps(Interval(old.block_starts_at, old.block_ends_at)):
+                union = Interval(min(block.start, old.block_starts_at), max(block.end, old.block_ends_at))
+                try:
+                    widened = await tx.set_block(old, union, at=now)
+                except SlotClaimFailed:
+                    continue
+                await tx.add_event(
+                    widened,
+                    "reschedule_requested",
+                    at=now,
+                    idempotency_key=request.idempotency_key,
+                    recovery_point="calendar_requested",
+                    data={"to": request.start.isoformat(), "widened": True},
+                )
+                return widened
+            new = NewAppointment(
+                tenant_id=catalog.tenant.id,
+                service_id=service.id,
+                staff_id=staff_id,
+                customer_id=old.customer_id,
+                starts_at=request.start,
+                ends_at=request.start + service.duration,
+                block_starts_at=block.start,
+                block_ends_at=block.end,
+                status=AppointmentStatus.PENDING,
+                source=request.source,
+                provider=old.provider,
+                call_id=request.call_id,
+                idempotency_key=request.idempotency_key,
+                spoken_name=old.spoken_name,
+                rescheduled_from_id=old.id,
+                pending_until=now + PENDING_DEADLINE,
+            )
+            try:
+                claimed = await tx.insert_appointment(new, at=now)
+            except SlotClaimFailed:
+                continue
+            await tx.add_event(
+                claimed,
+                "reserved",
+                at=now,
+                idempotency_key=request.idempotency_key,
+                recovery_point="calendar_requested",
+                data={"token": booking_token(claimed), "from": old.id},
+            )
+            return claimed
+        return None
 
     async def _move(
         self,
@@ -343,6 +517,25 @@ class Bookings:
             )
             return booked
         return None
+
+
+async def _external_check(
+    provider: CalendarProvider,
+    catalog: Catalog,
+    service: Service,
+    members: list[Staff],
+    check: StartCheck,
+    start: datetime,
+) -> StartCheck:
+    """Narrow a locally free start to the stylists the external calendar also has free then."""
+    day = Interval(start, start + timedelta(minutes=1))
+    slots = await provider.free_slots(
+        catalog, service, [m for m in members if m.id in check.free_staff_ids], day
+    )
+    free = tuple(s.staff_id for s in slots if s.start == start)
+    if free:
+        return dataclasses.replace(check, free_staff_ids=free)
+    return dataclasses.replace(check, free_staff_ids=(), reason="slot_taken")
 
 
 def _named(staff: str | int | None) -> bool:

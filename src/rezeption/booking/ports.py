@@ -7,25 +7,34 @@ database (`calendars.local`) or an external calendar such as Cal.com (`calendars
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from rezeption.domain.clock import Clock
+from rezeption.domain.errors import BookingError
 from rezeption.domain.model import Appointment, AppointmentStatus, Catalog, Interval, Service, Slot, Staff
 
 __all__ = [
     "BookingTx",
     "CalendarDirectory",
+    "CalendarOutcomeUnknown",
     "CalendarProvider",
+    "CalendarRefused",
+    "CalendarUnavailable",
     "Clock",
     "ExternalBooking",
+    "ExternalCalendar",
     "KeyAlreadyUsed",
     "NewAppointment",
+    "OutboxJob",
     "SlotClaimFailed",
     "UnitOfWork",
+    "appointment_id_of_token",
+    "booking_token",
 ]
 
 
@@ -35,6 +44,33 @@ class SlotClaimFailed(Exception):
 
 class KeyAlreadyUsed(Exception):
     """A concurrent request committed an appointment under the same idempotency key first."""
+
+
+class CalendarUnavailable(BookingError):
+    """The external calendar cannot be reached (down, overloaded, refusing our key): nothing was booked.
+
+    The caller hears an apology and the offer of a call back; a callback request is stored.
+    """
+
+    code = "calendar_unavailable"
+
+    def __init__(self, detail: str = "", **details: Any) -> None:
+        super().__init__(
+            "Unser Terminkalender ist gerade leider nicht erreichbar, deshalb konnte ich nichts eintragen. "
+            "Sollen wir Sie zurückrufen, sobald er wieder geht?",
+            detail=detail,
+            **details,
+        )
+
+
+class CalendarOutcomeUnknown(CalendarUnavailable):
+    """The external calendar may or may not have applied a write; the reconciler settles it by token."""
+
+    code = "calendar_unavailable"
+
+
+class CalendarRefused(Exception):
+    """The external calendar answered and refused the time (taken, too soon, out of hours)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +147,45 @@ class BookingTx(Protocol):
         """Find the customer with this phone and name (or create one); return the id."""
         ...
 
+    async def confirm_external(
+        self, appointment: Appointment, *, external_uid: str, at: datetime
+    ) -> Appointment:
+        """Pending -> confirmed with the provider's uid, if the row is still at `appointment.version`."""
+        ...
+
+    async def set_block(self, appointment: Appointment, block: Interval, *, at: datetime) -> Appointment:
+        """Change the appointment's claimed block (SlotClaimFailed on overlap or a concurrent change)."""
+        ...
+
+    async def enqueue_job(
+        self,
+        kind: str,
+        payload: Mapping[str, Any],
+        *,
+        at: datetime,
+        tenant_id: int | None = None,
+        dedupe_key: str | None = None,
+        run_after: datetime | None = None,
+    ) -> None:
+        """Store a job for the outbox worker in this transaction (a duplicate dedupe key is a no-op)."""
+        ...
+
+    async def finish_job(self, dedupe_key: str, *, at: datetime) -> None:
+        """Mark the job with this dedupe key done (its work was done inline)."""
+        ...
+
+    async def pending_due(self, tenant_id: int, now: datetime) -> list[Appointment]:
+        """Pending appointments whose deadline has passed."""
+        ...
+
+    async def appointments_by_uid(self, tenant_id: int, uids: Sequence[str]) -> dict[str, Appointment]:
+        """The salon's appointments carrying these provider uids."""
+        ...
+
+    async def external_tenants(self) -> list[int]:
+        """Ids of the salons whose bookings live in an external calendar."""
+        ...
+
     async def commit(self) -> None: ...
 
 
@@ -124,11 +199,36 @@ class UnitOfWork(Protocol):
 
 @dataclass(frozen=True)
 class ExternalBooking:
-    """What the calendar provider answered for a booking (uid None for our own calendar)."""
+    """What the calendar provider answered for a booking (uid None for our own calendar).
+
+    `status` is the provider's word (accepted, pending, cancelled); `token` our own booking token
+    when the booking carries one; `service_id`/`staff_id` what it maps to in the salon's catalog.
+    """
 
     uid: str | None
     start: datetime
     end: datetime
+    status: str = "accepted"
+    token: str | None = None
+    service_id: int | None = None
+    staff_id: int | None = None
+    rescheduled_to_uid: str | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether the booking holds its time at the provider."""
+        return self.status in ("accepted", "pending")
+
+
+@dataclass(frozen=True)
+class OutboxJob:
+    """Work that must happen eventually, claimed by one worker at a time."""
+
+    id: int
+    tenant_id: int | None
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
 
 
 class CalendarProvider(Protocol):
@@ -144,6 +244,55 @@ class CalendarProvider(Protocol):
     async def create(self, catalog: Catalog, appointment: Appointment) -> ExternalBooking: ...
 
     async def cancel(self, catalog: Catalog, appointment: Appointment) -> None: ...
+
+
+def booking_token(appointment: Appointment) -> str:
+    """Our token for the appointment at an external calendar: its id plus a check of its creation.
+
+    Deterministic, so every saga step and the reconciler compute the same one; the id is readable
+    back with `appointment_id_of_token`.
+    """
+    digest = hashlib.sha256(f"{appointment.id}|{appointment.created_at.isoformat()}".encode()).hexdigest()
+    return f"rz-{appointment.id}-{digest[:10]}"
+
+
+def appointment_id_of_token(token: str | None) -> int | None:
+    """The appointment id inside one of our tokens (None for anything else)."""
+    if not token or not token.startswith("rz-"):
+        return None
+    parts = token.split("-")
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+
+
+@runtime_checkable
+class ExternalCalendar(CalendarProvider, Protocol):
+    """An external calendar (Cal.com): what the saga and the reconciler need beyond the basic port.
+
+    Errors: `CalendarRefused` (the time is not free there), `CalendarUnavailable` (nothing was
+    written), `CalendarOutcomeUnknown` (a write may have happened; settle it by token later).
+    """
+
+    async def reschedule(
+        self, catalog: Catalog, appointment: Appointment, start: datetime
+    ) -> ExternalBooking: ...
+
+    async def find(self, catalog: Catalog, appointment: Appointment) -> ExternalBooking | None:
+        """The booking carrying this appointment's token (any status), or None."""
+        ...
+
+    async def get(self, catalog: Catalog, uid: str) -> ExternalBooking | None: ...
+
+    async def bookings(self, catalog: Catalog, window: Interval) -> list[ExternalBooking]:
+        """Every booking of the salon's mapped event types that starts inside `window` (any status)."""
+        ...
+
+    async def cancel_uid(self, catalog: Catalog, uid: str) -> None:
+        """Cancel by provider uid; done when it is cancelled there (also if it already was)."""
+        ...
+
+    def forget_slots(self, catalog: Catalog, start: datetime | None = None) -> None:
+        """Drop cached free slots (of the day of `start`, or all of the salon's)."""
+        ...
 
 
 class CalendarDirectory(Protocol):

@@ -1,9 +1,22 @@
-"""Chooses each salon's calendar provider from its settings (`calendar.provider` in the salon file)."""
+"""Chooses each salon's calendar provider from its settings (`calendar.provider` in the salon file).
+
+Owns one provider per salon: the local calendar for everyone who uses it, and one `CalcomCalendar`
+(with one HTTP client, circuit breaker and rate-limit state) per Cal.com salon, rebuilt only when
+the salon's Cal.com settings change (a salon-file reload).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
 from rezeption.booking.ports import CalendarProvider, UnitOfWork
+from rezeption.calendars.calcom import CalcomCalendar, CalcomSettings
+from rezeption.calendars.calcom_client import CalcomClient
 from rezeption.calendars.local import LocalCalendar
+from rezeption.calendars.slot_cache import MemorySlotCache, SlotCache
+from rezeption.domain.clock import Clock
 from rezeption.domain.errors import BookingError
 from rezeption.domain.model import Catalog
 
@@ -21,13 +34,65 @@ class CalendarNotConfigured(BookingError):
 
 
 class CalendarDirectory:
-    """`booking.ports.CalendarDirectory`: the local calendar for every salon that uses it."""
+    """`booking.ports.CalendarDirectory`: local or Cal.com, per salon.
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    `client_options` go to every `CalcomClient` (tests pass fast backoff; the benchmark a breaker).
+    """
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        *,
+        clock: Clock | None = None,
+        slot_cache: SlotCache | None = None,
+        client_options: dict[str, Any] | None = None,
+    ) -> None:
         self.local = LocalCalendar(uow)
+        self.clock = clock
+        self.slot_cache: SlotCache = slot_cache or MemorySlotCache()
+        self.client_options = dict(client_options or {})
+        self._calcom: dict[int, tuple[CalcomSettings, CalcomCalendar]] = {}
+
+    def _now(self) -> Callable[[], datetime]:
+        clock = self.clock
+        return clock.now if clock is not None else (lambda: datetime.now(UTC))
 
     def for_tenant(self, catalog: Catalog) -> CalendarProvider:
         """The provider that holds this salon's bookings."""
-        if catalog.tenant.calendar_provider == "local":
+        provider = catalog.tenant.calendar_provider
+        if provider == "local":
             return self.local
-        raise CalendarNotConfigured(catalog.tenant.calendar_provider)
+        if provider == "calcom":
+            return self.calcom(catalog)
+        raise CalendarNotConfigured(provider)
+
+    def calcom(self, catalog: Catalog) -> CalcomCalendar:
+        """The salon's Cal.com provider (one client per salon, reused across requests)."""
+        try:
+            settings = CalcomSettings.from_mapping(catalog.tenant.calendar_settings)
+        except (ValueError, TypeError) as error:
+            raise CalendarNotConfigured("calcom") from error
+        entry = self._calcom.get(catalog.tenant.id)
+        if entry is not None and entry[0] == settings:
+            return entry[1]
+        options: dict[str, Any] = {
+            "timeout": settings.write_timeout,
+            "clock": self._now(),
+            **self.client_options,
+        }
+        client = CalcomClient(settings.base_url, settings.api_key, **options)
+        provider = CalcomCalendar(
+            client=client,
+            settings=settings,
+            scope=str(catalog.tenant.id),
+            cache=self.slot_cache,
+            now=self._now(),
+        )
+        self._calcom[catalog.tenant.id] = (settings, provider)
+        return provider
+
+    async def aclose(self) -> None:
+        """Close every Cal.com client."""
+        for _, provider in self._calcom.values():
+            await provider.aclose()
+        self._calcom.clear()

@@ -101,6 +101,23 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+async def _buffered(receive: Receive) -> Receive:
+    """Read the request body now; replay it to the app later (then report a disconnect)."""
+    messages: list[Message] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            break
+
+    async def replay() -> Message:
+        if messages:
+            return messages.pop(0)
+        return {"type": "http.disconnect"}
+
+    return replay
+
+
 def _with_headers(message: Message, extra: dict[str, str]) -> Message:
     if message["type"] != "http.response.start":
         return message
@@ -142,6 +159,9 @@ class CalcomTransportMiddleware:
             await send(_with_headers(message, extra))
 
         if "latency" in modes:
+            # Like a real server, take the whole request first: a client that gives up during the
+            # delay does not stop the write from happening afterwards.
+            receive = await _buffered(receive)
             await asyncio.sleep(self._latency_seconds(modes["latency"]))
         if "reset" in modes:
             entry["dropped"] = True

@@ -12,18 +12,20 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rezeption.booking.ports import KeyAlreadyUsed, NewAppointment, SlotClaimFailed
 from rezeption.domain.errors import UnknownTenant
 from rezeption.domain.model import ACTIVE_STATUSES, Appointment, AppointmentStatus, Catalog, Interval
+from rezeption.store import outbox
 from rezeption.store.mapping import appointment_from_row, service_from_row, staff_from_row, tenant_from_row
 from rezeption.store.tables import (
     AppointmentEventRow,
     AppointmentRow,
     CustomerRow,
+    OutboxJobRow,
     ServiceRow,
     ServiceStaffRow,
     StaffAbsenceRow,
@@ -239,6 +241,113 @@ class SqlBookingTx:
         self.session.add(row)
         await self.session.flush()
         return row.id
+
+    async def confirm_external(
+        self, appointment: Appointment, *, external_uid: str, at: datetime
+    ) -> Appointment:
+        """Pending -> confirmed with the provider's uid, if nobody changed the row since it was read."""
+        result = await self.session.execute(
+            update(AppointmentRow)
+            .where(AppointmentRow.id == appointment.id, AppointmentRow.version == appointment.version)
+            .values(
+                status=AppointmentStatus.CONFIRMED.value,
+                external_uid=external_uid,
+                pending_until=None,
+                version=appointment.version + 1,
+                updated_at=at,
+            )
+            .returning(AppointmentRow)
+            .execution_options(synchronize_session=False)
+        )
+        row = result.scalars().first()
+        if row is None:
+            raise SlotClaimFailed(f"appointment {appointment.id} changed concurrently")
+        return appointment_from_row(row)
+
+    async def set_block(self, appointment: Appointment, block: Interval, *, at: datetime) -> Appointment:
+        """Change the claimed block; SlotClaimFailed on an overlap or a concurrent change."""
+        try:
+            async with self.session.begin_nested():
+                result = await self.session.execute(
+                    update(AppointmentRow)
+                    .where(AppointmentRow.id == appointment.id, AppointmentRow.version == appointment.version)
+                    .values(
+                        block_starts_at=block.start,
+                        block_ends_at=block.end,
+                        version=appointment.version + 1,
+                        updated_at=at,
+                    )
+                    .returning(AppointmentRow)
+                    .execution_options(synchronize_session=False)
+                )
+                row = result.scalars().first()
+        except IntegrityError as error:
+            if is_overlap_violation(error):
+                raise SlotClaimFailed(str(appointment.staff_id)) from error
+            raise
+        if row is None:
+            raise SlotClaimFailed(f"appointment {appointment.id} changed concurrently")
+        return appointment_from_row(row)
+
+    async def enqueue_job(
+        self,
+        kind: str,
+        payload: Mapping[str, Any],
+        *,
+        at: datetime,
+        tenant_id: int | None = None,
+        dedupe_key: str | None = None,
+        run_after: datetime | None = None,
+    ) -> None:
+        """Store an outbox job in this transaction; a duplicate dedupe key keeps the first job."""
+        await outbox.enqueue(
+            self.session,
+            kind,
+            payload,
+            at=at,
+            tenant_id=tenant_id,
+            dedupe_key=dedupe_key,
+            run_after=run_after,
+        )
+
+    async def finish_job(self, dedupe_key: str, *, at: datetime) -> None:
+        """Mark the pending job with this dedupe key done (its work was done inline)."""
+        await self.session.execute(
+            update(OutboxJobRow)
+            .where(OutboxJobRow.dedupe_key == dedupe_key, OutboxJobRow.status == "pending")
+            .values(status="done", updated_at=at)
+        )
+
+    async def pending_due(self, tenant_id: int, now: datetime) -> list[Appointment]:
+        """Pending appointments whose deadline (`pending_until`, else creation) has passed."""
+        rows = await self.session.scalars(
+            select(AppointmentRow)
+            .where(
+                AppointmentRow.tenant_id == tenant_id,
+                AppointmentRow.status == AppointmentStatus.PENDING.value,
+                func.coalesce(AppointmentRow.pending_until, AppointmentRow.created_at) <= now,
+            )
+            .order_by(AppointmentRow.id)
+        )
+        return [appointment_from_row(r) for r in rows]
+
+    async def appointments_by_uid(self, tenant_id: int, uids: Sequence[str]) -> dict[str, Appointment]:
+        """The salon's appointments carrying these provider uids."""
+        if not uids:
+            return {}
+        rows = await self.session.scalars(
+            select(AppointmentRow).where(
+                AppointmentRow.tenant_id == tenant_id, AppointmentRow.external_uid.in_(list(uids))
+            )
+        )
+        return {r.external_uid: appointment_from_row(r) for r in rows if r.external_uid}
+
+    async def external_tenants(self) -> list[int]:
+        """Ids of the salons whose bookings live in an external calendar."""
+        rows = await self.session.scalars(
+            select(TenantRow.id).where(TenantRow.calendar_provider != "local").order_by(TenantRow.id)
+        )
+        return list(rows)
 
     async def commit(self) -> None:
         """Commit the transaction."""

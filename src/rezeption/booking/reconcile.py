@@ -1,0 +1,233 @@
+"""The reconciler: makes our database and the external calendar (Cal.com) tell the same story.
+
+Owns the repair rules, each a read of the calendar first and never a blind write:
+
+- a `pending` row past its deadline: the calendar is read by our token; a booking found there is
+  cancelled (the caller was never told yes: we only say yes after the local confirm) and the row
+  is marked failed; nothing there -> failed;
+- a calendar booking carrying one of our tokens without a confirmed row of ours is an orphan:
+  cancelled there and counted;
+- a booking made directly in the calendar (walk-in, staff) is imported as an external appointment
+  so our availability stays true; one cancelled there is cancelled here.
+
+Runs as a scheduled worker job (`ops.worker`) and as `rezeption reconcile`; webhooks and outbox jobs
+call the targeted variants (`reread`, `resolve_pending`, `cancel_uid`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from rezeption.booking.catalog import CatalogCache
+from rezeption.booking.ports import (
+    CalendarDirectory,
+    Clock,
+    ExternalBooking,
+    ExternalCalendar,
+    NewAppointment,
+    SlotClaimFailed,
+    UnitOfWork,
+    appointment_id_of_token,
+)
+from rezeption.domain.model import Appointment, AppointmentStatus, Catalog, Interval
+from rezeption.domain.schedule import block_of
+
+log = logging.getLogger(__name__)
+
+LOOKBACK = timedelta(days=1)
+
+
+@dataclass
+class ReconcileReport:
+    """What one reconcile run found and repaired."""
+
+    pending_failed: int = 0
+    orphans_cancelled: int = 0
+    imported: int = 0
+    cancelled_here: int = 0
+    conflicts: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: ReconcileReport) -> None:
+        """Sum another report into this one."""
+        self.pending_failed += other.pending_failed
+        self.orphans_cancelled += other.orphans_cancelled
+        self.imported += other.imported
+        self.cancelled_here += other.cancelled_here
+        self.conflicts += other.conflicts
+        self.errors.extend(other.errors)
+
+
+class Reconciler:
+    """Repairs per salon, over the store, the calendars and a clock."""
+
+    def __init__(self, *, uow: UnitOfWork, calendars: CalendarDirectory, clock: Clock) -> None:
+        self.uow = uow
+        self.calendars = calendars
+        self.clock = clock
+        self.catalogs = CatalogCache()
+
+    async def _context(self, tenant_id: int) -> tuple[Catalog, ExternalCalendar | None]:
+        async with self.uow.reading() as tx:
+            catalog = await self.catalogs.get(tx, tenant_id, self.clock.now().date())
+        provider = self.calendars.for_tenant(catalog)
+        return catalog, provider if isinstance(provider, ExternalCalendar) else None
+
+    async def reconcile_all(self) -> ReconcileReport:
+        """Reconcile every salon with an external calendar."""
+        async with self.uow.reading() as tx:
+            tenants = await tx.external_tenants()
+        report = ReconcileReport()
+        for tenant_id in tenants:
+            try:
+                report.add(await self.reconcile_tenant(tenant_id))
+            except Exception as error:  # one salon's outage must not stop the others
+                report.errors.append(f"tenant {tenant_id}: {type(error).__name__}")
+        return report
+
+    async def reconcile_tenant(self, tenant_id: int) -> ReconcileReport:
+        """Resolve overdue pending rows, cancel orphans, import and follow the calendar's own changes."""
+        catalog, calendar = await self._context(tenant_id)
+        report = ReconcileReport()
+        if calendar is None:
+            return report
+        now = self.clock.now()
+        async with self.uow.reading() as tx:
+            overdue = await tx.pending_due(tenant_id, now)
+        for appointment in overdue:
+            outcome = await self._resolve(catalog, calendar, appointment)
+            report.pending_failed += outcome != "unchanged"
+            report.orphans_cancelled += outcome == "cancelled_there"
+        window = Interval(now - LOOKBACK, now + timedelta(days=catalog.tenant.policy.horizon_days + 1))
+        for booking in await calendar.bookings(catalog, window):
+            await self._follow(catalog, calendar, booking, report)
+        return report
+
+    async def resolve_pending(self, tenant_id: int, appointment_id: int) -> str:
+        """Settle one pending appointment by reading the calendar (a job after an unknown outcome)."""
+        catalog, calendar = await self._context(tenant_id)
+        async with self.uow.reading() as tx:
+            appointment = await tx.appointment(tenant_id, appointment_id)
+        if calendar is None or appointment is None:
+            return "unchanged"
+        return await self._resolve(catalog, calendar, appointment)
+
+    async def _resolve(self, catalog: Catalog, calendar: ExternalCalendar, appointment: Appointment) -> str:
+        if appointment.status is not AppointmentStatus.PENDING:
+            return "unchanged"
+        found = await calendar.find(catalog, appointment)
+        outcome = "nothing_there"
+        if found is not None and found.active and found.uid:
+            await calendar.cancel_uid(catalog, found.uid)
+            outcome = "cancelled_there"
+        now = self.clock.now()
+        async with self.uow.writing() as tx:
+            current = await tx.appointment(appointment.tenant_id, appointment.id)
+            if current is None or current.status is not AppointmentStatus.PENDING:
+                return "unchanged"
+            failed = await tx.set_status(current, AppointmentStatus.FAILED, at=now)
+            await tx.add_event(
+                failed,
+                "failed",
+                at=now,
+                recovery_point="done",
+                data={
+                    "reason": "calendar_unavailable",
+                    "reconciled": outcome,
+                    "uid": found.uid if found else None,
+                },
+            )
+            await tx.commit()
+        log.info("reconcile: pending appointment %s resolved: %s", appointment.id, outcome)
+        return outcome
+
+    async def reread(self, tenant_id: int, uid: str) -> str:
+        """A webhook's hint: read this one booking back and follow it."""
+        catalog, calendar = await self._context(tenant_id)
+        if calendar is None:
+            return "unchanged"
+        calendar.forget_slots(catalog)
+        booking = await calendar.get(catalog, uid)
+        if booking is None:
+            return "unknown"
+        report = ReconcileReport()
+        await self._follow(catalog, calendar, booking, report)
+        return "followed"
+
+    async def cancel_uid(self, tenant_id: int, uid: str) -> None:
+        """Cancel one booking at the calendar (a compensation or cancellation job)."""
+        catalog, calendar = await self._context(tenant_id)
+        if calendar is not None:
+            await calendar.cancel_uid(catalog, uid)
+
+    async def _follow(
+        self, catalog: Catalog, calendar: ExternalCalendar, booking: ExternalBooking, report: ReconcileReport
+    ) -> None:
+        if not booking.uid:
+            return
+        async with self.uow.reading() as tx:
+            ours = (await tx.appointments_by_uid(catalog.tenant.id, [booking.uid])).get(booking.uid)
+            token_id = appointment_id_of_token(booking.token)
+            origin = await tx.appointment(catalog.tenant.id, token_id) if token_id is not None else None
+        if booking.active:
+            if ours is not None and ours.status is AppointmentStatus.CONFIRMED:
+                return
+            if booking.token is not None:
+                if origin is not None and origin.status is AppointmentStatus.PENDING and ours is None:
+                    return  # its saga is still running; the pending deadline decides
+                await calendar.cancel_uid(catalog, booking.uid)
+                report.orphans_cancelled += 1
+                log.warning("reconcile: orphan %s cancelled at the calendar", booking.uid)
+                return
+            if ours is None:
+                await self._import(catalog, booking, report)
+            return
+        if ours is not None and ours.status is AppointmentStatus.CONFIRMED:
+            now = self.clock.now()
+            async with self.uow.writing() as tx:
+                current = await tx.appointment(ours.tenant_id, ours.id) or ours
+                cancelled = await tx.set_status(current, AppointmentStatus.CANCELLED, at=now)
+                await tx.add_event(
+                    cancelled, "cancelled", at=now, recovery_point="done", data={"source": "calendar"}
+                )
+                await tx.commit()
+            report.cancelled_here += 1
+
+    async def _import(self, catalog: Catalog, booking: ExternalBooking, report: ReconcileReport) -> None:
+        """A booking made directly in the calendar becomes an external appointment here."""
+        if booking.service_id is None or booking.staff_id is None or not booking.uid:
+            return
+        service = catalog.service_by_id(booking.service_id)
+        block = block_of(service, booking.start)
+        now = self.clock.now()
+        new = NewAppointment(
+            tenant_id=catalog.tenant.id,
+            service_id=service.id,
+            staff_id=booking.staff_id,
+            customer_id=None,
+            starts_at=booking.start,
+            ends_at=max(booking.end, booking.start + timedelta(minutes=1)),
+            block_starts_at=min(block.start, booking.start),
+            block_ends_at=max(block.end, booking.end),
+            status=AppointmentStatus.PENDING,
+            source="calendar",
+            provider=catalog.tenant.calendar_provider,
+            call_id=None,
+            idempotency_key=None,
+            spoken_name=None,
+        )
+        async with self.uow.writing() as tx:
+            try:
+                inserted = await tx.insert_appointment(new, at=now)
+            except SlotClaimFailed:
+                report.conflicts += 1
+                log.error("reconcile: calendar booking %s overlaps one of ours", booking.uid)
+                return
+            confirmed = await tx.confirm_external(inserted, external_uid=booking.uid, at=now)
+            await tx.add_event(
+                confirmed, "imported", at=now, recovery_point="done", data={"uid": booking.uid}
+            )
+            await tx.commit()
+        report.imported += 1

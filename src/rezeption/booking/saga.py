@@ -1,0 +1,353 @@
+"""The booking saga for external calendars (Cal.com): reserve -> create there -> verify -> confirm here.
+
+Owns the steps after the local claim, their recovery points and their compensations:
+
+    reserved (pending row, recovery point `calendar_requested`, our token)      -- bookings._claim
+      -> create at the calendar with the token (read back, never resent)
+         refused            -> row failed, caller hears slot_taken + alternatives
+         unavailable        -> row failed + callback request, caller hears calendar_unavailable
+         outcome unknown    -> row stays pending (it may be booked there) + resolve job + callback
+      -> verify start and length; a mismatch is cancelled there (compensate) and refused
+      -> confirm here (recovery point `done`, uid stored)
+         confirm fails      -> cancel there (compensate); if that fails: `calendar_cancel` job
+
+Reschedule keeps the old appointment valid until the new time is confirmed at both sides: the same
+stylist moves through Cal.com's reschedule (the old row's block is widened to claim the new time
+when they overlap); another stylist gets a new booking first and the old one is cancelled after.
+Cancel is local first, with the calendar cancellation in the same transaction as an outbox job that
+runs at once and is retried by the worker until done. A retry of any step resumes from the last
+recovery point: creates carry the same token, so a repeat finds the first booking instead of making
+a second one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from rezeption.booking.ports import (
+    BookingTx,
+    CalendarOutcomeUnknown,
+    CalendarRefused,
+    CalendarUnavailable,
+    Clock,
+    ExternalBooking,
+    ExternalCalendar,
+    NewAppointment,
+    UnitOfWork,
+    booking_token,
+)
+from rezeption.domain.errors import BookingError, SlotTaken
+from rezeption.domain.model import Appointment, AppointmentStatus, Catalog, Interval, Slot
+from rezeption.domain.schedule import block_of
+
+log = logging.getLogger(__name__)
+
+PENDING_DEADLINE = timedelta(minutes=2)
+"""How long a pending claim may wait for the calendar before the reconciler resolves it."""
+
+JOB_CANCEL = "calendar_cancel"
+JOB_RESOLVE = "resolve_pending"
+JOB_CALLBACK = "callback_request"
+JOB_REREAD = "calcom_reread"
+
+Alternatives = Callable[[], Awaitable[tuple[Slot, ...]]]
+
+
+@dataclass(frozen=True)
+class Saga:
+    """One salon's saga context: store, external calendar, catalog and clock."""
+
+    uow: UnitOfWork
+    calendar: ExternalCalendar
+    catalog: Catalog
+    clock: Clock
+
+    # --- book ----------------------------------------------------------------------------------
+
+    async def book(self, appointment: Appointment, alternatives: Alternatives) -> Appointment:
+        """Take a reserved (pending) appointment through the calendar to confirmed, or fail it cleanly."""
+        try:
+            booking = await self.calendar.create(self.catalog, appointment)
+        except CalendarRefused as refused:
+            await self._fail(appointment, "slot_taken", {"calendar": str(refused)})
+            raise SlotTaken(alternatives=list(await _quietly(alternatives))) from refused
+        except CalendarOutcomeUnknown as unknown:
+            await self._park(appointment, unknown)
+            raise
+        except CalendarUnavailable as down:
+            await self._fail(appointment, "calendar_unavailable", {"calendar": down.details.get("detail")})
+            raise
+        return await self.settle(appointment, booking, alternatives)
+
+    async def settle(
+        self, appointment: Appointment, booking: ExternalBooking, alternatives: Alternatives
+    ) -> Appointment:
+        """Verify what the calendar booked and confirm it here, compensating when either fails."""
+        if booking.start != appointment.starts_at or booking.end != appointment.ends_at:
+            await self._compensate(appointment, booking, "mismatch")
+            await self._fail(
+                appointment,
+                "slot_taken",
+                {"mismatch": {"start": booking.start.isoformat(), "end": booking.end.isoformat()}},
+            )
+            raise SlotTaken(alternatives=list(await _quietly(alternatives)))
+        now = self.clock.now()
+        try:
+            async with self.uow.writing() as tx:
+                current = await tx.appointment(appointment.tenant_id, appointment.id) or appointment
+                if current.status is AppointmentStatus.CONFIRMED and current.external_uid == booking.uid:
+                    return current  # a concurrent retry confirmed it first
+                confirmed = await tx.confirm_external(current, external_uid=booking.uid or "", at=now)
+                await tx.add_event(
+                    confirmed,
+                    "confirmed",
+                    at=now,
+                    recovery_point="done",
+                    data={"uid": booking.uid, "calendar_status": booking.status},
+                )
+                await tx.commit()
+                return confirmed
+        except Exception as error:
+            log.error(
+                "saga: local confirm failed for appointment %s: %s", appointment.id, type(error).__name__
+            )
+            await self._compensate(appointment, booking, "confirm_failed")
+            await self._fail(appointment, "calendar_unavailable", {"confirm_failed": type(error).__name__})
+            raise CalendarUnavailable("confirm failed", appointment_id=appointment.id) from error
+
+    async def _compensate(self, appointment: Appointment, booking: ExternalBooking, why: str) -> None:
+        """Cancel the calendar's booking; if that fails, leave a job that retries until done."""
+        uid = booking.uid or ""
+        try:
+            await self.calendar.cancel_uid(self.catalog, uid)
+            outcome = "compensated"
+        except CalendarUnavailable as error:
+            log.error("saga: compensation failed for appointment %s, queued", appointment.id)
+            outcome = "compensation_queued"
+            await self._enqueue_cancel(appointment, uid, why, type(error).__name__)
+        await self._event(appointment, outcome, recovery_point=outcome, data={"uid": uid, "why": why})
+
+    async def _enqueue_cancel(self, appointment: Appointment, uid: str, why: str, error: str) -> None:
+        now = self.clock.now()
+        try:
+            async with self.uow.writing() as tx:
+                await tx.enqueue_job(
+                    JOB_CANCEL,
+                    {"uid": uid, "appointment_id": appointment.id, "why": why, "first_error": error},
+                    at=now,
+                    tenant_id=appointment.tenant_id,
+                    dedupe_key=f"{JOB_CANCEL}:{uid}",
+                )
+                await tx.commit()
+        except Exception as db_error:  # the reconciler finds the booking by our token later
+            log.error(
+                "saga: could not queue compensation for %s: %s", appointment.id, type(db_error).__name__
+            )
+
+    async def _fail(self, appointment: Appointment, reason: str, data: dict[str, Any]) -> None:
+        """Release the claim: failed, with the reason (and a callback request when the calendar is down)."""
+        now = self.clock.now()
+        try:
+            async with self.uow.writing() as tx:
+                current = await tx.appointment(appointment.tenant_id, appointment.id)
+                if current is None or current.status is not AppointmentStatus.PENDING:
+                    return
+                failed = await tx.set_status(current, AppointmentStatus.FAILED, at=now)
+                await tx.add_event(
+                    failed, "failed", at=now, recovery_point="done", data={"reason": reason, **data}
+                )
+                if reason == "calendar_unavailable":
+                    await _request_callback(tx, failed, now, reason)
+                await tx.commit()
+        except Exception as error:  # the pending row then expires and the reconciler resolves it
+            log.error("saga: could not fail appointment %s: %s", appointment.id, type(error).__name__)
+
+    async def _park(self, appointment: Appointment, unknown: CalendarOutcomeUnknown) -> None:
+        """Outcome unknown: keep the claim, let a job read the calendar back after the deadline."""
+        now = self.clock.now()
+        async with self.uow.writing() as tx:
+            current = await tx.appointment(appointment.tenant_id, appointment.id) or appointment
+            await tx.add_event(
+                current,
+                "calendar_unknown",
+                at=now,
+                recovery_point="calendar_requested",
+                data={"token": booking_token(appointment), "calendar": unknown.details.get("detail")},
+            )
+            await tx.enqueue_job(
+                JOB_RESOLVE,
+                {"appointment_id": appointment.id},
+                at=now,
+                tenant_id=appointment.tenant_id,
+                dedupe_key=f"{JOB_RESOLVE}:{appointment.id}",
+                run_after=now + PENDING_DEADLINE,
+            )
+            await _request_callback(tx, current, now, "calendar_unavailable")
+            await tx.commit()
+
+    async def _event(
+        self, appointment: Appointment, kind: str, *, recovery_point: str | None, data: dict[str, Any]
+    ) -> None:
+        try:
+            async with self.uow.writing() as tx:
+                await tx.add_event(
+                    appointment, kind, at=self.clock.now(), recovery_point=recovery_point, data=data
+                )
+                await tx.commit()
+        except Exception as error:
+            log.error("saga: could not record %s for %s: %s", kind, appointment.id, type(error).__name__)
+
+    # --- cancel -------------------------------------------------------------------------------
+
+    async def cancel_at_calendar(self, appointment: Appointment) -> bool:
+        """Run the queued cancellation of a cancelled appointment now; False leaves it to the worker."""
+        if not appointment.external_uid:
+            return True
+        try:
+            await self.calendar.cancel_uid(self.catalog, appointment.external_uid)
+        except CalendarUnavailable:
+            return False
+        await self._event(
+            appointment, "calendar_cancelled", recovery_point="done", data={"uid": appointment.external_uid}
+        )
+        return True
+
+    # --- reschedule ---------------------------------------------------------------------------
+
+    async def move(
+        self,
+        old: Appointment,
+        claim: Appointment,
+        new_start: datetime,
+        alternatives: Alternatives,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Appointment:
+        """Move `old` at the calendar and here. `claim` is the new pending row, or `old` itself widened."""
+        widened = claim.id == old.id
+        same_staff = claim.staff_id == old.staff_id
+        try:
+            if same_staff:
+                booking = await self.calendar.reschedule(self.catalog, old, new_start)
+            else:
+                booking = await self.calendar.create(self.catalog, claim)
+        except CalendarRefused as refused:
+            await self._undo_move(old, claim, "slot_taken")
+            raise SlotTaken(alternatives=list(await _quietly(alternatives))) from refused
+        except CalendarUnavailable as down:
+            await self._undo_move(old, claim, "calendar_unavailable")
+            raise CalendarUnavailable(str(down.details.get("detail")), moved=False) from down
+        new_end = new_start + (old.ends_at - old.starts_at)
+        if booking.start != new_start or booking.end != new_end:
+            log.error("saga: calendar moved appointment %s to another time", old.id)
+        now = self.clock.now()
+        async with self.uow.writing() as tx:
+            current_old = await tx.appointment(old.tenant_id, old.id) or old
+            released = await tx.set_status(current_old, AppointmentStatus.CANCELLED, at=now)
+            if widened:
+                service = self.catalog.service_by_id(old.service_id)
+                moved = await _insert_moved(
+                    tx, released, block_of(service, new_start), new_end, booking, now, idempotency_key
+                )
+            else:
+                current = await tx.appointment(claim.tenant_id, claim.id) or claim
+                moved = await tx.confirm_external(current, external_uid=booking.uid or "", at=now)
+            await tx.add_event(
+                moved, "confirmed", at=now, recovery_point="done", data={"uid": booking.uid, "from": old.id}
+            )
+            await tx.add_event(released, "rescheduled", at=now, recovery_point="done", data={"to": moved.id})
+            if not same_staff and old.external_uid:
+                await tx.enqueue_job(
+                    JOB_CANCEL,
+                    {"uid": old.external_uid, "appointment_id": old.id, "why": "rescheduled"},
+                    at=now,
+                    tenant_id=old.tenant_id,
+                    dedupe_key=f"{JOB_CANCEL}:{old.external_uid}",
+                )
+            await tx.commit()
+        if not same_staff:
+            await self.cancel_at_calendar(released)
+        return moved
+
+    async def _undo_move(self, old: Appointment, claim: Appointment, reason: str) -> None:
+        """The old appointment stays as it was: give back the widened block or fail the new claim."""
+        now = self.clock.now()
+        async with self.uow.writing() as tx:
+            current_old = await tx.appointment(old.tenant_id, old.id) or old
+            if claim.id == old.id:
+                await tx.set_block(current_old, Interval(old.block_starts_at, old.block_ends_at), at=now)
+            else:
+                current = await tx.appointment(claim.tenant_id, claim.id) or claim
+                if current.status is AppointmentStatus.PENDING:
+                    failed = await tx.set_status(current, AppointmentStatus.FAILED, at=now)
+                    await tx.add_event(
+                        failed, "failed", at=now, recovery_point="done", data={"reason": reason}
+                    )
+            await tx.add_event(
+                current_old, "reschedule_failed", at=now, recovery_point="done", data={"reason": reason}
+            )
+            if reason == "calendar_unavailable":
+                await _request_callback(tx, current_old, now, reason)
+            await tx.commit()
+
+
+async def _insert_moved(
+    tx: BookingTx,
+    old: Appointment,
+    block: Interval,
+    end: datetime,
+    booking: ExternalBooking,
+    now: datetime,
+    idempotency_key: str | None,
+) -> Appointment:
+    """The moved appointment as a new row (the old row, cancelled in this transaction, held the time)."""
+    start = end - (old.ends_at - old.starts_at)
+    new = NewAppointment(
+        tenant_id=old.tenant_id,
+        service_id=old.service_id,
+        staff_id=old.staff_id,
+        customer_id=old.customer_id,
+        starts_at=start,
+        ends_at=end,
+        block_starts_at=block.start,
+        block_ends_at=block.end,
+        status=AppointmentStatus.PENDING,
+        source=old.source,
+        provider=old.provider,
+        call_id=old.call_id,
+        idempotency_key=idempotency_key,
+        spoken_name=old.spoken_name,
+        rescheduled_from_id=old.id,
+    )
+    inserted = await tx.insert_appointment(new, at=now)
+    return await tx.confirm_external(inserted, external_uid=booking.uid or "", at=now)
+
+
+async def _request_callback(tx: BookingTx, appointment: Appointment, now: datetime, reason: str) -> None:
+    """Store a request to call the customer back (staff see it; no worker runs it)."""
+    await tx.enqueue_job(
+        JOB_CALLBACK,
+        {
+            "appointment_id": appointment.id,
+            "customer_id": appointment.customer_id,
+            "call_id": appointment.call_id,
+            "service_id": appointment.service_id,
+            "start": appointment.starts_at.isoformat(),
+            "reason": reason,
+        },
+        at=now,
+        tenant_id=appointment.tenant_id,
+        dedupe_key=f"{JOB_CALLBACK}:{appointment.id}",
+    )
+
+
+async def _quietly(alternatives: Alternatives) -> tuple[Slot, ...]:
+    """Alternatives if the calendar can tell them right now, else none (the refusal stands)."""
+    try:
+        return await alternatives()
+    except BookingError:
+        return ()

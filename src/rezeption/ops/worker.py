@@ -1,0 +1,145 @@
+"""The outbox worker: runs queued jobs (calendar cancellations, pending resolutions, webhook re-reads)
+and the reconciler on a schedule.
+
+Owns the loop and the job handlers. `rezeption worker` runs it as its own process (any number of
+them on PostgreSQL: jobs are claimed with `FOR UPDATE SKIP LOCKED`); on SQLite the web app runs it
+inside `serve` (`embedded_worker` / `start_embedded_worker`). A failed job is retried with
+exponential backoff and goes `dead` after `max_attempts`; `callback_request` jobs have no handler on
+purpose: they wait for a person.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+from rezeption.booking.ports import Clock, OutboxJob
+from rezeption.booking.reconcile import Reconciler
+from rezeption.booking.saga import JOB_CANCEL, JOB_REREAD, JOB_RESOLVE
+from rezeption.store import outbox
+from rezeption.store.db import Database
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Reconciler, OutboxJob], Awaitable[None]]
+
+
+class WorkerDeps(Protocol):
+    """What the worker needs from the wired application (`bootstrap.Services` has it)."""
+
+    database: Database
+    reconciler: Reconciler
+    clock: Clock
+
+
+async def _cancel(reconciler: Reconciler, job: OutboxJob) -> None:
+    await reconciler.cancel_uid(_tenant(job), str(job.payload["uid"]))
+
+
+async def _resolve(reconciler: Reconciler, job: OutboxJob) -> None:
+    await reconciler.resolve_pending(_tenant(job), int(job.payload["appointment_id"]))
+
+
+async def _reread(reconciler: Reconciler, job: OutboxJob) -> None:
+    await reconciler.reread(_tenant(job), str(job.payload["uid"]))
+
+
+def _tenant(job: OutboxJob) -> int:
+    if job.tenant_id is None:
+        raise ValueError(f"job {job.id} has no tenant")
+    return job.tenant_id
+
+
+HANDLERS: dict[str, Handler] = {JOB_CANCEL: _cancel, JOB_RESOLVE: _resolve, JOB_REREAD: _reread}
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """Tuning of one worker."""
+
+    worker_id: str = ""
+    poll_seconds: float = 1.0
+    reconcile_every: float = 60.0
+    batch: int = 10
+    max_attempts: int = 8
+    lease: timedelta = timedelta(seconds=120)
+
+
+async def run_once(deps: WorkerDeps, options: WorkerOptions | None = None) -> int:
+    """Claim and run one batch of due jobs; return how many ran."""
+    options = options or WorkerOptions()
+    worker_id = options.worker_id or _default_id()
+    jobs = await outbox.claim(
+        deps.database,
+        worker=worker_id,
+        now=deps.clock.now(),
+        kinds=list(HANDLERS),
+        limit=options.batch,
+        lease=options.lease,
+    )
+    for job in jobs:
+        try:
+            await HANDLERS[job.kind](deps.reconciler, job)
+        except Exception as error:
+            status = await outbox.fail(
+                deps.database,
+                job,
+                f"{type(error).__name__}: {error}",
+                now=deps.clock.now(),
+                max_attempts=options.max_attempts,
+            )
+            log.warning("worker: job %s (%s) failed, now %s", job.id, job.kind, status)
+        else:
+            await outbox.complete(deps.database, job, now=deps.clock.now())
+    return len(jobs)
+
+
+async def run_worker(deps: WorkerDeps, *, stop: asyncio.Event, options: WorkerOptions | None = None) -> None:
+    """Run jobs and the scheduled reconcile until `stop` is set."""
+    options = options or WorkerOptions()
+    loop = asyncio.get_running_loop()
+    next_reconcile = loop.time()
+    while not stop.is_set():
+        ran = 0
+        try:
+            ran = await run_once(deps, options)
+            if loop.time() >= next_reconcile:
+                report = await deps.reconciler.reconcile_all()
+                next_reconcile = loop.time() + options.reconcile_every
+                if report.orphans_cancelled or report.pending_failed or report.errors:
+                    log.warning("worker: reconcile %s", report)
+        except Exception as error:  # the database or a calendar is away: wait and try again
+            log.error("worker: loop failed: %s", type(error).__name__)
+        if ran < options.batch:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=options.poll_seconds)
+
+
+def start_embedded_worker(
+    deps: WorkerDeps, *, stop: asyncio.Event, options: WorkerOptions | None = None
+) -> asyncio.Task[None]:
+    """Start the worker inside the running event loop (the web app on SQLite); set `stop` to end it."""
+    return asyncio.create_task(run_worker(deps, stop=stop, options=options), name="rezeption-worker")
+
+
+@contextlib.asynccontextmanager
+async def embedded_worker(deps: WorkerDeps, options: WorkerOptions | None = None) -> AsyncIterator[None]:
+    """`async with embedded_worker(services):` runs the worker for the block's lifetime."""
+    stop = asyncio.Event()
+    task = start_embedded_worker(deps, stop=stop, options=options)
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
+def _default_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
