@@ -1,0 +1,35 @@
+"""Prefetch: warm the external calendar's slot cache when a call comes in, before anyone asks.
+
+Owns `prefetch(...)`: for a salon on Cal.com it fetches the free slots of every mapped event type
+for the coming days into the slot cache, so check_availability answers from memory. The local
+calendar needs nothing. Call it without awaiting the caller's reply (`asyncio.create_task`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from rezeption.booking.catalog import CatalogCache
+from rezeption.booking.ports import CalendarDirectory, Clock, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+_catalogs = CatalogCache()
+
+
+async def prefetch(
+    *, uow: UnitOfWork, calendars: CalendarDirectory, clock: Clock, tenant_id: int, days: int = 3
+) -> int:
+    """Fetch the next `days` days of free slots into the cache; returns how many day-lists were fetched."""
+    async with uow.reading() as tx:
+        catalog = await _catalogs.get(tx, tenant_id, clock.now().date())
+    provider = calendars.for_tenant(catalog)
+    warm = getattr(provider, "prefetch", None)
+    if warm is None:
+        return 0
+    try:
+        fetched: int = await warm(catalog, days)
+    except Exception as error:  # a prefetch is a favour, never a failure
+        log.warning("prefetch failed for tenant %s: %s", tenant_id, type(error).__name__)
+        return 0
+    return fetched
