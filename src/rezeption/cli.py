@@ -209,5 +209,68 @@ def availability(
         raise typer.Exit(2) from error
 
 
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option(help="Run one batch of due jobs and exit.")] = False,
+    dead: Annotated[bool, typer.Option(help="List dead jobs and exit.")] = False,
+    poll: Annotated[float, typer.Option(help="Seconds between polls when idle.")] = 1.0,
+    reconcile_every: Annotated[float, typer.Option(help="Seconds between reconcile runs.")] = 60.0,
+) -> None:
+    """Run the outbox worker (jobs and the scheduled reconcile) until interrupted."""
+    import signal
+
+    from rezeption.ops.worker import WorkerOptions, run_once, run_worker
+    from rezeption.store import outbox
+
+    async def run() -> None:
+        services = build(_settings())
+        try:
+            if dead:
+                for job in await outbox.jobs(services.database, status="dead"):
+                    console.print(f"{job.id}  {job.kind}  attempts={job.attempts}  {job.last_error or ''}")
+                return
+            options = WorkerOptions(poll_seconds=poll, reconcile_every=reconcile_every)
+            if once:
+                console.print(f"ran {await run_once(services, options)} jobs")
+                return
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await run_worker(services, stop=stop, options=options)
+        finally:
+            await services.close()
+
+    asyncio.run(run())
+
+
+@app.command()
+def reconcile(
+    tenant: Annotated[str | None, typer.Option(help="Salon slug (default: every Cal.com salon).")] = None,
+) -> None:
+    """Make our database and Cal.com agree: resolve overdue pending rows, cancel orphans, import walk-ins."""
+
+    async def run() -> str:
+        services = build(_settings())
+        try:
+            if tenant:
+                async with services.uow.reading() as tx:
+                    tenant_id = await tx.tenant_id_by_slug(tenant)
+                if tenant_id is None:
+                    raise typer.BadParameter(f"no salon {tenant!r}")
+                report = await services.reconciler.reconcile_tenant(tenant_id)
+            else:
+                report = await services.reconciler.reconcile_all()
+        finally:
+            await services.close()
+        return (
+            f"pending resolved: {report.pending_failed}  orphans cancelled: {report.orphans_cancelled}  "
+            f"imported: {report.imported}  cancelled here: {report.cancelled_here}  "
+            f"conflicts: {report.conflicts}  errors: {len(report.errors)}"
+        )
+
+    console.print(asyncio.run(run()))
+
+
 if __name__ == "__main__":
     app()
