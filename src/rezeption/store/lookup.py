@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +30,7 @@ ACTIVE = sorted(s.value for s in ACTIVE_STATUSES)
 _FINAL_ER = re.compile(r"er$")
 
 Windows = Sequence[tuple[datetime, datetime]]
+HitsQuery = Select[*tuple[Any, ...]]
 
 
 def _key(token: str) -> str | None:
@@ -50,7 +52,7 @@ def _hit(row: object) -> AppointmentHit:
     return AppointmentHit(*row)  # type: ignore[misc]
 
 
-def _hits_query(tenant_id: int, after: datetime, windows: Windows, limit: int) -> Select[tuple[object, ...]]:
+def _hits_query(tenant_id: int, after: datetime, windows: Windows, limit: int) -> HitsQuery:
     a, c = AppointmentRow, CustomerRow
     query = (
         select(
@@ -72,7 +74,53 @@ def _hits_query(tenant_id: int, after: datetime, windows: Windows, limit: int) -
     )
     if windows:
         query = query.where(or_(*(and_(a.starts_at >= s, a.starts_at < e) for s, e in windows)))
-    return query  # type: ignore[return-value]
+    return query
+
+
+def phone_query(
+    tenant_id: int, phone_e164: str, *, after: datetime, windows: Windows = (), limit: int = 50
+) -> HitsQuery:
+    """Active appointments after `after` of the salon's customers with this number."""
+    c = CustomerRow
+    query = _hits_query(tenant_id, after, windows, limit).join(c, c.id == AppointmentRow.customer_id)
+    return query.where(c.tenant_id == tenant_id, c.phone_e164 == phone_e164)
+
+
+def name_query(
+    tenant_id: int, keys: Sequence[str], *, after: datetime, windows: Windows = (), limit: int = 200
+) -> HitsQuery:
+    """Active appointments after `after` of the salon's customers whose surname key is one of `keys`."""
+    c = CustomerRow
+    query = _hits_query(tenant_id, after, windows, limit).join(c, c.id == AppointmentRow.customer_id)
+    return query.where(c.tenant_id == tenant_id, c.name_phonetic.in_(list(keys)))
+
+
+def call_query(
+    tenant_id: int, call_id: str, *, after: datetime, windows: Windows = (), limit: int = 50
+) -> HitsQuery:
+    """Active appointments after `after` that were booked in call `call_id`."""
+    c = CustomerRow
+    query = _hits_query(tenant_id, after, windows, limit).outerjoin(c, c.id == AppointmentRow.customer_id)
+    return query.where(AppointmentRow.call_id == call_id)
+
+
+def customers_query(
+    tenant_id: int, customer_ids: Sequence[int], *, after: datetime, limit: int = 3
+) -> HitsQuery:
+    """The next active appointments of these customers."""
+    c = CustomerRow
+    query = _hits_query(tenant_id, after, (), limit).outerjoin(c, c.id == AppointmentRow.customer_id)
+    return query.where(AppointmentRow.customer_id.in_(list(customer_ids)))
+
+
+def callers_query(tenant_id: int, phone_e164: str) -> HitsQuery:
+    """The salon's customers with this number and their consent (caller ID)."""
+    c = CustomerRow
+    return (
+        select(c.id, c.name, c.caller_id_consent_at)
+        .where(c.tenant_id == tenant_id, c.phone_e164 == phone_e164)
+        .order_by(c.id)
+    )
 
 
 class SqlLookupStore:
@@ -81,7 +129,7 @@ class SqlLookupStore:
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    async def _hits(self, query: Select[tuple[object, ...]]) -> list[AppointmentHit]:
+    async def _hits(self, query: HitsQuery) -> list[AppointmentHit]:
         async with self.database.read() as session:
             return [_hit(tuple(row)) for row in await session.execute(query)]
 
@@ -89,9 +137,7 @@ class SqlLookupStore:
         self, tenant_id: int, phone_e164: str, *, after: datetime, windows: Windows = (), limit: int = 50
     ) -> list[AppointmentHit]:
         """Active appointments after `after` of the salon's customers with this number."""
-        c = CustomerRow
-        query = _hits_query(tenant_id, after, windows, limit).join(c, c.id == AppointmentRow.customer_id)
-        return await self._hits(query.where(c.tenant_id == tenant_id, c.phone_e164 == phone_e164))
+        return await self._hits(phone_query(tenant_id, phone_e164, after=after, windows=windows, limit=limit))
 
     async def by_name(
         self, tenant_id: int, name: str, *, after: datetime, windows: Windows = (), limit: int = 200
@@ -100,17 +146,13 @@ class SqlLookupStore:
         keys = said_name_keys(name)
         if not keys:
             return []
-        c = CustomerRow
-        query = _hits_query(tenant_id, after, windows, limit).join(c, c.id == AppointmentRow.customer_id)
-        return await self._hits(query.where(c.tenant_id == tenant_id, c.name_phonetic.in_(keys)))
+        return await self._hits(name_query(tenant_id, keys, after=after, windows=windows, limit=limit))
 
     async def by_call(
         self, tenant_id: int, call_id: str, *, after: datetime, windows: Windows = (), limit: int = 50
     ) -> list[AppointmentHit]:
         """Active appointments after `after` that were booked in call `call_id`."""
-        c = CustomerRow
-        query = _hits_query(tenant_id, after, windows, limit).outerjoin(c, c.id == AppointmentRow.customer_id)
-        return await self._hits(query.where(AppointmentRow.call_id == call_id))
+        return await self._hits(call_query(tenant_id, call_id, after=after, windows=windows, limit=limit))
 
     async def by_customers(
         self, tenant_id: int, customer_ids: Sequence[int], *, after: datetime, limit: int = 3
@@ -118,9 +160,7 @@ class SqlLookupStore:
         """The next active appointments of these customers."""
         if not customer_ids:
             return []
-        c = CustomerRow
-        query = _hits_query(tenant_id, after, (), limit).outerjoin(c, c.id == AppointmentRow.customer_id)
-        return await self._hits(query.where(AppointmentRow.customer_id.in_(list(customer_ids))))
+        return await self._hits(customers_query(tenant_id, customer_ids, after=after, limit=limit))
 
     async def appointment(self, tenant_id: int, appointment_id: int) -> AppointmentHit | None:
         """The salon's appointment with this id, whatever its status or time (None for another salon's)."""
@@ -148,13 +188,8 @@ class SqlLookupStore:
 
     async def customers_by_phone(self, tenant_id: int, phone_e164: str) -> list[CustomerHit]:
         """The salon's customers with this number, with their consent to caller ID."""
-        c = CustomerRow
         async with self.database.read() as session:
-            rows = await session.execute(
-                select(c.id, c.name, c.caller_id_consent_at)
-                .where(c.tenant_id == tenant_id, c.phone_e164 == phone_e164)
-                .order_by(c.id)
-            )
+            rows = await session.execute(callers_query(tenant_id, phone_e164))
             return [CustomerHit(id=i, name=n, consent_at=at) for i, n, at in rows]
 
     async def caller_id_enabled(self, tenant_id: int) -> bool:
