@@ -53,6 +53,7 @@ class BookingSection(Strict):
     horizon_days: int = Field(90, ge=1, le=730)
     slot_grid_minutes: int = Field(15, ge=5, le=120)
     change_min_notice_hours: int = Field(2, ge=0)
+    transcript_retention_days: int = Field(90, ge=1, le=3650)  # calls' transcripts purged after this
 
 
 class Absence(Strict):
