@@ -15,6 +15,7 @@ from rezeption.bootstrap import Services, build
 from rezeption.domain.clock import Clock
 from rezeption.retell.functions import FunctionRunner
 from rezeption.retell.routes import build_router
+from rezeption.retell.traces import TraceWriter
 from rezeption.settings import Settings
 from rezeption.store.migrate import current_revision, head_revision
 
@@ -30,9 +31,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.state.retell_runner = FunctionRunner(
             database=services.database, bookings=services.bookings, clock=services.clock
         )
+        app.state.retell_traces = traces = TraceWriter(services.database)
+        traces.start()
         try:
             yield
         finally:
+            await traces.close()
             await services.close()
 
     app = FastAPI(title="rezeption", version="0.1.0", lifespan=lifespan)

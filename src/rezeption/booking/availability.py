@@ -104,9 +104,22 @@ async def alternatives(
     now: datetime,
     limit: int = 3,
 ) -> tuple[Slot, ...]:
-    """Up to `limit` free starts near `requested`, from the provider's view of the calendar."""
+    """Up to `limit` free starts near `requested`, from the provider's view of the calendar.
+
+    Asks day by day (the requested day, then the following ones) and stops as soon as `limit` are
+    found, so a refusal costs one or two days of slot search, not the whole fortnight.
+    """
     window = search_window(catalog, requested, now)
     if window is None:
         return ()
-    slots = await provider.free_slots(catalog, service, staff, window)
-    return tuple(nearest(slots, requested, catalog.tenant.zone, limit))
+    zone = catalog.tenant.zone
+    slots: list[Slot] = []
+    picked: list[Slot] = []
+    day_start = window.start
+    while day_start < window.end and len(picked) < limit:
+        next_day = (day_start.astimezone(zone) + timedelta(days=1)).date()
+        day_end = min(window.end, datetime.combine(next_day, datetime.min.time(), tzinfo=zone))
+        slots.extend(await provider.free_slots(catalog, service, staff, Interval(day_start, day_end)))
+        picked = nearest(slots, requested, zone, limit)
+        day_start = day_end
+    return tuple(picked)

@@ -7,6 +7,7 @@ caller's words is `rezeption.language`'s job; adapters resolve words to a key be
 from __future__ import annotations
 
 import dataclasses
+import time
 from datetime import date
 from functools import lru_cache
 
@@ -38,20 +39,26 @@ class CatalogCache:
     """Catalogs kept in memory, checked against the salon's catalog version (one cheap query).
 
     Every change to a salon's services, staff, hours or absences goes through a salon-file load,
-    which bumps the version, so each process reloads on its next request.
+    which bumps the version, so each process reloads on its next request. The version itself is
+    re-read at most every `recheck_seconds` (so a reload takes effect within that time).
     """
 
-    def __init__(self) -> None:
-        self._entries: dict[int, tuple[int, int, Catalog]] = {}
+    def __init__(self, recheck_seconds: float = 1.0) -> None:
+        self.recheck_seconds = recheck_seconds
+        self._entries: dict[int, tuple[int, int, Catalog, float]] = {}
 
     async def get(self, tx: BookingTx, tenant_id: int, today: date) -> Catalog:
         """The salon's current catalog."""
-        version = await tx.catalog_version(tenant_id)
         entry = self._entries.get(tenant_id)
+        checked = time.monotonic()
+        if entry is not None and entry[1] == today.year and checked - entry[3] < self.recheck_seconds:
+            return entry[2]
+        version = await tx.catalog_version(tenant_id)
         if entry is not None and entry[0] == version and entry[1] == today.year:
+            self._entries[tenant_id] = (version, today.year, entry[2], checked)
             return entry[2]
         catalog = await load_catalog(tx, tenant_id, today)
-        self._entries[tenant_id] = (version, today.year, catalog)
+        self._entries[tenant_id] = (version, today.year, catalog, checked)
         return catalog
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from rezeption.booking.bookings import Bookings
 from rezeption.domain.clock import Clock
@@ -90,6 +91,9 @@ class FunctionRunner:
         self.bookings = bookings
         self.clock = clock
         self.idempotency = IdempotencyStore(database, clock)
+        self.routes: dict[
+            tuple[str | None, str | None], int
+        ] = {}  # (agent, number) -> salon; routes rarely change
 
     async def run(self, name: str, ref: CallRef, raw_args: dict[str, Any]) -> Outcome:
         """One function call, start to reply."""
@@ -97,11 +101,12 @@ class FunctionRunner:
         if entry is None:
             return Outcome(404, reply(False, "Diese Funktion gibt es bei uns nicht.", "unknown_function"))
         handler, writes = entry
-        tenant_id = await self._tenant(ref)
-        if tenant_id is None:
+        call = await self._call_record(ref)
+        if call is None or call.tenant_id is None:
             log.warning("retell.refused", function=name, call_id=ref.call_id, reason="unknown_call_or_tenant")
             message = "Entschuldigung, diesen Anruf kann ich gerade keinem Salon zuordnen."
             return Outcome(200, reply(False, message, "unknown_call"))
+        tenant_id = call.tenant_id
         try:
             args = TOOLS[name].model_validate(raw_args)
         except ValidationError as error:
@@ -112,9 +117,10 @@ class FunctionRunner:
             return Outcome(200, reply(False, message, "invalid_arguments", fehler=problems), tenant_id)
         canonical = args.model_dump(exclude_none=True)
         if not writes:
-            return Outcome(
-                200, await self._call(handler, name, ref, tenant_id, args, None), tenant_id, canonical
-            )
+            answer, learned = await self._call(handler, name, call, args, None)
+            if learned:
+                await calls.remember(self.database, ref.call_id, learned)
+            return Outcome(200, answer, tenant_id, canonical)
         key = idempotency_key(ref.call_id, name, canonical)
         claim = await self.idempotency.wait(key, scope=name, tenant_id=tenant_id)
         if not claim.owned:
@@ -123,48 +129,58 @@ class FunctionRunner:
                 return Outcome(200, reply(False, message, "busy"), tenant_id, canonical)
             return Outcome(200, claim.reply, tenant_id, canonical, replayed=True)
         try:
-            answer = await self._call(handler, name, ref, tenant_id, args, f"retell:{key}")
+            answer, learned = await self._call(handler, name, call, args, f"retell:{key}")
         except BaseException:
             await self.idempotency.release(key)
             raise
         if answer.get("reason") in TRANSIENT:
             await self.idempotency.release(key)
+            if learned:
+                await calls.remember(self.database, ref.call_id, learned)
         else:
-            await self.idempotency.finish(key, answer)
+
+            async def remember_too(session: AsyncSession) -> None:
+                await calls.merge_memory(session, ref.call_id, learned)
+
+            await self.idempotency.finish(key, answer, also=remember_too if learned else None)
         return Outcome(200, answer, tenant_id, canonical)
 
-    async def _tenant(self, ref: CallRef) -> int | None:
+    async def _call_record(self, ref: CallRef) -> calls.CallRecord | None:
+        """The call as we know it; a first function call of an unknown call is recorded by its route."""
         known = await calls.get_call(self.database, ref.call_id)
         if known is not None and known.tenant_id is not None:
-            return known.tenant_id
+            return known
         if not ref.full:
             return None
-        tenant_id = await calls.tenant_for(self.database, agent_id=ref.agent_id, to_number=ref.to_number)
-        if tenant_id is not None:
-            await calls.ensure_call(
-                self.database,
-                ref.call_id,
-                tenant_id=tenant_id,
-                at=self.clock.now(),
-                agent_id=ref.agent_id,
-                from_number=normalize_phone(ref.from_number),
-                to_number=ref.to_number,
-            )
-        return tenant_id
+        tenant_id = self.routes.get((ref.agent_id, ref.to_number))
+        if tenant_id is None:
+            tenant_id = await calls.tenant_for(self.database, agent_id=ref.agent_id, to_number=ref.to_number)
+            if tenant_id is None:
+                return None
+            self.routes[(ref.agent_id, ref.to_number)] = tenant_id
+        return await calls.ensure_call(
+            self.database,
+            ref.call_id,
+            tenant_id=tenant_id,
+            at=self.clock.now(),
+            agent_id=ref.agent_id,
+            from_number=normalize_phone(ref.from_number),
+            to_number=ref.to_number,
+        )
 
     async def _call(
-        self, handler: Handler, name: str, ref: CallRef, tenant_id: int, args: Arguments, key: str | None
-    ) -> Reply:
+        self, handler: Handler, name: str, call: calls.CallRecord, args: Arguments, key: str | None
+    ) -> tuple[Reply, dict[str, Any]]:
+        assert call.tenant_id is not None
         now = self.clock.now()
         async with self.bookings.uow.reading() as tx:
-            catalog = await self.bookings.catalogs.get(tx, tenant_id, now.date())
-        call = await calls.get_call(self.database, ref.call_id)
+            catalog = await self.bookings.catalogs.get(tx, call.tenant_id, now.date())
         ctx = CallContext(
-            tenant_id=tenant_id,
+            tenant_id=call.tenant_id,
             catalog=catalog,
-            call_id=ref.call_id,
-            caller_number=call.from_number if call else normalize_phone(ref.from_number),
-            memory=dict(call.memory) if call else {},
+            call_id=call.retell_call_id,
+            caller_number=call.from_number,
+            memory=dict(call.memory),
             now=now.astimezone(catalog.tenant.zone),
             bookings=self.bookings,
             database=self.database,
@@ -177,8 +193,6 @@ class FunctionRunner:
         except BookingError as refused:
             answer = refusal(catalog, refused, ctx.today)
         except Exception:
-            log.exception("retell.function_failed", function=name, call_id=ref.call_id)
-            return reply(False, SORRY, "internal_error")
-        if ctx.learned:
-            await calls.remember(self.database, ref.call_id, ctx.learned)
-        return answer
+            log.exception("retell.function_failed", function=name, call_id=call.retell_call_id)
+            return reply(False, SORRY, "internal_error"), {}
+        return answer, ctx.learned

@@ -21,6 +21,7 @@ from rezeption.language import mask_phone, normalize_phone
 from rezeption.retell.functions import CallRef, FunctionRunner, Outcome
 from rezeption.retell.inbound import inbound_response
 from rezeption.retell.signature import verify
+from rezeption.retell.traces import TraceWriter
 from rezeption.retell.wire import FunctionEnvelope, InboundEnvelope, WebhookEnvelope
 from rezeption.store import calls
 
@@ -80,7 +81,7 @@ def build_router() -> APIRouter:
     router = APIRouter(prefix="/retell", tags=["retell"])
 
     @router.post("/functions/{name}")
-    async def function(name: str, request: Request, background: BackgroundTasks) -> JSONResponse:
+    async def function(name: str, request: Request) -> JSONResponse:
         """A custom function: `{name, call, args}`, or the bare args with an `X-Call-Id` header."""
         services: Services = request.app.state.services
         runner: FunctionRunner = request.app.state.retell_runner
@@ -92,7 +93,7 @@ def build_router() -> APIRouter:
             return _refusal(error)
         outcome = await runner.run(name, ref, args)
         latency = int((time.perf_counter() - started) * 1000)
-        background.add_task(_trace, services, name, ref, outcome, latency)
+        _trace(request, name, ref, outcome, latency)
         return JSONResponse(outcome.reply, status_code=outcome.status)
 
     @router.post("/inbound")
@@ -188,7 +189,7 @@ def _envelope(name: str, body: dict[str, Any], header_call_id: str | None) -> tu
     return CallRef(header_call_id, full=False), body
 
 
-async def _trace(services: Services, name: str, ref: CallRef, outcome: Outcome, latency_ms: int) -> None:
+def _trace(request: Request, name: str, ref: CallRef, outcome: Outcome, latency_ms: int) -> None:
     log.info(
         "retell.function",
         function=name,
@@ -199,13 +200,16 @@ async def _trace(services: Services, name: str, ref: CallRef, outcome: Outcome, 
         latency_ms=latency_ms,
     )
     if outcome.tenant_id is not None:
-        await calls.add_trace(
-            services.database,
-            tenant_id=outcome.tenant_id,
-            retell_call_id=ref.call_id,
-            function=name,
-            args=outcome.args,
-            reply=outcome.reply,
-            latency_ms=latency_ms,
-            at=services.clock.now(),
+        services: Services = request.app.state.services
+        writer: TraceWriter = request.app.state.retell_traces
+        writer.add(
+            calls.Trace(
+                tenant_id=outcome.tenant_id,
+                retell_call_id=ref.call_id,
+                function=name,
+                args=outcome.args,
+                reply=outcome.reply,
+                latency_ms=latency_ms,
+                at=services.clock.now(),
+            )
         )

@@ -102,16 +102,21 @@ async def ensure_call(
         return _record(row)
 
 
-async def remember(database: Database, retell_call_id: str, facts: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge `facts` into the call's memory (None values are ignored); return the new memory."""
-    updates = {k: v for k, v in facts.items() if v is not None}
+async def remember(database: Database, retell_call_id: str, facts: Mapping[str, Any]) -> None:
+    """Merge `facts` into the call's memory (None values are ignored)."""
     async with database.write() as session, session.begin():
-        row = await session.scalar(select(CallRow).where(CallRow.retell_call_id == retell_call_id))
-        if row is None:
-            return updates
+        await merge_memory(session, retell_call_id, facts)
+
+
+async def merge_memory(session: AsyncSession, retell_call_id: str, facts: Mapping[str, Any]) -> None:
+    """Merge `facts` into the call's memory inside the caller's transaction."""
+    updates = {k: v for k, v in facts.items() if v is not None}
+    if not updates:
+        return
+    row = await session.scalar(select(CallRow).where(CallRow.retell_call_id == retell_call_id))
+    if row is not None:
         memory = {**(row.memory or {}), **updates}
         await session.execute(update(CallRow).where(CallRow.id == row.id).values(memory=memory))
-        return memory
 
 
 async def record_event(
@@ -161,29 +166,35 @@ async def record_event(
         return True
 
 
-async def add_trace(
-    database: Database,
-    *,
-    tenant_id: int | None,
-    retell_call_id: str | None,
-    function: str,
-    args: Mapping[str, Any],
-    reply: Mapping[str, Any],
-    latency_ms: int,
-    at: datetime,
-) -> None:
-    """Keep one function call's arguments, reply and latency for operators."""
+@dataclass(frozen=True)
+class Trace:
+    """One function call's arguments, reply and latency, for operators."""
+
+    tenant_id: int
+    retell_call_id: str
+    function: str
+    args: dict[str, Any]
+    reply: dict[str, Any]
+    latency_ms: int
+    at: datetime
+
+
+async def add_traces(database: Database, traces: list[Trace]) -> None:
+    """Store a batch of traces in one transaction."""
+    if not traces:
+        return
     async with database.write() as session, session.begin():
-        session.add(
+        session.add_all(
             FunctionCallTraceRow(
-                tenant_id=tenant_id,
-                retell_call_id=retell_call_id,
-                function=function,
-                args=dict(args),
-                reply=dict(reply),
-                ok=bool(reply.get("ok")),
-                reason=reply.get("reason"),
-                latency_ms=latency_ms,
-                at=at,
+                tenant_id=t.tenant_id,
+                retell_call_id=t.retell_call_id,
+                function=t.function,
+                args=t.args,
+                reply=t.reply,
+                ok=bool(t.reply.get("ok")),
+                reason=t.reply.get("reason"),
+                latency_ms=t.latency_ms,
+                at=t.at,
             )
+            for t in traces
         )

@@ -8,6 +8,7 @@ over) and `done` with the reply afterwards. Replies are kept for `RETENTION` (>=
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from rezeption.domain.clock import Clock
 from rezeption.store.db import Database
@@ -74,9 +76,17 @@ class IdempotencyStore:
             )
             return Claim(owned=taken.rowcount == 1)  # type: ignore[attr-defined]
 
-    async def finish(self, key: str, reply: dict[str, Any]) -> None:
-        """Store the reply; later claims get it."""
+    async def finish(
+        self,
+        key: str,
+        reply: dict[str, Any],
+        *,
+        also: Callable[[AsyncSession], Awaitable[None]] | None = None,
+    ) -> None:
+        """Store the reply (and run `also` in the same transaction); later claims get it."""
         async with self.database.write() as session, session.begin():
+            if also is not None:
+                await also(session)
             await session.execute(
                 update(IdempotencyRecordRow)
                 .where(IdempotencyRecordRow.key == key)
