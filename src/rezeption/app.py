@@ -1,18 +1,21 @@
 """The web application: FastAPI app factory with health and readiness probes.
 
-The Retell adapter's routes come from `rezeption.retell.routes`; this file only composes.
+Routes come from `rezeption.retell.routes` (Retell) and `rezeption.calendars.calcom_webhook`
+(Cal.com webhooks); on SQLite the outbox worker runs inside the server. This file only composes.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from rezeption.bootstrap import Services, build
+from rezeption.calendars.calcom_webhook import build_calcom_webhook_router
 from rezeption.domain.clock import Clock
+from rezeption.ops.worker import embedded_worker
 from rezeption.retell.functions import FunctionRunner
 from rezeption.retell.routes import build_router
 from rezeption.retell.traces import TraceWriter
@@ -33,14 +36,22 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         )
         app.state.retell_traces = traces = TraceWriter(services.database)
         traces.start()
-        try:
-            yield
-        finally:
-            await traces.close()
-            await services.close()
+        async with AsyncExitStack() as stack:
+            if settings.embedded_worker == "on" or (
+                settings.embedded_worker == "auto" and services.database.is_sqlite
+            ):
+                # The embedded default runs its outbox and reconciler in-process; PostgreSQL
+                # deployments run `rezeption worker` instead (any number, SKIP LOCKED).
+                await stack.enter_async_context(embedded_worker(services))
+            try:
+                yield
+            finally:
+                await traces.close()
+        await services.close()
 
     app = FastAPI(title="rezeption", version="0.1.0", lifespan=lifespan)
     app.include_router(build_router())
+    app.include_router(build_calcom_webhook_router())
 
     @app.get("/health", tags=["ops"])
     async def health() -> dict[str, str]:

@@ -16,6 +16,7 @@ from fastapi import APIRouter, BackgroundTasks, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from rezeption.booking.prefetch import prefetch
 from rezeption.bootstrap import Services
 from rezeption.language import mask_phone, normalize_phone
 from rezeption.retell.functions import CallRef, FunctionRunner, Outcome
@@ -120,6 +121,13 @@ def build_router() -> APIRouter:
         now = services.clock.now()
         async with services.uow.reading() as tx:
             catalog = await services.bookings.catalogs.get(tx, tenant_id, now.date())
+        background.add_task(
+            prefetch,
+            uow=services.uow,
+            calendars=services.calendars,
+            clock=services.clock,
+            tenant_id=tenant_id,
+        )
         if inbound_call.call_id:
             background.add_task(
                 calls.ensure_call,
