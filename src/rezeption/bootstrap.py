@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from rezeption.booking.bookings import Bookings
 from rezeption.booking.reconcile import Reconciler
@@ -23,15 +23,14 @@ class Services:
     uow: SqlUnitOfWork
     bookings: Bookings
     clock: Clock
-    calendars: CalendarDirectory = field(default=None)  # type: ignore[assignment]
-    reconciler: Reconciler = field(default=None)  # type: ignore[assignment]
+    calendars: CalendarDirectory
+    reconciler: Reconciler
 
     async def close(self) -> None:
         """Release connections (database, Cal.com clients, Redis)."""
-        if self.calendars is not None:
-            await self.calendars.aclose()
-            if isinstance(self.calendars.slot_cache, RedisSlotCache):
-                await self.calendars.slot_cache.aclose()
+        await self.calendars.aclose()
+        if isinstance(self.calendars.slot_cache, RedisSlotCache):
+            await self.calendars.slot_cache.aclose()
         await self.database.dispose()
 
 
