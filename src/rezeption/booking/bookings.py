@@ -231,24 +231,18 @@ class Bookings:
         customer_id = await tx.upsert_customer(
             catalog.tenant.id, name=request.customer_name, phone_e164=request.phone_e164, at=now
         )
-        block = block_of(service, start)
+        request = dataclasses.replace(request, start=start)
         provider = self.calendars.for_tenant(catalog)
         status = AppointmentStatus.PENDING if provider.external else AppointmentStatus.CONFIRMED
         for staff_id in check.free_staff_ids:
-            new = NewAppointment(
-                tenant_id=catalog.tenant.id,
-                service_id=service.id,
-                staff_id=staff_id,
-                customer_id=customer_id,
-                starts_at=start,
-                ends_at=start + service.duration,
-                block_starts_at=block.start,
-                block_ends_at=block.end,
+            new = _new_appointment(
+                catalog,
+                service,
+                staff_id,
+                request,
                 status=status,
-                source=request.source,
+                customer_id=customer_id,
                 provider=provider.name,
-                call_id=request.call_id,
-                idempotency_key=request.idempotency_key,
                 spoken_name=request.customer_name,
                 pending_until=now + PENDING_DEADLINE if provider.external else None,
             )
@@ -446,20 +440,14 @@ class Bookings:
                     data={"to": request.start.isoformat(), "widened": True},
                 )
                 return widened
-            new = NewAppointment(
-                tenant_id=catalog.tenant.id,
-                service_id=service.id,
-                staff_id=staff_id,
-                customer_id=old.customer_id,
-                starts_at=request.start,
-                ends_at=request.start + service.duration,
-                block_starts_at=block.start,
-                block_ends_at=block.end,
+            new = _new_appointment(
+                catalog,
+                service,
+                staff_id,
+                request,
                 status=AppointmentStatus.PENDING,
-                source=request.source,
+                customer_id=old.customer_id,
                 provider=old.provider,
-                call_id=request.call_id,
-                idempotency_key=request.idempotency_key,
                 spoken_name=old.spoken_name,
                 rescheduled_from_id=old.id,
                 pending_until=now + PENDING_DEADLINE,
@@ -489,22 +477,15 @@ class Bookings:
         old: Appointment,
         now: datetime,
     ) -> Appointment | None:
-        block = block_of(service, request.start)
         for staff_id in check.free_staff_ids:
-            new = NewAppointment(
-                tenant_id=catalog.tenant.id,
-                service_id=service.id,
-                staff_id=staff_id,
-                customer_id=old.customer_id,
-                starts_at=request.start,
-                ends_at=request.start + service.duration,
-                block_starts_at=block.start,
-                block_ends_at=block.end,
+            new = _new_appointment(
+                catalog,
+                service,
+                staff_id,
+                request,
                 status=AppointmentStatus.CONFIRMED,
-                source=request.source,
+                customer_id=old.customer_id,
                 provider=self.calendars.for_tenant(catalog).name,
-                call_id=request.call_id,
-                idempotency_key=request.idempotency_key,
                 spoken_name=old.spoken_name,
                 rescheduled_from_id=old.id,
             )
@@ -536,6 +517,41 @@ async def _external_check(
     if free:
         return dataclasses.replace(check, free_staff_ids=free)
     return dataclasses.replace(check, free_staff_ids=(), reason="slot_taken")
+
+
+def _new_appointment(
+    catalog: Catalog,
+    service: Service,
+    staff_id: int,
+    request: BookingRequest,
+    *,
+    status: AppointmentStatus,
+    customer_id: int | None,
+    provider: str,
+    spoken_name: str | None,
+    rescheduled_from_id: int | None = None,
+    pending_until: datetime | None = None,
+) -> NewAppointment:
+    """The row that claims `request.start` for `service` with one stylist (block = buffers included)."""
+    block = block_of(service, request.start)
+    return NewAppointment(
+        tenant_id=catalog.tenant.id,
+        service_id=service.id,
+        staff_id=staff_id,
+        customer_id=customer_id,
+        starts_at=request.start,
+        ends_at=request.start + service.duration,
+        block_starts_at=block.start,
+        block_ends_at=block.end,
+        status=status,
+        source=request.source,
+        provider=provider,
+        call_id=request.call_id,
+        idempotency_key=request.idempotency_key,
+        spoken_name=spoken_name,
+        rescheduled_from_id=rescheduled_from_id,
+        pending_until=pending_until,
+    )
 
 
 def _named(staff: str | int | None) -> bool:
