@@ -30,7 +30,9 @@ from sqlalchemy import insert
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from _pg import throwaway_database  # noqa: E402
 from rezeption.booking.bookings import BookingRequest, Bookings  # noqa: E402
 from rezeption.calendars.directory import CalendarDirectory  # noqa: E402
 from rezeption.domain.clock import FixedClock  # noqa: E402
@@ -199,43 +201,12 @@ async def run_backend(url: str, queries: int) -> dict[str, Any]:
         await database.dispose()
 
 
-def postgres_url() -> tuple[str, str]:
-    import os
-    import uuid
-
-    from sqlalchemy.engine import make_url
-
-    base = os.environ.get(
-        "REZEPTION_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-    )
-    name = f"rezeption_bench_{uuid.uuid4().hex[:8]}"
-    return base, make_url(base).set(database=name).render_as_string(hide_password=False)
-
-
-async def admin(base: str, sql: str) -> None:
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    conn = await asyncpg.connect(
-        make_url(base).set(drivername="postgresql").render_as_string(hide_password=False)
-    )
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-async def main(queries: int) -> dict[str, Any]:
+def main(queries: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        results["sqlite"] = await run_backend(f"sqlite+aiosqlite:///{tmp}/bench.db", queries)
-    base, url = postgres_url()
-    name = url.rsplit("/", 1)[1]
-    await admin(base, f'CREATE DATABASE "{name}"')
-    try:
-        results["postgresql"] = await run_backend(url, queries)
-    finally:
-        await admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        results["sqlite"] = asyncio.run(run_backend(f"sqlite+aiosqlite:///{tmp}/bench.db", queries))
+    with throwaway_database("rezeption_bench") as url:
+        results["postgresql"] = asyncio.run(run_backend(url, queries))
     return results
 
 
@@ -243,7 +214,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=300)
     args = parser.parse_args()
-    backends = asyncio.run(main(args.queries))
+    backends = main(args.queries)
     worst = max(b["free_slots_14d"]["p99_ms"] for b in backends.values())
     out = {
         "benchmark": "availability",

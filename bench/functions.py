@@ -36,7 +36,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from _pg import throwaway_database  # noqa: E402
 from rezeption.retell.signature import sign  # noqa: E402
 from rezeption.store import migrate  # noqa: E402
 
@@ -303,29 +305,6 @@ def prepare(url: str) -> None:
     )
 
 
-def postgres_database() -> tuple[str, str]:
-    from sqlalchemy.engine import make_url
-
-    base = os.environ.get(
-        "REZEPTION_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-    )
-    name = f"rezeption_bench_fn_{uuid.uuid4().hex[:8]}"
-    return base, make_url(base).set(database=name).render_as_string(hide_password=False)
-
-
-async def admin(base: str, sql: str) -> None:
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    conn = await asyncpg.connect(
-        make_url(base).set(drivername="postgresql").render_as_string(hide_password=False)
-    )
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 def run_backend(url: str, seconds: float, requests: int) -> dict[str, Any]:
     prepare(url)
     out: dict[str, Any] = {}
@@ -351,13 +330,8 @@ def main() -> None:
     backends: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         backends["sqlite"] = run_backend(f"sqlite+aiosqlite:///{tmp}/bench.db", args.seconds, args.requests)
-    base, url = postgres_database()
-    name = url.rsplit("/", 1)[1]
-    asyncio.run(admin(base, f'CREATE DATABASE "{name}"'))
-    try:
+    with throwaway_database("rezeption_bench_fn") as url:
         backends["postgresql"] = run_backend(url, args.seconds, args.requests)
-    finally:
-        asyncio.run(admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     pg = backends["postgresql"]
     functions_p99 = max(
         v["p99_ms"] for k, v in pg["open_loop"]["per_function"].items() if k != "call_inbound"

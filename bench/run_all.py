@@ -11,7 +11,7 @@ HERE = Path(__file__).resolve().parent
 if __name__ == "__main__":
     failed = []
     for script in sorted(HERE.glob("*.py")):
-        if script.name == Path(__file__).name:
+        if script.name == Path(__file__).name or script.name.startswith("_"):
             continue
         print(f"== {script.name}", flush=True)
         if subprocess.run([sys.executable, str(script)], check=False).returncode != 0:
