@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from fastapi import APIRouter, BackgroundTasks, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from rezeption.booking.prefetch import prefetch
 from rezeption.bootstrap import Services
@@ -22,6 +23,7 @@ from rezeption.language import mask_phone, normalize_phone
 from rezeption.retell.functions import CallRef, FunctionRunner, Outcome
 from rezeption.retell.inbound import inbound_response
 from rezeption.retell.signature import verify
+from rezeption.retell.tools import TOOLS
 from rezeption.retell.traces import TraceWriter
 from rezeption.retell.wire import FunctionEnvelope, InboundEnvelope, WebhookEnvelope
 from rezeption.store import calls
@@ -81,21 +83,20 @@ def build_router() -> APIRouter:
     """The /retell routes; they find the wired services on `request.app.state.services`."""
     router = APIRouter(prefix="/retell", tags=["retell"])
 
-    @router.post("/functions/{name}")
+    for tool, model in TOOLS.items():
+        router.add_api_route(
+            f"/functions/{tool}",
+            _named_function(tool),
+            methods=["POST"],
+            summary=(model.__doc__ or tool).strip(),
+            openapi_extra={"requestBody": _request_body(model)},
+            response_model=None,
+        )
+
+    @router.post("/functions/{name}", include_in_schema=False)
     async def function(name: str, request: Request) -> JSONResponse:
         """A custom function: `{name, call, args}`, or the bare args with an `X-Call-Id` header."""
-        services: Services = request.app.state.services
-        runner: FunctionRunner = request.app.state.retell_runner
-        started = time.perf_counter()
-        try:
-            body = await verified_json(request, services)
-            ref, args = _envelope(name, body, request.headers.get("x-call-id"))
-        except Refused as error:
-            return _refusal(error)
-        outcome = await runner.run(name, ref, args)
-        latency = int((time.perf_counter() - started) * 1000)
-        _trace(request, name, ref, outcome, latency)
-        return JSONResponse(outcome.reply, status_code=outcome.status)
+        return await _run_function(name, request)
 
     @router.post("/inbound")
     async def inbound(request: Request, background: BackgroundTasks) -> JSONResponse:
@@ -179,6 +180,46 @@ def build_router() -> APIRouter:
         return Response(status_code=204)
 
     return router
+
+
+async def _run_function(name: str, request: Request) -> JSONResponse:
+    services: Services = request.app.state.services
+    runner: FunctionRunner = request.app.state.retell_runner
+    started = time.perf_counter()
+    try:
+        body = await verified_json(request, services)
+        ref, args = _envelope(name, body, request.headers.get("x-call-id"))
+    except Refused as error:
+        return _refusal(error)
+    outcome = await runner.run(name, ref, args)
+    latency = int((time.perf_counter() - started) * 1000)
+    _trace(request, name, ref, outcome, latency)
+    return JSONResponse(outcome.reply, status_code=outcome.status)
+
+
+def _named_function(name: str) -> Callable[[Request], Awaitable[JSONResponse]]:
+    async def endpoint(request: Request) -> JSONResponse:
+        return await _run_function(name, request)
+
+    endpoint.__name__ = f"retell_{name}"
+    return endpoint
+
+
+def _request_body(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI request body of a function: Retell's envelope with this function's arguments."""
+    envelope = {
+        "type": "object",
+        "required": ["call", "args"],
+        "properties": {
+            "name": {"type": "string"},
+            "call": {
+                "type": "object",
+                "description": "Retell's call object (call_id, agent_id, numbers, ...)",
+            },
+            "args": model.model_json_schema(),
+        },
+    }
+    return {"required": True, "content": {"application/json": {"schema": envelope}}}
 
 
 def _envelope(name: str, body: dict[str, Any], header_call_id: str | None) -> tuple[CallRef, dict[str, Any]]:
