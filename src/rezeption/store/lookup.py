@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rezeption.booking.lookup_model import AppointmentHit, CustomerHit, name_words
@@ -27,6 +27,7 @@ from rezeption.store.flags import CALLER_ID, flag_enabled
 from rezeption.store.tables import AppointmentRow, CallRow, CustomerRow, TenantRow
 
 ACTIVE = sorted(s.value for s in ACTIVE_STATUSES)
+PER_CUSTOMER = 20  # next appointments looked at per matching customer
 _FINAL_ER = re.compile(r"er$")
 
 Windows = Sequence[tuple[datetime, datetime]]
@@ -77,22 +78,69 @@ def _hits_query(tenant_id: int, after: datetime, windows: Windows, limit: int) -
     return query
 
 
+def _via_customers(
+    tenant_id: int, who: ColumnElement[bool], after: datetime, windows: Windows, limit: int, lateral: bool
+) -> HitsQuery:
+    """The salon's customers matching `who`, each with their next active appointments.
+
+    PostgreSQL (`lateral`): per customer from (customer_id, starts_at), so the planner cannot swap
+    this for a scan of the salon's whole future, which it otherwise picks for common surnames.
+    SQLite has no LATERAL: a plain join.
+    """
+    a, c = AppointmentRow, CustomerRow
+    if not lateral:
+        joined = _hits_query(tenant_id, after, windows, limit).join(c, c.id == a.customer_id)
+        return joined.where(c.tenant_id == tenant_id, who)
+    upcoming = (
+        select(a.id, a.tenant_id, a.customer_id, a.service_id, a.staff_id, a.starts_at, a.status, a.call_id)
+        .add_columns(a.spoken_name)
+        .where(
+            a.customer_id == c.id,
+            a.tenant_id == tenant_id,
+            a.status.in_(ACTIVE),
+            a.starts_at > require_aware(after),
+        )
+        .order_by(a.starts_at)
+        .limit(PER_CUSTOMER)
+    )
+    if windows:
+        upcoming = upcoming.where(or_(*(and_(a.starts_at >= s, a.starts_at < e) for s, e in windows)))
+    found = upcoming.lateral("upcoming")
+    return (
+        select(*found.c, c.name, c.phone_e164)
+        .select_from(c)
+        .join(found, true())
+        .where(c.tenant_id == tenant_id, who)
+        .order_by(found.c.starts_at, found.c.id)
+        .limit(limit)
+    )
+
+
 def phone_query(
-    tenant_id: int, phone_e164: str, *, after: datetime, windows: Windows = (), limit: int = 50
+    tenant_id: int,
+    phone_e164: str,
+    *,
+    after: datetime,
+    windows: Windows = (),
+    limit: int = 50,
+    lateral: bool = True,
 ) -> HitsQuery:
     """Active appointments after `after` of the salon's customers with this number."""
-    c = CustomerRow
-    query = _hits_query(tenant_id, after, windows, limit).join(c, c.id == AppointmentRow.customer_id)
-    return query.where(c.tenant_id == tenant_id, c.phone_e164 == phone_e164)
+    return _via_customers(tenant_id, CustomerRow.phone_e164 == phone_e164, after, windows, limit, lateral)
 
 
 def name_query(
-    tenant_id: int, keys: Sequence[str], *, after: datetime, windows: Windows = (), limit: int = 200
+    tenant_id: int,
+    keys: Sequence[str],
+    *,
+    after: datetime,
+    windows: Windows = (),
+    limit: int = 200,
+    lateral: bool = True,
 ) -> HitsQuery:
     """Active appointments after `after` of the salon's customers whose surname key is one of `keys`."""
-    c = CustomerRow
-    query = _hits_query(tenant_id, after, windows, limit).join(c, c.id == AppointmentRow.customer_id)
-    return query.where(c.tenant_id == tenant_id, c.name_phonetic.in_(list(keys)))
+    who = CustomerRow.name_phonetic.in_(list(keys))
+    return _via_customers(tenant_id, who, after, windows, limit, lateral)
 
 
 def call_query(
@@ -137,7 +185,9 @@ class SqlLookupStore:
         self, tenant_id: int, phone_e164: str, *, after: datetime, windows: Windows = (), limit: int = 50
     ) -> list[AppointmentHit]:
         """Active appointments after `after` of the salon's customers with this number."""
-        return await self._hits(phone_query(tenant_id, phone_e164, after=after, windows=windows, limit=limit))
+        lateral = not self.database.is_sqlite
+        query = phone_query(tenant_id, phone_e164, after=after, windows=windows, limit=limit, lateral=lateral)
+        return await self._hits(query)
 
     async def by_name(
         self, tenant_id: int, name: str, *, after: datetime, windows: Windows = (), limit: int = 200
@@ -146,7 +196,10 @@ class SqlLookupStore:
         keys = said_name_keys(name)
         if not keys:
             return []
-        return await self._hits(name_query(tenant_id, keys, after=after, windows=windows, limit=limit))
+        lateral = not self.database.is_sqlite
+        return await self._hits(
+            name_query(tenant_id, keys, after=after, windows=windows, limit=limit, lateral=lateral)
+        )
 
     async def by_call(
         self, tenant_id: int, call_id: str, *, after: datetime, windows: Windows = (), limit: int = 50

@@ -16,9 +16,17 @@ from typing import Any
 from sqlalchemy import ClauseElement, Executable, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.schema import CreateIndex, DropIndex
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from rezeption.store.lookup import surname_key
+from rezeption.store.tables import AppointmentRow
+
+NO_OVERLAP = """
+ALTER TABLE appointments ADD CONSTRAINT appointments_no_overlap
+EXCLUDE USING gist (staff_id WITH =, tstzrange(block_starts_at, block_ends_at, '[)') WITH &&)
+WHERE (status IN ('pending', 'confirmed'))
+"""  # as migration 0001 creates it
 
 _SURNAME_TEXT = """
 Müller Schmidt Schneider Fischer Weber Meyer Wagner Becker Schulz Hoffmann Schäfer Koch Bauer Richter
@@ -99,7 +107,7 @@ async def generate(conn: AsyncConnection, scale: Scale, now: datetime) -> dict[s
             "SELECT :bt + g % :t, n.full_name, lower(n.full_name), n.key, "
             "'+49151' || lpad((g - (g % 7 = 6)::int)::text, 8, '0'), "
             "CASE WHEN g % 3 = 0 THEN :now END, CASE WHEN g % 3 = 0 THEN 'consent_' || g END, :now, :now "
-            "FROM generate_series(0, :c - 1) g "
+            "FROM generate_series(CAST(0 AS bigint), :c - 1) g "
             "JOIN (SELECT ord - 1 AS i, f || ' ' || s AS full_name, k AS key "
             "      FROM unnest(CAST(:firsts AS text[]), CAST(:surnames AS text[]), CAST(:keys AS text[])) "
             "      WITH ORDINALITY AS x(f, s, k, ord)) n ON n.i = (g * 31 + g / 97) % :names"
@@ -107,6 +115,10 @@ async def generate(conn: AsyncConnection, scale: Scale, now: datetime) -> dict[s
         {**params, **_names(), "bt": base_tenant, "c": scale.customers},
     )
     base_customer = int((await conn.execute(text("SELECT min(id) FROM customers"))).scalar_one())
+    # Building indexes once after the load is much faster than keeping them up to date row by row.
+    await conn.execute(text("ALTER TABLE appointments DROP CONSTRAINT appointments_no_overlap"))
+    for index in AppointmentRow.__table__.indexes:
+        await conn.execute(DropIndex(index))
     per_tenant = scale.customers // scale.tenants
     await conn.execute(
         _sql(
@@ -120,12 +132,15 @@ async def generate(conn: AsyncConnection, scale: Scale, now: datetime) -> dict[s
             "  :now - interval '10 days' + (g / (:t * :s)) * interval '45 minutes' + interval '30 minutes', "
             "  CASE WHEN g % 10 = 0 THEN 'cancelled' ELSE 'confirmed' END, 'phone', 'local', "
             "  'call_' || (g / 2), 1, :now, :now "
-            "FROM generate_series(0, :a - 1) g "
+            "FROM generate_series(CAST(0 AS bigint), :a - 1) g "
             "JOIN staff st ON st.tenant_id = :bt + g % :t AND st.position = (g / :t) % :s "
             "JOIN services sv ON sv.tenant_id = st.tenant_id"
         ),
         {**params, "bt": base_tenant, "bc": base_customer, "pt": per_tenant, "a": scale.appointments},
     )
+    for index in AppointmentRow.__table__.indexes:
+        await conn.execute(CreateIndex(index))
+    await conn.execute(text(NO_OVERLAP))
     await conn.execute(text("ANALYZE"))
     return {"tenant": base_tenant, "customer": base_customer}
 
