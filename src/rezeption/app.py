@@ -32,7 +32,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         services = build(settings, clock=clock)
         app.state.services = services
         app.state.retell_runner = FunctionRunner(
-            database=services.database, bookings=services.bookings, clock=services.clock
+            database=services.database,
+            bookings=services.bookings,
+            clock=services.clock,
+            finder=services.finder,
+            callers=services.callers,
         )
         app.state.retell_traces = traces = TraceWriter(services.database)
         traces.start()

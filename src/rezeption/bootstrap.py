@@ -5,12 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rezeption.booking.bookings import Bookings
+from rezeption.booking.caller_id import CallerId
+from rezeption.booking.lookup import AppointmentFinder
 from rezeption.booking.reconcile import Reconciler
+from rezeption.booking.references import References, reference_key
 from rezeption.calendars.directory import CalendarDirectory
 from rezeption.calendars.slot_cache import RedisSlotCache, slot_cache_from_url
 from rezeption.domain.clock import Clock, SystemClock
 from rezeption.settings import Settings
 from rezeption.store.db import Database
+from rezeption.store.lookup import SqlLookupStore
 from rezeption.store.uow import SqlUnitOfWork
 
 
@@ -25,6 +29,8 @@ class Services:
     clock: Clock
     calendars: CalendarDirectory
     reconciler: Reconciler
+    finder: AppointmentFinder
+    callers: CallerId
 
     async def close(self) -> None:
         """Release connections (database, Cal.com clients, Redis)."""
@@ -42,6 +48,8 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
     calendars = CalendarDirectory(uow, clock=clock, slot_cache=slot_cache_from_url(settings.redis_url))
     bookings = Bookings(uow=uow, calendars=calendars, clock=clock)
     reconciler = Reconciler(uow=uow, calendars=calendars, clock=clock)
+    lookups = SqlLookupStore(database)
+    references = References(reference_key(settings.admin_secret.get_secret_value()))
     return Services(
         settings=settings,
         database=database,
@@ -50,4 +58,6 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
         clock=clock,
         calendars=calendars,
         reconciler=reconciler,
+        finder=AppointmentFinder(store=lookups, uow=uow, clock=clock, references=references),
+        callers=CallerId(store=lookups, uow=uow, clock=clock),
     )

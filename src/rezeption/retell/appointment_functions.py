@@ -1,81 +1,70 @@
-"""find_appointments, cancel_appointment, reschedule_appointment: the caller's existing bookings.
+"""find_appointments, cancel_appointment, reschedule_appointment, record_consent: existing bookings.
 
-Which appointment the caller means is found by `resolve_target`: a reference from
-find_appointments, else the lookup fields, else the appointments booked in this very call. When
-more than one fits, nothing is changed and the candidates are read out.
+Which appointment the caller means is the lookup use case's job (`booking.lookup`): a reference
+from find_appointments, else the caller's number, a spoken name, date/time/service words, else the
+appointments booked in this very call. When more than one fits, nothing is changed and the
+candidates are read out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
-from rezeption.language import join_alternatives, speak_time
+from rezeption.booking.lookup_model import FoundAppointment, LookupQuery, LookupResult
+from rezeption.language import normalize_phone
 from rezeption.retell.availability_functions import spoken_appointment
 from rezeption.retell.context import CallContext
-from rezeption.retell.lookup_bridge import Found, find_for_call, reference_for, resolve_reference
 from rezeption.retell.replies import Reply, reply
-from rezeption.retell.tools import CancelAppointmentArgs, FindAppointmentsArgs, RescheduleAppointmentArgs
-from rezeption.retell.understanding import Clarify, instant, resolve_moment, resolve_staff
+from rezeption.retell.tools import (
+    CancelAppointmentArgs,
+    FindAppointmentsArgs,
+    RecordConsentArgs,
+    RescheduleAppointmentArgs,
+)
+from rezeption.retell.understanding import Clarify, instant, resolve_moment
 
 
-def _describe(ctx: CallContext, found: Found) -> str:
-    local = found.appointment.starts_at.astimezone(ctx.catalog.tenant.zone)
-    return f"{found.service_name} {spoken_appointment(local.date(), local.time(), ctx.today)}"
-
-
-def _facts(ctx: CallContext, found: Found) -> dict[str, str]:
-    local = found.appointment.starts_at.astimezone(ctx.catalog.tenant.zone)
+def _facts(found: FoundAppointment) -> dict[str, str]:
     return {
         "referenz": found.reference,
-        "datum": local.date().isoformat(),
-        "uhrzeit": local.strftime("%H:%M"),
-        "dienstleistung": found.service_name,
+        "datum": found.local_date.isoformat(),
+        "uhrzeit": found.local_time.strftime("%H:%M"),
+        "dienstleistung": found.service,
+        "mitarbeiter": found.staff,
     }
 
 
-def _choose(ctx: CallContext, candidates: Sequence[Found]) -> Reply:
-    spoken = [
-        f"{speak_time(c.appointment.starts_at.astimezone(ctx.catalog.tenant.zone).time())} {c.service_name}"
-        if len({x.appointment.starts_at.astimezone(ctx.catalog.tenant.zone).date() for x in candidates}) == 1
-        else _describe(ctx, c)
-        for c in candidates
-    ]
-    return reply(
-        False,
-        f"Ich habe {len(candidates)} Termine gefunden: {join_alternatives(spoken, 'und')}. "
-        "Welchen meinen Sie?",
-        "ambiguous_appointment",
-        termine=[_facts(ctx, c) for c in candidates],
+def _query(ctx: CallContext, args: FindAppointmentsArgs) -> LookupQuery:
+    phone = normalize_phone(args.telefon) if args.telefon else ctx.caller_number
+    return LookupQuery(
+        tenant_id=ctx.tenant_id,
+        call_id=ctx.call_id,
+        caller_number=phone,
+        name=args.name or ctx.memory.get("name"),
+        date_words=args.datum or "",
+        time_words=args.uhrzeit or "",
+        service_words=args.dienstleistung or "",
     )
+
+
+def _lookup_reply(result: LookupResult) -> Reply:
+    facts: dict[str, Any] = {"termine": [_facts(a) for a in result.appointments]}
+    if result.kind == "one":
+        return reply(True, result.message, **facts)
+    reason = result.reason or ("ambiguous_appointment" if result.kind == "several" else "not_found")
+    return reply(False, result.message, reason, **facts)
 
 
 async def find_appointments(ctx: CallContext, args: FindAppointmentsArgs) -> Reply:
     """The caller's future appointments matching the fields: none, one, or several to choose from."""
-    found = await find_for_call(ctx, args)
-    if not found:
-        return reply(
-            False, "Ich habe keinen Termin gefunden. Unter welchem Namen haben Sie gebucht?", "not_found"
-        )
-    if len(found) == 1:
-        return reply(
-            True,
-            f"Ich habe Ihren Termin gefunden: {_describe(ctx, found[0])}.",
-            termine=[_facts(ctx, found[0])],
-        )
-    return _choose(ctx, found)
+    return _lookup_reply(await ctx.finder.find_appointments(_query(ctx, args)))
 
 
-async def _target(ctx: CallContext, args: CancelAppointmentArgs) -> Found | Reply:
-    if args.referenz:
-        return await resolve_reference(ctx, args.referenz)
-    found = await find_for_call(ctx, args)
-    if not found:
-        return reply(
-            False, "Ich habe keinen Termin gefunden. Unter welchem Namen haben Sie gebucht?", "not_found"
-        )
-    if len(found) > 1:
-        return _choose(ctx, found)
-    return found[0]
+async def _target(ctx: CallContext, args: CancelAppointmentArgs) -> FoundAppointment | Reply:
+    pick = await ctx.finder.pick(_query(ctx, args), reference=args.referenz)
+    if pick.appointment_id is None:
+        return _lookup_reply(pick.lookup)
+    return pick.lookup.appointments[0]
 
 
 async def cancel_appointment(ctx: CallContext, args: CancelAppointmentArgs) -> Reply:
@@ -83,14 +72,12 @@ async def cancel_appointment(ctx: CallContext, args: CancelAppointmentArgs) -> R
     target = await _target(ctx, args)
     if isinstance(target, dict):
         return target
-    result = await ctx.bookings.cancel(
-        tenant_id=ctx.tenant_id, appointment_id=target.appointment.id, idempotency_key=ctx.idempotency_key
+    await ctx.bookings.cancel(
+        tenant_id=ctx.tenant_id, appointment_id=target.appointment_id, idempotency_key=ctx.idempotency_key
     )
+    when = spoken_appointment(target.local_date, target.local_time, ctx.today)
     return reply(
-        True,
-        f"Ich habe Ihren Termin storniert: {_describe(ctx, target)}.",
-        storniert=True,
-        **_facts(ctx, Found(result.appointment, target.service_name, target.reference)),
+        True, f"Ich habe Ihren Termin storniert: {target.service} {when}.", storniert=True, **_facts(target)
     )
 
 
@@ -100,22 +87,48 @@ async def reschedule_appointment(ctx: CallContext, args: RescheduleAppointmentAr
     if isinstance(target, dict):
         return target
     if not args.neues_datum and not args.neue_uhrzeit:
-        raise Clarify("missing_date", "Auf wann möchten Sie den Termin verlegen?")
+        raise Clarify("missing_date", "Auf wann möchten Sie den Termin verlegen?", **_facts(target))
     moment = resolve_moment(ctx, args.neues_datum, args.neue_uhrzeit, None)
     if moment.at is None:
-        raise Clarify("missing_time", "Um welche Uhrzeit möchten Sie kommen?")
-    staff = resolve_staff(ctx.catalog, None)
+        raise Clarify("missing_time", "Um welche Uhrzeit möchten Sie kommen?", **_facts(target))
     result = await ctx.bookings.reschedule(
         tenant_id=ctx.tenant_id,
-        appointment_id=target.appointment.id,
+        appointment_id=target.appointment_id,
         start=instant(ctx, moment.day, moment.at),
-        staff=staff.id if staff else None,
         idempotency_key=ctx.idempotency_key,
     )
-    moved = Found(result.appointment, target.service_name, reference_for(ctx, result.appointment))
+    local = result.appointment.starts_at.astimezone(ctx.catalog.tenant.zone)
+    when = spoken_appointment(local.date(), local.time(), ctx.today)
+    reference = ctx.finder.references.issue(ctx.tenant_id, result.appointment.id, ctx.call_id)
     return reply(
         True,
-        f"Ich habe Ihren Termin verlegt: {_describe(ctx, moved)} bei {result.staff.name}.",
+        f"Ich habe Ihren Termin verlegt: {result.service.name} {when} bei {result.staff.name}.",
         verlegt=True,
-        **_facts(ctx, moved),
+        referenz=reference,
+        datum=local.date().isoformat(),
+        uhrzeit=local.strftime("%H:%M"),
+        dienstleistung=result.service.name,
+        mitarbeiter=result.staff.name,
+    )
+
+
+async def record_consent(ctx: CallContext, args: RecordConsentArgs) -> Reply:
+    """The caller agreed to be recognized by their number next time: store it with time and call."""
+    name = args.name or ctx.memory.get("name")
+    if not ctx.caller_number:
+        return reply(
+            False,
+            "Ihre Nummer wird leider nicht übertragen, daher kann ich sie mir nicht merken.",
+            "no_number",
+        )
+    if not name:
+        raise Clarify("missing_name", "Auf welchen Namen darf ich Ihre Nummer speichern?")
+    ctx.learn(name=name)
+    stored = await ctx.callers.record_consent(
+        ctx.tenant_id, call_id=ctx.call_id, at=ctx.now, phone=ctx.caller_number, name=name
+    )
+    if not stored:
+        return reply(False, "Das konnte ich leider nicht speichern.", "consent_not_stored")
+    return reply(
+        True, f"Danke, {name}. Beim nächsten Anruf erkenne ich Sie an Ihrer Nummer.", gespeichert=True
     )

@@ -7,6 +7,8 @@ from datetime import date, datetime
 from typing import Any
 
 from rezeption.booking.bookings import Bookings
+from rezeption.booking.caller_id import CallerId
+from rezeption.booking.lookup import AppointmentFinder
 from rezeption.domain.model import Catalog
 from rezeption.store.db import Database
 
@@ -23,6 +25,8 @@ class CallContext:
     now: datetime
     bookings: Bookings
     database: Database
+    finder: AppointmentFinder
+    callers: CallerId
     idempotency_key: str | None = None
     learned: dict[str, Any] = field(default_factory=dict)
 

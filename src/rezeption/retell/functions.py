@@ -18,12 +18,15 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rezeption.booking.bookings import Bookings
+from rezeption.booking.caller_id import CallerId
+from rezeption.booking.lookup import AppointmentFinder
 from rezeption.domain.clock import Clock
 from rezeption.domain.errors import BookingError
 from rezeption.language import normalize_phone
 from rezeption.retell.appointment_functions import (
     cancel_appointment,
     find_appointments,
+    record_consent,
     reschedule_appointment,
 )
 from rezeption.retell.availability_functions import book_appointment, check_availability
@@ -47,6 +50,7 @@ HANDLERS: dict[str, tuple[Handler, bool]] = {
     "find_appointments": (find_appointments, False),
     "cancel_appointment": (cancel_appointment, True),
     "reschedule_appointment": (reschedule_appointment, True),
+    "record_consent": (record_consent, True),
 }
 TRANSIENT = frozenset({"internal_error", "calendar_unavailable", "busy"})
 SORRY = (
@@ -86,10 +90,20 @@ def idempotency_key(call_id: str, name: str, args: dict[str, Any]) -> str:
 class FunctionRunner:
     """Runs the agent's function calls against the booking use cases."""
 
-    def __init__(self, *, database: Database, bookings: Bookings, clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        bookings: Bookings,
+        clock: Clock,
+        finder: AppointmentFinder,
+        callers: CallerId,
+    ) -> None:
         self.database = database
         self.bookings = bookings
         self.clock = clock
+        self.finder = finder
+        self.callers = callers
         self.idempotency = IdempotencyStore(database, clock)
         self.routes: dict[
             tuple[str | None, str | None], int
@@ -184,6 +198,8 @@ class FunctionRunner:
             now=now.astimezone(catalog.tenant.zone),
             bookings=self.bookings,
             database=self.database,
+            finder=self.finder,
+            callers=self.callers,
             idempotency_key=key,
         )
         try:

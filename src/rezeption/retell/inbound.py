@@ -2,8 +2,8 @@
 
 The agent's LLM gets "today" in German, the ISO date, year, weekday and time, the next 14 days as a
 German list, the salon's name and opening hours — all strings, all in the salon's zone — so it never
-has to guess a year or a weekday. Caller recognition fills `customer_known` (its own issue; until
-then every caller is unknown).
+has to guess a year or a weekday. Caller recognition (`booking.caller_id`, only with consent) adds
+`customer_known`, `shared_number`, `customer_name` and `next_appointments`.
 """
 
 from __future__ import annotations
@@ -48,16 +48,13 @@ def dynamic_variables(catalog: Catalog, now: datetime) -> dict[str, str]:
         "naechste_14_tage": next_days(local),
         "oeffnungszeiten": speak_opening_hours(catalog.tenant.opening_hours),
         "zeitzone": catalog.tenant.timezone,
-        "customer_known": "false",
-        "shared_number": "false",
-        "kunde_name": "",
     }
 
 
-def inbound_response(catalog: Catalog, now: datetime, caller: dict[str, str] | None = None) -> dict[str, Any]:
-    """The whole call_inbound reply: variables (plus caller recognition) and the agent's time zone."""
+def inbound_response(catalog: Catalog, now: datetime, caller: dict[str, str]) -> dict[str, Any]:
+    """The whole call_inbound reply: variables, caller recognition and the agent's time zone."""
     variables = dynamic_variables(catalog, now)
-    variables.update(caller or {})
+    variables.update(caller)
     return {
         "call_inbound": {
             "dynamic_variables": variables,

@@ -140,7 +140,8 @@ def build_router() -> APIRouter:
                 from_number=normalize_phone(inbound_call.from_number),
                 to_number=normalize_phone(inbound_call.to_number),
             )
-        return JSONResponse(inbound_response(catalog, now))
+        caller = await services.callers.find_caller(tenant_id, inbound_call.from_number)
+        return JSONResponse(inbound_response(catalog, now, caller.dynamic_variables()))
 
     @router.post("/webhook")
     async def webhook(request: Request) -> Response:

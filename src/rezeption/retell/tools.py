@@ -91,6 +91,7 @@ TOOLS: dict[str, type[Arguments]] = {
     "find_appointments": FindAppointmentsArgs,
     "cancel_appointment": CancelAppointmentArgs,
     "reschedule_appointment": RescheduleAppointmentArgs,
+    "record_consent": RecordConsentArgs,
 }
 
 

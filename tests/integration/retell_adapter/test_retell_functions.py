@@ -215,7 +215,7 @@ async def test_cancel_and_reschedule_by_the_reference_from_the_booking_call(
     again = await retell.function("cancel_appointment", {"referenz": moved["referenz"], "name": "nochmal"})
     assert again["ok"] is False and again["reason"] == "appointment_not_active"
     forged = await retell.function("cancel_appointment", {"referenz": reference[:-1] + "0"})
-    assert forged["reason"] == "unknown_reference"
+    assert forged["reason"] == "invalid_reference"
     async with database.read() as session:
         statuses = sorted((await session.scalars(select(AppointmentRow.status))).all())
     assert statuses == ["cancelled", "cancelled"]
@@ -288,3 +288,104 @@ async def test_traces_record_each_function_call_after_the_reply(
     async with database.read() as session:
         trace = (await session.scalars(select(FunctionCallTraceRow))).one()
     assert trace.function == "list_services" and trace.ok is True and trace.retell_call_id == "call_1"
+
+
+async def test_a_later_call_finds_the_appointment_by_name_and_cancels_it(
+    retell: RetellClient, database: Database
+) -> None:
+    await retell.function(
+        "book_appointment",
+        {
+            "name": "Peter Schuster",
+            "dienstleistung": "Bartpflege",
+            "datum": "Donnerstag",
+            "uhrzeit": "13 Uhr",
+        },
+        call_id="call_booking",
+    )
+    # Another day's call, from a withheld number: only the name (as speech-to-text heard it) is known.
+    found = await retell.function(
+        "find_appointments", {"name": "Peter Schusta"}, call_id="call_later", from_number="anonymous"
+    )
+    assert found["ok"] is True, found
+    assert found["termine"][0]["dienstleistung"] == "Bartpflege"
+    speakable(found["message"])
+    cancelled = await retell.function(
+        "cancel_appointment",
+        {"referenz": found["termine"][0]["referenz"]},
+        call_id="call_later",
+        from_number="anonymous",
+    )
+    assert cancelled["ok"] is True
+    stranger = await retell.function(
+        "find_appointments", {"name": "Erika Mustermann"}, call_id="call_x", from_number="anonymous"
+    )
+    assert stranger["ok"] is False and stranger["termine"] == []
+
+
+async def test_a_reference_from_another_call_is_refused(retell: RetellClient) -> None:
+    await retell.function(
+        "book_appointment",
+        {
+            "name": "Peter Schuster",
+            "dienstleistung": "Bartpflege",
+            "datum": "Donnerstag",
+            "uhrzeit": "13 Uhr",
+        },
+    )
+    reference = (await retell.function("find_appointments", {}))["termine"][0]["referenz"]
+    elsewhere = await retell.function("cancel_appointment", {"referenz": reference}, call_id="call_other")
+    assert elsewhere["ok"] is False and elsewhere["reason"] == "reference_from_other_call"
+
+
+async def test_two_appointments_are_read_out_and_nothing_is_cancelled_until_one_is_chosen(
+    retell: RetellClient, database: Database
+) -> None:
+    for hour in ("13 Uhr", "15 Uhr"):
+        await retell.function(
+            "book_appointment",
+            {
+                "name": "Peter Schuster",
+                "dienstleistung": "Bartpflege",
+                "datum": "Donnerstag",
+                "uhrzeit": hour,
+            },
+        )
+    both = await retell.function("cancel_appointment", {"name": "Peter Schuster"}, call_id="call_2")
+    assert both["ok"] is False and len(both["termine"]) == 2
+    assert "Welchen" in both["message"]
+    async with database.read() as session:
+        assert set((await session.scalars(select(AppointmentRow.status))).all()) == {"confirmed"}
+    one = await retell.function(
+        "cancel_appointment", {"name": "Peter Schuster", "uhrzeit": "15 Uhr"}, call_id="call_2"
+    )
+    assert one["ok"] is True and one["uhrzeit"] == "15:00"
+
+
+async def test_a_consenting_caller_is_recognized_on_the_next_call(retell: RetellClient) -> None:
+    await retell.function(
+        "book_appointment",
+        {
+            "name": "Peter Schuster",
+            "dienstleistung": "Bartpflege",
+            "datum": "Donnerstag",
+            "uhrzeit": "13 Uhr",
+        },
+    )
+    before = await retell.post(
+        "/retell/inbound",
+        {"event": "call_inbound", "call_inbound": {"from_number": CALLER, "to_number": "+493012345670"}},
+    )
+    assert before.json()["call_inbound"]["dynamic_variables"]["customer_known"] == "false"
+    consent = await retell.function("record_consent", {})
+    assert consent["ok"] is True and consent["gespeichert"] is True
+    after = await retell.post(
+        "/retell/inbound",
+        {
+            "event": "call_inbound",
+            "call_inbound": {"from_number": "0151 23456789", "to_number": "+493012345670"},
+        },
+    )
+    variables = after.json()["call_inbound"]["dynamic_variables"]
+    assert variables["customer_known"] == "true" and variables["customer_name"] == "Peter Schuster"
+    assert "Bartpflege" in variables["next_appointments"]
