@@ -14,6 +14,7 @@ from rich.table import Table
 from rezeption.bootstrap import build
 from rezeption.domain.clock import SystemClock
 from rezeption.domain.errors import BookingError
+from rezeption.ops.customers_cli import customers_app
 from rezeption.settings import Settings
 from rezeption.store import migrate
 from rezeption.store.db import Database
@@ -25,6 +26,7 @@ db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 tenants_app = typer.Typer(help="Salons (tenants).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(tenants_app, name="tenants")
+app.add_typer(customers_app, name="customers")
 console = Console()
 err = Console(stderr=True)
 
