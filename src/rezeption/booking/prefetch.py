@@ -14,15 +14,23 @@ from rezeption.booking.ports import CalendarDirectory, Clock, UnitOfWork
 
 log = logging.getLogger(__name__)
 
-_catalogs = CatalogCache()
-
 
 async def prefetch(
-    *, uow: UnitOfWork, calendars: CalendarDirectory, clock: Clock, tenant_id: int, days: int = 3
+    *,
+    uow: UnitOfWork,
+    calendars: CalendarDirectory,
+    clock: Clock,
+    tenant_id: int,
+    days: int = 3,
+    catalogs: CatalogCache | None = None,
 ) -> int:
-    """Fetch the next `days` days of free slots into the cache; returns how many day-lists were fetched."""
+    """Fetch the next `days` days of free slots into the cache; returns how many day-lists were fetched.
+
+    Pass the application's `catalogs` to share its cache; without one the catalog is read afresh
+    (a module-level cache would outlive the database it was filled from).
+    """
     async with uow.reading() as tx:
-        catalog = await _catalogs.get(tx, tenant_id, clock.now().date())
+        catalog = await (catalogs or CatalogCache()).get(tx, tenant_id, clock.now().date())
     provider = calendars.for_tenant(catalog)
     warm = getattr(provider, "prefetch", None)
     if warm is None:
