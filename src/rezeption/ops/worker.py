@@ -1,5 +1,5 @@
 """The outbox worker: runs queued jobs (calendar cancellations, pending resolutions, webhook re-reads)
-and the reconciler on a schedule.
+and, on schedules, the reconciler and housekeeping (transcripts past retention, old stored replies).
 
 Owns the loop and the job handlers. `rezeption worker` runs it as its own process (any number of
 them on PostgreSQL: jobs are claimed with `FOR UPDATE SKIP LOCKED`); on SQLite the web app runs it
@@ -25,6 +25,8 @@ from rezeption.booking.reconcile import Reconciler
 from rezeption.booking.saga import JOB_CANCEL, JOB_REREAD, JOB_RESOLVE
 from rezeption.store import outbox
 from rezeption.store.db import Database
+from rezeption.store.gdpr import purge_transcripts
+from rezeption.store.idempotency import IdempotencyStore
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ class WorkerOptions:
     worker_id: str = ""
     poll_seconds: float = 1.0
     reconcile_every: float = 60.0
+    housekeeping_every: float = 3600.0
     batch: int = 10
     max_attempts: int = 8
     lease: timedelta = timedelta(seconds=120)
@@ -105,7 +108,7 @@ async def run_worker(deps: WorkerDeps, *, stop: asyncio.Event, options: WorkerOp
     """Run jobs and the scheduled reconcile until `stop` is set."""
     options = options or WorkerOptions()
     loop = asyncio.get_running_loop()
-    next_reconcile = loop.time()
+    next_reconcile = next_housekeeping = loop.time()
     while not stop.is_set():
         ran = 0
         try:
@@ -115,11 +118,27 @@ async def run_worker(deps: WorkerDeps, *, stop: asyncio.Event, options: WorkerOp
                 next_reconcile = loop.time() + options.reconcile_every
                 if report.orphans_cancelled or report.pending_failed or report.errors:
                     log.warning("worker: reconcile %s", report)
+            if loop.time() >= next_housekeeping:
+                transcripts, replies = await housekeeping(deps.database, deps.clock)
+                next_housekeeping = loop.time() + options.housekeeping_every
+                log.info(
+                    "worker: housekeeping blanked %s transcripts, dropped %s old replies",
+                    transcripts,
+                    replies,
+                )
         except Exception as error:  # the database or a calendar is away: wait and try again
             log.error("worker: loop failed: %s", type(error).__name__)
         if ran < options.batch:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=options.poll_seconds)
+
+
+async def housekeeping(database: Database, clock: Clock) -> tuple[int, int]:
+    """Blank transcripts past each salon's retention; drop stored function replies past theirs."""
+    now = clock.now()
+    transcripts = await purge_transcripts(database, now=now)
+    replies = await IdempotencyStore(database, clock).purge(now)
+    return transcripts, replies
 
 
 def start_embedded_worker(
