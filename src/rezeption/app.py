@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from rezeption.bootstrap import Services, build
 from rezeption.calendars.calcom_webhook import build_calcom_webhook_router
 from rezeption.domain.clock import Clock
+from rezeption.ops.logging import configure_logging
 from rezeption.ops.worker import embedded_worker
 from rezeption.retell.functions import FunctionRunner
 from rezeption.retell.routes import build_router
@@ -26,6 +27,7 @@ from rezeption.store.migrate import current_revision, head_revision
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
     """Build the app; the database is opened on start-up and closed on shutdown."""
     settings = settings or Settings()
+    configure_logging(settings.log_level, as_json=settings.log_json)  # also in each uvicorn worker process
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

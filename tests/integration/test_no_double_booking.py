@@ -74,6 +74,32 @@ async def test_twenty_callers_for_anyone_fill_each_qualified_stylist_once(
     assert await count_active(database) == 2
 
 
+async def test_callers_racing_for_anyone_get_every_free_stylist_and_a_clean_refusal(
+    bookings: Bookings, database: Database, salon_id: int
+) -> None:
+    # Kinderhaarschnitt on Thursday 12:00: Anna, Ben and Clara all work. Concurrent claims under the
+    # exclusion constraint can deadlock in PostgreSQL; that must read as "taken", never as an error.
+    async def attempt(i: int) -> int | None:
+        try:
+            result = await bookings.book(
+                BookingRequest(
+                    tenant_id=salon_id,
+                    service="kinderhaarschnitt",
+                    start=berlin(2025, 11, 6, 12, 0),
+                    customer_name=f"Kind {i}",
+                    idempotency_key=f"kids-{i}",
+                )
+            )
+            return result.staff.id
+        except SlotTaken:
+            return None
+
+    outcomes = await asyncio.gather(*(attempt(i) for i in range(12)))
+    booked = [s for s in outcomes if s is not None]
+    assert len(booked) == len(set(booked)) == 3
+    assert await count_active(database) == 3
+
+
 async def test_back_to_back_appointments_both_succeed(bookings: Bookings, salon_id: int) -> None:
     # Bartpflege (20 min, no buffers) with Ben on Thursday: 12:00-12:20 then 12:20-12:40.
     first = await bookings.book(

@@ -11,6 +11,7 @@ releases it; availability there also asks the calendar (through its slot cache).
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -234,7 +235,7 @@ class Bookings:
         request = dataclasses.replace(request, start=start)
         provider = self.calendars.for_tenant(catalog)
         status = AppointmentStatus.PENDING if provider.external else AppointmentStatus.CONFIRMED
-        for staff_id in check.free_staff_ids:
+        for staff_id in _spread(check.free_staff_ids, request):
             new = _new_appointment(
                 catalog,
                 service,
@@ -552,6 +553,16 @@ def _new_appointment(
         rescheduled_from_id=rescheduled_from_id,
         pending_until=pending_until,
     )
+
+
+def _spread(staff_ids: tuple[int, ...], request: BookingRequest) -> tuple[int, ...]:
+    """For "anyone", start at a stylist chosen by the request, so callers racing for one time try
+    different stylists instead of queueing on the first one; a named stylist stays as asked."""
+    if _named(request.staff) or len(staff_ids) < 2:
+        return staff_ids
+    seed = request.idempotency_key or f"{request.call_id}:{request.customer_name}"
+    turn = zlib.crc32(seed.encode()) % len(staff_ids)
+    return staff_ids[turn:] + staff_ids[:turn]
 
 
 def _named(staff: str | int | None) -> bool:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rezeption.booking.ports import KeyAlreadyUsed, NewAppointment, SlotClaimFailed
@@ -40,6 +40,13 @@ ACTIVE = [s.value for s in ACTIVE_STATUSES]
 def is_overlap_violation(error: IntegrityError) -> bool:
     """Whether the database refused a row because of the no-overlap rule (either backend)."""
     return OVERLAP_CONSTRAINT in str(error.orig)
+
+
+def is_deadlock(error: DBAPIError) -> bool:
+    """PostgreSQL's deadlock (40P01). Two concurrent inserts that each conflict with the other under
+    an exclusion constraint wait for each other (unlike a unique index), and PostgreSQL aborts one:
+    for that one the slot was taken, exactly as with a plain overlap."""
+    return getattr(error.orig, "sqlstate", None) == "40P01" or "deadlock detected" in str(error.orig)
 
 
 class SqlBookingTx:
@@ -149,6 +156,10 @@ class SqlBookingTx:
                 raise SlotClaimFailed(str(new.staff_id)) from error
             if "idempotency_key" in str(error.orig):
                 raise KeyAlreadyUsed() from error
+            raise
+        except DBAPIError as error:
+            if is_deadlock(error):
+                raise SlotClaimFailed(str(new.staff_id)) from error
             raise
         return appointment_from_row(row)
 
