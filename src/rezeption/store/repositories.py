@@ -167,18 +167,30 @@ class SqlBookingTx:
         self, appointment: Appointment, status: AppointmentStatus, *, at: datetime
     ) -> Appointment:
         """Move the appointment to `status` if nobody changed it since it was read."""
+        return await self._versioned_update(appointment, at, status=status.value)
+
+    async def _versioned_update(self, appointment: Appointment, at: datetime, **values: Any) -> Appointment:
+        """Update the row if it is still at `appointment.version`, inside a savepoint.
+
+        SlotClaimFailed when the database refuses the new state (overlap, or a deadlock between two
+        conflicting claims) or when someone changed the row since it was read.
+        """
         try:
             async with self.session.begin_nested():
                 result = await self.session.execute(
                     update(AppointmentRow)
                     .where(AppointmentRow.id == appointment.id, AppointmentRow.version == appointment.version)
-                    .values(status=status.value, version=appointment.version + 1, updated_at=at)
+                    .values(**values, version=appointment.version + 1, updated_at=at)
                     .returning(AppointmentRow)
                     .execution_options(synchronize_session=False)
                 )
                 row = result.scalars().first()
         except IntegrityError as error:
             if is_overlap_violation(error):
+                raise SlotClaimFailed(str(appointment.staff_id)) from error
+            raise
+        except DBAPIError as error:
+            if is_deadlock(error):
                 raise SlotClaimFailed(str(appointment.staff_id)) from error
             raise
         if row is None:
@@ -277,28 +289,9 @@ class SqlBookingTx:
 
     async def set_block(self, appointment: Appointment, block: Interval, *, at: datetime) -> Appointment:
         """Change the claimed block; SlotClaimFailed on an overlap or a concurrent change."""
-        try:
-            async with self.session.begin_nested():
-                result = await self.session.execute(
-                    update(AppointmentRow)
-                    .where(AppointmentRow.id == appointment.id, AppointmentRow.version == appointment.version)
-                    .values(
-                        block_starts_at=block.start,
-                        block_ends_at=block.end,
-                        version=appointment.version + 1,
-                        updated_at=at,
-                    )
-                    .returning(AppointmentRow)
-                    .execution_options(synchronize_session=False)
-                )
-                row = result.scalars().first()
-        except IntegrityError as error:
-            if is_overlap_violation(error):
-                raise SlotClaimFailed(str(appointment.staff_id)) from error
-            raise
-        if row is None:
-            raise SlotClaimFailed(f"appointment {appointment.id} changed concurrently")
-        return appointment_from_row(row)
+        return await self._versioned_update(
+            appointment, at, block_starts_at=block.start, block_ends_at=block.end
+        )
 
     async def enqueue_job(
         self,
