@@ -237,3 +237,12 @@ def test_a_free_start_lists_every_free_stylist_and_a_taken_one_says_so() -> None
     )
     off_grid = check_start(catalog, service(), catalog.staff, {}, at(2025, 11, 4, 10, 7), now)
     assert off_grid.free_staff_ids == (1, 2)
+
+
+def test_slots_lie_exactly_on_the_grid_even_when_now_has_microseconds() -> None:
+    catalog = make_catalog(hours("09:00", "12:00"), (stylist(),))
+    busy = {1: [Interval(at(2025, 11, 4, 9, 0), at(2025, 11, 4, 9, 7, 33))]}
+    window = Interval(at(2025, 11, 4, 9, 1, 2) + timedelta(microseconds=123_457), at(2025, 11, 5, 0, 0))
+    slots = free_slots(catalog, service(30, before=5), catalog.staff, busy, window)
+    assert slots[0].start == at(2025, 11, 4, 9, 15)
+    assert all(s.start.second == 0 and s.start.microsecond == 0 and s.start.minute % 15 == 0 for s in slots)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -147,7 +147,8 @@ def _free_in(
 ) -> Iterator[Slot]:
     before, duration = service.buffer_before, service.duration
     tail = duration + service.buffer_after
-    start = ceil_to_grid(max(work.start + before, window.start), grid, zone)
+    ceil = _grid_ceiling(work, grid, zone)
+    start = ceil(max(work.start + before, window.start))
     i, n = 0, len(blocked)
     while start < window.end:
         block_start, block_end = start - before, start + tail
@@ -156,10 +157,27 @@ def _free_in(
         while i < n and blocked[i].end <= block_start:
             i += 1
         if i < n and blocked[i].start < block_end:
-            start = ceil_to_grid(max(blocked[i].end + before, start + grid), grid, zone)
+            start = ceil(max(blocked[i].end + before, start + grid))
             continue
         yield Slot(start, start + duration, staff_id)
         start += grid
+
+
+def _grid_ceiling(work: Interval, grid: timedelta, zone: ZoneInfo) -> Callable[[datetime], datetime]:
+    """`ceil_to_grid` for instants inside `work`; without a zone lookup per call when the UTC
+    offset is the same at both ends (every day but the two DST changes, inside opening hours)."""
+    offset = work.start.astimezone(zone).utcoffset()
+    if offset is None or offset != work.end.astimezone(zone).utcoffset():
+        return lambda at: ceil_to_grid(at, grid, zone)
+    micro = timedelta(microseconds=1)
+    step, shift = grid // micro, offset // micro
+
+    def ceil(at: datetime) -> datetime:
+        # whole microseconds (exact: the float's error is far below half a microsecond)
+        late = (round(at.timestamp() * 1_000_000) + shift) % step
+        return at if late == 0 else at + timedelta(microseconds=step - late)
+
+    return ceil
 
 
 @dataclass(frozen=True)
