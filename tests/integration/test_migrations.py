@@ -19,7 +19,8 @@ TABLES = {t.name for t in Base.metadata.sorted_tables}
 
 
 def _schema_diff(connection: Connection) -> list[object]:
-    return list(compare_metadata(MigrationContext.configure(connection), Base.metadata))
+    context = MigrationContext.configure(connection, opts={"compare_type": migrate.compare_type})
+    return list(compare_metadata(context, Base.metadata))
 
 
 async def _inspect(url: str) -> tuple[set[str], list[object], str | None]:
