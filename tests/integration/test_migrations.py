@@ -19,8 +19,7 @@ TABLES = {t.name for t in Base.metadata.sorted_tables}
 
 
 def _schema_diff(connection: Connection) -> list[object]:
-    context = MigrationContext.configure(connection, opts={"compare_type": migrate.compare_type})
-    return list(compare_metadata(context, Base.metadata))
+    return list(compare_metadata(MigrationContext.configure(connection), Base.metadata))
 
 
 async def _inspect(url: str) -> tuple[set[str], list[object], str | None]:

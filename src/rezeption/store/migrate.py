@@ -7,32 +7,15 @@ works from any directory and in an installed wheel.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, text
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from rezeption.store.types import UTCDateTime
-
 MIGRATIONS = Path(__file__).with_name("migrations")
-
-
-def compare_type(
-    _context: object,
-    _inspected: object,
-    metadata_column: Column[Any],
-    _inspected_type: object,
-    _metadata_type: object,
-) -> bool | None:
-    """Alembic type comparison: UTCDateTime is timestamptz on PostgreSQL and a fixed-format string
-    column on SQLite by design, so it never counts as a change; everything else as Alembic decides."""
-    if isinstance(metadata_column.type, UTCDateTime):
-        return False
-    return None
 
 
 def alembic_config(url: str) -> Config:

@@ -8,7 +8,6 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from rezeption.store.db import create_engine
-from rezeption.store.migrate import compare_type
 from rezeption.store.tables import Base
 
 config = context.config
@@ -20,7 +19,7 @@ def _run(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
-        compare_type=compare_type,
+        compare_type=True,
     )
     with context.begin_transaction():
         context.run_migrations()
