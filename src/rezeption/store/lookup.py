@@ -49,26 +49,30 @@ def said_name_keys(name: str) -> list[str]:
     return sorted({key for token in name_words(name)[-3:] if (key := _key(token))})
 
 
+HIT_COLUMNS = (
+    AppointmentRow.id,
+    AppointmentRow.tenant_id,
+    AppointmentRow.customer_id,
+    AppointmentRow.service_id,
+    AppointmentRow.staff_id,
+    AppointmentRow.starts_at,
+    AppointmentRow.status,
+    AppointmentRow.call_id,
+    AppointmentRow.spoken_name,
+    CustomerRow.name,
+    CustomerRow.phone_e164,
+)
+"""The columns of an `AppointmentHit`, in its field order."""
+
+
 def _hit(row: object) -> AppointmentHit:
     return AppointmentHit(*row)  # type: ignore[misc]
 
 
 def _hits_query(tenant_id: int, after: datetime, windows: Windows, limit: int) -> HitsQuery:
-    a, c = AppointmentRow, CustomerRow
+    a = AppointmentRow
     query = (
-        select(
-            a.id,
-            a.tenant_id,
-            a.customer_id,
-            a.service_id,
-            a.staff_id,
-            a.starts_at,
-            a.status,
-            a.call_id,
-            a.spoken_name,
-            c.name,
-            c.phone_e164,
-        )
+        select(*HIT_COLUMNS)
         .where(a.tenant_id == tenant_id, a.status.in_(ACTIVE), a.starts_at > require_aware(after))
         .order_by(a.starts_at, a.id)
         .limit(limit)
@@ -219,19 +223,7 @@ class SqlLookupStore:
         """The salon's appointment with this id, whatever its status or time (None for another salon's)."""
         a, c = AppointmentRow, CustomerRow
         query = (
-            select(
-                a.id,
-                a.tenant_id,
-                a.customer_id,
-                a.service_id,
-                a.staff_id,
-                a.starts_at,
-                a.status,
-                a.call_id,
-                a.spoken_name,
-                c.name,
-                c.phone_e164,
-            )
+            select(*HIT_COLUMNS)
             .outerjoin(c, c.id == a.customer_id)
             .where(a.id == appointment_id, a.tenant_id == tenant_id)
         )
