@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import random
 import statistics
@@ -224,7 +225,7 @@ if __name__ == "__main__":
             "spread_days": SPREAD_DAYS,
             "queries": args.queries,
         },
-        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "target_p99_ms": 25,
         "p99_ms": worst,
         **backends,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from sqlalchemy import select
 from tests.integration.retell_adapter.conftest import AGENT, CALLER, SALON_NUMBER, RetellClient
@@ -77,7 +78,7 @@ async def test_unsigned_forged_and_stale_requests_are_refused_before_anything_is
         "/retell/webhook", content=body, headers={"X-Retell-Signature": retell.sign(b"{}")}
     )
     header = retell.sign(body)
-    retell.clock.advance(__import__("datetime").timedelta(minutes=6))
+    retell.clock.advance(timedelta(minutes=6))
     stale = await retell.http.post("/retell/webhook", content=body, headers={"X-Retell-Signature": header})
     for path in ("/retell/functions/list_services", "/retell/inbound"):
         assert (await retell.http.post(path, content=body)).status_code == 401
