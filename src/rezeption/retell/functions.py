@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rezeption.booking.bookings import Bookings
 from rezeption.booking.caller_id import CallerId
@@ -105,9 +105,7 @@ class FunctionRunner:
         self.finder = finder
         self.callers = callers
         self.idempotency = IdempotencyStore(database, clock)
-        self.routes: dict[
-            tuple[str | None, str | None], int
-        ] = {}  # (agent, number) -> salon; routes rarely change
+        self.routes = calls.TenantRoutes(database)
 
     async def run(self, name: str, ref: CallRef, raw_args: dict[str, Any]) -> Outcome:
         """One function call, start to reply."""
@@ -153,8 +151,8 @@ class FunctionRunner:
                 await calls.remember(self.database, ref.call_id, learned)
         else:
 
-            async def remember_too(session: AsyncSession) -> None:
-                await calls.merge_memory(session, ref.call_id, learned)
+            async def remember_too(conn: AsyncConnection) -> None:
+                await calls.merge_memory(conn, ref.call_id, learned)
 
             await self.idempotency.finish(key, answer, also=remember_too if learned else None)
         return Outcome(200, answer, tenant_id, canonical)
@@ -166,12 +164,9 @@ class FunctionRunner:
             return known
         if not ref.full:
             return None
-        tenant_id = self.routes.get((ref.agent_id, ref.to_number))
+        tenant_id = await self.routes.tenant_for(agent_id=ref.agent_id, to_number=ref.to_number)
         if tenant_id is None:
-            tenant_id = await calls.tenant_for(self.database, agent_id=ref.agent_id, to_number=ref.to_number)
-            if tenant_id is None:
-                return None
-            self.routes[(ref.agent_id, ref.to_number)] = tenant_id
+            return None
         return await calls.ensure_call(
             self.database,
             ref.call_id,

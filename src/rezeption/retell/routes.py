@@ -109,8 +109,8 @@ def build_router() -> APIRouter:
         except ValidationError as error:
             return _refusal(Refused(400, f"not a call_inbound envelope: {error.error_count()} problems"))
         inbound_call = envelope.call_inbound
-        tenant_id = await calls.tenant_for(
-            services.database,
+        runner: FunctionRunner = request.app.state.retell_runner
+        tenant_id = await runner.routes.tenant_for(
             agent_id=inbound_call.agent_id,
             to_number=normalize_phone(inbound_call.to_number),
         )
@@ -158,8 +158,9 @@ def build_router() -> APIRouter:
             return _refusal(Refused(400, "call-event envelope without a call"))
         if envelope.event not in {"call_started", "call_ended", "call_analyzed"}:
             return Response(status_code=204)
-        tenant_id = await calls.tenant_for(
-            services.database, agent_id=call.agent_id, to_number=normalize_phone(call.to_number)
+        runner: FunctionRunner = request.app.state.retell_runner
+        tenant_id = await runner.routes.tenant_for(
+            agent_id=call.agent_id, to_number=normalize_phone(call.to_number)
         )
         if tenant_id is None:
             log.warning("retell.webhook_unknown_salon", webhook_event=envelope.event, call_id=call.call_id)

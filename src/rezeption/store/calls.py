@@ -6,18 +6,26 @@ appointments booked) so that a later function call that lacks the name still kno
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, bindparam, case, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rezeption.store.db import Database
-from rezeption.store.tables import CallRow, FunctionCallTraceRow, TenantRouteRow
+from rezeption.store.tables import CallRow, FunctionCallTraceRow, TenantRouteRow, table
+
+CALLS = table(CallRow)
+ROUTES = table(TenantRouteRow)
+TRACES = table(FunctionCallTraceRow)
+RECORD_COLUMNS = (CALLS.c.retell_call_id, CALLS.c.tenant_id, CALLS.c.from_number, CALLS.c.memory)
 
 
 @dataclass(frozen=True)
@@ -32,50 +40,80 @@ class CallRecord:
 
 async def tenant_for(database: Database, *, agent_id: str | None, to_number: str | None) -> int | None:
     """The salon a call belongs to: by Retell agent id first, then by the called number (E.164)."""
-    async with database.read() as session:
-        for kind, value in (("agent", agent_id), ("number", to_number)):
-            if value:
-                found = await session.scalar(
-                    select(TenantRouteRow.tenant_id).where(
-                        TenantRouteRow.kind == kind, TenantRouteRow.value == value
-                    )
-                )
-                if found is not None:
-                    return int(found)
-    return None
+    wanted = [(kind, value) for kind, value in (("agent", agent_id), ("number", to_number)) if value]
+    if not wanted:
+        return None
+    query = (
+        select(ROUTES.c.tenant_id)
+        .where(or_(*((ROUTES.c.kind == kind) & (ROUTES.c.value == value) for kind, value in wanted)))
+        .order_by(case((ROUTES.c.kind == "agent", 0), else_=1))
+        .limit(1)
+    )
+    async with database.statement() as conn:
+        found = await conn.scalar(query)
+    return None if found is None else int(found)
+
+
+class TenantRoutes:
+    """`tenant_for` with a short per-process memory: routes change only when a salon file is loaded,
+    and every call's first requests ask for the same agent and number."""
+
+    def __init__(self, database: Database, ttl_seconds: float = 30.0) -> None:
+        self.database = database
+        self.ttl = ttl_seconds
+        self._known: dict[tuple[str | None, str | None], tuple[float, int | None]] = {}
+
+    async def tenant_for(self, *, agent_id: str | None, to_number: str | None) -> int | None:
+        """The salon for this agent / called number (None when unknown; unknowns are not remembered)."""
+        key = (agent_id, to_number)
+        cached = self._known.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        tenant_id = await tenant_for(self.database, agent_id=agent_id, to_number=to_number)
+        if tenant_id is not None:
+            if len(self._known) > 10_000:
+                self._known.clear()
+            self._known[key] = (time.monotonic() + self.ttl, tenant_id)
+        return tenant_id
 
 
 async def get_call(database: Database, retell_call_id: str) -> CallRecord | None:
     """The call with this Retell id, if we have seen it."""
-    async with database.read() as session:
-        row = await session.scalar(select(CallRow).where(CallRow.retell_call_id == retell_call_id))
-        return _record(row) if row else None
+    async with database.statement() as conn:
+        row = (
+            await conn.execute(select(*RECORD_COLUMNS).where(CALLS.c.retell_call_id == retell_call_id))
+        ).first()
+    return _record(row) if row else None
 
 
-def _record(row: CallRow) -> CallRecord:
+def _record(row: Any) -> CallRecord:
     return CallRecord(row.retell_call_id, row.tenant_id, row.from_number, dict(row.memory or {}))
 
 
-async def _get_or_add(session: AsyncSession, retell_call_id: str, at: datetime, **values: Any) -> CallRow:
-    """The call's row, inserted first if missing (concurrent first requests of one call are fine)."""
-    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
-    await session.execute(
-        insert(CallRow)
-        .values(retell_call_id=retell_call_id, memory={}, created_at=at, status="inbound")
-        .on_conflict_do_nothing(index_elements=["retell_call_id"])
+async def _upsert(conn: AsyncConnection, retell_call_id: str, at: datetime, **known: Any) -> CallRecord:
+    """The call's row, inserted first if missing; fields already stored are kept, missing ones filled.
+
+    One INSERT ... ON CONFLICT DO UPDATE: on PostgreSQL it also locks the row until the transaction
+    ends, so two deliveries of one event for one call are applied one after the other.
+    """
+    dialect = conn.dialect.name
+    statement = (sqlite_insert if dialect == "sqlite" else pg_insert)(CALLS).values(
+        retell_call_id=retell_call_id, memory={}, created_at=at, status="inbound", **known
     )
+    fill: dict[str, Any] = {
+        name: func.coalesce(CALLS.c[name], statement.excluded[name])
+        for name, value in known.items()
+        if value is not None
+    }
+    fill = fill or {"retell_call_id": statement.excluded.retell_call_id}
     row = (
-        await session.scalars(
-            select(CallRow)
-            .where(CallRow.retell_call_id == retell_call_id)
-            .execution_options(populate_existing=True)
+        await conn.execute(
+            statement.on_conflict_do_update(index_elements=["retell_call_id"], set_=fill).returning(
+                *RECORD_COLUMNS
+            )
         )
     ).one()
-    for key, value in values.items():
-        if value is not None and getattr(row, key) is None:
-            setattr(row, key, value)
-    await session.flush()
-    return row
+    return _record(row)
 
 
 async def ensure_call(
@@ -89,9 +127,9 @@ async def ensure_call(
     to_number: str | None = None,
 ) -> CallRecord:
     """Record the call if new (fields already known are kept); return it."""
-    async with database.write() as session, session.begin():
-        row = await _get_or_add(
-            session,
+    async with database.statement(writes=True) as conn:
+        return await _upsert(
+            conn,
             retell_call_id,
             at,
             tenant_id=tenant_id,
@@ -99,24 +137,33 @@ async def ensure_call(
             from_number=from_number,
             to_number=to_number,
         )
-        return _record(row)
 
 
 async def remember(database: Database, retell_call_id: str, facts: Mapping[str, Any]) -> None:
     """Merge `facts` into the call's memory (None values are ignored)."""
-    async with database.write() as session, session.begin():
-        await merge_memory(session, retell_call_id, facts)
+    async with database.statement(writes=True) as conn:
+        await merge_memory(conn, retell_call_id, facts)
 
 
-async def merge_memory(session: AsyncSession, retell_call_id: str, facts: Mapping[str, Any]) -> None:
+def _merged(conn: AsyncConnection, updates: Mapping[str, Any]) -> ColumnElement[Any]:
+    """SQL for "the stored memory with `updates` laid over it", merged by the database in the UPDATE
+    itself, so two concurrent merges into one call never lose each other's facts. Top-level keys
+    replace; the facts we keep are flat values and lists, where both backends' merges agree."""
+    if conn.dialect.name == "sqlite":
+        return func.json_patch(
+            func.coalesce(CALLS.c.memory, "{}"), json.dumps(dict(updates), ensure_ascii=False)
+        )
+    return CALLS.c.memory.op("||")(bindparam("facts", dict(updates), type_=JSONB))
+
+
+async def merge_memory(conn: AsyncConnection, retell_call_id: str, facts: Mapping[str, Any]) -> None:
     """Merge `facts` into the call's memory inside the caller's transaction."""
     updates = {k: v for k, v in facts.items() if v is not None}
     if not updates:
         return
-    row = await session.scalar(select(CallRow).where(CallRow.retell_call_id == retell_call_id))
-    if row is not None:
-        memory = {**(row.memory or {}), **updates}
-        await session.execute(update(CallRow).where(CallRow.id == row.id).values(memory=memory))
+    await conn.execute(
+        update(CALLS).where(CALLS.c.retell_call_id == retell_call_id).values(memory=_merged(conn, updates))
+    )
 
 
 async def record_event(
@@ -135,9 +182,9 @@ async def record_event(
     analysis: Mapping[str, Any] | None = None,
 ) -> bool:
     """Apply one call-event webhook; False when this event was already applied (a duplicate)."""
-    async with database.write() as session, session.begin():
-        row = await _get_or_add(
-            session,
+    async with database.transaction() as conn:
+        call = await _upsert(
+            conn,
             retell_call_id,
             at,
             tenant_id=tenant_id,
@@ -145,7 +192,7 @@ async def record_event(
             from_number=from_number,
             to_number=to_number,
         )
-        memory = dict(row.memory or {})
+        memory = dict(call.memory)
         seen = list(memory.get("_events", []))
         if event in seen:
             return False
@@ -162,7 +209,7 @@ async def record_event(
             values["status"] = "ended"
         if transcript is not None:
             values["transcript"] = transcript
-        await session.execute(update(CallRow).where(CallRow.id == row.id).values(**values))
+        await conn.execute(update(CALLS).where(CALLS.c.retell_call_id == retell_call_id).values(**values))
         return True
 
 
@@ -180,21 +227,23 @@ class Trace:
 
 
 async def add_traces(database: Database, traces: list[Trace]) -> None:
-    """Store a batch of traces in one transaction."""
+    """Store a batch of traces in one statement."""
     if not traces:
         return
-    async with database.write() as session, session.begin():
-        session.add_all(
-            FunctionCallTraceRow(
-                tenant_id=t.tenant_id,
-                retell_call_id=t.retell_call_id,
-                function=t.function,
-                args=t.args,
-                reply=t.reply,
-                ok=bool(t.reply.get("ok")),
-                reason=t.reply.get("reason"),
-                latency_ms=t.latency_ms,
-                at=t.at,
-            )
-            for t in traces
-        )
+    rows = [
+        {
+            "tenant_id": t.tenant_id,
+            "retell_call_id": t.retell_call_id,
+            "function": t.function,
+            "idempotency_key": None,
+            "args": t.args,
+            "reply": t.reply,
+            "ok": bool(t.reply.get("ok")),
+            "reason": t.reply.get("reason"),
+            "latency_ms": t.latency_ms,
+            "at": t.at,
+        }
+        for t in traces
+    ]
+    async with database.statement(writes=True) as conn:
+        await conn.execute(insert(TRACES), rows)

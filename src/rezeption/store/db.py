@@ -3,16 +3,28 @@
 SQLite gets WAL, foreign keys, a busy timeout and explicit transactions: a session opened for
 writing starts with BEGIN IMMEDIATE, so one writer at a time holds the database while it checks
 and claims a slot; reading sessions start with a plain BEGIN and never block writers.
+
+Hot paths (a function call's call record, idempotency keys, traces) use Core statements on plain
+connections (`statement()`, `transaction()`) instead of ORM sessions: on this machine an ORM
+session costs ~0.9 ms of CPU for a one-row SELECT, an autocommit connection ~0.46 ms.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 WRITE_OPTION = "rezeption_write"
 
@@ -53,6 +65,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            return
         immediate = conn.get_execution_options().get(WRITE_OPTION, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
@@ -64,9 +78,11 @@ class Database:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
         self.reader = async_sessionmaker(engine, expire_on_commit=False)
-        self.writer = async_sessionmaker(
-            engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
-        )
+        self.writing_engine = engine.execution_options(**{WRITE_OPTION: True})
+        self.writer = async_sessionmaker(self.writing_engine, expire_on_commit=False)
+        # PostgreSQL: a lone statement needs no BEGIN/COMMIT round trips. SQLite keeps its explicit
+        # transactions (BEGIN IMMEDIATE for writers), which cost no network round trip there.
+        self.autocommit = None if self.is_sqlite else engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Database:
@@ -80,6 +96,27 @@ class Database:
     def write(self) -> AsyncSession:
         """A session whose transaction holds the write lock on SQLite (BEGIN IMMEDIATE)."""
         return self.writer()
+
+    @asynccontextmanager
+    async def statement(self, *, writes: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A connection for one self-contained Core statement (atomic on its own).
+
+        Autocommit on PostgreSQL; on SQLite a short transaction (the write lock when `writes`),
+        committed at the end. Use `transaction()` for more than one statement that must agree.
+        """
+        if self.autocommit is not None:
+            async with self.autocommit.connect() as conn:
+                yield conn
+            return
+        async with self.transaction(writes=writes) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def transaction(self, *, writes: bool = True) -> AsyncIterator[AsyncConnection]:
+        """A Core connection in one transaction: committed when the block ends, rolled back on error."""
+        engine = self.writing_engine if writes else self.engine
+        async with engine.begin() as conn:
+            yield conn
 
     async def dispose(self) -> None:
         """Close every pooled connection."""

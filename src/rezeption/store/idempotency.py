@@ -16,11 +16,13 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rezeption.domain.clock import Clock
 from rezeption.store.db import Database
-from rezeption.store.tables import IdempotencyRecordRow
+from rezeption.store.tables import IdempotencyRecordRow, table
+
+RECORDS = table(IdempotencyRecordRow)
 
 RETENTION = timedelta(hours=48)
 LEASE = timedelta(seconds=30)
@@ -55,52 +57,45 @@ class IdempotencyStore:
             "expires_at": now + RETENTION,
         }
         insert = pg_insert if not self.database.is_sqlite else sqlite_insert
-        async with self.database.write() as session, session.begin():
-            inserted = await session.scalar(
-                insert(IdempotencyRecordRow)
-                .values(values)
-                .on_conflict_do_nothing()
-                .returning(IdempotencyRecordRow.key)
+        # Each statement is atomic on its own (autocommit on PostgreSQL, one write transaction on
+        # SQLite): the insert claims, the conditional update takes over only an expired lease.
+        async with self.database.statement(writes=True) as conn:
+            inserted = await conn.scalar(
+                insert(RECORDS).values(values).on_conflict_do_nothing().returning(RECORDS.c.key)
             )
             if inserted is not None:
                 return Claim(owned=True)
-            row = await session.get(IdempotencyRecordRow, key)
+            row = (
+                await conn.execute(select(RECORDS.c.state, RECORDS.c.reply).where(RECORDS.c.key == key))
+            ).first()
             if row is None:  # purged between the two statements: try again later
                 return Claim(owned=False)
             if row.state == "done":
                 return Claim(owned=False, reply=dict(row.reply or {}))
-            taken = await session.execute(
-                update(IdempotencyRecordRow)
-                .where(IdempotencyRecordRow.key == key, IdempotencyRecordRow.locked_until < now)
+            taken = await conn.execute(
+                update(RECORDS)
+                .where(RECORDS.c.key == key, RECORDS.c.locked_until < now)
                 .values(locked_until=now + LEASE)
             )
-            return Claim(owned=taken.rowcount == 1)  # type: ignore[attr-defined]
+            return Claim(owned=taken.rowcount == 1)
 
     async def finish(
         self,
         key: str,
         reply: dict[str, Any],
         *,
-        also: Callable[[AsyncSession], Awaitable[None]] | None = None,
+        also: Callable[[AsyncConnection], Awaitable[None]] | None = None,
     ) -> None:
         """Store the reply (and run `also` in the same transaction); later claims get it."""
-        async with self.database.write() as session, session.begin():
+        async with self.database.transaction() as conn:
             if also is not None:
-                await also(session)
-            await session.execute(
-                update(IdempotencyRecordRow)
-                .where(IdempotencyRecordRow.key == key)
-                .values(state="done", reply=reply)
-            )
+                await also(conn)
+            await conn.execute(update(RECORDS).where(RECORDS.c.key == key).values(state="done", reply=reply))
 
     async def release(self, key: str) -> None:
         """Give up the key without a reply (the work failed before any effect, or must be retried)."""
-        async with self.database.write() as session, session.begin():
-            await session.execute(
-                delete(IdempotencyRecordRow).where(
-                    IdempotencyRecordRow.key == key, IdempotencyRecordRow.state == "running"
-                )
-            )
+        async with self.database.statement(writes=True) as conn:
+            await conn.execute(delete(RECORDS).where(RECORDS.c.key == key, RECORDS.c.state == "running"))
 
     async def wait(self, key: str, *, scope: str, tenant_id: int | None, patience: float = 15.0) -> Claim:
         """Poll until the owner stores its reply, or until the key is ours to take over."""

@@ -18,7 +18,7 @@ from rezeption.domain.model import (
     TimeRange,
     WeeklyHours,
 )
-from rezeption.store.tables import AppointmentRow, ServiceRow, StaffRow, TenantRow
+from rezeption.store.tables import ServiceRow, StaffRow, TenantRow
 
 
 def hours_from_json(doc: Mapping[str, Sequence[Sequence[str]]]) -> WeeklyHours:
@@ -96,8 +96,8 @@ def staff_from_row(row: StaffRow, absences: Sequence[Interval]) -> Staff:
     )
 
 
-def appointment_from_row(row: AppointmentRow) -> Appointment:
-    """An Appointment from its row."""
+def appointment_from_row(row: Any) -> Appointment:
+    """An Appointment from its row (an `AppointmentRow`, or a Core row of the appointments table)."""
     return Appointment(
         id=row.id,
         tenant_id=row.tenant_id,

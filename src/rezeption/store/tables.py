@@ -8,7 +8,7 @@ triggers) — both written by hand in the migrations, since autogenerate cannot 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -298,3 +299,8 @@ class IdempotencyRecordRow(Base):
     locked_until: Mapped[datetime]
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+def table(model: type[Base]) -> Table:
+    """The Core table behind a model, for hot paths that skip the ORM (see `store.db`)."""
+    return cast(Table, model.__table__)
