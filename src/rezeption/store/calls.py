@@ -11,9 +11,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, String, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -26,6 +27,8 @@ CALLS = table(CallRow)
 ROUTES = table(TenantRouteRow)
 TRACES = table(FunctionCallTraceRow)
 RECORD_COLUMNS = (CALLS.c.retell_call_id, CALLS.c.tenant_id, CALLS.c.from_number, CALLS.c.memory)
+GET_CALL = select(*RECORD_COLUMNS).where(CALLS.c.retell_call_id == bindparam("call_id"))
+INSERT_TRACES = insert(TRACES)
 
 
 @dataclass(frozen=True)
@@ -80,14 +83,26 @@ class TenantRoutes:
 async def get_call(database: Database, retell_call_id: str) -> CallRecord | None:
     """The call with this Retell id, if we have seen it."""
     async with database.statement() as conn:
-        row = (
-            await conn.execute(select(*RECORD_COLUMNS).where(CALLS.c.retell_call_id == retell_call_id))
-        ).first()
+        row = (await conn.execute(GET_CALL, {"call_id": retell_call_id})).first()
     return _record(row) if row else None
 
 
 def _record(row: Any) -> CallRecord:
     return CallRecord(row.retell_call_id, row.tenant_id, row.from_number, dict(row.memory or {}))
+
+
+KNOWN_FIELDS = ("tenant_id", "agent_id", "from_number", "to_number")
+
+
+@cache
+def _upsert_statement(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT DO UPDATE filling only what is still missing, built once per backend
+    (a statement built per request spent more CPU on its cache key than the database on the row)."""
+    statement = (sqlite_insert if dialect == "sqlite" else pg_insert)(CALLS)
+    fill = {name: func.coalesce(CALLS.c[name], statement.excluded[name]) for name in KNOWN_FIELDS}
+    return statement.on_conflict_do_update(index_elements=["retell_call_id"], set_=fill).returning(
+        *RECORD_COLUMNS
+    )
 
 
 async def _upsert(conn: AsyncConnection, retell_call_id: str, at: datetime, **known: Any) -> CallRecord:
@@ -96,23 +111,9 @@ async def _upsert(conn: AsyncConnection, retell_call_id: str, at: datetime, **kn
     One INSERT ... ON CONFLICT DO UPDATE: on PostgreSQL it also locks the row until the transaction
     ends, so two deliveries of one event for one call are applied one after the other.
     """
-    dialect = conn.dialect.name
-    statement = (sqlite_insert if dialect == "sqlite" else pg_insert)(CALLS).values(
-        retell_call_id=retell_call_id, memory={}, created_at=at, status="inbound", **known
-    )
-    fill: dict[str, Any] = {
-        name: func.coalesce(CALLS.c[name], statement.excluded[name])
-        for name, value in known.items()
-        if value is not None
-    }
-    fill = fill or {"retell_call_id": statement.excluded.retell_call_id}
-    row = (
-        await conn.execute(
-            statement.on_conflict_do_update(index_elements=["retell_call_id"], set_=fill).returning(
-                *RECORD_COLUMNS
-            )
-        )
-    ).one()
+    values = {"retell_call_id": retell_call_id, "memory": {}, "created_at": at, "status": "inbound"}
+    values.update({name: known.get(name) for name in KNOWN_FIELDS})
+    row = (await conn.execute(_upsert_statement(conn.dialect.name), values)).one()
     return _record(row)
 
 
@@ -145,15 +146,17 @@ async def remember(database: Database, retell_call_id: str, facts: Mapping[str, 
         await merge_memory(conn, retell_call_id, facts)
 
 
-def _merged(conn: AsyncConnection, updates: Mapping[str, Any]) -> ColumnElement[Any]:
-    """SQL for "the stored memory with `updates` laid over it", merged by the database in the UPDATE
+@cache
+def _merge_statement(dialect: str) -> Any:
+    """UPDATE calls SET memory = <stored memory with :facts laid over it>, merged by the database
     itself, so two concurrent merges into one call never lose each other's facts. Top-level keys
     replace; the facts we keep are flat values and lists, where both backends' merges agree."""
-    if conn.dialect.name == "sqlite":
-        return func.json_patch(
-            func.coalesce(CALLS.c.memory, "{}"), json.dumps(dict(updates), ensure_ascii=False)
-        )
-    return CALLS.c.memory.op("||")(bindparam("facts", dict(updates), type_=JSONB))
+    merged: ColumnElement[Any]
+    if dialect == "sqlite":
+        merged = func.json_patch(func.coalesce(CALLS.c.memory, "{}"), bindparam("facts", type_=String))
+    else:
+        merged = CALLS.c.memory.op("||")(bindparam("facts", type_=JSONB))
+    return update(CALLS).where(CALLS.c.retell_call_id == bindparam("call_id")).values(memory=merged)
 
 
 async def merge_memory(conn: AsyncConnection, retell_call_id: str, facts: Mapping[str, Any]) -> None:
@@ -161,8 +164,10 @@ async def merge_memory(conn: AsyncConnection, retell_call_id: str, facts: Mappin
     updates = {k: v for k, v in facts.items() if v is not None}
     if not updates:
         return
+    sqlite = conn.dialect.name == "sqlite"
     await conn.execute(
-        update(CALLS).where(CALLS.c.retell_call_id == retell_call_id).values(memory=_merged(conn, updates))
+        _merge_statement(conn.dialect.name),
+        {"call_id": retell_call_id, "facts": json.dumps(updates, ensure_ascii=False) if sqlite else updates},
     )
 
 
@@ -246,4 +251,4 @@ async def add_traces(database: Database, traces: list[Trace]) -> None:
         for t in traces
     ]
     async with database.statement(writes=True) as conn:
-        await conn.execute(insert(TRACES), rows)
+        await conn.execute(INSERT_TRACES, rows)

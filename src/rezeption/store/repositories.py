@@ -14,7 +14,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -42,6 +42,31 @@ CUSTOMERS = table(CustomerRow)
 TENANTS = table(TenantRow)
 OVERLAP_CONSTRAINT = "appointments_no_overlap"
 ACTIVE = [s.value for s in ACTIVE_STATUSES]
+
+# The hot statements, built once with placeholders: a statement built per call spent more CPU on
+# its cache key than the database spent executing it.
+BUSY = select(APPOINTMENTS.c.staff_id, APPOINTMENTS.c.block_starts_at, APPOINTMENTS.c.block_ends_at).where(
+    APPOINTMENTS.c.tenant_id == bindparam("tenant_id"),
+    APPOINTMENTS.c.staff_id.in_(bindparam("staff_ids", expanding=True)),
+    APPOINTMENTS.c.status.in_(ACTIVE),
+    APPOINTMENTS.c.block_starts_at < bindparam("window_end"),
+    APPOINTMENTS.c.block_ends_at > bindparam("window_start"),
+)
+APPOINTMENT_BY_ID = select(APPOINTMENTS).where(APPOINTMENTS.c.id == bindparam("id"))
+APPOINTMENT_BY_KEY = select(APPOINTMENTS).where(APPOINTMENTS.c.idempotency_key == bindparam("key"))
+INSERT_APPOINTMENT = insert(APPOINTMENTS).returning(*APPOINTMENTS.c)
+INSERT_EVENT = insert(EVENTS)
+CUSTOMER_BY_PHONE_AND_NAME = (
+    select(CUSTOMERS.c.id)
+    .where(
+        CUSTOMERS.c.tenant_id == bindparam("tenant_id"),
+        CUSTOMERS.c.phone_e164 == bindparam("phone"),
+        CUSTOMERS.c.name_normalized == bindparam("normalized"),
+    )
+    .limit(1)
+)
+INSERT_CUSTOMER = insert(CUSTOMERS).returning(CUSTOMERS.c.id)
+CATALOG_VERSION = select(TENANTS.c.catalog_version).where(TENANTS.c.id == bindparam("id"))
 
 
 def is_overlap_violation(error: IntegrityError) -> bool:
@@ -107,7 +132,7 @@ class SqlBookingTx:
     async def catalog_version(self, tenant_id: int) -> int:
         """The salon's catalog version (bumped by every salon-file load); UnknownTenant if none."""
         conn = await self._conn()
-        version = await conn.scalar(select(TENANTS.c.catalog_version).where(TENANTS.c.id == tenant_id))
+        version = await conn.scalar(CATALOG_VERSION, {"id": tenant_id})
         if version is None:
             raise UnknownTenant(str(tenant_id))
         return int(version)
@@ -122,15 +147,13 @@ class SqlBookingTx:
         """Blocks of active appointments per stylist overlapping `window`."""
         conn = await self._conn()
         rows = await conn.execute(
-            select(
-                APPOINTMENTS.c.staff_id, APPOINTMENTS.c.block_starts_at, APPOINTMENTS.c.block_ends_at
-            ).where(
-                APPOINTMENTS.c.tenant_id == tenant_id,
-                APPOINTMENTS.c.staff_id.in_(list(staff_ids)),
-                APPOINTMENTS.c.status.in_(ACTIVE),
-                APPOINTMENTS.c.block_starts_at < window.end,
-                APPOINTMENTS.c.block_ends_at > window.start,
-            )
+            BUSY,
+            {
+                "tenant_id": tenant_id,
+                "staff_ids": list(staff_ids),
+                "window_start": window.start,
+                "window_end": window.end,
+            },
         )
         busy: dict[int, list[Interval]] = defaultdict(list)
         for staff_id, start, end in rows:
@@ -140,7 +163,7 @@ class SqlBookingTx:
     async def appointment(self, tenant_id: int, appointment_id: int) -> Appointment | None:
         """The salon's appointment with this id (None for another salon's)."""
         conn = await self._conn()
-        row = (await conn.execute(select(APPOINTMENTS).where(APPOINTMENTS.c.id == appointment_id))).first()
+        row = (await conn.execute(APPOINTMENT_BY_ID, {"id": appointment_id})).first()
         if row is None or row.tenant_id != tenant_id:
             return None
         return appointment_from_row(row)
@@ -148,25 +171,17 @@ class SqlBookingTx:
     async def appointment_by_key(self, idempotency_key: str) -> Appointment | None:
         """The appointment created under this idempotency key."""
         conn = await self._conn()
-        row = (
-            await conn.execute(select(APPOINTMENTS).where(APPOINTMENTS.c.idempotency_key == idempotency_key))
-        ).first()
+        row = (await conn.execute(APPOINTMENT_BY_KEY, {"key": idempotency_key})).first()
         return appointment_from_row(row) if row else None
 
     async def insert_appointment(self, new: NewAppointment, *, at: datetime) -> Appointment:
         """Insert inside a savepoint; SlotClaimFailed on overlap, KeyAlreadyUsed on a duplicate key."""
         values = asdict(new)
-        values["status"] = new.status.value
+        values.update(status=new.status.value, version=1, created_at=at, updated_at=at)
         conn = await self._conn()
         try:
             async with conn.begin_nested():
-                row = (
-                    await conn.execute(
-                        insert(APPOINTMENTS)
-                        .values(**values, version=1, created_at=at, updated_at=at)
-                        .returning(*APPOINTMENTS.c)
-                    )
-                ).one()
+                row = (await conn.execute(INSERT_APPOINTMENT, values)).one()
         except IntegrityError as error:
             if is_overlap_violation(error):
                 raise SlotClaimFailed(str(new.staff_id)) from error
@@ -226,15 +241,16 @@ class SqlBookingTx:
         """Append one step to the appointment's life story."""
         conn = await self._conn()
         await conn.execute(
-            insert(EVENTS).values(
-                tenant_id=appointment.tenant_id,
-                appointment_id=appointment.id,
-                kind=kind,
-                recovery_point=recovery_point,
-                idempotency_key=idempotency_key,
-                data=dict(data or {}),
-                at=at,
-            )
+            INSERT_EVENT,
+            {
+                "tenant_id": appointment.tenant_id,
+                "appointment_id": appointment.id,
+                "kind": kind,
+                "recovery_point": recovery_point,
+                "idempotency_key": idempotency_key,
+                "data": dict(data or {}),
+                "at": at,
+            },
         )
 
     async def last_event(self, appointment_id: int, kind: str) -> tuple[str | None, dict[str, Any]] | None:
@@ -260,28 +276,22 @@ class SqlBookingTx:
         conn = await self._conn()
         if phone_e164:
             existing = await conn.scalar(
-                select(CUSTOMERS.c.id)
-                .where(
-                    CUSTOMERS.c.tenant_id == tenant_id,
-                    CUSTOMERS.c.phone_e164 == phone_e164,
-                    CUSTOMERS.c.name_normalized == normalized,
-                )
-                .limit(1)
+                CUSTOMER_BY_PHONE_AND_NAME,
+                {"tenant_id": tenant_id, "phone": phone_e164, "normalized": normalized},
             )
             if existing is not None:
                 return int(existing)
         created = await conn.scalar(
-            insert(CUSTOMERS)
-            .values(
-                tenant_id=tenant_id,
-                name=name,
-                name_normalized=normalized,
-                name_phonetic=surname_key(name),
-                phone_e164=phone_e164,
-                created_at=at,
-                updated_at=at,
-            )
-            .returning(CUSTOMERS.c.id)
+            INSERT_CUSTOMER,
+            {
+                "tenant_id": tenant_id,
+                "name": name,
+                "name_normalized": normalized,
+                "name_phonetic": surname_key(name),
+                "phone_e164": phone_e164,
+                "created_at": at,
+                "updated_at": at,
+            },
         )
         return int(created)
 
