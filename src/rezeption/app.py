@@ -16,6 +16,7 @@ from rezeption.bootstrap import Services, build
 from rezeption.calendars.calcom_webhook import build_calcom_webhook_router
 from rezeption.domain.clock import Clock
 from rezeption.ops.logging import configure_logging
+from rezeption.ops.warmup import warm_up
 from rezeption.ops.worker import embedded_worker
 from rezeption.retell.functions import FunctionRunner
 from rezeption.retell.routes import build_router
@@ -42,6 +43,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         )
         app.state.retell_traces = traces = TraceWriter(services.database)
         traces.start()
+        if settings.warmup:
+            await warm_up(services, connections=settings.db_pool_size)
         async with AsyncExitStack() as stack:
             if settings.embedded_worker == "on" or (
                 settings.embedded_worker == "auto" and services.database.is_sqlite

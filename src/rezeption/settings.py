@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     log_json: bool = False
     db_pool_size: int = Field(10, ge=1, le=200)
     embedded_worker: Literal["auto", "on", "off"] = "auto"  # auto: inside `serve` on SQLite only
+    warmup: bool = True  # open the pool and run the hot reads once before taking traffic (ops.warmup)
 
     @model_validator(mode="after")
     def _no_placeholders_in_production(self) -> Settings:
