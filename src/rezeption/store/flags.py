@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from rezeption.domain.clock import require_aware
 from rezeption.store.tables import FeatureFlagRow
@@ -19,16 +19,17 @@ GLOBAL = "global"
 CALLER_ID = "caller_id"
 
 
+FLAG_ROWS = select(FeatureFlagRow.scope, FeatureFlagRow.enabled).where(
+    FeatureFlagRow.key == bindparam("key"), FeatureFlagRow.scope.in_(bindparam("scopes", expanding=True))
+)
+
+
 async def flag_enabled(
-    session: AsyncSession, key: str, *, tenant_slug: str | None = None, default: bool = True
+    session: AsyncSession | AsyncConnection, key: str, *, tenant_slug: str | None = None, default: bool = True
 ) -> bool:
     """Whether `key` is on for the salon `tenant_slug` (global off wins; then the salon's row)."""
     scopes = [GLOBAL] if tenant_slug is None else [GLOBAL, tenant_slug]
-    rows = await session.execute(
-        select(FeatureFlagRow.scope, FeatureFlagRow.enabled).where(
-            FeatureFlagRow.key == key, FeatureFlagRow.scope.in_(scopes)
-        )
-    )
+    rows = await session.execute(FLAG_ROWS, {"key": key, "scopes": scopes})
     found = {scope: bool(enabled) for scope, enabled in rows}
     if found.get(GLOBAL) is False:
         return False

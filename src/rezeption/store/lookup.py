@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select, true, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rezeption.booking.lookup_model import AppointmentHit, CustomerHit, name_words
@@ -175,6 +175,11 @@ def callers_query(tenant_id: int, phone_e164: str) -> HitsQuery:
     )
 
 
+# Caller ID runs at every call_inbound: its statements are built once, with placeholders.
+CALLERS = callers_query(bindparam("tenant_id"), bindparam("phone"))  # type: ignore[arg-type]
+TENANT_SLUG = select(TenantRow.slug).where(TenantRow.id == bindparam("id"))
+
+
 class SqlLookupStore:
     """The lookup and caller-ID queries over a `Database` (each call is one short read)."""
 
@@ -182,8 +187,8 @@ class SqlLookupStore:
         self.database = database
 
     async def _hits(self, query: HitsQuery) -> list[AppointmentHit]:
-        async with self.database.read() as session:
-            return [_hit(tuple(row)) for row in await session.execute(query)]
+        async with self.database.statement() as conn:
+            return [_hit(tuple(row)) for row in await conn.execute(query)]
 
     async def by_phone(
         self, tenant_id: int, phone_e164: str, *, after: datetime, windows: Windows = (), limit: int = 50
@@ -227,21 +232,21 @@ class SqlLookupStore:
             .outerjoin(c, c.id == a.customer_id)
             .where(a.id == appointment_id, a.tenant_id == tenant_id)
         )
-        async with self.database.read() as session:
-            row = (await session.execute(query)).first()
+        async with self.database.statement() as conn:
+            row = (await conn.execute(query)).first()
         return _hit(tuple(row)) if row is not None else None
 
     async def customers_by_phone(self, tenant_id: int, phone_e164: str) -> list[CustomerHit]:
         """The salon's customers with this number, with their consent to caller ID."""
-        async with self.database.read() as session:
-            rows = await session.execute(callers_query(tenant_id, phone_e164))
+        async with self.database.statement() as conn:
+            rows = await conn.execute(CALLERS, {"tenant_id": tenant_id, "phone": phone_e164})
             return [CustomerHit(id=i, name=n, consent_at=at) for i, n, at in rows]
 
     async def caller_id_enabled(self, tenant_id: int) -> bool:
         """The caller-ID kill switch for this salon (feature flag "caller_id", on by default)."""
-        async with self.database.read() as session:
-            slug = await session.scalar(select(TenantRow.slug).where(TenantRow.id == tenant_id))
-            return await flag_enabled(session, CALLER_ID, tenant_slug=slug)
+        async with self.database.statement() as conn:
+            slug = await conn.scalar(TENANT_SLUG, {"id": tenant_id})
+            return await flag_enabled(conn, CALLER_ID, tenant_slug=slug)
 
     async def record_consent(
         self,
