@@ -243,9 +243,10 @@ async def open_loop(base: str, seconds: float, calls: int = 200, gap: float = 8.
             deadline = time.perf_counter() + seconds
             counter = 0
             while True:
-                await asyncio.sleep(rng.expovariate(1 / gap))
-                if time.perf_counter() > deadline:
-                    return
+                pause = rng.expovariate(1 / gap)
+                if time.perf_counter() + pause > deadline:
+                    return  # the call ends rather than idling past its deadline
+                await asyncio.sleep(pause)
                 name = rng.choices([m for m, _ in MIX], weights=[w for _, w in MIX])[0]
                 counter += 1
                 body = envelope(name, call_id, args_for(name, slots, rng, counter))
