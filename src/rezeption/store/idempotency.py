@@ -89,11 +89,14 @@ class IdempotencyStore:
         *,
         also: Callable[[AsyncConnection], Awaitable[None]] | None = None,
     ) -> None:
-        """Store the reply (and run `also` in the same transaction); later claims get it."""
-        async with self.database.transaction() as conn:
+        """Run `also` (idempotent work, such as merging call memory), then store the reply; later
+        claims get it. On PostgreSQL each statement commits on its own (no BEGIN/COMMIT round trips):
+        a crash between the two leaves the key running, and a retry after the lease runs the work
+        again, which replays the booking by its key and merges the same facts once more."""
+        async with self.database.statement(writes=True) as conn:
             if also is not None:
                 await also(conn)
-            await conn.execute(update(RECORDS).where(RECORDS.c.key == key).values(state="done", reply=reply))
+            await conn.execute(FINISH, {"k": key, "reply": reply})
 
     async def release(self, key: str) -> None:
         """Give up the key without a reply (the work failed before any effect, or must be retried)."""
