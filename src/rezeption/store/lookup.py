@@ -12,9 +12,21 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select, true, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rezeption.booking.lookup_model import AppointmentHit, CustomerHit, name_words
@@ -65,26 +77,37 @@ HIT_COLUMNS = (
 """The columns of an `AppointmentHit`, in its field order."""
 
 
+# Caller ID runs at every call_inbound: its statements are built once, with placeholders.
+CALLERS = (
+    select(CustomerRow.id, CustomerRow.name, CustomerRow.caller_id_consent_at)
+    .where(CustomerRow.tenant_id == bindparam("tenant_id"), CustomerRow.phone_e164 == bindparam("phone"))
+    .order_by(CustomerRow.id)
+)
+
+
 def _hit(row: object) -> AppointmentHit:
     return AppointmentHit(*row)  # type: ignore[misc]
 
 
-def _hits_query(tenant_id: int, after: datetime, windows: Windows, limit: int) -> HitsQuery:
+def _in_windows(n: int) -> ColumnElement[bool]:
+    a = AppointmentRow
+    return or_(
+        *(and_(a.starts_at >= bindparam(f"from_{i}"), a.starts_at < bindparam(f"to_{i}")) for i in range(n))
+    )
+
+
+def _hits_query(windows: int) -> HitsQuery:
     a = AppointmentRow
     query = (
         select(*HIT_COLUMNS)
-        .where(a.tenant_id == tenant_id, a.status.in_(ACTIVE), a.starts_at > require_aware(after))
+        .where(a.tenant_id == bindparam("tenant_id"), a.status.in_(ACTIVE), a.starts_at > bindparam("after"))
         .order_by(a.starts_at, a.id)
-        .limit(limit)
+        .limit(bindparam("limit", type_=Integer))
     )
-    if windows:
-        query = query.where(or_(*(and_(a.starts_at >= s, a.starts_at < e) for s, e in windows)))
-    return query
+    return query.where(_in_windows(windows)) if windows else query
 
 
-def _via_customers(
-    tenant_id: int, who: ColumnElement[bool], after: datetime, windows: Windows, limit: int, lateral: bool
-) -> HitsQuery:
+def _via_customers(who: ColumnElement[bool], windows: int, lateral: bool) -> HitsQuery:
     """The salon's customers matching `who`, each with their next active appointments.
 
     PostgreSQL (`lateral`): per customer from (customer_id, starts_at), so the planner cannot swap
@@ -92,8 +115,9 @@ def _via_customers(
     SQLite has no LATERAL: a plain join.
     """
     a, c = AppointmentRow, CustomerRow
+    tenant_id: BindParameter[int] = bindparam("tenant_id")
     if not lateral:
-        joined = _hits_query(tenant_id, after, windows, limit).join(c, c.id == a.customer_id)
+        joined = _hits_query(windows).join(c, c.id == a.customer_id)
         return joined.where(c.tenant_id == tenant_id, who)
     upcoming = (
         select(a.id, a.tenant_id, a.customer_id, a.service_id, a.staff_id, a.starts_at, a.status, a.call_id)
@@ -102,13 +126,13 @@ def _via_customers(
             a.customer_id == c.id,
             a.tenant_id == tenant_id,
             a.status.in_(ACTIVE),
-            a.starts_at > require_aware(after),
+            a.starts_at > bindparam("after"),
         )
         .order_by(a.starts_at)
         .limit(PER_CUSTOMER)
     )
     if windows:
-        upcoming = upcoming.where(or_(*(and_(a.starts_at >= s, a.starts_at < e) for s, e in windows)))
+        upcoming = upcoming.where(_in_windows(windows))
     found = upcoming.lateral("upcoming")
     return (
         select(*found.c, c.name, c.phone_e164)
@@ -116,8 +140,30 @@ def _via_customers(
         .join(found, true())
         .where(c.tenant_id == tenant_id, who)
         .order_by(found.c.starts_at, found.c.id)
-        .limit(limit)
+        .limit(bindparam("limit", type_=Integer))
     )
+
+
+@cache
+def _shape(kind: str, windows: int, lateral: bool = True) -> HitsQuery:
+    """Each lookup shape is built once per (kind, number of day windows, backend) with placeholders:
+    a statement built per request spent more CPU on its cache key than PostgreSQL on the query."""
+    a, c = AppointmentRow, CustomerRow
+    if kind == "phone":
+        return _via_customers(c.phone_e164 == bindparam("phone"), windows, lateral)
+    if kind == "name":
+        return _via_customers(c.name_phonetic.in_(bindparam("keys", expanding=True)), windows, lateral)
+    outer = _hits_query(windows).outerjoin(c, c.id == a.customer_id)
+    if kind == "call":
+        return outer.where(a.call_id == bindparam("call_id"))
+    return outer.where(a.customer_id.in_(bindparam("customer_ids", expanding=True)))
+
+
+def _params(tenant_id: int, after: datetime, windows: Windows, limit: int, **more: Any) -> dict[str, Any]:
+    values = {"tenant_id": tenant_id, "after": require_aware(after), "limit": limit, **more}
+    for i, (start, end) in enumerate(windows):
+        values[f"from_{i}"], values[f"to_{i}"] = start, end
+    return values
 
 
 def phone_query(
@@ -130,7 +176,9 @@ def phone_query(
     lateral: bool = True,
 ) -> HitsQuery:
     """Active appointments after `after` of the salon's customers with this number."""
-    return _via_customers(tenant_id, CustomerRow.phone_e164 == phone_e164, after, windows, limit, lateral)
+    return _shape("phone", len(windows), lateral).params(
+        _params(tenant_id, after, windows, limit, phone=phone_e164)
+    )
 
 
 def name_query(
@@ -143,40 +191,37 @@ def name_query(
     lateral: bool = True,
 ) -> HitsQuery:
     """Active appointments after `after` of the salon's customers whose surname key is one of `keys`."""
-    who = CustomerRow.name_phonetic.in_(list(keys))
-    return _via_customers(tenant_id, who, after, windows, limit, lateral)
+    return _shape("name", len(windows), lateral).params(
+        _params(tenant_id, after, windows, limit, keys=list(keys))
+    )
 
 
 def call_query(
     tenant_id: int, call_id: str, *, after: datetime, windows: Windows = (), limit: int = 50
 ) -> HitsQuery:
     """Active appointments after `after` that were booked in call `call_id`."""
-    c = CustomerRow
-    query = _hits_query(tenant_id, after, windows, limit).outerjoin(c, c.id == AppointmentRow.customer_id)
-    return query.where(AppointmentRow.call_id == call_id)
+    return _shape("call", len(windows)).params(_params(tenant_id, after, windows, limit, call_id=call_id))
 
 
 def customers_query(
     tenant_id: int, customer_ids: Sequence[int], *, after: datetime, limit: int = 3
 ) -> HitsQuery:
     """The next active appointments of these customers."""
-    c = CustomerRow
-    query = _hits_query(tenant_id, after, (), limit).outerjoin(c, c.id == AppointmentRow.customer_id)
-    return query.where(AppointmentRow.customer_id.in_(list(customer_ids)))
+    return _shape("customers", 0).params(
+        _params(tenant_id, after, (), limit, customer_ids=list(customer_ids))
+    )
 
 
 def callers_query(tenant_id: int, phone_e164: str) -> HitsQuery:
     """The salon's customers with this number and their consent (caller ID)."""
-    c = CustomerRow
-    return (
-        select(c.id, c.name, c.caller_id_consent_at)
-        .where(c.tenant_id == tenant_id, c.phone_e164 == phone_e164)
-        .order_by(c.id)
-    )
+    return CALLERS.params(tenant_id=tenant_id, phone=phone_e164)
 
 
-# Caller ID runs at every call_inbound: its statements are built once, with placeholders.
-CALLERS = callers_query(bindparam("tenant_id"), bindparam("phone"))  # type: ignore[arg-type]
+APPOINTMENT_HIT = (
+    select(*HIT_COLUMNS)
+    .outerjoin(CustomerRow, CustomerRow.id == AppointmentRow.customer_id)
+    .where(AppointmentRow.id == bindparam("id"), AppointmentRow.tenant_id == bindparam("tenant_id"))
+)
 TENANT_SLUG = select(TenantRow.slug).where(TenantRow.id == bindparam("id"))
 
 
@@ -186,17 +231,16 @@ class SqlLookupStore:
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    async def _hits(self, query: HitsQuery) -> list[AppointmentHit]:
+    async def _hits(self, query: HitsQuery, values: dict[str, Any]) -> list[AppointmentHit]:
         async with self.database.statement() as conn:
-            return [_hit(tuple(row)) for row in await conn.execute(query)]
+            return [_hit(tuple(row)) for row in await conn.execute(query, values)]
 
     async def by_phone(
         self, tenant_id: int, phone_e164: str, *, after: datetime, windows: Windows = (), limit: int = 50
     ) -> list[AppointmentHit]:
         """Active appointments after `after` of the salon's customers with this number."""
-        lateral = not self.database.is_sqlite
-        query = phone_query(tenant_id, phone_e164, after=after, windows=windows, limit=limit, lateral=lateral)
-        return await self._hits(query)
+        shape = _shape("phone", len(windows), not self.database.is_sqlite)
+        return await self._hits(shape, _params(tenant_id, after, windows, limit, phone=phone_e164))
 
     async def by_name(
         self, tenant_id: int, name: str, *, after: datetime, windows: Windows = (), limit: int = 200
@@ -205,16 +249,16 @@ class SqlLookupStore:
         keys = said_name_keys(name)
         if not keys:
             return []
-        lateral = not self.database.is_sqlite
-        return await self._hits(
-            name_query(tenant_id, keys, after=after, windows=windows, limit=limit, lateral=lateral)
-        )
+        shape = _shape("name", len(windows), not self.database.is_sqlite)
+        return await self._hits(shape, _params(tenant_id, after, windows, limit, keys=keys))
 
     async def by_call(
         self, tenant_id: int, call_id: str, *, after: datetime, windows: Windows = (), limit: int = 50
     ) -> list[AppointmentHit]:
         """Active appointments after `after` that were booked in call `call_id`."""
-        return await self._hits(call_query(tenant_id, call_id, after=after, windows=windows, limit=limit))
+        return await self._hits(
+            _shape("call", len(windows)), _params(tenant_id, after, windows, limit, call_id=call_id)
+        )
 
     async def by_customers(
         self, tenant_id: int, customer_ids: Sequence[int], *, after: datetime, limit: int = 3
@@ -222,18 +266,16 @@ class SqlLookupStore:
         """The next active appointments of these customers."""
         if not customer_ids:
             return []
-        return await self._hits(customers_query(tenant_id, customer_ids, after=after, limit=limit))
+        return await self._hits(
+            _shape("customers", 0), _params(tenant_id, after, (), limit, customer_ids=list(customer_ids))
+        )
 
     async def appointment(self, tenant_id: int, appointment_id: int) -> AppointmentHit | None:
         """The salon's appointment with this id, whatever its status or time (None for another salon's)."""
-        a, c = AppointmentRow, CustomerRow
-        query = (
-            select(*HIT_COLUMNS)
-            .outerjoin(c, c.id == a.customer_id)
-            .where(a.id == appointment_id, a.tenant_id == tenant_id)
-        )
         async with self.database.statement() as conn:
-            row = (await conn.execute(query)).first()
+            row = (
+                await conn.execute(APPOINTMENT_HIT, {"id": appointment_id, "tenant_id": tenant_id})
+            ).first()
         return _hit(tuple(row)) if row is not None else None
 
     async def customers_by_phone(self, tenant_id: int, phone_e164: str) -> list[CustomerHit]:
