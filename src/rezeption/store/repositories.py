@@ -86,6 +86,7 @@ class SqlBookingTx:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self._events: list[dict[str, Any]] = []  # written in one statement at commit (or before a read)
 
     async def _conn(self) -> AsyncConnection:
         """The session's connection, in its transaction, for Core statements."""
@@ -238,10 +239,8 @@ class SqlBookingTx:
         recovery_point: str | None = None,
         data: Mapping[str, Any] | None = None,
     ) -> None:
-        """Append one step to the appointment's life story."""
-        conn = await self._conn()
-        await conn.execute(
-            INSERT_EVENT,
+        """Append one step to the appointment's life story (stored at commit, with the others)."""
+        self._events.append(
             {
                 "tenant_id": appointment.tenant_id,
                 "appointment_id": appointment.id,
@@ -250,11 +249,19 @@ class SqlBookingTx:
                 "idempotency_key": idempotency_key,
                 "data": dict(data or {}),
                 "at": at,
-            },
+            }
         )
+
+    async def _write_events(self) -> None:
+        """Store the events added so far in one statement (a booking adds two)."""
+        if self._events:
+            events, self._events = self._events, []
+            conn = await self._conn()
+            await conn.execute(INSERT_EVENT, events)
 
     async def last_event(self, appointment_id: int, kind: str) -> tuple[str | None, dict[str, Any]] | None:
         """Key and data of the newest event of `kind` for the appointment."""
+        await self._write_events()
         conn = await self._conn()
         row = (
             await conn.execute(
@@ -384,5 +391,6 @@ class SqlBookingTx:
         return list(rows)
 
     async def commit(self) -> None:
-        """Commit the transaction."""
+        """Store the pending events and commit the transaction."""
+        await self._write_events()
         await self.session.commit()
