@@ -35,8 +35,8 @@ from rezeption.domain.model import ACTIVE_STATUSES
 from rezeption.language.names import normalize_name
 from rezeption.language.phonetics import cologne_code
 from rezeption.store.db import Database
-from rezeption.store.flags import CALLER_ID, flag_enabled
-from rezeption.store.tables import AppointmentRow, CallRow, CustomerRow, TenantRow
+from rezeption.store.flags import CALLER_ID, flag_enabled_for_tenant
+from rezeption.store.tables import AppointmentRow, CallRow, CustomerRow
 
 ACTIVE = sorted(s.value for s in ACTIVE_STATUSES)
 PER_CUSTOMER = 20  # next appointments looked at per matching customer
@@ -222,7 +222,6 @@ APPOINTMENT_HIT = (
     .outerjoin(CustomerRow, CustomerRow.id == AppointmentRow.customer_id)
     .where(AppointmentRow.id == bindparam("id"), AppointmentRow.tenant_id == bindparam("tenant_id"))
 )
-TENANT_SLUG = select(TenantRow.slug).where(TenantRow.id == bindparam("id"))
 
 
 class SqlLookupStore:
@@ -287,8 +286,7 @@ class SqlLookupStore:
     async def caller_id_enabled(self, tenant_id: int) -> bool:
         """The caller-ID kill switch for this salon (feature flag "caller_id", on by default)."""
         async with self.database.statement() as conn:
-            slug = await conn.scalar(TENANT_SLUG, {"id": tenant_id})
-            return await flag_enabled(conn, CALLER_ID, tenant_slug=slug)
+            return await flag_enabled_for_tenant(conn, CALLER_ID, tenant_id)
 
     async def record_consent(
         self,

@@ -113,6 +113,7 @@ async def test_the_kill_switch_turns_caller_id_off_globally_or_per_salon(
 ) -> None:
     await caller_id.record_consent(salon_id, call_id="c1", customer_id=world.customer_ids["peter"])
     for scope, enabled, expected in [
+        ("another-salon", False, "known"),  # another salon's switch never reaches this one
         ("friseur1", False, "disabled"),
         ("friseur1", True, "known"),
         ("global", False, "disabled"),
