@@ -15,7 +15,6 @@ from typing import Any
 
 import structlog
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rezeption.booking.bookings import Bookings
 from rezeption.booking.caller_id import CallerId
@@ -150,11 +149,8 @@ class FunctionRunner:
             if learned:
                 await calls.remember(self.database, ref.call_id, learned)
         else:
-
-            async def remember_too(conn: AsyncConnection) -> None:
-                await calls.merge_memory(conn, ref.call_id, learned)
-
-            await self.idempotency.finish(key, answer, also=remember_too if learned else None)
+            dialect = "sqlite" if self.database.is_sqlite else "postgresql"
+            await self.idempotency.finish(key, answer, also=calls.memory_merge(dialect, ref.call_id, learned))
         return Outcome(200, answer, tenant_id, canonical)
 
     async def _call_record(self, ref: CallRef) -> calls.CallRecord | None:

@@ -159,16 +159,28 @@ def _merge_statement(dialect: str) -> Any:
     return update(CALLS).where(CALLS.c.retell_call_id == bindparam("call_id")).values(memory=merged)
 
 
-async def merge_memory(conn: AsyncConnection, retell_call_id: str, facts: Mapping[str, Any]) -> None:
-    """Merge `facts` into the call's memory inside the caller's transaction."""
+@dataclass(frozen=True)
+class Step:
+    """A prepared statement with its values, for a caller that runs it inside its own statement."""
+
+    statement: Any
+    values: dict[str, Any]
+
+
+def memory_merge(dialect: str, retell_call_id: str, facts: Mapping[str, Any]) -> Step | None:
+    """The UPDATE that merges `facts` into the call's memory (None when there is nothing to merge)."""
     updates = {k: v for k, v in facts.items() if v is not None}
     if not updates:
-        return
-    sqlite = conn.dialect.name == "sqlite"
-    await conn.execute(
-        _merge_statement(conn.dialect.name),
-        {"call_id": retell_call_id, "facts": json.dumps(updates, ensure_ascii=False) if sqlite else updates},
-    )
+        return None
+    value = json.dumps(updates, ensure_ascii=False) if dialect == "sqlite" else updates
+    return Step(_merge_statement(dialect), {"call_id": retell_call_id, "facts": value})
+
+
+async def merge_memory(conn: AsyncConnection, retell_call_id: str, facts: Mapping[str, Any]) -> None:
+    """Merge `facts` into the call's memory inside the caller's transaction."""
+    step = memory_merge(conn.dialect.name, retell_call_id, facts)
+    if step is not None:
+        await conn.execute(step.statement, step.values)
 
 
 async def record_event(

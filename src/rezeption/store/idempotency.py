@@ -8,17 +8,17 @@ over) and `done` with the reply afterwards. Replies are kept for `RETENTION` (>=
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rezeption.domain.clock import Clock
+from rezeption.store.calls import Step
 from rezeption.store.db import Database
 from rezeption.store.tables import IdempotencyRecordRow, table
 
@@ -31,6 +31,14 @@ TAKE_OVER = (
     .values(locked_until=bindparam("until"))
 )
 FINISH = update(RECORDS).where(RECORDS.c.key == bindparam("k")).values(state="done", reply=bindparam("reply"))
+
+
+@cache
+def _finish_with(statement: Any) -> Any:
+    """FINISH with `statement` as a data-modifying CTE (PostgreSQL), built once per statement."""
+    return FINISH.add_cte(statement.cte("also"))
+
+
 CLAIM = {
     "sqlite": sqlite_insert(RECORDS).on_conflict_do_nothing().returning(RECORDS.c.key),
     "postgresql": pg_insert(RECORDS).on_conflict_do_nothing().returning(RECORDS.c.key),
@@ -82,21 +90,22 @@ class IdempotencyStore:
             taken = await conn.execute(TAKE_OVER, {"k": key, "now": now, "until": now + LEASE})
             return Claim(owned=taken.rowcount == 1)
 
-    async def finish(
-        self,
-        key: str,
-        reply: dict[str, Any],
-        *,
-        also: Callable[[AsyncConnection], Awaitable[None]] | None = None,
-    ) -> None:
-        """Run `also` (idempotent work, such as merging call memory), then store the reply; later
-        claims get it. On PostgreSQL each statement commits on its own (no BEGIN/COMMIT round trips):
-        a crash between the two leaves the key running, and a retry after the lease runs the work
-        again, which replays the booking by its key and merges the same facts once more."""
+    async def finish(self, key: str, reply: dict[str, Any], *, also: Step | None = None) -> None:
+        """Store the reply, and apply `also` (an idempotent UPDATE, such as a call-memory merge)
+        atomically with it; later claims get the reply. On PostgreSQL both go in one statement (the
+        UPDATE as a data-modifying CTE), so it costs one round trip and one commit."""
+        if also is None:
+            async with self.database.statement(writes=True) as conn:
+                await conn.execute(FINISH, {"k": key, "reply": reply})
+            return
+        values = {**also.values, "k": key, "reply": reply}
+        if self.database.is_sqlite:
+            async with self.database.transaction() as conn:
+                await conn.execute(also.statement, also.values)
+                await conn.execute(FINISH, {"k": key, "reply": reply})
+            return
         async with self.database.statement(writes=True) as conn:
-            if also is not None:
-                await also(conn)
-            await conn.execute(FINISH, {"k": key, "reply": reply})
+            await conn.execute(_finish_with(also.statement), values)
 
     async def release(self, key: str) -> None:
         """Give up the key without a reply (the work failed before any effect, or must be retried)."""
