@@ -149,8 +149,8 @@ class FunctionRunner:
             if learned:
                 await calls.remember(self.database, ref.call_id, learned)
         else:
-            dialect = "sqlite" if self.database.is_sqlite else "postgresql"
-            await self.idempotency.finish(key, answer, also=calls.memory_merge(dialect, ref.call_id, learned))
+            merge = calls.memory_merge(self.database.engine.dialect.name, ref.call_id, learned)
+            await self.idempotency.finish(key, answer, also=merge)
         return Outcome(200, answer, tenant_id, canonical)
 
     async def _call_record(self, ref: CallRef) -> calls.CallRecord | None:

@@ -142,8 +142,10 @@ async def ensure_call(
 
 async def remember(database: Database, retell_call_id: str, facts: Mapping[str, Any]) -> None:
     """Merge `facts` into the call's memory (None values are ignored)."""
-    async with database.statement(writes=True) as conn:
-        await merge_memory(conn, retell_call_id, facts)
+    step = memory_merge(database.engine.dialect.name, retell_call_id, facts)
+    if step is not None:
+        async with database.statement(writes=True) as conn:
+            await conn.execute(step.statement, step.values)
 
 
 @cache
@@ -174,13 +176,6 @@ def memory_merge(dialect: str, retell_call_id: str, facts: Mapping[str, Any]) ->
         return None
     value = json.dumps(updates, ensure_ascii=False) if dialect == "sqlite" else updates
     return Step(_merge_statement(dialect), {"call_id": retell_call_id, "facts": value})
-
-
-async def merge_memory(conn: AsyncConnection, retell_call_id: str, facts: Mapping[str, Any]) -> None:
-    """Merge `facts` into the call's memory inside the caller's transaction."""
-    step = memory_merge(conn.dialect.name, retell_call_id, facts)
-    if step is not None:
-        await conn.execute(step.statement, step.values)
 
 
 async def record_event(
