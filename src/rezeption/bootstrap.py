@@ -58,6 +58,9 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
         clock=clock,
         calendars=calendars,
         reconciler=reconciler,
-        finder=AppointmentFinder(store=lookups, uow=uow, clock=clock, references=references),
-        callers=CallerId(store=lookups, uow=uow, clock=clock),
+        # one catalog cache for every use case: each salon's catalog is loaded and re-checked once
+        finder=AppointmentFinder(
+            store=lookups, uow=uow, clock=clock, references=references, catalogs=bookings.catalogs
+        ),
+        callers=CallerId(store=lookups, uow=uow, clock=clock, catalogs=bookings.catalogs),
     )

@@ -128,6 +128,7 @@ def build_router() -> APIRouter:
             calendars=services.calendars,
             clock=services.clock,
             tenant_id=tenant_id,
+            catalogs=services.bookings.catalogs,
         )
         if inbound_call.call_id:
             background.add_task(

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from retell.lib.webhook_auth import symmetric
 
 from rezeption.app import create_app
@@ -72,10 +73,15 @@ class RetellClient:
 
 
 @pytest.fixture
-def server(database_url: str, salon_id: int, clock: FixedClock) -> Iterator[str]:
-    """The app under uvicorn, in a thread, on a free port of 127.0.0.1."""
+def app(database_url: str, salon_id: int, clock: FixedClock) -> FastAPI:
+    """The application (its services appear on `app.state` once the server has started)."""
     settings = Settings(database_url=database_url, retell_api_key=API_KEY, environment="test")
-    app = create_app(settings, clock=clock)
+    return create_app(settings, clock=clock)
+
+
+@pytest.fixture
+def server(app: FastAPI) -> Iterator[str]:
+    """The app under uvicorn, in a thread, on a free port of 127.0.0.1."""
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
+from typing import Any
 
+from fastapi import FastAPI
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from tests.integration.retell_adapter.conftest import AGENT, CALLER, SALON_NUMBER, RetellClient
 
@@ -25,6 +29,34 @@ async def test_call_inbound_gives_todays_context_within_the_salons_zone(retell: 
     assert variables["heute"] == "Montag, 3. November 2025"
     assert variables["salon_name"] == "Friseur 1"
     assert variables["oeffnungszeiten"].startswith("Dienstag und Mittwoch von 9 bis 18 Uhr")
+
+
+async def test_call_inbound_reads_no_catalog_once_the_server_is_warm(
+    retell: RetellClient, app: FastAPI
+) -> None:
+    """The background prefetch shares the server's catalog cache: a call_inbound loads no catalog."""
+    engine = app.state.services.database.engine.sync_engine
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    sa_event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for call_id in ("warm_1", "warm_2"):
+            inbound = {"from_number": CALLER, "to_number": SALON_NUMBER, "call_id": call_id}
+            response = await retell.post(
+                "/retell/inbound", {"event": "call_inbound", "call_inbound": inbound}
+            )
+            assert response.status_code == 200
+        for _ in range(100):  # the call record is written in the background, after the reply
+            if sum("INSERT INTO calls" in s for s in statements) >= 2:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", seen)
+    assert sum("INSERT INTO calls" in s for s in statements) >= 2, statements
+    assert not [s for s in statements if "FROM staff" in s or "FROM services" in s], statements
 
 
 async def test_call_inbound_for_an_unknown_number_is_refused_without_a_crash(retell: RetellClient) -> None:
