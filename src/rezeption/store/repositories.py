@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -55,6 +56,7 @@ BUSY = select(APPOINTMENTS.c.staff_id, APPOINTMENTS.c.block_starts_at, APPOINTME
 APPOINTMENT_BY_ID = select(APPOINTMENTS).where(APPOINTMENTS.c.id == bindparam("id"))
 APPOINTMENT_BY_KEY = select(APPOINTMENTS).where(APPOINTMENTS.c.idempotency_key == bindparam("key"))
 INSERT_APPOINTMENT = insert(APPOINTMENTS).returning(*APPOINTMENTS.c)
+CLAIM_APPOINTMENT = pg_insert(APPOINTMENTS).on_conflict_do_nothing().returning(*APPOINTMENTS.c)
 INSERT_EVENT = insert(EVENTS)
 CUSTOMER_BY_PHONE_AND_NAME = (
     select(CUSTOMERS.c.id)
@@ -176,10 +178,24 @@ class SqlBookingTx:
         return appointment_from_row(row) if row else None
 
     async def insert_appointment(self, new: NewAppointment, *, at: datetime) -> Appointment:
-        """Insert inside a savepoint; SlotClaimFailed on overlap, KeyAlreadyUsed on a duplicate key."""
+        """Claim the slot; SlotClaimFailed on overlap, KeyAlreadyUsed on a duplicate key.
+
+        PostgreSQL: INSERT ... ON CONFLICT DO NOTHING, which takes the no-overlap exclusion
+        constraint and the unique key as arbiters: a refused claim returns no row instead of an
+        error, so no savepoint (two round trips) is needed, and the speculative insertion waits for
+        a concurrent claimant instead of deadlocking with it. SQLite: its triggers abort only the
+        statement; the savepoint keeps the transaction clean either way.
+        """
         values = asdict(new)
         values.update(status=new.status.value, version=1, created_at=at, updated_at=at)
         conn = await self._conn()
+        if conn.dialect.name == "postgresql":
+            row = (await conn.execute(CLAIM_APPOINTMENT, values)).first()
+            if row is not None:
+                return appointment_from_row(row)
+            if new.idempotency_key and await self.appointment_by_key(new.idempotency_key) is not None:
+                raise KeyAlreadyUsed()
+            raise SlotClaimFailed(str(new.staff_id))
         try:
             async with conn.begin_nested():
                 row = (await conn.execute(INSERT_APPOINTMENT, values)).one()
@@ -188,10 +204,6 @@ class SqlBookingTx:
                 raise SlotClaimFailed(str(new.staff_id)) from error
             if "idempotency_key" in str(error.orig):
                 raise KeyAlreadyUsed() from error
-            raise
-        except DBAPIError as error:
-            if is_deadlock(error):
-                raise SlotClaimFailed(str(new.staff_id)) from error
             raise
         return appointment_from_row(row)
 
