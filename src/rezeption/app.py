@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             clock=services.clock,
             finder=services.finder,
             callers=services.callers,
+            routes=services.routes,
         )
         app.state.retell_traces = traces = TraceWriter(services.database)
         traces.start()

@@ -13,6 +13,7 @@ from rezeption.calendars.directory import CalendarDirectory
 from rezeption.calendars.slot_cache import RedisSlotCache, slot_cache_from_url
 from rezeption.domain.clock import Clock, SystemClock
 from rezeption.settings import Settings
+from rezeption.store.calls import TenantRoutes
 from rezeption.store.db import Database
 from rezeption.store.lookup import SqlLookupStore
 from rezeption.store.uow import SqlUnitOfWork
@@ -31,6 +32,7 @@ class Services:
     reconciler: Reconciler
     finder: AppointmentFinder
     callers: CallerId
+    routes: TenantRoutes
 
     async def close(self) -> None:
         """Release connections (database, Cal.com clients, Redis)."""
@@ -63,4 +65,5 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
             store=lookups, uow=uow, clock=clock, references=references, catalogs=bookings.catalogs
         ),
         callers=CallerId(store=lookups, uow=uow, clock=clock, catalogs=bookings.catalogs),
+        routes=TenantRoutes(database),
     )

@@ -97,6 +97,7 @@ class FunctionRunner:
         clock: Clock,
         finder: AppointmentFinder,
         callers: CallerId,
+        routes: calls.TenantRoutes,
     ) -> None:
         self.database = database
         self.bookings = bookings
@@ -104,7 +105,7 @@ class FunctionRunner:
         self.finder = finder
         self.callers = callers
         self.idempotency = IdempotencyStore(database, clock)
-        self.routes = calls.TenantRoutes(database)
+        self.routes = routes
 
     async def run(self, name: str, ref: CallRef, raw_args: dict[str, Any]) -> Outcome:
         """One function call, start to reply."""

@@ -10,7 +10,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from fastapi import APIRouter, BackgroundTasks, Request, Response
@@ -29,6 +29,7 @@ from rezeption.retell.wire import FunctionEnvelope, InboundEnvelope, WebhookEnve
 from rezeption.store import calls
 
 MAX_BODY = 2 * 1024 * 1024
+Envelope = TypeVar("Envelope", bound=BaseModel)
 log = structlog.get_logger("rezeption.retell")
 
 
@@ -71,6 +72,17 @@ async def verified_json(request: Request, services: Services) -> dict[str, Any]:
     return body
 
 
+async def verified_envelope(
+    request: Request, services: Services, model: type[Envelope], what: str
+) -> Envelope:
+    """The verified body validated as `model`; Refused (400) when it does not fit."""
+    body = await verified_json(request, services)
+    try:
+        return model.model_validate(body)
+    except ValidationError as error:
+        raise Refused(400, f"not a {what} envelope: {error.error_count()} problems") from error
+
+
 def _refusal(error: Refused) -> JSONResponse:
     return JSONResponse({"ok": False, "reason": "refused", "detail": error.detail}, status_code=error.status)
 
@@ -103,14 +115,11 @@ def build_router() -> APIRouter:
         """call_inbound: the salon's context for the agent, within milliseconds."""
         services: Services = request.app.state.services
         try:
-            envelope = InboundEnvelope.model_validate(await verified_json(request, services))
+            envelope = await verified_envelope(request, services, InboundEnvelope, "call_inbound")
         except Refused as error:
             return _refusal(error)
-        except ValidationError as error:
-            return _refusal(Refused(400, f"not a call_inbound envelope: {error.error_count()} problems"))
         inbound_call = envelope.call_inbound
-        runner: FunctionRunner = request.app.state.retell_runner
-        tenant_id = await runner.routes.tenant_for(
+        tenant_id = await services.routes.tenant_for(
             agent_id=inbound_call.agent_id,
             to_number=normalize_phone(inbound_call.to_number),
         )
@@ -149,18 +158,15 @@ def build_router() -> APIRouter:
         """call_started / call_ended / call_analyzed (others tolerated); duplicates applied once."""
         services: Services = request.app.state.services
         try:
-            envelope = WebhookEnvelope.model_validate(await verified_json(request, services))
+            envelope = await verified_envelope(request, services, WebhookEnvelope, "call-event")
         except Refused as error:
             return _refusal(error)
-        except ValidationError as error:
-            return _refusal(Refused(400, f"not a call-event envelope: {error.error_count()} problems"))
         call = envelope.the_call
         if call is None:
             return _refusal(Refused(400, "call-event envelope without a call"))
         if envelope.event not in {"call_started", "call_ended", "call_analyzed"}:
             return Response(status_code=204)
-        runner: FunctionRunner = request.app.state.retell_runner
-        tenant_id = await runner.routes.tenant_for(
+        tenant_id = await services.routes.tenant_for(
             agent_id=call.agent_id, to_number=normalize_phone(call.to_number)
         )
         if tenant_id is None:
