@@ -15,6 +15,7 @@ from rezeption.bootstrap import build
 from rezeption.domain.clock import SystemClock
 from rezeption.domain.errors import BookingError
 from rezeption.ops.customers_cli import customers_app
+from rezeption.ops.schema_check import require_schema, run_with_schema
 from rezeption.settings import Settings
 from rezeption.store import migrate
 from rezeption.store.db import Database
@@ -143,9 +144,12 @@ def tenants_load(
         err.print(f"[red]salon file rejected:[/red] {error}")
         raise typer.Exit(2) from error
 
+    settings = _settings()
+
     async def run() -> str:
-        database = Database.from_url(_settings().database_url)
+        database = Database.from_url(settings.database_url)
         try:
+            await require_schema(database)
             if if_empty and await count_tenants(database) > 0:
                 return "database already holds a salon; nothing loaded"
             report = await import_salon(database, salon, now=SystemClock().now())
@@ -155,7 +159,7 @@ def tenants_load(
             await database.dispose()
 
     try:
-        console.print(asyncio.run(run()))
+        console.print(run_with_schema(run))
     except SalonFileError as error:
         err.print(f"[red]salon file rejected:[/red] {error}")
         raise typer.Exit(2) from error
@@ -176,9 +180,12 @@ def availability(
         err.print(f"[red]--date must be YYYY-MM-DD, got {day!r}[/red]")
         raise typer.Exit(2) from error
 
+    settings = _settings()
+
     async def run() -> None:
-        services = build(_settings())
+        services = build(settings)
         try:
+            await require_schema(services.database)
             async with services.uow.reading() as tx:
                 tenant_id = await tx.tenant_id_by_slug(tenant)
             if tenant_id is None:
@@ -205,7 +212,7 @@ def availability(
             await services.close()
 
     try:
-        asyncio.run(run())
+        run_with_schema(run)
     except BookingError as error:
         err.print(f"[red]{error.code}:[/red] {error.message}")
         raise typer.Exit(2) from error
@@ -224,9 +231,12 @@ def worker(
     from rezeption.ops.worker import WorkerOptions, run_once, run_worker
     from rezeption.store import outbox
 
+    settings = _settings()
+
     async def run() -> None:
-        services = build(_settings())
+        services = build(settings)
         try:
+            await require_schema(services.database)
             if dead:
                 for job in await outbox.jobs(services.database, status="dead"):
                     console.print(f"{job.id}  {job.kind}  attempts={job.attempts}  {job.last_error or ''}")
@@ -243,7 +253,7 @@ def worker(
         finally:
             await services.close()
 
-    asyncio.run(run())
+    run_with_schema(run)
 
 
 @app.command()
@@ -252,9 +262,12 @@ def reconcile(
 ) -> None:
     """Make our database and Cal.com agree: resolve overdue pending rows, cancel orphans, import walk-ins."""
 
+    settings = _settings()
+
     async def run() -> str:
-        services = build(_settings())
+        services = build(settings)
         try:
+            await require_schema(services.database)
             if tenant:
                 async with services.uow.reading() as tx:
                     tenant_id = await tx.tenant_id_by_slug(tenant)
@@ -271,7 +284,7 @@ def reconcile(
             f"conflicts: {report.conflicts}  errors: {len(report.errors)}"
         )
 
-    console.print(asyncio.run(run()))
+    console.print(run_with_schema(run))
 
 
 if __name__ == "__main__":

@@ -289,8 +289,14 @@ class Bookings:
         appointment_id: int,
         idempotency_key: str | None = None,
         source: str = "phone",
+        respect_notice: bool = True,
     ) -> BookingResult:
-        """Cancel the appointment; a retry with the same key replays the first answer."""
+        """Cancel the appointment; a retry with the same key replays the first answer.
+
+        `respect_notice=False` skips the salon's change notice (`change_min_notice_hours`): an
+        operator's GDPR erasure (source "gdpr_erase") cancels even an appointment in two hours. A
+        started or past appointment is never cancelled.
+        """
         now = self.clock.now()
         async with self.uow.writing() as tx:
             catalog = await self._catalog(tx, tenant_id, now)
@@ -304,7 +310,7 @@ class Bookings:
                 if idempotency_key and last is not None and last[0] == idempotency_key:
                     return BookingResult(appointment, service, staff, replayed=True)
                 raise AppointmentNotActive(appointment.status.value)
-            _ensure_changeable(catalog, appointment, now)
+            _ensure_changeable(catalog, appointment, now, respect_notice=respect_notice)
             provider = self.calendars.for_tenant(catalog)
             if not provider.external:
                 await provider.cancel(catalog, appointment)
@@ -576,11 +582,13 @@ def _aware(start: datetime) -> datetime:
         raise InvalidRequest("Die Uhrzeit konnte ich nicht eindeutig zuordnen.", code="naive_time") from error
 
 
-def _ensure_changeable(catalog: Catalog, appointment: Appointment, now: datetime) -> None:
+def _ensure_changeable(
+    catalog: Catalog, appointment: Appointment, now: datetime, *, respect_notice: bool = True
+) -> None:
     if appointment.starts_at <= now:
         raise AppointmentInPast()
     window = catalog.tenant.policy.change_min_notice
-    if appointment.starts_at - now < window:
+    if respect_notice and appointment.starts_at - now < window:
         raise TooLateToChange(int(window.total_seconds() // 3600))
 
 

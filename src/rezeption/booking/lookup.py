@@ -1,17 +1,15 @@
-"""Find a caller's appointments: by their number, a spoken name, date/time/service words, or this call.
+"""Find a caller's appointments: by this call, the caller's own line, or a name or number plus a fact.
 
-Owns the `find_appointments` use case and `pick` (exactly one appointment to cancel or move, or the
-question to ask). Rules:
+Owns the `find_appointments` use case and `pick` (the one appointment to cancel or move: only by a
+reference read out in this call). What may be read out to whom is `booking.disclosure`'s policy;
+this module does the reading:
 
 - Only the salon's own, active (pending/confirmed), future appointments are ever found.
-- Anchors say *whose* appointments: the caller's number (E.164), a spoken name (phonetic + fuzzy,
-  `names.LIKELY_SAME`), or the call that booked them. Without an anchor nothing is searched: date or
-  service words alone would read out strangers' bookings. Date, time and service words narrow.
-- A number shared by several people with appointments and no name said: ask for the name. A caller
-  whose number and said name identify a customer is searched under that number only.
-- Answers: none (with a German question), one (a spoken summary), several (a spoken list to choose
-  from). Every appointment comes with an opaque reference (`booking.references`); `pick` refuses to
-  guess: several candidates -> the question, no appointment id.
+- Date, time and service words narrow (`_narrowing`); on the caller's own line a time matches within
+  30 minutes, for a caller from another line only exactly. Date or service words alone never search.
+- Answers: none (with a German question), one (a spoken summary), several (a spoken list, only of
+  the caller's own or this call's appointments). Every appointment comes with an opaque reference
+  (`booking.references`), bound to this salon and this call.
 """
 
 from __future__ import annotations
@@ -21,7 +19,9 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from rezeption.booking import disclosure
 from rezeption.booking.catalog import CatalogCache
+from rezeption.booking.disclosure import ASK_NAME, Claim, Question
 from rezeption.booking.lookup_model import (
     AppointmentHit,
     FoundAppointment,
@@ -30,14 +30,13 @@ from rezeption.booking.lookup_model import (
     LookupStore,
     Pick,
     Windows,
-    names_agree,
 )
 from rezeption.booking.lookup_speech import describe_many, describe_one
 from rezeption.booking.ports import Clock, UnitOfWork
 from rezeption.booking.references import References
 from rezeption.domain.errors import AppointmentInPast, AppointmentNotActive, AppointmentNotFound
 from rezeption.domain.model import ACTIVE_STATUSES, Catalog
-from rezeption.language import match_service, normalize_name, normalize_phone, resolve_when
+from rezeption.language import match_service, normalize_phone, resolve_when
 
 __all__ = [
     "AppointmentFinder",
@@ -47,7 +46,6 @@ __all__ = [
     "LookupResult",
     "LookupStore",
     "Pick",
-    "names_agree",
 ]
 
 TIME_TOLERANCE = timedelta(minutes=30)
@@ -61,13 +59,15 @@ class _Narrowing:
     between: tuple[time, time] | None = None
     service_ids: frozenset[int] | None = None
     failed: LookupResult | None = None
+    has_fact: bool = False  # a day, a time, or one service: something the customer knows
 
 
-def _none(message: str, reason: str) -> LookupResult:
-    return LookupResult("none", message, (), reason)
+def _none(message: str, reason: str, missed: bool = False) -> LookupResult:
+    return LookupResult("none", message, (), reason, missed)
 
 
-ASK_NAME = "Unter welchem Namen haben Sie gebucht?"
+def _asked(question: Question) -> LookupResult:
+    return _none(question.message, question.reason, question.missed)
 
 
 @dataclass
@@ -85,59 +85,93 @@ class AppointmentFinder:
             return await self.catalogs.get(tx, tenant_id, now.date())
 
     async def find_appointments(self, query: LookupQuery) -> LookupResult:
-        """The caller's future active appointments matching what they said (see the module rules)."""
+        """The caller's future active appointments matching what they said, as far as the
+        disclosure policy lets this caller hear of them (see `booking.disclosure`)."""
         now = self.clock.now()
         catalog = await self._catalog(query.tenant_id, now)
         zone = catalog.tenant.zone
         narrowing = _narrowing(query, catalog, now.astimezone(zone))
         if narrowing.failed is not None:
             return narrowing.failed
-        hits, reason = await self._anchored(query, narrowing, zone, now)
-        if reason is not None:
-            return _none("Unter dieser Nummer sind mehrere Personen gebucht. " + ASK_NAME, reason)
-        if not hits:
-            return _nothing_found(query, narrowing)
-        found = tuple(self._found(catalog, query, hit, zone) for hit in hits)
+        if disclosure.bad_name(query.name):
+            return _none(ASK_NAME, "need_name")
+        name = query.name if query.name and query.name.strip() else None
+        said_phone = normalize_phone(query.said_phone) if query.said_phone else None
+        if query.said_phone and said_phone is None:
+            return _none(
+                "Die Telefonnummer habe ich nicht richtig verstanden. Können Sie sie bitte wiederholen?",
+                "invalid_phone",
+            )
+        line = normalize_phone(query.caller_number) if query.caller_number else None
+        if said_phone is not None and said_phone == line:
+            said_phone = None
         today = now.astimezone(zone).date()
+        own = await self._own(query, name, line, narrowing, zone, now)
+        if isinstance(own, LookupResult):
+            return own
+        if own:
+            return self._answer(catalog, query, own, zone, today)
+        claim = Claim(name, said_phone, narrowing.has_fact, query.misses)
+        refusal = disclosure.claim_refusal(claim)
+        if refusal is not None:
+            return _asked(refusal)
+        if said_phone is not None:
+            rows = await self.store.by_phone(
+                query.tenant_id, said_phone, after=now, windows=narrowing.windows
+            )
+        else:
+            assert name is not None
+            rows = await self.store.by_name(query.tenant_id, name, after=now, windows=narrowing.windows)
+        matching = _narrow(disclosure.claimed(claim, rows), narrowing, zone, exact_time=True)
+        question = disclosure.claim_answer(matching)
+        if question is not None:
+            return _asked(question)
+        return self._answer(catalog, query, matching, zone, today)
+
+    async def _own(
+        self,
+        query: LookupQuery,
+        name: str | None,
+        line: str | None,
+        narrowing: _Narrowing,
+        zone: ZoneInfo,
+        now: datetime,
+    ) -> list[AppointmentHit] | LookupResult:
+        """Rules 1 and 2: this call's bookings and the named person's on their own line.
+
+        A LookupResult when the answer is final here (the line's person was named but nothing fits,
+        or the name fits several people on the line); else the hits, empty when neither rule applies.
+        """
+        tenant_id, windows = query.tenant_id, narrowing.windows
+        hits: list[AppointmentHit] = []
+        if query.call_id:
+            booked = await self.store.by_call(tenant_id, query.call_id, after=now, windows=windows)
+            hits = _narrow(disclosure.booked_in_call(name, booked), narrowing, zone)
+        if line is None or name is None:
+            return hits
+        people = disclosure.line_people(name, await self.store.customers_by_phone(tenant_id, line))
+        if len(people) > 1:
+            return _none(disclosure.ASK_FIRST_NAME, "need_first_name")
+        if not people:
+            return hits
+        rows = await self.store.by_phone(tenant_id, line, after=now, windows=windows)
+        mine = _narrow(disclosure.on_own_line(name, next(iter(people)), rows), narrowing, zone)
+        seen = {h.id for h in hits}
+        hits = sorted([*hits, *(h for h in mine if h.id not in seen)], key=lambda h: (h.starts_at, h.id))
+        return hits or _nothing_found(narrowing)
+
+    def _answer(
+        self,
+        catalog: Catalog,
+        query: LookupQuery,
+        hits: list[AppointmentHit],
+        zone: ZoneInfo,
+        today: date,
+    ) -> LookupResult:
+        found = tuple(self._found(catalog, query, hit, zone) for hit in hits)
         if len(found) == 1:
             return LookupResult("one", describe_one(found[0], today), found)
         return LookupResult("several", describe_many(found, today, MAX_LISTED), found)
-
-    async def _anchored(
-        self, query: LookupQuery, narrowing: _Narrowing, zone: ZoneInfo, now: datetime
-    ) -> tuple[list[AppointmentHit], str | None]:
-        tenant_id, windows = query.tenant_id, narrowing.windows
-        phone = normalize_phone(query.caller_number) if query.caller_number else None
-        name = query.name if query.name and normalize_name(query.name) else None
-        if phone is not None:
-            identified = name is not None and any(
-                c.name and names_agree(name, c.name)
-                for c in await self.store.customers_by_phone(tenant_id, phone)
-            )
-            hits = _narrow(
-                await self.store.by_phone(tenant_id, phone, after=now, windows=windows), narrowing, zone
-            )
-            if name is not None:
-                hits = [h for h in hits if _same_name(name, h)]
-            if name is None and len({_person(h) for h in hits}) > 1:
-                return [], "shared_number"
-            if hits or identified:
-                return hits, None
-        if name is not None:
-            hits = await self.store.by_name(tenant_id, name, after=now, windows=windows)
-            hits = [h for h in _narrow(hits, narrowing, zone) if _same_name(name, h)]
-            if hits:
-                return hits, None
-        if query.call_id:
-            hits = _narrow(
-                await self.store.by_call(tenant_id, query.call_id, after=now, windows=windows),
-                narrowing,
-                zone,
-            )
-            if name is not None:
-                hits = [h for h in hits if not _named(h) or _same_name(name, h)]
-            return hits, None
-        return [], None
 
     def _found(
         self, catalog: Catalog, query: LookupQuery, hit: AppointmentHit, zone: ZoneInfo
@@ -154,16 +188,15 @@ class AppointmentFinder:
         )
 
     async def pick(self, query: LookupQuery, reference: str | None = None) -> Pick:
-        """Exactly one appointment to cancel or move, or (appointment_id None) what to ask instead.
+        """The one appointment to cancel or move, by the reference read out in this call; without a
+        reference never an appointment id, only the lookup to read back and confirm.
 
         A reference must be this salon's and this call's (else InvalidReference /
         ReferenceFromOtherCall); its appointment must be active (AppointmentNotActive) and ahead
         (AppointmentInPast). All refusals are BookingErrors with a German sentence; nothing changes.
         """
         if not reference:
-            result = await self.find_appointments(query)
-            chosen = result.appointments[0].appointment_id if result.kind == "one" else None
-            return Pick(chosen, result)
+            return Pick(None, await self.find_appointments(query))
         appointment_id = self.references.read(query.tenant_id, query.call_id, reference)
         hit = await self.store.appointment(query.tenant_id, appointment_id)
         if hit is None:
@@ -180,24 +213,11 @@ class AppointmentFinder:
         return Pick(hit.id, LookupResult("one", summary, (found,)))
 
 
-def _named(hit: AppointmentHit) -> bool:
-    return bool(hit.customer_name or hit.spoken_name)
-
-
-def _same_name(said: str, hit: AppointmentHit) -> bool:
-    stored = [n for n in (hit.customer_name, hit.spoken_name) if n]
-    return any(names_agree(said, n) for n in stored)
-
-
-def _person(hit: AppointmentHit) -> str:
-    name = hit.customer_name or hit.spoken_name
-    return normalize_name(name) if name else f"#{hit.customer_id}"
-
-
 def _narrowing(query: LookupQuery, catalog: Catalog, local_now: datetime) -> _Narrowing:
     windows: Windows = ()
     at: time | None = None
     between: tuple[time, time] | None = None
+    known_day = False
     if query.date_words.strip() or query.time_words.strip():
         when = resolve_when(query.date_words, query.time_words, local_now)
         if when.reason is not None:
@@ -212,6 +232,7 @@ def _narrowing(query: LookupQuery, catalog: Catalog, local_now: datetime) -> _Na
             for d in days
         )
         at = when.time
+        known_day = when.date is not None
         if at is None and when.window is not None and when.window.start and when.window.end:
             between = (when.window.start, when.window.end)
     service_ids: frozenset[int] | None = None
@@ -227,7 +248,8 @@ def _narrowing(query: LookupQuery, catalog: Catalog, local_now: datetime) -> _Na
                 )
             )
         service_ids = frozenset(s.id for s in catalog.services if s.key in keys)
-    return _Narrowing(windows, at, between, service_ids)
+    one_service = service_ids is not None and len(service_ids) == 1
+    return _Narrowing(windows, at, between, service_ids, has_fact=known_day or at is not None or one_service)
 
 
 def _days(day: date | None, alternatives: list[date | None], window: Any) -> list[date]:
@@ -244,7 +266,11 @@ def _minutes(value: time) -> int:
     return value.hour * 60 + value.minute
 
 
-def _narrow(hits: list[AppointmentHit], narrowing: _Narrowing, zone: ZoneInfo) -> list[AppointmentHit]:
+def _narrow(
+    hits: list[AppointmentHit], narrowing: _Narrowing, zone: ZoneInfo, *, exact_time: bool = False
+) -> list[AppointmentHit]:
+    """The hits that fit the said day(s), part of day, time and service; with `exact_time` a said
+    time must be the start to the minute, else the nearest within TIME_TOLERANCE count."""
     if narrowing.service_ids is not None:
         hits = [h for h in hits if h.service_id in narrowing.service_ids]
     if narrowing.between is not None:
@@ -254,23 +280,21 @@ def _narrow(hits: list[AppointmentHit], narrowing: _Narrowing, zone: ZoneInfo) -
         said = _minutes(narrowing.at)
         gap = {h.id: abs(_minutes(h.starts_at.astimezone(zone).time()) - said) for h in hits}
         exact = [h for h in hits if gap[h.id] == 0]
+        if exact_time:
+            return exact
         hits = exact or [h for h in hits if gap[h.id] <= TIME_TOLERANCE.total_seconds() // 60]
     return hits
 
 
-def _nothing_found(query: LookupQuery, narrowing: _Narrowing) -> LookupResult:
-    narrowed = bool(narrowing.windows or narrowing.at or narrowing.between or narrowing.service_ids)
-    if not (query.name or query.caller_number or query.call_id):
-        return _none(ASK_NAME, "need_name")
-    if query.name and narrowed:
+def _nothing_found(narrowing: _Narrowing) -> LookupResult:
+    """The named person on their own line has nothing that fits (they may hear that)."""
+    if narrowing.windows or narrowing.at or narrowing.between or narrowing.service_ids:
         return _none(
             "Dazu finde ich unter diesem Namen keinen kommenden Termin. Wann ist Ihr Termin denn?",
             "not_found",
         )
-    if query.name:
-        return _none(
-            "Unter diesem Namen finde ich keinen kommenden Termin. Haben Sie vielleicht unter einem "
-            "anderen Namen gebucht?",
-            "not_found",
-        )
-    return _none("Ich finde leider keinen kommenden Termin für Sie. " + ASK_NAME, "not_found")
+    return _none(
+        "Unter diesem Namen finde ich keinen kommenden Termin. Haben Sie vielleicht unter einem "
+        "anderen Namen gebucht?",
+        "not_found",
+    )

@@ -1,8 +1,9 @@
 """The lookup's values and its store port: what was asked, what was found, what the store answers.
 
-`LookupQuery` is what the caller said; `AppointmentHit`/`CustomerHit` are rows as the store gives
-them (`store.lookup.SqlLookupStore` implements `LookupStore`); `LookupResult` and `Pick` are the
-answers. `names_agree` decides whether a said name and a stored one are the same person.
+`LookupQuery` is what the caller said and where the call comes from; `AppointmentHit`/`CustomerHit`
+are rows as the store gives them (`store.lookup.SqlLookupStore` implements `LookupStore`);
+`LookupResult` and `Pick` are the answers. Whether a said name is a stored person's, and what may
+be read out to whom, is `booking.disclosure`'s.
 """
 
 from __future__ import annotations
@@ -11,11 +12,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any, Literal, Protocol
 
-from rezeption.language import name_score, normalize_name
-from rezeption.language.names import LIKELY_SAME
-
-PARTICLES = frozenset({"von", "van", "vom", "de", "der", "den", "di", "da", "du", "zu", "zum", "zur", "ten"})
-"""Name particles: not a first name, not a surname ("Ursula von der Leyen")."""
 Windows = tuple[tuple[datetime, datetime], ...]
 
 
@@ -67,15 +63,23 @@ class LookupStore(Protocol):
 
 @dataclass(frozen=True)
 class LookupQuery:
-    """What the caller told us (all optional); tenant and call come from the call, never from words."""
+    """What the caller told us (all optional) and where the call comes from.
+
+    Tenant, call and `caller_number` (the line the call comes from, as the network transmits it)
+    come from the call, never from words; `said_phone` is a number the caller *says*, a claim like a
+    name. `misses` counts this call's earlier lookups that named a person and a fact and found
+    nothing (`LookupResult.missed`).
+    """
 
     tenant_id: int
     call_id: str | None = None
     caller_number: str | None = None
     name: str | None = None
+    said_phone: str | None = None
     date_words: str = ""
     time_words: str = ""
     service_words: str = ""
+    misses: int = 0
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,7 @@ class LookupResult:
     message: str
     appointments: tuple[FoundAppointment, ...] = ()
     reason: str | None = None
+    missed: bool = False  # a person and a fact were named and nothing fit: counts toward the limit
 
     def as_dict(self) -> dict[str, Any]:
         """A reply body: ok only for exactly one, the sentence to speak, the references."""
@@ -127,20 +132,3 @@ class Pick:
 
     appointment_id: int | None
     lookup: LookupResult
-
-
-def name_words(name: str) -> list[str]:
-    """The normalized words of a name without particles (all of them if only particles)."""
-    words = normalize_name(name).split()
-    return [w for w in words if w not in PARTICLES] or words
-
-
-def names_agree(said: str, stored: str) -> bool:
-    """Same person as far as names tell: `name_score` >= LIKELY_SAME, and when both give a first
-    name, the first names alike too (the score alone lets "Peter Schuster" be "Maria Schuster")."""
-    if name_score(said, stored) < LIKELY_SAME:
-        return False
-    said_words, stored_words = name_words(said), name_words(stored)
-    if len(said_words) < 2 or len(stored_words) < 2:
-        return True
-    return name_score(said_words[0], stored_words[0]) >= LIKELY_SAME

@@ -1,53 +1,120 @@
 """`rezeption customers export|erase PHONE|ID`: the GDPR requests an operator runs from a terminal.
 
-Mounted in `rezeption.cli` as the `customers` sub-app. Export prints (or writes) JSON with
-everything we hold; erase anonymizes after a confirmation (or `--yes`) and prints only counts.
+Mounted in `rezeption.cli` as the `customers` sub-app (a composition-level module: it wires the
+services with `rezeption.bootstrap.build`, as the other commands do). Export prints (or writes) JSON
+with everything we hold; erase says how many customers it names and how many of their appointments
+ahead it will cancel, asks (or `--yes`), cancels those appointments through the booking use case
+(so Cal.com is cancelled too, via the outbox), erases, and prints only counts: never a name or number.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
+from rezeption.booking.bookings import Bookings
+from rezeption.bootstrap import build
 from rezeption.domain.clock import SystemClock
+from rezeption.domain.errors import AppointmentInPast, AppointmentNotActive, AppointmentNotFound
+from rezeption.ops.schema_check import require_schema, run_with_schema
 from rezeption.settings import Settings
 from rezeption.store.db import Database
-from rezeption.store.gdpr import CustomerRefError, erase_customer, export_customer
+from rezeption.store.gdpr import (
+    CustomerRefError,
+    ErasurePlan,
+    erase_customer,
+    erasure_plan,
+    export_customer,
+    future_appointments,
+)
 
 customers_app = typer.Typer(help="Customers: GDPR export and erasure.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
+log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+GDPR_SOURCE = "gdpr_erase"
+"""The `source` of the cancellation events an erasure writes."""
 
 Ref = Annotated[str, typer.Argument(help="Customer id, or a phone number (all customers with it).")]
 Tenant = Annotated[str | None, typer.Option("--tenant", help="Only this salon (slug); default: every salon.")]
 
 
-def _run(work: Callable[[Database], Awaitable[T]]) -> T:
+async def erase_customer_data(
+    database: Database, bookings: Bookings, ref: str, *, tenant_slug: str | None = None
+) -> dict[str, int]:
+    """Cancel the future appointments of the customer(s) `ref` names, then erase them (counts only).
+
+    Cancelling goes through `Bookings.cancel` (source "gdpr_erase", past the salon's change notice),
+    so an external calendar is cancelled too and the event log says why. The store erase runs after;
+    an appointment that was cancelled, moved or started meanwhile is skipped, and one booked between
+    the plan and the erase is cancelled after it (what still stays active: `future_left_active`).
+    """
+    plan = await erasure_plan(database, ref, now=bookings.clock.now(), tenant_slug=tenant_slug)
+    cancelled = await _cancel_all(bookings, plan.future)
+    counts = await erase_customer(
+        database, ref, now=bookings.clock.now(), tenant_slug=tenant_slug, future_cancelled=cancelled
+    )
+    if counts["future_left_active"]:
+        # booked between the plan and the erase: the erased rows take no new bookings, so this ends it
+        late = await future_appointments(database, plan.customer_ids, now=bookings.clock.now())
+        more = await _cancel_all(bookings, late)
+        counts["future_cancelled"] += more
+        counts["future_left_active"] = max(counts["future_left_active"] - more, 0)
+    log.info("gdpr: erasure done %s", counts)
+    return counts
+
+
+async def _cancel_all(bookings: Bookings, appointments: Sequence[tuple[int, int]]) -> int:
+    """Cancel (tenant id, appointment id) pairs for an erasure; how many were cancelled."""
+    cancelled = 0
+    for tenant_id, appointment_id in appointments:
+        try:
+            await bookings.cancel(
+                tenant_id=tenant_id, appointment_id=appointment_id, source=GDPR_SOURCE, respect_notice=False
+            )
+        except (AppointmentNotActive, AppointmentNotFound, AppointmentInPast):
+            continue  # cancelled, moved or started since it was listed: nothing to cancel any more
+        cancelled += 1
+    return cancelled
+
+
+def _settings() -> Settings:
     try:
-        settings = Settings()
+        return Settings()
     except ValueError as error:
         err.print(f"[red]configuration error:[/red] {error}")
         raise typer.Exit(2) from error
 
+
+def run_checked(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """`run_with_schema`, and a reference that is neither an id nor a number ends with exit code 2."""
+    try:
+        return run_with_schema(work)
+    except CustomerRefError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(2) from error
+
+
+def _run(work: Callable[[Database], Awaitable[T]]) -> T:
+    settings = _settings()
+
     async def run() -> T:
         database = Database.from_url(settings.database_url)
         try:
+            await require_schema(database)
             return await work(database)
         finally:
             await database.dispose()
 
-    try:
-        return asyncio.run(run())
-    except CustomerRefError as error:
-        err.print(f"[red]{error}[/red]")
-        raise typer.Exit(2) from error
+    return run_checked(run)
 
 
 @customers_app.command("export")
@@ -76,15 +143,47 @@ def erase(
     tenant: Tenant = None,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Anonymize a customer and their calls; appointments stay for statistics, without the name."""
-    if not yes:
-        typer.confirm("Erase this customer's personal data for good?", abort=True)
-    now = SystemClock().now()
-    counts = _run(lambda db: erase_customer(db, ref, now=now, tenant_slug=tenant))
-    if counts["customers"] == 0:
+    """Erase a customer's personal data; their future appointments are cancelled, past ones stay
+    (without the name) for statistics."""
+    plan: ErasurePlan = _run(lambda db: erasure_plan(db, ref, now=SystemClock().now(), tenant_slug=tenant))
+    if plan.customers == 0:
         err.print("no such customer")
         raise typer.Exit(1)
-    console.print(
-        f"erased: {counts['customers']} customer(s), {counts['appointments']} appointment(s) anonymized, "
-        f"{counts['calls']} call(s), {counts['function_calls']} function call(s)"
+    if not yes:
+        typer.confirm(
+            f"Erase the personal data of {plan.customers} customer(s) for good, and cancel their "
+            f"{len(plan.future)} future appointment(s) (also in the salon's calendar)?",
+            abort=True,
+        )
+    counts = _erase(ref, tenant)
+    typer.echo(
+        f"erased: {counts['customers']} customer(s); {counts['future_cancelled']} future appointment(s) "
+        f"cancelled; {counts['appointments']} appointment(s) kept for statistics without the name"
     )
+    typer.echo(
+        f"calls: {counts['calls_erased']} erased, {counts['calls_redacted']} shared and redacted; "
+        f"function calls: {counts['function_calls_erased']} erased, "
+        f"{counts['function_calls_redacted']} redacted; stored replies: {counts['replies_erased']} "
+        f"erased, {counts['replies_redacted']} redacted; call-back requests dropped: "
+        f"{counts['callback_requests_dropped']}"
+    )
+    if counts["future_left_active"]:
+        typer.echo(
+            f"warning: {counts['future_left_active']} future appointment(s) were booked during the "
+            "erasure and are still active without a name: cancel them in the salon's calendar",
+            err=True,
+        )
+
+
+def _erase(ref: str, tenant: str | None) -> dict[str, int]:
+    settings = _settings()
+
+    async def run() -> dict[str, int]:
+        services = build(settings)
+        try:
+            await require_schema(services.database)
+            return await erase_customer_data(services.database, services.bookings, ref, tenant_slug=tenant)
+        finally:
+            await services.close()
+
+    return run_checked(run)

@@ -88,7 +88,14 @@ async def _warm_salon(services: Services, tenant_id: int) -> None:
     await calls.get_call(services.database, "warmup-probe")
     await services.callers.find_caller(tenant_id, PROBE_NUMBER)
     await services.finder.find_appointments(
-        LookupQuery(tenant_id=tenant_id, call_id="warmup-probe", caller_number=PROBE_NUMBER, name="Probe")
+        # A full name and a day: the call, the line and the name search all run once.
+        LookupQuery(
+            tenant_id=tenant_id,
+            call_id="warmup-probe",
+            caller_number=PROBE_NUMBER,
+            name="Probe Aufwärmen",
+            date_words="morgen",
+        )
     )
     services_offered = [s for s in catalog.services if s.active]
     if catalog.tenant.calendar_provider != "local" or not services_offered:

@@ -1,9 +1,10 @@
 """find_appointments, cancel_appointment, reschedule_appointment, record_consent: existing bookings.
 
-Which appointment the caller means is the lookup use case's job (`booking.lookup`): a reference
-from find_appointments, else the caller's number, a spoken name, date/time/service words, else the
-appointments booked in this very call. When more than one fits, nothing is changed and the
-candidates are read out.
+Which appointment the caller means, and whether this caller may hear of it, is the lookup's and the
+disclosure policy's job (`booking.lookup`, `booking.disclosure`): the line the call comes from is
+the call's, a number the caller says is only a claim. Cancel and move never act on words alone:
+without a `referenz` they read the appointment back and ask; only a second call with the reference
+read out in this call changes it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from rezeption.booking.lookup_model import FoundAppointment, LookupQuery, LookupResult
-from rezeption.language import normalize_phone
+from rezeption.language.names import usable_name
 from rezeption.retell.availability_functions import spoken_appointment
 from rezeption.retell.context import CallContext
 from rezeption.retell.replies import Reply, reply
@@ -34,17 +35,28 @@ def _facts(found: FoundAppointment) -> dict[str, str]:
     }
 
 
+MISSES = "lookup_misses"  # call memory: lookups from another line that named a person and a fact, in vain
+
+
 def _query(ctx: CallContext, args: FindAppointmentsArgs) -> LookupQuery:
-    phone = normalize_phone(args.telefon) if args.telefon else ctx.caller_number
     return LookupQuery(
         tenant_id=ctx.tenant_id,
         call_id=ctx.call_id,
-        caller_number=phone,
+        caller_number=ctx.caller_number,
         name=args.name or ctx.memory.get("name"),
+        said_phone=args.telefon,
         date_words=args.datum or "",
         time_words=args.uhrzeit or "",
         service_words=args.dienstleistung or "",
+        misses=int(ctx.memory.get(MISSES, 0)),
     )
+
+
+async def _find(ctx: CallContext, args: FindAppointmentsArgs) -> LookupResult:
+    result = await ctx.finder.find_appointments(_query(ctx, args))
+    if result.missed:
+        ctx.learn(**{MISSES: int(ctx.memory.get(MISSES, 0)) + 1})
+    return result
 
 
 def _lookup_reply(result: LookupResult) -> Reply:
@@ -57,21 +69,31 @@ def _lookup_reply(result: LookupResult) -> Reply:
 
 async def find_appointments(ctx: CallContext, args: FindAppointmentsArgs) -> Reply:
     """The caller's future appointments matching the fields: none, one, or several to choose from."""
-    return _lookup_reply(await ctx.finder.find_appointments(_query(ctx, args)))
+    return _lookup_reply(await _find(ctx, args))
 
 
-async def _target(ctx: CallContext, args: CancelAppointmentArgs) -> FoundAppointment | Reply:
+async def _target(ctx: CallContext, args: CancelAppointmentArgs) -> FoundAppointment | LookupResult:
+    """The appointment the reference names, or (no reference) the lookup to read back and confirm."""
+    if not args.referenz:
+        return await _find(ctx, args)
     pick = await ctx.finder.pick(_query(ctx, args), reference=args.referenz)
-    if pick.appointment_id is None:
-        return _lookup_reply(pick.lookup)
+    assert pick.appointment_id is not None
     return pick.lookup.appointments[0]
 
 
+def _confirm(result: LookupResult, question: str, reason: str, **facts: Any) -> Reply:
+    """Read the one found appointment back and ask before changing it; otherwise the lookup's answer."""
+    if result.kind != "one":
+        return _lookup_reply(result)
+    found = result.appointments[0]
+    return reply(False, f"{result.message} {question}", reason, **_facts(found), **facts)
+
+
 async def cancel_appointment(ctx: CallContext, args: CancelAppointmentArgs) -> Reply:
-    """Cancel exactly one appointment; ambiguous lookups change nothing."""
+    """Cancel the appointment read out in this call (by its reference); without one, ask first."""
     target = await _target(ctx, args)
-    if isinstance(target, dict):
-        return target
+    if isinstance(target, LookupResult):
+        return _confirm(target, "Soll ich ihn stornieren?", "confirm_cancel", storniert=False)
     await ctx.bookings.cancel(
         tenant_id=ctx.tenant_id, appointment_id=target.appointment_id, idempotency_key=ctx.idempotency_key
     )
@@ -82,10 +104,19 @@ async def cancel_appointment(ctx: CallContext, args: CancelAppointmentArgs) -> R
 
 
 async def reschedule_appointment(ctx: CallContext, args: RescheduleAppointmentArgs) -> Reply:
-    """Move exactly one appointment; the old one stays unless the new one is booked."""
+    """Move the appointment read out in this call (by its reference); the old one stays unless the
+    new one is booked. Without a reference: read it back and ask."""
     target = await _target(ctx, args)
-    if isinstance(target, dict):
-        return target
+    if isinstance(target, LookupResult):
+        if target.kind != "one" or not (args.neues_datum or args.neue_uhrzeit):
+            return _confirm(target, "Auf wann möchten Sie ihn verlegen?", "confirm_reschedule", verlegt=False)
+        moment = resolve_moment(ctx, args.neues_datum, args.neue_uhrzeit, None)
+        if moment.at is None:
+            return _confirm(
+                target, "Um welche Uhrzeit möchten Sie kommen?", "confirm_reschedule", verlegt=False
+            )
+        new = spoken_appointment(moment.day, moment.at, ctx.today)
+        return _confirm(target, f"Soll ich ihn auf {new} verlegen?", "confirm_reschedule", verlegt=False)
     if not args.neues_datum and not args.neue_uhrzeit:
         raise Clarify("missing_date", "Auf wann möchten Sie den Termin verlegen?", **_facts(target))
     moment = resolve_moment(ctx, args.neues_datum, args.neue_uhrzeit, None)
@@ -121,8 +152,9 @@ async def record_consent(ctx: CallContext, args: RecordConsentArgs) -> Reply:
             "Ihre Nummer wird leider nicht übertragen, daher kann ich sie mir nicht merken.",
             "no_number",
         )
-    if not name:
+    if not usable_name(name):
         raise Clarify("missing_name", "Auf welchen Namen darf ich Ihre Nummer speichern?")
+    assert name is not None
     ctx.learn(name=name)
     stored = await ctx.callers.record_consent(
         ctx.tenant_id, call_id=ctx.call_id, at=ctx.now, phone=ctx.caller_number, name=name

@@ -8,6 +8,7 @@ from rezeption.booking.bookings import BookingRequest, BookingResult
 from rezeption.domain.errors import NOT_BOOKABLE_MESSAGES
 from rezeption.domain.model import AppointmentStatus, Slot
 from rezeption.language import normalize_phone, speak_time
+from rezeption.language.names import usable_name
 from rezeption.language.speech import speak_date, speak_day
 from rezeption.retell.context import CallContext
 from rezeption.retell.replies import (
@@ -112,8 +113,9 @@ def _spread(slots: list[Slot], limit: int) -> list[Slot]:
 async def book_appointment(ctx: CallContext, args: BookAppointmentArgs) -> Reply:
     """Book once name, service, day and time are known; say "gebucht" only when it is confirmed."""
     name = args.name or ctx.memory.get("name")
-    if not name:
+    if not usable_name(name):
         raise Clarify("missing_name", "Auf welchen Namen darf ich den Termin eintragen?")
+    assert name is not None
     ctx.learn(name=name)
     phone = ctx.caller_number
     if args.telefon:
@@ -155,6 +157,7 @@ def booked_reply(ctx: CallContext, result: BookingResult, name: str) -> Reply:
     ctx.learn(booked=booked)
     when = spoken_appointment(local.date(), local.time(), ctx.today)
     facts = {
+        "referenz": ctx.finder.references.issue(ctx.tenant_id, appointment.id, ctx.call_id),
         "datum": local.date().isoformat(),
         "uhrzeit": local.strftime("%H:%M"),
         "dienstleistung": result.service.name,

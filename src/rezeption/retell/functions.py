@@ -60,13 +60,16 @@ SORRY = (
 
 @dataclass(frozen=True)
 class CallRef:
-    """Who is calling whom, as the envelope (or the X-Call-Id header) says."""
+    """Who is calling whom, as the envelope (or the X-Call-Id / X-Agent-* headers) says."""
 
     call_id: str
     agent_id: str | None = None
     from_number: str | None = None
     to_number: str | None = None
-    full: bool = True  # False when only the call id is known (args_at_root bodies)
+    full: bool = True  # False for args_at_root bodies: call id and agent from headers, no caller
+
+
+MISMATCH = "Entschuldigung, diesen Anruf kann ich gerade keinem Salon zuordnen."
 
 
 @dataclass
@@ -116,8 +119,19 @@ class FunctionRunner:
         call = await self._call_record(ref)
         if call is None or call.tenant_id is None:
             log.warning("retell.refused", function=name, call_id=ref.call_id, reason="unknown_call_or_tenant")
-            message = "Entschuldigung, diesen Anruf kann ich gerade keinem Salon zuordnen."
-            return Outcome(200, reply(False, message, "unknown_call"))
+            return Outcome(200, reply(False, MISMATCH, "unknown_call"))
+        if not await calls.envelope_agrees(
+            self.routes,
+            call,
+            agent_id=ref.agent_id,
+            to_number=ref.to_number,
+            from_number=normalize_phone(ref.from_number),
+            check_caller=ref.full,
+        ):
+            log.warning(
+                "retell.refused", function=name, call_id=ref.call_id, reason="envelope_disagrees_with_call"
+            )
+            return Outcome(403, reply(False, MISMATCH, "call_mismatch"))
         tenant_id = call.tenant_id
         try:
             args = TOOLS[name].model_validate(raw_args)
@@ -134,7 +148,7 @@ class FunctionRunner:
                 await calls.remember(self.database, ref.call_id, learned)
             return Outcome(200, answer, tenant_id, canonical)
         key = idempotency_key(ref.call_id, name, canonical)
-        claim = await self.idempotency.wait(key, scope=name, tenant_id=tenant_id)
+        claim = await self.idempotency.wait(key, scope=name, tenant_id=tenant_id, call_id=ref.call_id)
         if not claim.owned:
             if claim.reply is None:
                 message = "Einen Moment bitte, ich bin noch mit Ihrer vorigen Anfrage beschäftigt."

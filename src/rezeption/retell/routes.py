@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -172,6 +172,22 @@ def build_router() -> APIRouter:
         if tenant_id is None:
             log.warning("retell.webhook_unknown_salon", webhook_event=envelope.event, call_id=call.call_id)
             return Response(status_code=204)
+        known = await calls.get_call(services.database, call.call_id)
+        if (
+            known is not None
+            and known.tenant_id is not None
+            and not await calls.envelope_agrees(
+                services.routes,
+                known,
+                agent_id=call.agent_id,
+                to_number=normalize_phone(call.to_number),
+                from_number=normalize_phone(call.from_number),
+            )
+        ):
+            log.warning("retell.webhook_refused", webhook_event=envelope.event, call_id=call.call_id)
+            return _refusal(
+                Refused(403, "the envelope names another call than the one recorded under this id")
+            )
         await calls.record_event(
             services.database,
             call.call_id,
@@ -197,7 +213,7 @@ async def _run_function(name: str, request: Request) -> JSONResponse:
     started = time.perf_counter()
     try:
         body = await verified_json(request, services)
-        ref, args = _envelope(name, body, request.headers.get("x-call-id"))
+        ref, args = _envelope(name, body, request.headers)
     except Refused as error:
         return _refusal(error)
     outcome = await runner.run(name, ref, args)
@@ -231,7 +247,7 @@ def _request_body(model: type[BaseModel]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": envelope}}}
 
 
-def _envelope(name: str, body: dict[str, Any], header_call_id: str | None) -> tuple[CallRef, dict[str, Any]]:
+def _envelope(name: str, body: dict[str, Any], headers: Mapping[str, str]) -> tuple[CallRef, dict[str, Any]]:
     if "call" in body or "args" in body:
         try:
             envelope = FunctionEnvelope.model_validate({"name": name, **body})
@@ -242,9 +258,14 @@ def _envelope(name: str, body: dict[str, Any], header_call_id: str | None) -> tu
         call = envelope.call
         ref = CallRef(call.call_id, call.agent_id, call.from_number, normalize_phone(call.to_number))
         return ref, envelope.args
-    if not header_call_id or len(header_call_id) > 128:
+    call_id, agent_id, agent_number = (headers.get(h) for h in ("x-call-id", "x-agent-id", "x-agent-number"))
+    if not call_id or len(call_id) > 128:
         raise Refused(400, "bare arguments need an X-Call-Id header")
-    return CallRef(header_call_id, full=False), body
+    if not agent_id and not agent_number:
+        raise Refused(
+            400, "bare arguments need an X-Agent-Id or X-Agent-Number header naming the salon's agent"
+        )
+    return CallRef(call_id, agent_id, None, normalize_phone(agent_number), full=False), body
 
 
 def _trace(request: Request, name: str, ref: CallRef, outcome: Outcome, latency_ms: int) -> None:

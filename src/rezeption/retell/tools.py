@@ -55,23 +55,30 @@ class BookAppointmentArgs(CheckAvailabilityArgs):
 
 
 class FindAppointmentsArgs(Arguments):
-    """Find the caller's appointments by any of the fields."""
+    """Find the caller's appointments: the name they booked under, and from another number also the
+    day, time or service of the appointment."""
 
-    name: Words | None = words("Name, auf den gebucht wurde.", "name", "kunde", "customer_name")
-    telefon: Words | None = words("Telefonnummer der Buchung.", "telefon", "phone")
+    name: Words | None = words("Vor- und Nachname, auf den gebucht wurde.", "name", "kunde", "customer_name")
+    telefon: Words | None = words(
+        "Telefonnummer der Buchung, nur wenn der Anrufer sie nennt.", "telefon", "phone"
+    )
     datum: Words | None = words("Tag des Termins, wie gesagt.", "datum", "date")
     uhrzeit: Words | None = words("Uhrzeit des Termins, wie gesagt.", "uhrzeit", "time")
     dienstleistung: Words | None = words("Leistung des Termins.", "dienstleistung", "service")
 
 
 class CancelAppointmentArgs(FindAppointmentsArgs):
-    """Cancel one appointment: by the reference find_appointments gave, or by the same lookup fields."""
+    """Cancel one appointment. Without referenz it is only read back with a question; after the
+    caller says yes, call again with the referenz from that answer."""
 
-    referenz: Words | None = words("Referenz aus find_appointments.", "referenz", "reference", "ref")
+    referenz: Words | None = words(
+        "Referenz des in diesem Gespräch vorgelesenen Termins.", "referenz", "reference", "ref"
+    )
 
 
 class RescheduleAppointmentArgs(CancelAppointmentArgs):
-    """Move one appointment to a new day and time."""
+    """Move one appointment to a new day and time. Without referenz it is only read back with a
+    question; after the caller says yes, call again with the referenz from that answer."""
 
     neues_datum: Words | None = words("Der neue Tag, wie gesagt.", "neues_datum", "new_date")
     neue_uhrzeit: Words | None = words("Die neue Uhrzeit, wie gesagt.", "neue_uhrzeit", "new_time")

@@ -26,7 +26,14 @@ from rezeption.store.tables import CallRow, FunctionCallTraceRow, TenantRouteRow
 CALLS = table(CallRow)
 ROUTES = table(TenantRouteRow)
 TRACES = table(FunctionCallTraceRow)
-RECORD_COLUMNS = (CALLS.c.retell_call_id, CALLS.c.tenant_id, CALLS.c.from_number, CALLS.c.memory)
+RECORD_COLUMNS = (
+    CALLS.c.retell_call_id,
+    CALLS.c.tenant_id,
+    CALLS.c.from_number,
+    CALLS.c.memory,
+    CALLS.c.agent_id,
+    CALLS.c.to_number,
+)
 GET_CALL = select(*RECORD_COLUMNS).where(CALLS.c.retell_call_id == bindparam("call_id"))
 INSERT_TRACES = insert(TRACES)
 
@@ -39,6 +46,8 @@ class CallRecord:
     tenant_id: int | None
     from_number: str | None
     memory: dict[str, Any] = field(default_factory=dict)
+    agent_id: str | None = None
+    to_number: str | None = None
 
 
 async def tenant_for(database: Database, *, agent_id: str | None, to_number: str | None) -> int | None:
@@ -88,7 +97,41 @@ async def get_call(database: Database, retell_call_id: str) -> CallRecord | None
 
 
 def _record(row: Any) -> CallRecord:
-    return CallRecord(row.retell_call_id, row.tenant_id, row.from_number, dict(row.memory or {}))
+    return CallRecord(
+        row.retell_call_id,
+        row.tenant_id,
+        row.from_number,
+        dict(row.memory or {}),
+        row.agent_id,
+        row.to_number,
+    )
+
+
+async def envelope_agrees(
+    routes: TenantRoutes,
+    call: CallRecord,
+    *,
+    agent_id: str | None,
+    to_number: str | None,
+    from_number: str | None,
+    check_caller: bool = True,
+) -> bool:
+    """Whether a request names the call we stored, not another salon's: the agent id and the called
+    number it gives equal what the call recorded, lead to no other salon, and at least one leads to
+    the call's salon; and (`check_caller`) the caller's number is the one the call came from."""
+    reaches_salon = False
+    for kind, value, stored in (("agent", agent_id, call.agent_id), ("number", to_number, call.to_number)):
+        if not value:
+            continue
+        if stored is not None and value != stored:
+            return False
+        routed = await routes.tenant_for(
+            agent_id=value if kind == "agent" else None, to_number=value if kind == "number" else None
+        )
+        if routed is not None and routed != call.tenant_id:
+            return False
+        reaches_salon = reaches_salon or routed == call.tenant_id
+    return reaches_salon and (not check_caller or from_number == call.from_number)
 
 
 KNOWN_FIELDS = ("tenant_id", "agent_id", "from_number", "to_number")
@@ -158,7 +201,7 @@ def _merge_statement(dialect: str) -> Any:
         merged = func.json_patch(func.coalesce(CALLS.c.memory, "{}"), bindparam("facts", type_=String))
     else:
         merged = CALLS.c.memory.op("||")(bindparam("facts", type_=JSONB))
-    return update(CALLS).where(CALLS.c.retell_call_id == bindparam("call_id")).values(memory=merged)
+    return update(CALLS).where(CALLS.c.retell_call_id == bindparam("merge_call_id")).values(memory=merged)
 
 
 @dataclass(frozen=True)
@@ -175,7 +218,7 @@ def memory_merge(dialect: str, retell_call_id: str, facts: Mapping[str, Any]) ->
     if not updates:
         return None
     value = json.dumps(updates, ensure_ascii=False) if dialect == "sqlite" else updates
-    return Step(_merge_statement(dialect), {"call_id": retell_call_id, "facts": value})
+    return Step(_merge_statement(dialect), {"merge_call_id": retell_call_id, "facts": value})
 
 
 async def record_event(

@@ -63,11 +63,16 @@ class IdempotencyStore:
         self.database = database
         self.clock = clock
 
-    async def claim(self, key: str, *, scope: str, tenant_id: int | None) -> Claim:
-        """Own `key` if nobody has it (or its owner's lease ran out); else report its state."""
+    async def claim(
+        self, key: str, *, scope: str, tenant_id: int | None, call_id: str | None = None
+    ) -> Claim:
+        """Own `key` if nobody has it (or its owner's lease ran out); else report its state.
+
+        `call_id` is the call the reply belongs to: erasing a customer erases their calls' replies."""
         now = self.clock.now()
         values = {
             "key": key,
+            "call_id": call_id,
             "tenant_id": tenant_id,
             "scope": scope,
             "state": "running",
@@ -112,11 +117,19 @@ class IdempotencyStore:
         async with self.database.statement(writes=True) as conn:
             await conn.execute(delete(RECORDS).where(RECORDS.c.key == key, RECORDS.c.state == "running"))
 
-    async def wait(self, key: str, *, scope: str, tenant_id: int | None, patience: float = 15.0) -> Claim:
+    async def wait(
+        self,
+        key: str,
+        *,
+        scope: str,
+        tenant_id: int | None,
+        call_id: str | None = None,
+        patience: float = 15.0,
+    ) -> Claim:
         """Poll until the owner stores its reply, or until the key is ours to take over."""
         delay, waited = 0.02, 0.0
         while True:
-            claim = await self.claim(key, scope=scope, tenant_id=tenant_id)
+            claim = await self.claim(key, scope=scope, tenant_id=tenant_id, call_id=call_id)
             if claim.owned or claim.reply is not None or waited >= patience:
                 return claim
             await asyncio.sleep(delay)

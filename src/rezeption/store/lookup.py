@@ -1,64 +1,58 @@
 """SQL for finding a caller's appointments and recognizing callers by number; consent is written here.
 
-Owns the surname search key on customers (`name_phonetic`): the Kölner Phonetik code of the last
-name, with a final "-er" read as "-a", so "Meier"/"Mayer" and "Schuster"/"Schusta" share a key. The
-queries are scoped by tenant and shaped for migration 0003's indexes: customers (tenant_id,
-phone_e164) or (tenant_id, name_phonetic) -> appointments (customer_id, starts_at); appointments
-(call_id); only active appointments after `after`. Implements `booking.lookup.LookupStore`.
+Owns the customers' name search keys (`customer_name_keys`, migration 0004): the Kölner Phonetik
+code of each surname part with a final "-er" read as "-a" (`language.names.search_keys`), so
+"Meier"/"Mayer" share a key and "Gisela Schuster" reaches "Gisela Schuster-Wendt". The queries are
+scoped by tenant and shaped for the indexes: customers (tenant_id, phone_e164) or name keys
+(tenant_id, key) -> appointments (customer_id, starts_at); appointments (call_id); only active
+appointments after `after`. Implements `booking.lookup.LookupStore`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
 
 from sqlalchemy import (
-    BindParameter,
     ColumnElement,
     Integer,
     Select,
     and_,
     bindparam,
+    insert,
     or_,
     select,
     true,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from rezeption.booking.lookup_model import AppointmentHit, CustomerHit, name_words
+from rezeption.booking.lookup_model import AppointmentHit, CustomerHit
 from rezeption.domain.clock import require_aware
 from rezeption.domain.model import ACTIVE_STATUSES
-from rezeption.language.names import normalize_name
-from rezeption.language.phonetics import cologne_code
+from rezeption.language.names import normalize_name, said_keys, search_keys
 from rezeption.store.db import Database
 from rezeption.store.flags import CALLER_ID, flag_enabled_for_tenant
-from rezeption.store.tables import AppointmentRow, CallRow, CustomerRow
+from rezeption.store.tables import AppointmentRow, CallRow, CustomerNameKeyRow, CustomerRow, table
 
 ACTIVE = sorted(s.value for s in ACTIVE_STATUSES)
 PER_CUSTOMER = 20  # next appointments looked at per matching customer
-_FINAL_ER = re.compile(r"er$")
+NAME_KEYS = table(CustomerNameKeyRow)
+INSERT_NAME_KEYS = insert(NAME_KEYS)
 
 Windows = Sequence[tuple[datetime, datetime]]
 HitsQuery = Select[*tuple[Any, ...]]
 
 
-def _key(token: str) -> str | None:
-    return cologne_code(_FINAL_ER.sub("a", token)) or None
-
-
-def surname_key(name: str | None) -> str | None:
-    """The stored search key of a customer's name: its surname's sound ("Meier" -> "6")."""
-    tokens = name_words(name) if name else []
-    return _key(tokens[-1]) if tokens else None
-
-
-def said_name_keys(name: str) -> list[str]:
-    """Search keys for a spoken name: every word may be the surname ("Schuster Peter")."""
-    return sorted({key for token in name_words(name)[-3:] if (key := _key(token))})
+async def write_name_keys(conn: AsyncConnection, customer_id: int, tenant_id: int, name: str | None) -> None:
+    """Store the search keys of a new customer's name (none for no name)."""
+    keys = search_keys(name)
+    if keys:
+        await conn.execute(
+            INSERT_NAME_KEYS, [{"customer_id": customer_id, "tenant_id": tenant_id, "key": k} for k in keys]
+        )
 
 
 HIT_COLUMNS = (
@@ -108,26 +102,22 @@ def _hits_query(windows: int) -> HitsQuery:
 
 
 def _via_customers(who: ColumnElement[bool], windows: int, lateral: bool) -> HitsQuery:
-    """The salon's customers matching `who`, each with their next active appointments.
+    """The customers matching `who` (which scopes them to the salon), each with their next active
+    appointments.
 
     PostgreSQL (`lateral`): per customer from (customer_id, starts_at), so the planner cannot swap
-    this for a scan of the salon's whole future, which it otherwise picks for common surnames.
+    this for a scan of the salon's whole future, which it otherwise picks for common surnames. The
+    appointments are not filtered by tenant in SQL (their customer is the salon's; a tenant filter
+    there made the planner AND in a bitmap of the salon's 20,000 appointments); `_hits` checks it.
     SQLite has no LATERAL: a plain join.
     """
     a, c = AppointmentRow, CustomerRow
-    tenant_id: BindParameter[int] = bindparam("tenant_id")
     if not lateral:
-        joined = _hits_query(windows).join(c, c.id == a.customer_id)
-        return joined.where(c.tenant_id == tenant_id, who)
+        return _hits_query(windows).join(c, c.id == a.customer_id).where(who)
     upcoming = (
         select(a.id, a.tenant_id, a.customer_id, a.service_id, a.staff_id, a.starts_at, a.status, a.call_id)
         .add_columns(a.spoken_name)
-        .where(
-            a.customer_id == c.id,
-            a.tenant_id == tenant_id,
-            a.status.in_(ACTIVE),
-            a.starts_at > bindparam("after"),
-        )
+        .where(a.customer_id == c.id, a.status.in_(ACTIVE), a.starts_at > bindparam("after"))
         .order_by(a.starts_at)
         .limit(PER_CUSTOMER)
     )
@@ -138,7 +128,7 @@ def _via_customers(who: ColumnElement[bool], windows: int, lateral: bool) -> Hit
         select(*found.c, c.name, c.phone_e164)
         .select_from(c)
         .join(found, true())
-        .where(c.tenant_id == tenant_id, who)
+        .where(who)
         .order_by(found.c.starts_at, found.c.id)
         .limit(bindparam("limit", type_=Integer))
     )
@@ -150,9 +140,14 @@ def _shape(kind: str, windows: int, lateral: bool = True) -> HitsQuery:
     a statement built per request spent more CPU on its cache key than PostgreSQL on the query."""
     a, c = AppointmentRow, CustomerRow
     if kind == "phone":
-        return _via_customers(c.phone_e164 == bindparam("phone"), windows, lateral)
+        who = and_(c.tenant_id == bindparam("tenant_id"), c.phone_e164 == bindparam("phone"))
+        return _via_customers(who, windows, lateral)
     if kind == "name":
-        return _via_customers(c.name_phonetic.in_(bindparam("keys", expanding=True)), windows, lateral)
+        keyed = select(NAME_KEYS.c.customer_id).where(
+            NAME_KEYS.c.tenant_id == bindparam("tenant_id"),
+            NAME_KEYS.c.key.in_(bindparam("keys", expanding=True)),
+        )
+        return _via_customers(c.id.in_(keyed), windows, lateral)
     outer = _hits_query(windows).outerjoin(c, c.id == a.customer_id)
     if kind == "call":
         return outer.where(a.call_id == bindparam("call_id"))
@@ -232,7 +227,8 @@ class SqlLookupStore:
 
     async def _hits(self, query: HitsQuery, values: dict[str, Any]) -> list[AppointmentHit]:
         async with self.database.statement() as conn:
-            return [_hit(tuple(row)) for row in await conn.execute(query, values)]
+            rows = await conn.execute(query, values)
+        return [hit for row in rows if (hit := _hit(tuple(row))).tenant_id == values["tenant_id"]]
 
     async def by_phone(
         self, tenant_id: int, phone_e164: str, *, after: datetime, windows: Windows = (), limit: int = 50
@@ -244,8 +240,8 @@ class SqlLookupStore:
     async def by_name(
         self, tenant_id: int, name: str, *, after: datetime, windows: Windows = (), limit: int = 200
     ) -> list[AppointmentHit]:
-        """Candidates whose surname sounds like a word of `name` (the caller filters by score)."""
-        keys = said_name_keys(name)
+        """Candidates with a surname part that sounds like a word of `name` (the caller decides)."""
+        keys = said_keys(name)
         if not keys:
             return []
         shape = _shape("name", len(windows), not self.database.is_sqlite)
@@ -345,11 +341,11 @@ async def _consenting_ids(
         tenant_id=tenant_id,
         name=name,
         name_normalized=" ".join(name.casefold().split()),
-        name_phonetic=surname_key(name),
         phone_e164=phone_e164,
         created_at=at,
         updated_at=at,
     )
     session.add(row)
     await session.flush()
+    await write_name_keys(await session.connection(), row.id, tenant_id, name)
     return [row.id]

@@ -288,8 +288,8 @@ class SqlBookingTx:
     async def upsert_customer(
         self, tenant_id: int, *, name: str | None, phone_e164: str | None, at: datetime
     ) -> int:
-        """The customer with this phone and name at this salon, created when new."""
-        from rezeption.store.lookup import surname_key  # the search key lookups use (migration 0003)
+        """The customer with this phone and name at this salon, created when new (with its search keys)."""
+        from rezeption.store.lookup import write_name_keys  # the keys lookups use (migration 0004)
 
         normalized = " ".join(name.casefold().split()) if name else None
         conn = await self._conn()
@@ -306,12 +306,12 @@ class SqlBookingTx:
                 "tenant_id": tenant_id,
                 "name": name,
                 "name_normalized": normalized,
-                "name_phonetic": surname_key(name),
                 "phone_e164": phone_e164,
                 "created_at": at,
                 "updated_at": at,
             },
         )
+        await write_name_keys(conn, int(created), tenant_id, name)
         return int(created)
 
     async def confirm_external(

@@ -145,21 +145,27 @@ class CustomerRow(Base):
     """A person who booked; caller-ID recognition only with recorded consent."""
 
     __tablename__ = "customers"
-    __table_args__ = (
-        Index("ix_customers_tenant_phone", "tenant_id", "phone_e164"),
-        Index("ix_customers_tenant_name_phonetic", "tenant_id", "name_phonetic"),
-    )
+    __table_args__ = (Index("ix_customers_tenant_phone", "tenant_id", "phone_e164"),)
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     name: Mapped[str | None] = mapped_column(String(200))
     name_normalized: Mapped[str | None] = mapped_column(String(200))
-    name_phonetic: Mapped[str | None] = mapped_column(String(32))  # surname's search key (store.lookup)
     phone_e164: Mapped[str | None] = mapped_column(String(20))
     email: Mapped[str | None] = mapped_column(String(254))
     caller_id_consent_at: Mapped[datetime | None]
     consent_call_id: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class CustomerNameKeyRow(Base):
+    """A sound key a customer is found by: one per surname (or middle) part (`names.search_keys`)."""
+
+    __tablename__ = "customer_name_keys"
+    __table_args__ = (Index("ix_customer_name_keys_tenant_key", "tenant_id", "key", "customer_id"),)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
 
 
 class AppointmentRow(Base):
@@ -290,8 +296,10 @@ class IdempotencyRecordRow(Base):
     __table_args__ = (
         CheckConstraint("state IN ('running', 'done')", name="state"),
         Index("ix_idempotency_records_expires_at", "expires_at"),
+        Index("ix_idempotency_records_call_id", "call_id"),
     )
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    call_id: Mapped[str | None] = mapped_column(String(128))
     tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     scope: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16))

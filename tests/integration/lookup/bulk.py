@@ -19,7 +19,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import CreateIndex, DropIndex
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from rezeption.store.lookup import surname_key
+from rezeption.language.names import search_keys
 from rezeption.store.tables import AppointmentRow
 
 NO_OVERLAP = """
@@ -102,17 +102,27 @@ async def generate(conn: AsyncConnection, scale: Scale, now: datetime) -> dict[s
     )
     await conn.execute(
         _sql(
-            "INSERT INTO customers (tenant_id, name, name_normalized, name_phonetic, phone_e164, "
+            "INSERT INTO customers (tenant_id, name, name_normalized, phone_e164, "
             "caller_id_consent_at, consent_call_id, created_at, updated_at) "
-            "SELECT :bt + g % :t, n.full_name, lower(n.full_name), n.key, "
+            "SELECT :bt + g % :t, n.full_name, lower(n.full_name), "
             "'+49151' || lpad((g - (g % 7 = 6)::int)::text, 8, '0'), "
             "CASE WHEN g % 3 = 0 THEN :now END, CASE WHEN g % 3 = 0 THEN 'consent_' || g END, :now, :now "
             "FROM generate_series(CAST(0 AS bigint), :c - 1) g "
-            "JOIN (SELECT ord - 1 AS i, f || ' ' || s AS full_name, k AS key "
-            "      FROM unnest(CAST(:firsts AS text[]), CAST(:surnames AS text[]), CAST(:keys AS text[])) "
-            "      WITH ORDINALITY AS x(f, s, k, ord)) n ON n.i = (g * 31 + g / 97) % :names"
+            "JOIN (SELECT ord - 1 AS i, f || ' ' || s AS full_name "
+            "      FROM unnest(CAST(:firsts AS text[]), CAST(:surnames AS text[])) "
+            "      WITH ORDINALITY AS x(f, s, ord)) n ON n.i = (g * 31 + g / 97) % :names"
         ),
         {**params, **_names(), "bt": base_tenant, "c": scale.customers},
+    )
+    keyed = [(name, key) for name in {f"{f} {s}" for f, s in _full_names()} for key in search_keys(name)]
+    await conn.execute(
+        _sql(
+            "INSERT INTO customer_name_keys (customer_id, tenant_id, key) "
+            "SELECT c.id, c.tenant_id, k.key FROM customers c "
+            "JOIN unnest(CAST(:key_names AS text[]), CAST(:keys AS text[])) AS k(name, key) "
+            "ON k.name = c.name"
+        ),
+        {"key_names": [n for n, _ in keyed], "keys": [k for _, k in keyed]},
     )
     base_customer = int((await conn.execute(text("SELECT min(id) FROM customers"))).scalar_one())
     # Building indexes once after the load is much faster than keeping them up to date row by row.
@@ -149,11 +159,10 @@ def _sql(statement: str) -> Any:
     return text(statement.replace(":now", "CAST(:now AS timestamptz)"))
 
 
+def _full_names() -> list[tuple[str, str]]:
+    return [(f, s) for s in SURNAMES for f in FIRST_NAMES[: 3 + len(s) % 5]]
+
+
 def _names() -> dict[str, Any]:
-    full = [(f, s) for s in SURNAMES for f in FIRST_NAMES[: 3 + len(s) % 5]]
-    return {
-        "firsts": [f for f, _ in full],
-        "surnames": [s for _, s in full],
-        "keys": [surname_key(s) for _, s in full],
-        "names": len(full),
-    }
+    full = _full_names()
+    return {"firsts": [f for f, _ in full], "surnames": [s for _, s in full], "names": len(full)}

@@ -1,5 +1,5 @@
-"""PostgreSQL plans at 100,000 appointments: every lookup shape walks the 0003 indexes, never a sequential
-scan of appointments; without those indexes the same queries do scan (so the test can tell).
+"""PostgreSQL plans at 100,000 appointments: every lookup shape walks the 0003/0004 indexes, never a
+sequential scan of appointments; without those indexes the same queries do scan (so the test can tell).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from sqlalchemy import text
 from tests.conftest import berlin, create_postgres_database, drop_postgres_database
 from tests.integration.lookup.bulk import Explain, Scale, generate
 
+from rezeption.language.names import said_keys
 from rezeption.store import migrate
 from rezeption.store.db import Database
 from rezeption.store.lookup import (
@@ -21,14 +22,13 @@ from rezeption.store.lookup import (
     customers_query,
     name_query,
     phone_query,
-    said_name_keys,
 )
 
 pytestmark = pytest.mark.postgres
 NOW = berlin(2025, 11, 3, 8, 0)
 SCALE = Scale(tenants=10, staff_per_tenant=10, customers=20_000, appointments=100_000)
 NEW_INDEXES = (
-    "ix_customers_tenant_name_phonetic",
+    "ix_customer_name_keys_tenant_key",
     "ix_appointments_customer_start",
     "ix_appointments_tenant_start_status",
     "ix_appointments_call",
@@ -68,7 +68,7 @@ def shapes(tenant: int, customer: int) -> dict[str, object]:
     day = (NOW + timedelta(days=2)).replace(hour=0)
     window = ((day, day + timedelta(days=1)),)
     phone = "+4915100000123"
-    keys = said_name_keys("Peter Schuster")
+    keys = said_keys("Peter Schuster")
     return {
         "phone": phone_query(tenant, phone, after=NOW),
         "phone_day": phone_query(tenant, phone, after=NOW, windows=window),
@@ -113,8 +113,8 @@ async def test_every_lookup_shape_uses_indexes_and_never_scans_appointments(
     expected = {
         "phone": "ix_customers_tenant_phone",
         "phone_day": "ix_customers_tenant_phone",
-        "name": "ix_customers_tenant_name_phonetic",
-        "name_day": "ix_customers_tenant_name_phonetic",
+        "name": "ix_customer_name_keys_tenant_key",
+        "name_day": "ix_customer_name_keys_tenant_key",
         "call": "ix_appointments_call",
         "caller_next": "ix_appointments_customer_start",
     }[shape]

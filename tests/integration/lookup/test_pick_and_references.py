@@ -52,7 +52,7 @@ def query(salon_id: int, **fields: Any) -> LookupQuery:
 async def test_a_reference_from_find_picks_exactly_that_appointment_and_cancel_works(
     finder: AppointmentFinder, bookings: Bookings, world: World, salon_id: int
 ) -> None:
-    found = await finder.find_appointments(query(salon_id, caller_number="+4915110000001"))
+    found = await finder.find_appointments(query(salon_id, caller_number="+4915110000001", name="Peter"))
     assert found.kind == "several" and len(found.appointments) == 2
     assert found.message.endswith("Welchen meinen Sie?")
     thursday = next(a for a in found.appointments if a.local_date.day == 6)
@@ -63,18 +63,20 @@ async def test_a_reference_from_find_picks_exactly_that_appointment_and_cancel_w
     assert result.appointment.status is AppointmentStatus.CANCELLED
 
 
-async def test_ambiguous_words_never_pick_and_return_the_candidates(
+async def test_words_alone_never_pick_even_when_they_fit_exactly_one(
     finder: AppointmentFinder, world: World, salon_id: int
 ) -> None:
-    pick = await finder.pick(query(salon_id, name="Peter Schuster"))
+    own_line = {"caller_number": "+4915110000001"}
+    pick = await finder.pick(query(salon_id, name="Peter Schuster", **own_line))
     assert pick.appointment_id is None
     assert pick.lookup.kind == "several"
     assert {a.appointment_id for a in pick.lookup.appointments} == {
         world.appointment_ids["tue"],
         world.appointment_ids["thu"],
     }
-    narrowed = await finder.pick(query(salon_id, name="Peter Schusta", date_words="Dienstag"))
-    assert narrowed.appointment_id == world.appointment_ids["tue"]
+    narrowed = await finder.pick(query(salon_id, name="Peter Schusta", date_words="Dienstag", **own_line))
+    assert narrowed.appointment_id is None  # read back and confirmed by reference first
+    assert [a.appointment_id for a in narrowed.lookup.appointments] == [world.appointment_ids["tue"]]
     assert (
         narrowed.lookup.message
         == "Ich habe Ihren Termin gefunden: Herrenhaarschnitt morgen um 10 Uhr bei Anna."

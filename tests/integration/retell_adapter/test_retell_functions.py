@@ -247,7 +247,15 @@ async def test_envelope_errors_are_4xx_and_unknown_calls_are_refused_politely(
     assert no_call_id.status_code == 400
     bare_without_header = await retell.post("/retell/functions/list_services", {"datum": "morgen"})
     assert bare_without_header.status_code == 400
-    never_seen = await retell.post("/retell/functions/list_services", {}, headers={"X-Call-Id": "call_ghost"})
+    bare_without_agent = await retell.post(
+        "/retell/functions/list_services", {}, headers={"X-Call-Id": "call_ghost"}
+    )
+    assert bare_without_agent.status_code == 400 and "X-Agent" in bare_without_agent.json()["detail"]
+    never_seen = await retell.post(
+        "/retell/functions/list_services",
+        {},
+        headers={"X-Call-Id": "call_ghost", "X-Agent-Number": "+493012345670"},
+    )
     assert never_seen.status_code == 200 and never_seen.json()["reason"] == "unknown_call"
     stranger = await retell.function(
         "list_services", {}, call_id="call_x", agent_id="agent_nobody", to_number="+4940"
@@ -269,7 +277,9 @@ async def test_bare_arguments_with_a_call_id_header_work_after_call_inbound(rete
     assert inbound.status_code == 200
     for _ in range(50):  # the call row is written right after the reply
         response = await retell.post(
-            "/retell/functions/list_services", {}, headers={"X-Call-Id": "call_bare"}
+            "/retell/functions/list_services",
+            {},
+            headers={"X-Call-Id": "call_bare", "X-Agent-Number": "+49 30 12345670"},
         )
         if response.json()["ok"]:
             break
@@ -290,7 +300,7 @@ async def test_traces_record_each_function_call_after_the_reply(
     assert trace.function == "list_services" and trace.ok is True and trace.retell_call_id == "call_1"
 
 
-async def test_a_later_call_finds_the_appointment_by_name_and_cancels_it(
+async def test_a_later_call_from_a_withheld_number_needs_the_name_and_a_fact_and_a_read_back(
     retell: RetellClient, database: Database
 ) -> None:
     await retell.function(
@@ -303,22 +313,29 @@ async def test_a_later_call_finds_the_appointment_by_name_and_cancels_it(
         },
         call_id="call_booking",
     )
-    # Another day's call, from a withheld number: only the name (as speech-to-text heard it) is known.
+    later = {"call_id": "call_later", "from_number": "anonymous"}
+    name_only = await retell.function("find_appointments", {"name": "Peter Schuster"}, **later)
+    assert name_only["ok"] is False and name_only["reason"] == "need_detail" and name_only["termine"] == []
     found = await retell.function(
-        "find_appointments", {"name": "Peter Schusta"}, call_id="call_later", from_number="anonymous"
+        "find_appointments", {"name": "Peter Schuster", "datum": "Donnerstag"}, **later
     )
     assert found["ok"] is True, found
     assert found["termine"][0]["dienstleistung"] == "Bartpflege"
     speakable(found["message"])
-    cancelled = await retell.function(
-        "cancel_appointment",
-        {"referenz": found["termine"][0]["referenz"]},
-        call_id="call_later",
-        from_number="anonymous",
+    asked = await retell.function(
+        "cancel_appointment", {"name": "Peter Schuster", "dienstleistung": "Bartpflege"}, **later
     )
-    assert cancelled["ok"] is True
+    assert asked["ok"] is False and asked["reason"] == "confirm_cancel" and asked["storniert"] is False
+    assert asked["message"].endswith("Soll ich ihn stornieren?") and "Bartpflege" in asked["message"]
+    async with database.read() as session:
+        assert (await session.scalars(select(AppointmentRow.status))).all() == ["confirmed"]
+    cancelled = await retell.function("cancel_appointment", {"referenz": asked["referenz"]}, **later)
+    assert cancelled["ok"] is True and cancelled["storniert"] is True
     stranger = await retell.function(
-        "find_appointments", {"name": "Erika Mustermann"}, call_id="call_x", from_number="anonymous"
+        "find_appointments",
+        {"name": "Erika Mustermann", "datum": "Donnerstag"},
+        call_id="call_x",
+        from_number="anonymous",
     )
     assert stranger["ok"] is False and stranger["termine"] == []
 
@@ -354,12 +371,17 @@ async def test_two_appointments_are_read_out_and_nothing_is_cancelled_until_one_
     both = await retell.function("cancel_appointment", {"name": "Peter Schuster"}, call_id="call_2")
     assert both["ok"] is False and len(both["termine"]) == 2
     assert "Welchen" in both["message"]
-    async with database.read() as session:
-        assert set((await session.scalars(select(AppointmentRow.status))).all()) == {"confirmed"}
     one = await retell.function(
         "cancel_appointment", {"name": "Peter Schuster", "uhrzeit": "15 Uhr"}, call_id="call_2"
     )
-    assert one["ok"] is True and one["uhrzeit"] == "15:00"
+    assert one["ok"] is False and one["reason"] == "confirm_cancel" and one["uhrzeit"] == "15:00"
+    async with database.read() as session:
+        assert set((await session.scalars(select(AppointmentRow.status))).all()) == {"confirmed"}
+    done = await retell.function("cancel_appointment", {"referenz": one["referenz"]}, call_id="call_2")
+    assert done["ok"] is True and done["uhrzeit"] == "15:00"
+    async with database.read() as session:
+        statuses = (await session.execute(select(AppointmentRow.starts_at, AppointmentRow.status))).all()
+    assert sorted(status for _, status in statuses) == ["cancelled", "confirmed"]
 
 
 async def test_a_consenting_caller_is_recognized_on_the_next_call(retell: RetellClient) -> None:

@@ -7,11 +7,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from rezeption.booking.lookup_model import FoundAppointment, names_agree
+from rezeption.booking.lookup_model import FoundAppointment
 from rezeption.booking.lookup_speech import describe_many, describe_one, speak_day
 from rezeption.booking.references import InvalidReference, ReferenceFromOtherCall, References, reference_key
 from rezeption.language import resolve_when
-from rezeption.store.lookup import said_name_keys, surname_key
 
 REFS = References(reference_key("unit-test-secret-0123456789"))
 MONDAY = date(2025, 11, 3)
@@ -55,31 +54,6 @@ def test_junk_is_an_invalid_reference(junk: str) -> None:
 def test_a_short_key_is_refused() -> None:
     with pytest.raises(ValueError):
         References(b"short")
-
-
-@pytest.mark.parametrize(
-    ("said", "stored", "same"),
-    [
-        ("Schusta", "Peter Schuster", True),
-        ("Peter Mayer", "Peter Meier", True),
-        ("Hans Maier", "Hans Meier", True),
-        ("Peter Schuster", "Maria Schuster", False),
-        ("Anna Meier", "Paul Meier", False),
-        ("von Weizsäcker", "Richard von Weizsäcker", True),
-        ("Jürgen Muller", "Maria Mueller", False),
-        ("Xaver Zimmermann", "Peter Schuster", False),
-    ],
-)
-def test_names_agree_only_when_the_first_names_do_too(said: str, stored: str, same: bool) -> None:
-    assert names_agree(said, stored) is same
-
-
-def test_search_keys_put_spelling_variants_together() -> None:
-    assert surname_key("Peter Schuster") == surname_key("Schusta")
-    assert surname_key("Meier") == surname_key("Mayer") == surname_key("Maier") == surname_key("Meyer")
-    assert surname_key("Richard von Weizsäcker") == surname_key("Weizsaecker")
-    assert surname_key(None) is None and surname_key("  ") is None
-    assert surname_key("Schuster") in said_name_keys("Schuster Peter")
 
 
 def found(day: date, at: time, service: str) -> FoundAppointment:

@@ -28,9 +28,22 @@ INDEXES = (
 )
 
 
-def _backfill() -> None:
-    from rezeption.store.lookup import surname_key
+def surname_key(name: str) -> str | None:
+    """The 0003 search key: the Kölner Phonetik code of the last word, a final "-er" read as "-a".
 
+    Kept here as it was: migration 0004 replaced it with `customer_name_keys`."""
+    from rezeption.language.names import PARTICLES, normalize_name
+    from rezeption.language.phonetics import cologne_code
+
+    words = normalize_name(name).split()
+    words = [w for w in words if w not in PARTICLES] or words
+    if not words:
+        return None
+    last = words[-1][:-2] + "a" if words[-1].endswith("er") else words[-1]
+    return cologne_code(last) or None
+
+
+def _backfill() -> None:
     bind = op.get_bind()
     customers = sa.table("customers", sa.column("id"), sa.column("name"), sa.column("name_phonetic"))
     rows = bind.execute(sa.select(customers.c.id, customers.c.name).where(customers.c.name.is_not(None)))
