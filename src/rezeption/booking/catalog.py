@@ -61,6 +61,12 @@ class CatalogCache:
         self._entries[tenant_id] = (version, today.year, catalog, checked)
         return catalog
 
+    def last_known(self, tenant_id: int) -> Catalog | None:
+        """The catalog this process last loaded for the salon, however old (for when the database
+        is away: call_inbound still tells the agent the salon's name, hours and services)."""
+        entry = self._entries.get(tenant_id)
+        return entry[2] if entry is not None else None
+
 
 def _fold(text: str) -> str:
     text = " ".join(text.casefold().split())

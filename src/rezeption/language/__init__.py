@@ -32,9 +32,10 @@ Rules of ``resolve_when(date_text, time_text, now, *, opening_hours=None)``:
   "gegen zehn" -> the round time, ``approximate=True``. "morgens", "vormittags", "nachmittags",
   "abends" alone -> a window of hours (narrowed to opening hours and, today, to what is ahead).
 - Reject with a reason (the offending part is None, ``message`` is the German sentence), never
-  guess: invalid_date (31. Februar), invalid_time (25 Uhr, 14:75), past_date (gestern, a passed day
-  of this year), past_time (a time already past today), weekday_mismatch, nonexistent_time (skipped
-  by the DST change), not_understood (nonsense words).
+  guess: invalid_date (31. Februar), far_future (more than ten years ahead: "31.12.9999"),
+  invalid_time (25 Uhr, 14:75), past_date (gestern, a passed day of this year), past_time (a time
+  already past today), weekday_mismatch, nonexistent_time (skipped by the DST change),
+  not_understood (nonsense words).
 """
 
 from rezeption.language.names import name_score, normalize_name

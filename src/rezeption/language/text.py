@@ -5,6 +5,7 @@ without umlauts mapped back); number words -> digits ("vierzehn" -> "14", "fünf
 filler words dropped ("äh", "bitte", "wenn's geht"); spelling variants and English words mapped to
 one German keyword ("nächsten"/"naechster"/"next" -> "naechste", "tomorrow" -> "morgen");
 "morgen" after "heute" or a weekday read as the part of day ("heute morgen" -> "heute morgens").
+Also `strip_controls`, which the edge applies to every string a request brings.
 """
 
 from __future__ import annotations
@@ -211,3 +212,11 @@ def normalize(text: str) -> str:
             canonical = "morgens"
         out.append(canonical if canonical is not None else token)
     return " ".join(out)
+
+
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def strip_controls(text: str) -> str:
+    """`text` without control characters (NUL and the like); tab, newline and return stay."""
+    return _CONTROLS.sub("", text)

@@ -27,6 +27,10 @@ from rezeption.language.times import (
 OpeningHours = tuple[time, time] | Mapping[int, Sequence[tuple[time, time]]]
 """Either one (open, close) pair for every day, or weekday (0 = Monday) -> (open, close) pairs."""
 
+FAR_FUTURE = timedelta(days=3653)
+"""Days further ahead than this (ten years) are refused: no salon books them, and "31.12.9999" would
+overflow every calculation after it."""
+
 REASONS = {
     "not_understood": (
         "Das habe ich leider nicht verstanden. An welchem Tag und um wie viel Uhr hätten Sie gern den Termin?"
@@ -37,6 +41,7 @@ REASONS = {
     "past_time": "Diese Uhrzeit ist heute schon vorbei. Welche Uhrzeit passt Ihnen?",
     "weekday_mismatch": "Wochentag und Datum passen nicht zusammen. Welchen Tag meinen Sie?",
     "nonexistent_time": "Diese Uhrzeit fällt wegen der Zeitumstellung aus. Welche Uhrzeit passt Ihnen?",
+    "far_future": "Dieser Tag liegt zu weit in der Zukunft. Welchen Tag meinen Sie?",
 }
 """Reason code -> the German sentence the caller hears (some are made more specific when they can be)."""
 
@@ -152,6 +157,10 @@ def resolve_when(
     day = outcome.day
     if outcome.reason is not None:
         return _reject(outcome.reason, outcome, today)
+    latest = today + FAR_FUTURE
+    days = [day, *outcome.alternatives, *(outcome.window or ())]
+    if any(d is not None and d > latest for d in days):
+        return _reject("far_future", outcome, today)
     hours = _hours_on(opening_hours, day)
     at: time | None = None
     window: Window | None = None

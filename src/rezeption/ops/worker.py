@@ -23,7 +23,7 @@ from typing import Protocol
 from rezeption.booking.ports import Clock, OutboxJob
 from rezeption.booking.reconcile import Reconciler
 from rezeption.booking.saga import JOB_CANCEL, JOB_REREAD, JOB_RESOLVE
-from rezeption.store import outbox
+from rezeption.store import outbox, replays
 from rezeption.store.db import Database
 from rezeption.store.gdpr import purge_transcripts
 from rezeption.store.idempotency import IdempotencyStore
@@ -134,10 +134,12 @@ async def run_worker(deps: WorkerDeps, *, stop: asyncio.Event, options: WorkerOp
 
 
 async def housekeeping(database: Database, clock: Clock) -> tuple[int, int]:
-    """Blank transcripts past each salon's retention; drop stored function replies past theirs."""
+    """Blank transcripts past each salon's retention; drop stored function replies past theirs (and
+    request signatures past the replay window)."""
     now = clock.now()
     transcripts = await purge_transcripts(database, now=now)
     replies = await IdempotencyStore(database, clock).purge(now)
+    await replays.purge(database, now=now)
     return transcripts, replies
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, time
+from datetime import date, datetime, time
 
 from rezeption.booking.bookings import BookingRequest, BookingResult
 from rezeption.domain.errors import NOT_BOOKABLE_MESSAGES
 from rezeption.domain.model import AppointmentStatus, Slot
 from rezeption.language import normalize_phone, speak_time
-from rezeption.language.names import usable_name
+from rezeption.language.names import match_name, usable_name
 from rezeption.language.speech import speak_date, speak_day
 from rezeption.retell.context import CallContext
 from rezeption.retell.replies import (
@@ -131,11 +131,15 @@ async def book_appointment(ctx: CallContext, args: BookAppointmentArgs) -> Reply
     moment = resolve_moment(ctx, args.datum, args.uhrzeit, args.wochentag)
     if moment.at is None:
         raise Clarify("missing_time", "Um welche Uhrzeit möchten Sie kommen?")
+    start = instant(ctx, moment.day, moment.at)
+    held = await _already_held(ctx, name, service.id, start, staff.id if staff else None)
+    if held is not None:
+        return held
     result = await ctx.bookings.book(
         BookingRequest(
             tenant_id=ctx.tenant_id,
             service=service.id,
-            start=instant(ctx, moment.day, moment.at),
+            start=start,
             staff=staff.id if staff else None,
             customer_name=name,
             phone_e164=phone,
@@ -145,6 +149,39 @@ async def book_appointment(ctx: CallContext, args: BookAppointmentArgs) -> Reply
         )
     )
     return booked_reply(ctx, result, name)
+
+
+async def _already_held(
+    ctx: CallContext, name: str, service_id: int, start: datetime, staff_id: int | None
+) -> Reply | None:
+    """The same booking said again in other words ("12:00", then "12 Uhr") in the same call: the
+    caller's own appointment, answered as theirs, never as taken by someone else."""
+    if not ctx.memory.get("booked"):
+        return None
+    for hit in await ctx.finder.store.by_call(ctx.tenant_id, ctx.call_id, after=ctx.now):
+        same = hit.service_id == service_id and hit.starts_at == start
+        if not same or (staff_id is not None and hit.staff_id != staff_id):
+            continue
+        booked_as = hit.customer_name or hit.spoken_name
+        if booked_as and match_name(name, booked_as) is None:
+            continue
+        local = start.astimezone(ctx.catalog.tenant.zone)
+        service = ctx.catalog.service_by_id(hit.service_id)
+        staff = ctx.catalog.staff_by_id(hit.staff_id)
+        when = spoken_appointment(local.date(), local.time(), ctx.today)
+        return reply(
+            True,
+            f"Der Termin ist schon für Sie eingetragen: {service.name} {when} bei {staff.name}.",
+            gebucht=True,
+            schon_gebucht=True,
+            referenz=ctx.finder.references.issue(ctx.tenant_id, hit.id, ctx.call_id),
+            datum=local.date().isoformat(),
+            uhrzeit=local.strftime("%H:%M"),
+            dienstleistung=service.name,
+            mitarbeiter=staff.name,
+            name=booked_as or name,
+        )
+    return None
 
 
 def booked_reply(ctx: CallContext, result: BookingResult, name: str) -> Reply:

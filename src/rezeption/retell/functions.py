@@ -7,6 +7,7 @@ Every domain outcome is an HTTP 200 reply the agent can speak; only an unknown f
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
@@ -29,7 +30,9 @@ from rezeption.retell.appointment_functions import (
     reschedule_appointment,
 )
 from rezeption.retell.availability_functions import book_appointment, check_availability
+from rezeption.retell.budget import BudgetSpent, within
 from rezeption.retell.context import CallContext
+from rezeption.retell.failures import TRANSIENT, classify, over_budget
 from rezeption.retell.replies import Reply, refusal, reply
 from rezeption.retell.salon_functions import get_opening_hours, list_services
 from rezeption.retell.tools import TOOLS, Arguments
@@ -51,11 +54,16 @@ HANDLERS: dict[str, tuple[Handler, bool]] = {
     "reschedule_appointment": (reschedule_appointment, True),
     "record_consent": (record_consent, True),
 }
-TRANSIENT = frozenset({"internal_error", "calendar_unavailable", "busy"})
-SORRY = (
-    "Entschuldigung, da ist bei mir gerade etwas schiefgelaufen. "
-    "Einen Moment bitte, ich versuche es gleich noch einmal."
-)
+BUDGET_SECONDS = 6.5
+"""A function call's time budget: below the 8 s tool timeout the agent definition gives Retell, with
+room for the network. Database, lock, idempotency and calendar waits all live inside it."""
+WORK_RESERVE = 2.0  # of the budget, kept for the work after waiting for another request's key
+RELEASE_PATIENCE = 0.5
+
+
+def writes(name: str) -> bool:
+    """Whether the function changes something (and so runs at most once per idempotency key)."""
+    return HANDLERS[name][1]
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,17 @@ class CallRef:
 
 
 MISMATCH = "Entschuldigung, diesen Anruf kann ich gerade keinem Salon zuordnen."
+
+
+@dataclass
+class _Progress:
+    """How far one function call got: what the budget's end has to answer and undo."""
+
+    deadline: float
+    tenant_id: int | None = None
+    canonical: dict[str, Any] = field(default_factory=dict)
+    key: str | None = None  # an idempotency key we hold
+    write_started: bool = False
 
 
 @dataclass
@@ -101,7 +120,9 @@ class FunctionRunner:
         finder: AppointmentFinder,
         callers: CallerId,
         routes: calls.TenantRoutes,
+        budget: float = BUDGET_SECONDS,
     ) -> None:
+        self.budget = budget
         self.database = database
         self.bookings = bookings
         self.clock = clock
@@ -111,10 +132,43 @@ class FunctionRunner:
         self.routes = routes
 
     async def run(self, name: str, ref: CallRef, raw_args: dict[str, Any]) -> Outcome:
-        """One function call, start to reply."""
+        """One function call, start to reply, within the time budget; never an exception."""
         entry = HANDLERS.get(name)
         if entry is None:
             return Outcome(404, reply(False, "Diese Funktion gibt es bei uns nicht.", "unknown_function"))
+        progress = _Progress(deadline=asyncio.get_running_loop().time() + self.budget)
+        try:
+            return await within(self.budget, self._run(name, entry, ref, raw_args, progress))
+        except BudgetSpent:
+            log.warning("retell.over_budget", function=name, call_id=ref.call_id, budget_s=self.budget)
+            await self._give_back(progress)
+            return Outcome(200, over_budget(progress.write_started), progress.tenant_id, progress.canonical)
+        except Exception as error:  # the call record, the claim: everything around the handler
+            failure = classify(error)
+            log.warning(
+                "retell.function_failed", function=name, call_id=ref.call_id, error=type(error).__name__
+            )
+            if failure.transient:
+                await self._give_back(progress)
+            return Outcome(200, failure.reply, progress.tenant_id, progress.canonical)
+
+    async def _give_back(self, progress: _Progress) -> None:
+        """Release a claimed key so a retry does the work (bounded: the budget is spent)."""
+        if progress.key is None:
+            return
+        try:
+            await within(RELEASE_PATIENCE, self.idempotency.release(progress.key))
+        except Exception as error:  # the lease runs out by itself; the retry takes it over then
+            log.warning("retell.release_failed", error=type(error).__name__)
+
+    async def _run(
+        self,
+        name: str,
+        entry: tuple[Handler, bool],
+        ref: CallRef,
+        raw_args: dict[str, Any],
+        progress: _Progress,
+    ) -> Outcome:
         handler, writes = entry
         call = await self._call_record(ref)
         if call is None or call.tenant_id is None:
@@ -132,7 +186,7 @@ class FunctionRunner:
                 "retell.refused", function=name, call_id=ref.call_id, reason="envelope_disagrees_with_call"
             )
             return Outcome(403, reply(False, MISMATCH, "call_mismatch"))
-        tenant_id = call.tenant_id
+        tenant_id = progress.tenant_id = call.tenant_id
         try:
             args = TOOLS[name].model_validate(raw_args)
         except ValidationError as error:
@@ -141,24 +195,26 @@ class FunctionRunner:
                 "Entschuldigung, das habe ich nicht richtig verstanden. Können Sie das bitte wiederholen?"
             )
             return Outcome(200, reply(False, message, "invalid_arguments", fehler=problems), tenant_id)
-        canonical = args.model_dump(exclude_none=True)
+        canonical = progress.canonical = args.model_dump(exclude_none=True)
         if not writes:
             answer, learned = await self._call(handler, name, call, args, None)
             if learned:
                 await calls.remember(self.database, ref.call_id, learned)
             return Outcome(200, answer, tenant_id, canonical)
         key = idempotency_key(ref.call_id, name, canonical)
-        claim = await self.idempotency.wait(key, scope=name, tenant_id=tenant_id, call_id=ref.call_id)
+        patience = max(0.0, progress.deadline - asyncio.get_running_loop().time() - WORK_RESERVE)
+        claim = await self.idempotency.wait(
+            key, scope=name, tenant_id=tenant_id, call_id=ref.call_id, patience=patience
+        )
         if not claim.owned:
             if claim.reply is None:
                 message = "Einen Moment bitte, ich bin noch mit Ihrer vorigen Anfrage beschäftigt."
                 return Outcome(200, reply(False, message, "busy"), tenant_id, canonical)
             return Outcome(200, claim.reply, tenant_id, canonical, replayed=True)
-        try:
+        progress.key = key
+        progress.write_started = True
+        async with self.idempotency.holding(key):
             answer, learned = await self._call(handler, name, call, args, f"retell:{key}")
-        except BaseException:
-            await self.idempotency.release(key)
-            raise
         if answer.get("reason") in TRANSIENT:
             await self.idempotency.release(key)
             if learned:
@@ -166,6 +222,7 @@ class FunctionRunner:
         else:
             merge = calls.memory_merge(self.database.engine.dialect.name, ref.call_id, learned)
             await self.idempotency.finish(key, answer, also=merge)
+        progress.key = None
         return Outcome(200, answer, tenant_id, canonical)
 
     async def _call_record(self, ref: CallRef) -> calls.CallRecord | None:
@@ -214,7 +271,17 @@ class FunctionRunner:
             answer = reply(False, question.message, question.reason, **question.facts)
         except BookingError as refused:
             answer = refusal(catalog, refused, ctx.today)
-        except Exception:
-            log.exception("retell.function_failed", function=name, call_id=call.retell_call_id)
-            return reply(False, SORRY, "internal_error"), {}
+        except Exception as error:
+            failure = classify(error)
+            if failure.kind == "bug":
+                log.exception("retell.function_failed", function=name, call_id=call.retell_call_id)
+            else:
+                log.warning(
+                    "retell.function_failed",
+                    function=name,
+                    call_id=call.retell_call_id,
+                    failure=failure.kind,
+                    error=type(error).__name__,
+                )
+            return failure.reply, {}
         return answer, ctx.learned

@@ -6,6 +6,7 @@ stale or forged -> 401. Bodies over 2 MB -> 413. Routes are thin: verify, parse,
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -17,18 +18,25 @@ from fastapi import APIRouter, BackgroundTasks, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
+from rezeption.booking.caller_id import CallerMatch
 from rezeption.booking.prefetch import prefetch
 from rezeption.bootstrap import Services
 from rezeption.language import mask_phone, normalize_phone
-from rezeption.retell.functions import CallRef, FunctionRunner, Outcome
+from rezeption.language.text import strip_controls
+from rezeption.retell.budget import within
+from rezeption.retell.functions import CallRef, FunctionRunner, Outcome, writes
 from rezeption.retell.inbound import inbound_response
 from rezeption.retell.signature import verify
 from rezeption.retell.tools import TOOLS
 from rezeption.retell.traces import TraceWriter
-from rezeption.retell.wire import FunctionEnvelope, InboundEnvelope, WebhookEnvelope
-from rezeption.store import calls
+from rezeption.retell.wire import FunctionEnvelope, InboundCall, InboundEnvelope, WebhookEnvelope
+from rezeption.store import calls, replays
 
 MAX_BODY = 2 * 1024 * 1024
+REPLAY_CHECK = 0.5  # seconds
+INBOUND_BUDGET = 2.0  # seconds; Retell waits for call_inbound before it connects the caller
+WEBHOOK_BUDGET = 5.0
+MAX_DEPTH = 32  # Retell's call object nests about 6 levels deep (transcript_object -> words)
 Envelope = TypeVar("Envelope", bound=BaseModel)
 log = structlog.get_logger("rezeption.retell")
 
@@ -61,15 +69,52 @@ async def verified_json(request: Request, services: Services) -> dict[str, Any]:
     raw = await read_body(request)
     now_ms = int(services.clock.now().timestamp() * 1000)
     key = services.settings.retell_api_key.get_secret_value()
-    if not verify(raw, key, request.headers.get("x-retell-signature"), now_ms):
+    signature = request.headers.get("x-retell-signature")
+    if not verify(raw, key, signature, now_ms):
         raise Refused(401, "missing, malformed, stale or forged X-Retell-Signature")
+    request.state.replayed = await _seen_before(services, signature or "")
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise Refused(400, f"body is not JSON: {error}") from error
+    except RecursionError as error:
+        raise Refused(400, f"body nests deeper than {MAX_DEPTH} levels") from error
     if not isinstance(body, dict):
         raise Refused(400, "body must be a JSON object")
-    return body
+    return cleaned(body)
+
+
+async def _seen_before(services: Services, signature: str) -> bool:
+    """Whether this exact signed request came before (a replay); unknown (False) when the database
+    cannot say in time: a replay check must not take the call down with it."""
+    digest = hashlib.sha256(signature.encode()).hexdigest()
+    try:
+        first = await within(
+            REPLAY_CHECK, replays.first_sight(services.database, digest, now=services.clock.now())
+        )
+    except Exception as error:
+        log.warning("retell.replay_check_failed", error=type(error).__name__)
+        return False
+    return not first
+
+
+def cleaned(body: dict[str, Any]) -> dict[str, Any]:
+    """The body with control characters (NUL and the like; not tab or newline) removed from every key
+    and string, so none reaches a database; Refused when it nests deeper than MAX_DEPTH."""
+    result: dict[str, Any] = _clean(body, 0)
+    return result
+
+
+def _clean(value: Any, depth: int) -> Any:
+    if depth > MAX_DEPTH:
+        raise Refused(400, f"body nests deeper than {MAX_DEPTH} levels")
+    if isinstance(value, str):
+        return strip_controls(value)
+    if isinstance(value, dict):
+        return {strip_controls(k): _clean(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v, depth + 1) for v in value]
+    return value
 
 
 async def verified_envelope(
@@ -112,46 +157,20 @@ def build_router() -> APIRouter:
 
     @router.post("/inbound")
     async def inbound(request: Request, background: BackgroundTasks) -> JSONResponse:
-        """call_inbound: the salon's context for the agent, within milliseconds."""
+        """call_inbound: the salon's context for the agent, within milliseconds; from memory when
+        the database is away (the call must still connect)."""
         services: Services = request.app.state.services
         try:
             envelope = await verified_envelope(request, services, InboundEnvelope, "call_inbound")
+            if request.state.replayed:
+                raise Refused(409, "this signed request was already answered")
         except Refused as error:
             return _refusal(error)
-        inbound_call = envelope.call_inbound
-        tenant_id = await services.routes.tenant_for(
-            agent_id=inbound_call.agent_id,
-            to_number=normalize_phone(inbound_call.to_number),
-        )
-        if tenant_id is None:
-            log.warning(
-                "retell.inbound_unknown_salon", to=mask_phone(normalize_phone(inbound_call.to_number))
-            )
-            return JSONResponse({"call_inbound": {}})
-        now = services.clock.now()
-        async with services.uow.reading() as tx:
-            catalog = await services.bookings.catalogs.get(tx, tenant_id, now.date())
-        background.add_task(
-            prefetch,
-            uow=services.uow,
-            calendars=services.calendars,
-            clock=services.clock,
-            tenant_id=tenant_id,
-            catalogs=services.bookings.catalogs,
-        )
-        if inbound_call.call_id:
-            background.add_task(
-                calls.ensure_call,
-                services.database,
-                inbound_call.call_id,
-                tenant_id=tenant_id,
-                at=now,
-                agent_id=inbound_call.agent_id,
-                from_number=normalize_phone(inbound_call.from_number),
-                to_number=normalize_phone(inbound_call.to_number),
-            )
-        caller = await services.callers.find_caller(tenant_id, inbound_call.from_number)
-        return JSONResponse(inbound_response(catalog, now, caller.dynamic_variables()))
+        try:
+            return await within(INBOUND_BUDGET, _inbound(services, envelope.call_inbound, background))
+        except Exception as error:
+            log.warning("retell.inbound_from_memory", error=type(error).__name__)
+            return JSONResponse(await _inbound_from_memory(services, envelope.call_inbound))
 
     @router.post("/webhook")
     async def webhook(request: Request) -> Response:
@@ -161,50 +180,125 @@ def build_router() -> APIRouter:
             envelope = await verified_envelope(request, services, WebhookEnvelope, "call-event")
         except Refused as error:
             return _refusal(error)
-        call = envelope.the_call
-        if call is None:
-            return _refusal(Refused(400, "call-event envelope without a call"))
-        if envelope.event not in {"call_started", "call_ended", "call_analyzed"}:
-            return Response(status_code=204)
-        tenant_id = await services.routes.tenant_for(
-            agent_id=call.agent_id, to_number=normalize_phone(call.to_number)
-        )
-        if tenant_id is None:
-            log.warning("retell.webhook_unknown_salon", webhook_event=envelope.event, call_id=call.call_id)
-            return Response(status_code=204)
-        known = await calls.get_call(services.database, call.call_id)
-        if (
-            known is not None
-            and known.tenant_id is not None
-            and not await calls.envelope_agrees(
-                services.routes,
-                known,
-                agent_id=call.agent_id,
-                to_number=normalize_phone(call.to_number),
-                from_number=normalize_phone(call.from_number),
+        try:
+            return await within(WEBHOOK_BUDGET, _call_event(services, envelope))
+        except Refused as error:
+            return _refusal(error)
+        except Exception as error:  # the database away or slow: 503, Retell delivers it again
+            log.warning(
+                "retell.webhook_unavailable", webhook_event=envelope.event, error=type(error).__name__
             )
-        ):
-            log.warning("retell.webhook_refused", webhook_event=envelope.event, call_id=call.call_id)
-            return _refusal(
-                Refused(403, "the envelope names another call than the one recorded under this id")
-            )
-        await calls.record_event(
-            services.database,
-            call.call_id,
-            event=envelope.event,
-            tenant_id=tenant_id,
-            at=services.clock.now(),
-            started_at=_ms(call.start_timestamp) if envelope.event == "call_started" else None,
-            ended_at=_ms(call.end_timestamp) if envelope.event == "call_ended" else None,
-            agent_id=call.agent_id,
-            from_number=normalize_phone(call.from_number),
-            to_number=normalize_phone(call.to_number),
-            transcript=call.transcript if envelope.event == "call_ended" else None,
-            analysis=call.call_analysis if envelope.event == "call_analyzed" else None,
-        )
-        return Response(status_code=204)
+            return JSONResponse({"ok": False, "reason": "unavailable"}, status_code=503)
 
     return router
+
+
+async def _inbound(
+    services: Services, inbound_call: InboundCall, background: BackgroundTasks
+) -> JSONResponse:
+    tenant_id = await services.routes.tenant_for(
+        agent_id=inbound_call.agent_id,
+        to_number=normalize_phone(inbound_call.to_number),
+    )
+    if tenant_id is None:
+        log.warning("retell.inbound_unknown_salon", to=mask_phone(normalize_phone(inbound_call.to_number)))
+        return JSONResponse({"call_inbound": {}})
+    now = services.clock.now()
+    async with services.uow.reading() as tx:
+        catalog = await services.bookings.catalogs.get(tx, tenant_id, now.date())
+    background.add_task(
+        _quietly,
+        prefetch,
+        uow=services.uow,
+        calendars=services.calendars,
+        clock=services.clock,
+        tenant_id=tenant_id,
+        catalogs=services.bookings.catalogs,
+    )
+    if inbound_call.call_id:
+        background.add_task(
+            _quietly,
+            calls.ensure_call,
+            services.database,
+            inbound_call.call_id,
+            tenant_id=tenant_id,
+            at=now,
+            agent_id=inbound_call.agent_id,
+            from_number=normalize_phone(inbound_call.from_number),
+            to_number=normalize_phone(inbound_call.to_number),
+        )
+    caller = await services.callers.find_caller(tenant_id, inbound_call.from_number)
+    return JSONResponse(inbound_response(catalog, now, caller.dynamic_variables()))
+
+
+async def _inbound_from_memory(services: Services, inbound_call: InboundCall) -> dict[str, Any]:
+    """The salon's static variables from what this process remembers (no caller recognition)."""
+    try:
+        tenant_id = await within(
+            0.2,
+            services.routes.tenant_for(
+                agent_id=inbound_call.agent_id, to_number=normalize_phone(inbound_call.to_number)
+            ),
+        )
+    except Exception:
+        return {"call_inbound": {}}
+    catalog = services.bookings.catalogs.last_known(tenant_id) if tenant_id is not None else None
+    if catalog is None:
+        return {"call_inbound": {}}
+    return inbound_response(catalog, services.clock.now(), CallerMatch("unknown").dynamic_variables())
+
+
+async def _quietly(work: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> None:
+    """Run background work after a reply; its failure is logged (by type only), never raised."""
+    try:
+        await work(*args, **kwargs)
+    except Exception as error:
+        log.warning(
+            "retell.background_failed", work=getattr(work, "__name__", "?"), error=type(error).__name__
+        )
+
+
+async def _call_event(services: Services, envelope: WebhookEnvelope) -> Response:
+    call = envelope.the_call
+    if call is None:
+        raise Refused(400, "call-event envelope without a call")
+    if envelope.event not in {"call_started", "call_ended", "call_analyzed"}:
+        return Response(status_code=204)
+    tenant_id = await services.routes.tenant_for(
+        agent_id=call.agent_id, to_number=normalize_phone(call.to_number)
+    )
+    if tenant_id is None:
+        log.warning("retell.webhook_unknown_salon", webhook_event=envelope.event, call_id=call.call_id)
+        return Response(status_code=204)
+    known = await calls.get_call(services.database, call.call_id)
+    if (
+        known is not None
+        and known.tenant_id is not None
+        and not await calls.envelope_agrees(
+            services.routes,
+            known,
+            agent_id=call.agent_id,
+            to_number=normalize_phone(call.to_number),
+            from_number=normalize_phone(call.from_number),
+        )
+    ):
+        log.warning("retell.webhook_refused", webhook_event=envelope.event, call_id=call.call_id)
+        raise Refused(403, "the envelope names another call than the one recorded under this id")
+    await calls.record_event(
+        services.database,
+        call.call_id,
+        event=envelope.event,
+        tenant_id=tenant_id,
+        at=services.clock.now(),
+        started_at=_ms(call.start_timestamp) if envelope.event == "call_started" else None,
+        ended_at=_ms(call.end_timestamp) if envelope.event == "call_ended" else None,
+        agent_id=call.agent_id,
+        from_number=normalize_phone(call.from_number),
+        to_number=normalize_phone(call.to_number),
+        transcript=call.transcript if envelope.event == "call_ended" else None,
+        analysis=call.call_analysis if envelope.event == "call_analyzed" else None,
+    )
+    return Response(status_code=204)
 
 
 async def _run_function(name: str, request: Request) -> JSONResponse:
@@ -213,6 +307,10 @@ async def _run_function(name: str, request: Request) -> JSONResponse:
     started = time.perf_counter()
     try:
         body = await verified_json(request, services)
+        if name not in TOOLS:
+            raise Refused(404, f"no function {name!r}")
+        if request.state.replayed and not writes(name):
+            raise Refused(409, "this signed request was already answered")  # writes: the stored reply
         ref, args = _envelope(name, body, request.headers)
     except Refused as error:
         return _refusal(error)
@@ -248,7 +346,13 @@ def _request_body(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def _envelope(name: str, body: dict[str, Any], headers: Mapping[str, str]) -> tuple[CallRef, dict[str, Any]]:
+    """The call and the arguments of a function request; Refused unless the body is a function call
+    for this very route (Retell signs only body and time, so a body must prove where it belongs)."""
+    if "event" in body:
+        raise Refused(400, "a call-event body is not a function call")
     if "call" in body or "args" in body:
+        if body.get("name") != name or "call" not in body or "args" not in body:
+            raise Refused(400, f"a function call for /functions/{name} names it and has call and args")
         try:
             envelope = FunctionEnvelope.model_validate({"name": name, **body})
         except ValidationError as error:

@@ -21,24 +21,37 @@ class TraceWriter:
         self.interval = interval
         self.limit = limit
         self._pending: list[Trace] = []
+        self.dropped = 0  # traces that could not be stored (queue full, or refused by the database)
         self._task: asyncio.Task[None] | None = None
 
     def add(self, trace: Trace) -> None:
         """Queue a trace (dropped, with a log line, when the queue is full: traces never block calls)."""
         if len(self._pending) >= self.limit:
-            log.warning("retell.trace_dropped", function=trace.function)
+            self.dropped += 1
+            log.warning("retell.trace_dropped", function=trace.function, why="queue full")
             return
         self._pending.append(trace)
 
     async def flush(self) -> int:
-        """Store what is queued now; return how many."""
+        """Store what is queued now; return how many. When the batch is refused, each trace is tried
+        alone, so one bad row costs only itself (counted in `dropped`)."""
         batch, self._pending = self._pending, []
+        if not batch:
+            return 0
         try:
             await add_traces(self.database, batch)
-        except Exception:
-            log.exception("retell.trace_write_failed", count=len(batch))
-            return 0
-        return len(batch)
+            return len(batch)
+        except Exception as error:
+            log.warning("retell.trace_batch_failed", count=len(batch), error=type(error).__name__)
+        stored = 0
+        for trace in batch:
+            try:
+                await add_traces(self.database, [trace])
+                stored += 1
+            except Exception as error:
+                self.dropped += 1
+                log.warning("retell.trace_dropped", function=trace.function, error=type(error).__name__)
+        return stored
 
     def start(self) -> None:
         """Flush periodically in the background."""

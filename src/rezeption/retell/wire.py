@@ -5,9 +5,11 @@ Only what we use is declared; everything else Retell sends is tolerated (extra f
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MAX_TIMESTAMP_MS = 4_102_444_800_000  # 2100-01-01: Retell's milliseconds since 1970, sanely bounded
 
 
 class Tolerant(BaseModel):
@@ -25,8 +27,8 @@ class RetellCall(Tolerant):
     to_number: str | None = Field(None, max_length=64)
     direction: str | None = None
     call_status: str | None = None
-    start_timestamp: int | None = None
-    end_timestamp: int | None = None
+    start_timestamp: int | None = Field(None, ge=0, le=MAX_TIMESTAMP_MS)
+    end_timestamp: int | None = Field(None, ge=0, le=MAX_TIMESTAMP_MS)
     disconnection_reason: str | None = None
     transcript: str | None = None
     call_analysis: dict[str, Any] | None = None
@@ -51,9 +53,9 @@ class InboundCall(Tolerant):
 
 
 class InboundEnvelope(Tolerant):
-    """`{"event": "call_inbound", "call_inbound": {...}}`."""
+    """`{"event": "call_inbound", "call_inbound": {...}}`: nothing else belongs at /inbound."""
 
-    event: str = "call_inbound"
+    event: Literal["call_inbound"]
     call_inbound: InboundCall
 
 
@@ -63,6 +65,13 @@ class WebhookEnvelope(Tolerant):
     event: str = Field(min_length=1, max_length=64)
     call: RetellCall | None = None
     data: RetellCall | None = None
+
+    @model_validator(mode="after")
+    def _not_a_function_call(self) -> WebhookEnvelope:
+        extra = self.model_extra or {}
+        if "args" in extra or "name" in extra:
+            raise ValueError("a function call is not a call event")
+        return self
 
     @property
     def the_call(self) -> RetellCall | None:

@@ -68,7 +68,8 @@ async def tenant_for(database: Database, *, agent_id: str | None, to_number: str
 
 class TenantRoutes:
     """`tenant_for` with a short per-process memory: routes change only when a salon file is loaded,
-    and every call's first requests ask for the same agent and number."""
+    and every call's first requests ask for the same agent and number. While the database is away,
+    a route learned before is still answered (however old)."""
 
     def __init__(self, database: Database, ttl_seconds: float = 30.0) -> None:
         self.database = database
@@ -81,7 +82,12 @@ class TenantRoutes:
         cached = self._known.get(key)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        tenant_id = await tenant_for(self.database, agent_id=agent_id, to_number=to_number)
+        try:
+            tenant_id = await tenant_for(self.database, agent_id=agent_id, to_number=to_number)
+        except Exception:
+            if cached is None:
+                raise
+            return cached[1]  # the database is away: a route that was true a moment ago still is
         if tenant_id is not None:
             if len(self._known) > 10_000:
                 self._known.clear()

@@ -1,18 +1,25 @@
 """Idempotency records, like Stripe's keys: the first request with a key does the work and stores
 its reply; a retry or a concurrent duplicate waits for that reply and gets it byte for byte.
 
-A record is `running` while its owner works (with a lease, so a crashed owner's key can be taken
-over) and `done` with the reply afterwards. Replies are kept for `RETENTION` (>= 24 h).
+A record is `running` while its owner works and `done` with the reply afterwards. The owner holds
+a short lease (`LEASE`, 3 s) and renews it while it works (`holding`), so the key of a process that
+died (SIGKILL, OOM) is free again within seconds, and Retell's retry takes it over and gets the real
+outcome inside its time budget: the use cases behind it are idempotent by the same key, so the
+retry resumes the write instead of doing it twice. Replies are kept for `RETENTION` (>= 24 h).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
+import structlog
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -23,6 +30,7 @@ from rezeption.store.db import Database
 from rezeption.store.tables import IdempotencyRecordRow, table
 
 RECORDS = table(IdempotencyRecordRow)
+log = structlog.get_logger("rezeption.idempotency")
 # Built once: a statement built per request spends more CPU on its cache key than PostgreSQL on it.
 READ_RECORD = select(RECORDS.c.state, RECORDS.c.reply).where(RECORDS.c.key == bindparam("k"))
 TAKE_OVER = (
@@ -45,7 +53,13 @@ CLAIM = {
 }
 
 RETENTION = timedelta(hours=48)
-LEASE = timedelta(seconds=30)
+LEASE = timedelta(seconds=3)
+RENEW_EVERY = 1.0  # seconds between lease renewals while the owner works
+RENEW = (
+    update(RECORDS)
+    .where(RECORDS.c.key == bindparam("k"), RECORDS.c.state == "running")
+    .values(locked_until=bindparam("until"))
+)
 
 
 @dataclass(frozen=True)
@@ -111,6 +125,27 @@ class IdempotencyStore:
             return
         async with self.database.statement(writes=True) as conn:
             await conn.execute(_finish_with(also.statement), values)
+
+    @asynccontextmanager
+    async def holding(self, key: str) -> AsyncIterator[None]:
+        """Keep renewing the lease on `key` while the block runs (the owner is alive and working)."""
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(RENEW_EVERY)
+                try:
+                    async with self.database.statement(writes=True) as conn:
+                        await conn.execute(RENEW, {"k": key, "until": self.clock.now() + LEASE})
+                except Exception as error:  # a missed renewal only shortens the lease
+                    log.warning("idempotency.renew_failed", error=type(error).__name__)
+
+        task = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def release(self, key: str) -> None:
         """Give up the key without a reply (the work failed before any effect, or must be retried)."""

@@ -309,6 +309,15 @@ class IdempotencyRecordRow(Base):
     expires_at: Mapped[datetime]
 
 
+class SeenRequestRow(Base):
+    """A signed request's signature digest, kept past its freshness window: replays are not run twice."""
+
+    __tablename__ = "seen_requests"
+    __table_args__ = (Index("ix_seen_requests_expires_at", "expires_at"),)
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime]
+
+
 def table(model: type[Base]) -> Table:
     """The Core table behind a model, for hot paths that skip the ORM (see `store.db`)."""
     return cast(Table, model.__table__)

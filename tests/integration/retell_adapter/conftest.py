@@ -43,8 +43,17 @@ class RetellClient:
     clock: FixedClock
     database: Database
 
+    sent: int = 0
+
     def sign(self, raw: bytes) -> str:
-        stamp = int(self.clock.now().timestamp() * 1000)
+        """Sign as Retell does at the moment of sending: each request a millisecond later than the
+        last (the test clock stands still, Retell's does not), so two sends are never one replay."""
+        self.sent += 1
+        stamp = int(self.clock.now().timestamp() * 1000) + self.sent
+        return str(symmetric["sign"](raw.decode("utf-8"), API_KEY, stamp))
+
+    def sign_at(self, raw: bytes, stamp: int) -> str:
+        """A signature with a chosen timestamp (to replay a request exactly)."""
         return str(symmetric["sign"](raw.decode("utf-8"), API_KEY, stamp))
 
     async def post(self, path: str, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:

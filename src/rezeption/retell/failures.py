@@ -1,0 +1,82 @@
+"""What goes wrong during a function call, sorted once: what the caller hears, and whether to try again.
+
+`classify(error)` is the one place that decides. Input that can never succeed (a date out of range,
+an appointment another request just changed) is a clear refusal that keeps the idempotency key, so
+a retry gets the same answer instead of doing the work again. Only real transient trouble (the
+database or the calendar away, the time budget spent, a bug) says "gleich noch einmal" and releases
+the key. Replies never carry SQL, parameters or personal data; the log line carries only the
+exception's type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from rezeption.booking.ports import SlotClaimFailed
+from rezeption.retell.replies import Reply, reply
+
+SORRY = (
+    "Entschuldigung, da ist bei mir gerade etwas schiefgelaufen. "
+    "Einen Moment bitte, ich versuche es gleich noch einmal."
+)
+UNAVAILABLE = (
+    "Entschuldigung, ich komme gerade nicht an unseren Kalender. Einen Moment bitte, ich versuche es "
+    "gleich noch einmal. Sonst kann Sie der Salon auch zurückrufen."
+)
+OVER_BUDGET_NOTHING_DONE = (
+    "Entschuldigung, das dauert gerade zu lange. Es wurde nichts geändert. "
+    "Soll ich es gleich noch einmal versuchen?"
+)
+OVER_BUDGET_CHECKING = (
+    "Entschuldigung, das dauert gerade länger. Ich prüfe, ob es geklappt hat: "
+    "Fragen Sie mich bitte gleich noch einmal danach."
+)
+CHANGED_MEANWHILE = (
+    "Dieser Termin wurde gerade eben geändert. Ich schaue ihn mir noch einmal an: Wann ist Ihr Termin jetzt?"
+)
+INVALID_INPUT = "Diese Angabe kann ich leider nicht verarbeiten. Können Sie es bitte anders sagen?"
+
+NOTHING_CHANGED = "nichts_geaendert"
+BEING_CHECKED = "wird_geprueft"
+
+TRANSIENT = frozenset({"internal_error", "calendar_unavailable", "busy", "unavailable", "over_budget"})
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A classified failure: the reply, and whether the same request may succeed when tried again."""
+
+    reply: Reply
+    transient: bool
+    kind: str
+
+
+def database_trouble(error: BaseException) -> bool:
+    """The database refused, dropped, timed out or is locked: trouble that passes, not a bad request."""
+    if isinstance(error, OperationalError | InterfaceError | PoolTimeout | ConnectionError | OSError):
+        return True
+    if isinstance(error, DBAPIError):
+        return bool(error.connection_invalidated)
+    return isinstance(error, asyncio.TimeoutError | TimeoutError)
+
+
+def classify(error: BaseException) -> Failure:
+    """The reply and the retry decision for an exception a function handler raised."""
+    if isinstance(error, SlotClaimFailed):
+        return Failure(reply(False, CHANGED_MEANWHILE, "changed_meanwhile"), False, "conflict")
+    if isinstance(error, OverflowError | UnicodeError):
+        return Failure(reply(False, INVALID_INPUT, "invalid_input"), False, "input")
+    if database_trouble(error):
+        return Failure(reply(False, UNAVAILABLE, "unavailable", ergebnis=NOTHING_CHANGED), True, "database")
+    return Failure(reply(False, SORRY, "internal_error"), True, "bug")
+
+
+def over_budget(write_started: bool) -> Reply:
+    """What the caller hears when the time budget ran out: nothing happened, or we are checking."""
+    if write_started:
+        return reply(False, OVER_BUDGET_CHECKING, "over_budget", ergebnis=BEING_CHECKED)
+    return reply(False, OVER_BUDGET_NOTHING_DONE, "over_budget", ergebnis=NOTHING_CHANGED)
