@@ -31,6 +31,7 @@ from rezeption.store.salon_file import read_salon
 from rezeption.store.salon_import import import_salon
 from rezeption.store.tables import Base
 from rezeption.store.uow import SqlUnitOfWork
+from tests.faults import HangingServer, postgres_url_at, refusing_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_SALON = ROOT / "salons" / "friseur1.yaml"
@@ -145,6 +146,25 @@ async def database(database_url: str) -> AsyncIterator[Database]:
         yield db
     finally:
         await db.dispose()
+
+
+@pytest.fixture
+def hanging_server() -> Iterator[HangingServer]:
+    """A TCP server on 127.0.0.1 that accepts and never answers (see tests/faults.py)."""
+    with HangingServer() as server:
+        yield server
+
+
+@pytest.fixture
+def hanging_postgres_url(hanging_server: HangingServer) -> str:
+    """A PostgreSQL URL whose server accepts connections and never answers."""
+    return postgres_url_at(hanging_server.port)
+
+
+@pytest.fixture
+def refusing_postgres_url() -> str:
+    """A PostgreSQL URL whose server refuses every connection (nothing listens on the port)."""
+    return postgres_url_at(refusing_port())
 
 
 @pytest.fixture

@@ -2,6 +2,11 @@
 
 Routes come from `rezeption.retell.routes` (Retell) and `rezeption.calendars.calcom_webhook`
 (Cal.com webhooks); on SQLite the outbox worker runs inside the server. This file only composes.
+
+A dead database never stops the server: start-up bounds its waits (the warm-up gives up after a
+few seconds), /health answers regardless, /ready answers 503 within `REZEPTION_READY_TIMEOUT`, and
+database trouble that escapes a route is a 503 with Retry-After, never a 500. In production the
+API docs are off (unless `REZEPTION_DOCS=true`) and /ready says only "ready" or "not ready".
 """
 
 from __future__ import annotations
@@ -9,12 +14,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import FastAPI
+import structlog
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from rezeption.bootstrap import Services, build
 from rezeption.calendars.calcom_webhook import build_calcom_webhook_router
 from rezeption.domain.clock import Clock
+from rezeption.ops import readiness
 from rezeption.ops.logging import configure_logging
 from rezeption.ops.warmup import warm_up
 from rezeption.ops.worker import embedded_worker
@@ -22,7 +31,13 @@ from rezeption.retell.functions import FunctionRunner
 from rezeption.retell.routes import build_router
 from rezeption.retell.traces import TraceWriter
 from rezeption.settings import Settings
-from rezeption.store.migrate import current_revision, head_revision
+from rezeption.store.db import is_unavailable
+from rezeption.store.migrate import head_revision
+
+log = structlog.get_logger("rezeption.app")
+DATABASE_TROUBLE = (DBAPIError, PoolTimeout, OSError, TimeoutError)
+"""Exceptions that may mean the database refused, dropped, hung, is locked or full (`is_unavailable`
+decides): a route that lets one escape answers 503, not 500."""
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
@@ -44,7 +59,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         )
         app.state.retell_traces = traces = TraceWriter(services.database)
         traces.start()
-        if settings.warmup:
+        if settings.warmup:  # bounded: a dead or hanging database delays start-up by seconds at most
             await warm_up(services, connections=settings.db_pool_size)
         async with AsyncExitStack() as stack:
             if settings.embedded_worker == "on" or (
@@ -59,9 +74,31 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 await traces.close()
         await services.close()
 
-    app = FastAPI(title="rezeption", version="0.1.0", lifespan=lifespan)
+    docs = settings.docs_enabled
+    app = FastAPI(
+        title="rezeption",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
     app.include_router(build_router())
     app.include_router(build_calcom_webhook_router())
+
+    async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
+        if not is_unavailable(error):
+            raise error  # a bug or a bad statement: a 500, logged by the server as such
+        # The type only: the text of a database error may carry the statement's values.
+        log.warning("http.database_unavailable", path=request.url.path, error=type(error).__name__)
+        return JSONResponse(
+            {"error": "database unavailable, try again shortly"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    for trouble in DATABASE_TROUBLE:
+        app.add_exception_handler(trouble, database_unavailable)
 
     @app.get("/health", tags=["ops"])
     async def health() -> dict[str, str]:
@@ -70,16 +107,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     @app.get("/ready", tags=["ops"])
     async def ready() -> JSONResponse:
-        """Ready: the database answers and its schema is at the newest migration."""
+        """Ready: the database answers in time, is at the newest migration and (SQLite) can be written."""
         services: Services = app.state.services
-        current = await current_revision(services.database.engine)
-        head = head_revision()
-        ok = current == head
-        body = {
-            "status": "ready" if ok else "not ready",
-            "database": current or "unreachable or empty",
-            "head": head,
-        }
-        return JSONResponse(body, status_code=200 if ok else 503)
+        problem = await readiness.problem(
+            services.database,
+            patience=settings.ready_timeout,
+            min_free_bytes=settings.db_min_free_mb << 20,
+        )
+        body: dict[str, str] = {"status": "not ready" if problem else "ready"}
+        if problem:
+            log.warning("ready.not_ready", problem=problem)
+        if settings.environment != "production":  # what is wrong; never the revision in production
+            body["problem" if problem else "schema"] = problem or head_revision()
+        return JSONResponse(body, status_code=503 if problem else 200)
 
     return app

@@ -45,7 +45,9 @@ class Services:
 def build(settings: Settings, *, clock: Clock | None = None) -> Services:
     """Wire the real adapters from `settings`; tests pass their own clock."""
     clock = clock or SystemClock()
-    database = Database.from_url(settings.database_url, pool_size=settings.db_pool_size)
+    database = Database.from_url(
+        settings.database_url, pool_size=settings.db_pool_size, timeouts=settings.timeouts
+    )
     uow = SqlUnitOfWork(database)
     calendars = CalendarDirectory(uow, clock=clock, slot_cache=slot_cache_from_url(settings.redis_url))
     bookings = Bookings(uow=uow, calendars=calendars, clock=clock)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -16,7 +17,7 @@ from rezeption.domain.clock import SystemClock
 from rezeption.domain.errors import BookingError
 from rezeption.ops.customers_cli import customers_app
 from rezeption.ops.schema_check import require_schema, run_with_schema
-from rezeption.settings import Settings
+from rezeption.settings import GENERATE, Settings
 from rezeption.store import migrate
 from rezeption.store.db import Database
 from rezeption.store.salon_file import SalonFileError, read_salon
@@ -35,8 +36,12 @@ err = Console(stderr=True)
 def _settings() -> Settings:
     try:
         return Settings()
-    except ValueError as error:
-        err.print(f"[red]configuration error:[/red] {error}")
+    except ValidationError as error:
+        for problem in error.errors():
+            where = ".".join(str(part) for part in problem["loc"])
+            message = str(problem["msg"]).removeprefix("Value error, ")
+            variable = f"REZEPTION_{where.upper()}: " if where else ""
+            typer.echo(f"configuration error: {variable}{message}", err=True)
         raise typer.Exit(2) from error
 
 
@@ -46,15 +51,29 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default REZEPTION_PORT).")] = None,
     workers: Annotated[int, typer.Option(help="Server worker processes.")] = 1,
 ) -> None:
-    """Start the web server (uvicorn)."""
+    """Start the web server (uvicorn).
+
+    Beyond loopback it refuses (exit 2) to start with weak or equal secrets, in any environment.
+    uvicorn bounds what it can: the request head (h11, REZEPTION_HTTP_MAX_HEAD_BYTES), idle
+    keep-alive connections, concurrent connections and the graceful shutdown. It has no timeout for
+    a client that sends its headers or body slowly: put a reverse proxy in front (see the README).
+    """
     import uvicorn
 
     from rezeption.ops.logging import configure_logging
 
     settings = _settings()
-    configure_logging(settings.log_level, as_json=settings.log_json)
     host, port = host or settings.host, port or settings.port
-    console.print(f"rezeption serves on http://{host}:{port}  (health: /health, ready: /ready, docs: /docs)")
+    problems = settings.exposure_problems(host)
+    if problems:
+        typer.echo(
+            f"rezeption: refusing to serve on {host} with weak secrets: {' | '.join(problems)} ({GENERATE})",
+            err=True,
+        )
+        raise typer.Exit(2)
+    configure_logging(settings.log_level, as_json=settings.log_json)
+    docs = ", docs: /docs" if settings.docs_enabled else ""
+    console.print(f"rezeption serves on http://{host}:{port}  (health: /health, ready: /ready{docs})")
     uvicorn.run(
         "rezeption.app:create_app",
         factory=True,
@@ -62,6 +81,11 @@ def serve(
         port=port,
         workers=workers,
         log_level=settings.log_level,
+        http=settings.http_parser,
+        h11_max_incomplete_event_size=settings.http_max_head_bytes,
+        timeout_keep_alive=settings.http_keep_alive_timeout,
+        limit_concurrency=settings.http_max_concurrency,
+        timeout_graceful_shutdown=settings.http_graceful_shutdown,
     )
 
 

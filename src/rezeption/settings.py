@@ -1,22 +1,75 @@
 """Settings from the environment (prefix REZEPTION_), validated once at start-up.
 
-In production the service refuses to start with placeholder or missing secrets.
+Secrets must be strong (`secret_weaknesses`) and different from each other in production, and
+wherever the server listens beyond loopback (`rezeption serve` checks `exposure_problems`). In
+development on loopback the placeholder `changeme` stays allowed, so `make run` needs no setup.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PLACEHOLDERS = frozenset({"", "changeme", "change-me", "secret", "dev", "development", "test", "placeholder"})
+from rezeption.store.db import Timeouts
+
+MIN_SECRET_LENGTH = 24
+MIN_DISTINCT_CHARACTERS = 10
+PLACEHOLDER_WORDS = (
+    "changeme",
+    "secret",
+    "password",
+    "test",
+    "example",
+    "placeholder",
+    "dev",
+    "default",
+    "admin",
+    "rezeption",
+)
+SECRET_VARIABLES = {"retell_api_key": "REZEPTION_RETELL_API_KEY", "admin_secret": "REZEPTION_ADMIN_SECRET"}
+GENERATE = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+def secret_weaknesses(value: str) -> list[str]:
+    """The strength rules `value` breaks, in words an operator can act on (never the value itself)."""
+    problems: list[str] = []
+    if len(value) < MIN_SECRET_LENGTH:
+        problems.append(f"shorter than {MIN_SECRET_LENGTH} characters")
+    if len(set(value)) < MIN_DISTINCT_CHARACTERS:
+        problems.append(f"fewer than {MIN_DISTINCT_CHARACTERS} different characters")
+    folded = value.casefold()
+    words = [word for word in PLACEHOLDER_WORDS if word in folded]
+    if words:
+        problems.append("contains the placeholder word " + ", ".join(f'"{w}"' for w in words))
+    if _repeats(value):
+        problems.append("is a short piece repeated")
+    return problems
+
+
+def _repeats(value: str) -> bool:
+    """Whether `value` is a piece of at most half its length said again and again ("abcabcab")."""
+    return any(value[period:] == value[:-period] for period in range(1, len(value) // 2 + 1))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a bind address) is reachable from this machine only."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 class Settings(BaseSettings):
     """Everything the service reads from its environment."""
 
-    model_config = SettingsConfigDict(env_prefix="REZEPTION_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="REZEPTION_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     environment: Literal["development", "test", "production"] = "development"
     database_url: str = "sqlite+aiosqlite:///./var/rezeption.db"
@@ -28,24 +81,72 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = False
     db_pool_size: int = Field(10, ge=1, le=200)
+    # Every database wait is bounded, well inside the time Retell waits for a function (ops: README).
+    db_connect_timeout: float = Field(Timeouts.connect, gt=0, le=60)
+    db_statement_timeout: float = Field(5.0, gt=0, le=600)
+    db_pool_timeout: float = Field(Timeouts.pool, gt=0, le=60)
+    db_busy_timeout: float = Field(Timeouts.busy, gt=0, le=60)  # SQLite: each of lock and writer queue
+    ready_timeout: float = Field(2.0, gt=0, le=30)  # /ready answers 503 when the database takes longer
+    db_min_free_mb: int = Field(64, ge=0)  # SQLite: /ready says 503 when its disk has less free
     embedded_worker: Literal["auto", "on", "off"] = "auto"  # auto: inside `serve` on SQLite only
     warmup: bool = True  # open the pool and run the hot reads once before taking traffic (ops.warmup)
+    docs: bool | None = None  # /docs, /redoc, /openapi.json; default: on except in production
+    # uvicorn, in `rezeption serve` (it has no timeout for slow request headers: see the README)
+    http_parser: Literal["h11", "httptools"] = "h11"  # h11 bounds the request head; httptools does not
+    # h11: a request head still incomplete after a read may hold this much (a head arriving in one
+    # read of the socket, up to 256 KB, is parsed whole): a 1 MB head is refused, not buffered
+    http_max_head_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)
+    http_keep_alive_timeout: int = Field(5, ge=1, le=300)
+    http_max_concurrency: int = Field(1000, ge=1)
+    http_graceful_shutdown: int = Field(10, ge=0, le=600)
+
+    @property
+    def timeouts(self) -> Timeouts:
+        """The database waits, for `Database.from_url`."""
+        return Timeouts(
+            connect=self.db_connect_timeout,
+            statement=self.db_statement_timeout,
+            pool=self.db_pool_timeout,
+            busy=self.db_busy_timeout,
+        )
+
+    @property
+    def docs_enabled(self) -> bool:
+        """Whether the API docs are served: REZEPTION_DOCS, else everywhere but in production."""
+        return self.docs if self.docs is not None else self.environment != "production"
+
+    def secret_problems(self) -> list[str]:
+        """Each weak secret (which variable, which rules) and whether the two are equal; [] when strong."""
+        problems = []
+        for field, variable in SECRET_VARIABLES.items():
+            secret: SecretStr = getattr(self, field)
+            weaknesses = secret_weaknesses(secret.get_secret_value())
+            if weaknesses:
+                problems.append(f"{variable} is weak: {'; '.join(weaknesses)}")
+        if self.retell_api_key.get_secret_value() == self.admin_secret.get_secret_value():
+            problems.append(
+                "REZEPTION_RETELL_API_KEY and REZEPTION_ADMIN_SECRET are the same; they must differ"
+            )
+        return problems
+
+    def exposure_problems(self, host: str) -> list[str]:
+        """Why the server must not listen on `host` with these settings ([] when it may).
+
+        Beyond loopback every caller on the network can sign requests with a weak key, whatever the
+        environment; on loopback only production insists (its settings refuse to load anyway).
+        """
+        if is_loopback(host) and self.environment != "production":
+            return []
+        return self.secret_problems()
 
     @model_validator(mode="after")
-    def _no_placeholders_in_production(self) -> Settings:
+    def _strong_secrets_in_production(self) -> Settings:
         if self.environment == "production":
-            weak = [
-                name
-                for name, value in (
-                    ("REZEPTION_RETELL_API_KEY", self.retell_api_key),
-                    ("REZEPTION_ADMIN_SECRET", self.admin_secret),
-                )
-                if value.get_secret_value().strip().lower() in PLACEHOLDERS
-                or len(value.get_secret_value()) < 16
-            ]
-            if weak:
+            problems = self.secret_problems()
+            if problems:
                 raise ValueError(
-                    f"refusing to start in production with placeholder secrets: {', '.join(weak)} "
-                    "(set real values of at least 16 characters)"
+                    "refusing to start in production with weak secrets: "
+                    + " | ".join(problems)
+                    + f" ({GENERATE})"
                 )
         return self

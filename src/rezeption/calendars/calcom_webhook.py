@@ -5,6 +5,12 @@ HMAC-SHA256 of the raw body under the salon's `calendar.settings.webhook_secret`
 constant time, before any parsing). A valid delivery drops the salon's cached slots and queues a
 `calcom_reread` job for the booking's uid (deduplicated per trigger, uid and creation time); the
 worker reads the booking back and follows it. Nothing is ever written from the payload itself.
+
+In this order, each step before the next costs anything: a declared body over `MAX_BODY` is 413
+unread; a missing or malformed signature header is 401 unread; the salon's secret comes from
+memory (`WebhookSecrets`: read from the database once a minute per salon, so forged deliveries
+cost no query); the body is read only up to `MAX_BODY` (a longer chunked body: 413, the rest never
+read); the signature is checked; only then is anything parsed or written.
 """
 
 from __future__ import annotations
@@ -12,13 +18,25 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 
 from rezeption.booking.saga import JOB_REREAD
 
-__all__ = ["build_calcom_webhook_router", "signature_for"]
+__all__ = ["MAX_BODY", "WebhookSecrets", "build_calcom_webhook_router", "signature_for"]
+
+MAX_BODY = 1024 * 1024
+"""Bytes: Cal.com's booking payloads are a few kilobytes; nothing longer is read."""
+CLOSE = {"Connection": "close"}
+"""On a refusal before the body was read: the server closes the connection instead of reading
+(and dropping) the rest of the body to keep it alive."""
+SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
+UID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+PLAIN = re.compile(r"[A-Za-z0-9._:+-]{1,64}")  # a trigger name or a timestamp, as Cal.com sends them
 
 
 def signature_for(secret: str, body: bytes) -> str:
@@ -26,36 +44,109 @@ def signature_for(secret: str, body: bytes) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def build_calcom_webhook_router() -> APIRouter:
-    """The router; it finds the wired services at `request.app.state.services`."""
-    router = APIRouter(tags=["calcom"])
+@dataclass(frozen=True)
+class _Known:
+    tenant_id: int | None  # None: no such salon
+    secret: str
+    loaded: float
 
-    @router.post("/calcom/webhooks/{tenant_slug}")
-    async def calcom_webhook(tenant_slug: str, request: Request) -> dict[str, Any]:
-        services = request.app.state.services
-        body = await request.body()
+
+class WebhookSecrets:
+    """Each salon's webhook secret by slug, kept in memory so that verifying costs no query.
+
+    An entry is re-read after `ttl` seconds, and at most every `recheck` seconds when a signature
+    does not match it (a rotated secret works within seconds). Unknown slugs are remembered too
+    (up to `max_entries`), so a flood of made-up slugs costs one query each per `ttl`.
+    """
+
+    def __init__(self, *, ttl: float = 60.0, recheck: float = 5.0, max_entries: int = 10_000) -> None:
+        self.ttl, self.recheck, self.max_entries = ttl, recheck, max_entries
+        self._known: dict[str, _Known] = {}
+
+    async def get(self, services: Any, slug: str, *, fresher_than: float | None = None) -> _Known:
+        """The salon and secret for `slug`, from memory unless older than `ttl` (or `fresher_than`)."""
+        known = self._known.get(slug)
+        age_limit = self.ttl if fresher_than is None else fresher_than
+        if known is not None and time.monotonic() - known.loaded < age_limit:
+            return known
         async with services.uow.reading() as tx:
-            tenant_id = await tx.tenant_id_by_slug(tenant_slug)
+            tenant_id = await tx.tenant_id_by_slug(slug)
             catalog = (
                 await services.bookings.catalogs.get(tx, tenant_id, services.clock.now().date())
                 if tenant_id
                 else None
             )
-        secret = str((catalog.tenant.calendar_settings if catalog else {}).get("webhook_secret") or "")
+        settings = catalog.tenant.calendar_settings if catalog is not None else {}
+        known = _Known(tenant_id, str(settings.get("webhook_secret") or ""), time.monotonic())
+        if len(self._known) >= self.max_entries:
+            self._known.clear()
+        self._known[slug] = known
+        return known
+
+    async def verify(self, services: Any, slug: str, body: bytes, given: str) -> int | None:
+        """The salon's id when `given` signs `body` under its secret; None otherwise."""
+        known = await self.get(services, slug)
+        if _signed(known, body, given):
+            return known.tenant_id
+        if known.tenant_id is not None:  # the secret may have been rotated: look once more
+            known = await self.get(services, slug, fresher_than=self.recheck)
+            if _signed(known, body, given):
+                return known.tenant_id
+        return None
+
+
+def _signed(known: _Known, body: bytes, given: str) -> bool:
+    if known.tenant_id is None or not known.secret:
+        return False
+    return hmac.compare_digest(signature_for(known.secret, body), given.lower())
+
+
+async def read_bounded(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The body, or 413 as soon as it is known to be longer than `limit` (the rest is never read)."""
+    declared = request.headers.get("content-length", "")
+    if declared.strip().isdigit() and int(declared) > limit:
+        raise HTTPException(status_code=413, detail=f"body larger than {limit} bytes", headers=CLOSE)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(status_code=413, detail=f"body larger than {limit} bytes", headers=CLOSE)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def build_calcom_webhook_router() -> APIRouter:
+    """The router; it finds the wired services at `request.app.state.services`."""
+    router = APIRouter(tags=["calcom"])
+    secrets = WebhookSecrets()
+
+    @router.post("/calcom/webhooks/{tenant_slug}")
+    async def calcom_webhook(tenant_slug: str, request: Request) -> dict[str, Any]:
+        services = request.app.state.services
         given = request.headers.get("x-cal-signature-256", "")
-        if catalog is None or not secret or not hmac.compare_digest(signature_for(secret, body), given):
+        if not SIGNATURE.fullmatch(given):
+            raise HTTPException(status_code=401, detail="invalid signature", headers=CLOSE)
+        body = await read_bounded(request)
+        tenant_id = await secrets.verify(services, tenant_slug, body, given)
+        if tenant_id is None:
             raise HTTPException(status_code=401, detail="invalid signature")
         try:
             event = json.loads(body)
             payload = event.get("payload") or {}
-            uid = str(payload.get("uid") or "")
-        except (ValueError, AttributeError) as error:
+            uid = payload.get("uid") or ""
+        except (ValueError, AttributeError, RecursionError) as error:
             raise HTTPException(status_code=400, detail="not a Cal.com webhook") from error
+        if not isinstance(uid, str) or (uid and not UID.fullmatch(uid)):
+            raise HTTPException(status_code=400, detail="not a Cal.com booking uid")
+        async with services.uow.reading() as tx:
+            catalog = await services.bookings.catalogs.get(tx, tenant_id, services.clock.now().date())
         services.calendars.for_tenant(catalog).forget_slots(catalog)
         if not uid:
             return {"ok": True, "queued": False}
         now = services.clock.now()
-        dedupe = f"{JOB_REREAD}:{uid}:{event.get('triggerEvent')}:{event.get('createdAt')}"
+        trigger, created = (_plain(event.get(name)) for name in ("triggerEvent", "createdAt"))
+        dedupe = f"{JOB_REREAD}:{uid}:{trigger}:{created}"
         async with services.uow.writing() as tx:
             await tx.enqueue_job(
                 JOB_REREAD, {"uid": uid}, at=now, tenant_id=catalog.tenant.id, dedupe_key=dedupe[:255]
@@ -64,3 +155,9 @@ def build_calcom_webhook_router() -> APIRouter:
         return {"ok": True, "queued": True}
 
     return router
+
+
+def _plain(value: Any) -> str:
+    """`value` for the dedupe key when it looks like what Cal.com sends there; else empty."""
+    text = str(value)  # None as "None", as the keys were before
+    return text if PLAIN.fullmatch(text) else ""

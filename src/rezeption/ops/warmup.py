@@ -4,7 +4,10 @@ Before the server takes traffic it opens the database pool's connections and, fo
 the embedded calendar, loads the catalog (with its holidays) and runs one read of each hot kind:
 an availability check, caller ID, an appointment lookup and a call record. That compiles their SQL
 and prepares the statements on the connections. Reads only: nothing is written, no external
-calendar is asked. A failure is logged and never stops the server (it only costs time later).
+calendar is asked. A failure is logged and never stops the server (it only costs time later), and
+the whole warm-up ends after `patience` seconds (5 s by default) whatever the database does: a
+database that refuses fails it at once, one that accepts and never answers is given up on after
+the connect timeout, and the server starts and answers /health (and /ready: 503) either way.
 
 Last, everything alive after start-up (modules, compiled SQL, catalogs) is frozen out of the
 garbage collector's generations (`gc.freeze`): full collections that walked those objects paused
@@ -36,19 +39,26 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("rezeption.warmup")
 PROBE_NUMBER = "+4930000000000"  # a number no customer has: the reads find nothing
+PATIENCE = 5.0  # seconds: start-up never waits longer for the warm-up
 
 
-async def warm_up(services: Services, *, connections: int) -> float:
-    """Warm the pool and the salons' hot reads; returns the seconds it took."""
+async def warm_up(services: Services, *, connections: int, patience: float = PATIENCE) -> float:
+    """Warm the pool and the salons' hot reads, for at most `patience` s; returns the seconds it took."""
     started = perf_counter()
+    budget = asyncio.timeout(patience)
     try:
-        await _open_connections(services, connections)
-        async with services.database.statement() as conn:
-            tenant_ids = list(await conn.scalars(select(table(TenantRow).c.id)))
-        for tenant_id in tenant_ids:
-            await _warm_salon(services, tenant_id)
-    except Exception:
-        log.exception("warmup.failed")
+        async with budget:
+            await _open_connections(services, connections)
+            async with services.database.statement() as conn:
+                tenant_ids = list(await conn.scalars(select(table(TenantRow).c.id)))
+            for tenant_id in tenant_ids:
+                await _warm_salon(services, tenant_id)
+    except Exception as error:
+        if budget.expired():
+            log.warning("warmup.gave_up", after_s=patience)
+        else:
+            # The type only: a database error's text may carry the values of the statement it ran.
+            log.warning("warmup.failed", error=type(error).__name__)
     gc.collect()
     gc.freeze()
     seconds = perf_counter() - started
@@ -76,9 +86,13 @@ async def _open_connections(services: Services, count: int) -> None:
     holders = [asyncio.create_task(hold()) for _ in range(count)]
     try:
         await asyncio.wait_for(everyone_in.wait(), timeout=10)
-    finally:
-        gate.set()
-        await asyncio.gather(*holders)
+    except BaseException:  # given up on (the warm-up's patience): stop the holders still connecting
+        for holder in holders:
+            holder.cancel()
+        await asyncio.gather(*holders, return_exceptions=True)
+        raise
+    gate.set()
+    await asyncio.gather(*holders)
 
 
 async def _warm_salon(services: Services, tenant_id: int) -> None:

@@ -23,6 +23,7 @@ from typing import Protocol
 from rezeption.booking.ports import Clock, OutboxJob
 from rezeption.booking.reconcile import Reconciler
 from rezeption.booking.saga import JOB_CANCEL, JOB_REREAD, JOB_RESOLVE
+from rezeption.ops.logging import safe_message
 from rezeption.store import outbox, replays
 from rezeption.store.db import Database
 from rezeption.store.gdpr import purge_transcripts
@@ -94,7 +95,7 @@ async def run_once(deps: WorkerDeps, options: WorkerOptions | None = None) -> in
             status = await outbox.fail(
                 deps.database,
                 job,
-                f"{type(error).__name__}: {error}",
+                f"{type(error).__name__}: {safe_message(error)}",  # no statement values in the row
                 now=deps.clock.now(),
                 max_attempts=options.max_attempts,
             )

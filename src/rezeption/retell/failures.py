@@ -13,11 +13,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-
 from rezeption.booking.ports import SlotClaimFailed
 from rezeption.retell.replies import Reply, reply
+from rezeption.store.db import is_unavailable
 
 SORRY = (
     "Entschuldigung, da ist bei mir gerade etwas schiefgelaufen. "
@@ -56,12 +54,9 @@ class Failure:
 
 
 def database_trouble(error: BaseException) -> bool:
-    """The database refused, dropped, timed out or is locked: trouble that passes, not a bad request."""
-    if isinstance(error, OperationalError | InterfaceError | PoolTimeout | ConnectionError | OSError):
-        return True
-    if isinstance(error, DBAPIError):
-        return bool(error.connection_invalidated)
-    return isinstance(error, asyncio.TimeoutError | TimeoutError)
+    """The database refused, dropped, timed out, is locked or full: trouble that passes, not a bad
+    request (`store.db.is_unavailable` decides, for the HTTP routes too)."""
+    return is_unavailable(error) or isinstance(error, ConnectionError | asyncio.TimeoutError)
 
 
 def classify(error: BaseException) -> Failure:

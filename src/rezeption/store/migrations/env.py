@@ -7,7 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from rezeption.store.db import create_engine
+from rezeption.store.db import MIGRATION_TIMEOUTS, create_engine
 from rezeption.store.tables import Base
 
 config = context.config
@@ -28,7 +28,7 @@ def _run(connection: Connection) -> None:
 async def _run_async() -> None:
     url = config.get_main_option("sqlalchemy.url")
     assert url, "sqlalchemy.url is not set"
-    engine = create_engine(url)
+    engine = create_engine(url, timeouts=MIGRATION_TIMEOUTS)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)
