@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.bare_args = settings.retell_bare_args
         services = build(settings, clock=clock)
         app.state.services = services
         app.state.retell_runner = FunctionRunner(

@@ -2,12 +2,19 @@
 
 Secrets must be strong (`secret_weaknesses`) and different from each other in production, and
 wherever the server listens beyond loopback (`rezeption serve` checks `exposure_problems`). In
-development on loopback the placeholder `changeme` stays allowed, so `make run` needs no setup.
+development a secret that is not set is not a placeholder anyone knows: it is generated once per
+installation and kept in `var/dev-secrets.json` (mode 0600; `REZEPTION_DEV_SECRETS_FILE`), so
+`make run` needs no setup and a request signed (or a reference forged) with `changeme` fails.
+Only the environment "test" keeps the literal placeholder, for tests that set their own.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
+import os
+import secrets
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
@@ -54,6 +61,31 @@ def _repeats(value: str) -> bool:
     return any(value[period:] == value[:-period] for period in range(1, len(value) // 2 + 1))
 
 
+def development_secrets(path: Path) -> dict[str, str]:
+    """This installation's generated development secrets (one per variable), made on first use.
+
+    Created with O_EXCL and mode 0600, so two processes starting at once agree on one file; a file
+    that cannot be read as such is an error naming the file (delete it to get new secrets)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = {variable: secrets.token_urlsafe(32) for variable in SECRET_VARIABLES.values()}
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process made it a moment ago: read theirs
+        else:
+            with os.fdopen(descriptor, "w") as file:
+                json.dump(fresh, file)
+            return fresh
+    try:
+        stored = json.loads(path.read_text())
+        if all(isinstance(stored.get(v), str) and stored[v] for v in SECRET_VARIABLES.values()):
+            return {v: stored[v] for v in SECRET_VARIABLES.values()}
+    except (OSError, ValueError, AttributeError):
+        pass
+    raise ValueError(f"{path} does not hold the development secrets; delete it to generate new ones")
+
+
 def is_loopback(host: str) -> bool:
     """Whether `host` (a bind address) is reachable from this machine only."""
     if host.strip("[]").lower() == "localhost":
@@ -88,7 +120,10 @@ class Settings(BaseSettings):
     db_busy_timeout: float = Field(Timeouts.busy, gt=0, le=60)  # SQLite: each of lock and writer queue
     ready_timeout: float = Field(2.0, gt=0, le=30)  # /ready answers 503 when the database takes longer
     db_min_free_mb: int = Field(64, ge=0)  # SQLite: /ready says 503 when its disk has less free
+    dev_secrets_file: Path = Path("var/dev-secrets.json")  # development: generated secrets
     embedded_worker: Literal["auto", "on", "off"] = "auto"  # auto: inside `serve` on SQLite only
+    # Retell's "payload: args only" with an unsigned X-Call-Id header: reads only, and off by default
+    retell_bare_args: bool = False
     warmup: bool = True  # open the pool and run the hot reads once before taking traffic (ops.warmup)
     docs: bool | None = None  # /docs, /redoc, /openapi.json; default: on except in production
     # uvicorn, in `rezeption serve` (it has no timeout for slow request headers: see the README)
@@ -138,6 +173,15 @@ class Settings(BaseSettings):
         if is_loopback(host) and self.environment != "production":
             return []
         return self.secret_problems()
+
+    @model_validator(mode="after")
+    def _generated_secrets_in_development(self) -> Settings:
+        unset = [field for field in SECRET_VARIABLES if field not in self.model_fields_set]
+        if self.environment == "development" and unset:
+            generated = development_secrets(self.dev_secrets_file)
+            for field in unset:
+                setattr(self, field, SecretStr(generated[SECRET_VARIABLES[field]]))
+        return self
 
     @model_validator(mode="after")
     def _strong_secrets_in_production(self) -> Settings:

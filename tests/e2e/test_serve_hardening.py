@@ -28,6 +28,7 @@ from tests.conftest import ROOT
 from tests.faults import free_port
 
 from rezeption.calendars.calcom_webhook import signature_for
+from rezeption.retell.signature import sign
 
 REZEPTION = [sys.executable, "-m", "rezeption.cli"]
 STRONG_KEY = "rk_7Qm2vXz9LpR4tW8yB3nF6hJ"
@@ -41,6 +42,7 @@ def env(tmp_path: Path) -> dict[str, str]:
         **clean,
         "REZEPTION_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'rezeption.db'}",
         "REZEPTION_ENVIRONMENT": "development",
+        "REZEPTION_DEV_SECRETS_FILE": str(tmp_path / "dev-secrets.json"),
     }
 
 
@@ -56,7 +58,10 @@ def port_is_free(port: int) -> bool:
 @pytest.mark.parametrize(
     ("secrets", "said"),
     [
-        ({}, ["REZEPTION_RETELL_API_KEY is weak", "REZEPTION_ADMIN_SECRET is weak", "must differ"]),
+        (
+            {"REZEPTION_ENVIRONMENT": "test"},  # its defaults are the placeholder (development's are not)
+            ["REZEPTION_RETELL_API_KEY is weak", "REZEPTION_ADMIN_SECRET is weak", "must differ"],
+        ),
         (
             {"REZEPTION_RETELL_API_KEY": "changemechangeme", "REZEPTION_ADMIN_SECRET": STRONG_ADMIN},
             ["REZEPTION_RETELL_API_KEY is weak", "repeated"],
@@ -76,7 +81,7 @@ def test_serve_beyond_loopback_refuses_weak_or_equal_secrets(
     began = time.monotonic()
     done = subprocess.run(
         [*REZEPTION, "serve", "--host", "0.0.0.0", "--port", str(port)],
-        env={**env, **secrets, "REZEPTION_ENVIRONMENT": environment},
+        env={**env, "REZEPTION_ENVIRONMENT": environment, **secrets},
         capture_output=True,
         text=True,
         timeout=30,
@@ -89,16 +94,33 @@ def test_serve_beyond_loopback_refuses_weak_or_equal_secrets(
     assert line.startswith("rezeption: refusing to serve on 0.0.0.0 with weak secrets: ")
     for words in said:
         assert words in line
-    for value in secrets.values():
-        assert value not in line, "a secret is never printed"
+    for variable, value in secrets.items():
+        assert variable == "REZEPTION_ENVIRONMENT" or value not in line, "a secret is never printed"
     assert port_is_free(port), "nothing was bound"
 
 
-def test_serve_on_loopback_keeps_the_development_placeholders(env: dict[str, str]) -> None:
-    """`make run` needs no environment: on loopback in development `changeme` is allowed (strong
-    secrets beyond loopback: tests/unit/test_settings_secrets.py; tests bind 127.0.0.1 only)."""
+def test_make_run_needs_no_secrets_and_changeme_signs_nothing(env: dict[str, str], tmp_path: Path) -> None:
+    """Development with no secrets set: the server starts (what `make run` does) with secrets
+    generated for this installation, and a request signed with `changeme` is refused.
+
+    Before (issue 11): the default key was `changeme`, and a request signed with it was accepted."""
+    body = json.dumps({"event": "call_inbound", "call_inbound": {"to_number": "+493012345670"}}).encode()
     with served(env) as base:
         assert httpx.get(f"{base}/health").status_code == 200
+        generated = json.loads((tmp_path / "dev-secrets.json").read_text())["REZEPTION_RETELL_API_KEY"]
+        stamp = int(time.time() * 1000)
+        answers = {
+            key: httpx.post(
+                f"{base}/retell/inbound",
+                content=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Retell-Signature": sign(body, key, stamp + i),
+                },
+            ).status_code
+            for i, key in enumerate(("changeme", generated))
+        }
+    assert answers == {"changeme": 401, generated: 200}
 
 
 @pytest.fixture

@@ -41,6 +41,7 @@ def env(tmp_path: Path) -> dict[str, str]:
         **os.environ,
         "REZEPTION_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'rezeption.db'}",
         "REZEPTION_ENVIRONMENT": "development",
+        "REZEPTION_DEV_SECRETS_FILE": str(tmp_path / "dev-secrets.json"),
     }
 
 

@@ -1,13 +1,17 @@
 """Secret strength: production refuses weak or equal secrets with a message that names the variable
 and the rule (never the value); beyond loopback `serve` refuses them in any environment; development
-on loopback keeps its placeholders (so `make run` works with no environment).
+generates its own secrets once per installation (so `make run` works with no environment and
+`changeme` signs nothing).
 
-Before (issue 11): production accepted "changemechangeme", sixteen "a"s and the same value for both.
+Before (issue 11): production accepted "changemechangeme", sixteen "a"s and the same value for both;
+development accepted requests signed with `changeme`.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -91,13 +95,45 @@ def test_production_accepts_two_strong_different_secrets(monkeypatch: pytest.Mon
     assert not settings.docs_enabled
 
 
-def test_development_on_loopback_keeps_its_placeholders_but_not_beyond(
-    monkeypatch: pytest.MonkeyPatch,
+def test_development_generates_its_own_strong_secrets_once_per_installation(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     for name in ("REZEPTION_ENVIRONMENT", "REZEPTION_RETELL_API_KEY", "REZEPTION_ADMIN_SECRET"):
         monkeypatch.delenv(name, raising=False)
+    where = tmp_path / "var" / "dev-secrets.json"
+    settings = Settings(_env_file=None, dev_secrets_file=where)  # type: ignore[call-arg]
+    key, admin = settings.retell_api_key.get_secret_value(), settings.admin_secret.get_secret_value()
+    assert "changeme" not in (key, admin) and key != admin
+    assert settings.secret_problems() == [] and settings.docs_enabled
+    assert where.stat().st_mode & 0o777 == 0o600
+    again = Settings(_env_file=None, dev_secrets_file=where)  # type: ignore[call-arg]
+    assert again.retell_api_key.get_secret_value() == key, "the next start signs with the same key"
+    other_install = Settings(_env_file=None, dev_secrets_file=tmp_path / "other.json")  # type: ignore[call-arg]
+    assert other_install.retell_api_key.get_secret_value() != key
+
+
+def test_development_keeps_a_secret_that_was_set_and_names_a_broken_secrets_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("REZEPTION_ENVIRONMENT", raising=False)
+    monkeypatch.setenv("REZEPTION_RETELL_API_KEY", "changeme")  # said on purpose: kept, on loopback only
+    monkeypatch.delenv("REZEPTION_ADMIN_SECRET", raising=False)
+    settings = Settings(_env_file=None, dev_secrets_file=tmp_path / "s.json")  # type: ignore[call-arg]
+    assert settings.retell_api_key.get_secret_value() == "changeme"
+    assert settings.exposure_problems("127.0.0.1") == []
+    assert any("REZEPTION_RETELL_API_KEY is weak" in p for p in settings.exposure_problems("0.0.0.0"))
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({"REZEPTION_ADMIN_SECRET": 7}))
+    with pytest.raises(ValidationError, match="delete it"):
+        Settings(_env_file=None, dev_secrets_file=broken)  # type: ignore[call-arg]
+
+
+def test_the_test_environment_keeps_the_placeholder_only_on_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("REZEPTION_RETELL_API_KEY", "REZEPTION_ADMIN_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REZEPTION_ENVIRONMENT", "test")
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    assert settings.retell_api_key.get_secret_value() == "changeme" and settings.docs_enabled
+    assert settings.retell_api_key.get_secret_value() == "changeme"
     for host in ("127.0.0.1", "::1", "localhost", "127.0.0.2", "[::1]"):
         assert settings.exposure_problems(host) == [], host
     for host in ("0.0.0.0", "::", "192.168.1.20", "rezeption.example", "10.0.0.1"):

@@ -26,6 +26,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 
 from rezeption.booking.saga import JOB_REREAD
+from rezeption.http_body import BodyTooLarge, read_bounded
 
 __all__ = ["MAX_BODY", "WebhookSecrets", "build_calcom_webhook_router", "signature_for"]
 
@@ -101,21 +102,6 @@ def _signed(known: _Known, body: bytes, given: str) -> bool:
     return hmac.compare_digest(signature_for(known.secret, body), given.lower())
 
 
-async def read_bounded(request: Request, limit: int = MAX_BODY) -> bytes:
-    """The body, or 413 as soon as it is known to be longer than `limit` (the rest is never read)."""
-    declared = request.headers.get("content-length", "")
-    if declared.strip().isdigit() and int(declared) > limit:
-        raise HTTPException(status_code=413, detail=f"body larger than {limit} bytes", headers=CLOSE)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(status_code=413, detail=f"body larger than {limit} bytes", headers=CLOSE)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def build_calcom_webhook_router() -> APIRouter:
     """The router; it finds the wired services at `request.app.state.services`."""
     router = APIRouter(tags=["calcom"])
@@ -127,7 +113,10 @@ def build_calcom_webhook_router() -> APIRouter:
         given = request.headers.get("x-cal-signature-256", "")
         if not SIGNATURE.fullmatch(given):
             raise HTTPException(status_code=401, detail="invalid signature", headers=CLOSE)
-        body = await read_bounded(request)
+        try:
+            body = await read_bounded(request, MAX_BODY)
+        except BodyTooLarge as error:
+            raise HTTPException(status_code=413, detail=str(error), headers=CLOSE) from error
         tenant_id = await secrets.verify(services, tenant_slug, body, given)
         if tenant_id is None:
             raise HTTPException(status_code=401, detail="invalid signature")

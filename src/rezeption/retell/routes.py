@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from rezeption.booking.caller_id import CallerMatch
 from rezeption.booking.prefetch import prefetch
 from rezeption.bootstrap import Services
+from rezeption.http_body import BodyTooLarge, read_bounded
 from rezeption.language import mask_phone, normalize_phone
 from rezeption.language.text import strip_controls
 from rezeption.retell.budget import within
@@ -52,16 +53,10 @@ class Refused(Exception):
 
 async def read_body(request: Request) -> bytes:
     """The raw body, refusing more than MAX_BODY bytes without reading them all."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        raise Refused(413, "request body larger than 2 MB")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise Refused(413, "request body larger than 2 MB")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        return await read_bounded(request, MAX_BODY)
+    except BodyTooLarge as error:
+        raise Refused(413, "request body larger than 2 MB") from error
 
 
 async def verified_json(request: Request, services: Services) -> dict[str, Any]:
@@ -311,7 +306,7 @@ async def _run_function(name: str, request: Request) -> JSONResponse:
             raise Refused(404, f"no function {name!r}")
         if request.state.replayed and not writes(name):
             raise Refused(409, "this signed request was already answered")  # writes: the stored reply
-        ref, args = _envelope(name, body, request.headers)
+        ref, args = _envelope(name, body, request.headers, bare_allowed=request.app.state.bare_args)
     except Refused as error:
         return _refusal(error)
     outcome = await runner.run(name, ref, args)
@@ -345,9 +340,15 @@ def _request_body(model: type[BaseModel]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": envelope}}}
 
 
-def _envelope(name: str, body: dict[str, Any], headers: Mapping[str, str]) -> tuple[CallRef, dict[str, Any]]:
+def _envelope(
+    name: str, body: dict[str, Any], headers: Mapping[str, str], *, bare_allowed: bool
+) -> tuple[CallRef, dict[str, Any]]:
     """The call and the arguments of a function request; Refused unless the body is a function call
-    for this very route (Retell signs only body and time, so a body must prove where it belongs)."""
+    for this very route (Retell signs only body and time, so a body must prove where it belongs).
+
+    The bare-arguments form (Retell's "payload: args only", the call named by an unsigned
+    `X-Call-Id` header) is off unless REZEPTION_RETELL_BARE_ARGS=true, and even then only reads:
+    its call id is not signed, so it never decides what a write touches."""
     if "event" in body:
         raise Refused(400, "a call-event body is not a function call")
     if "call" in body or "args" in body:
@@ -362,6 +363,12 @@ def _envelope(name: str, body: dict[str, Any], headers: Mapping[str, str]) -> tu
         call = envelope.call
         ref = CallRef(call.call_id, call.agent_id, call.from_number, normalize_phone(call.to_number))
         return ref, envelope.args
+    if not bare_allowed:
+        raise Refused(
+            400, "bare arguments are off (REZEPTION_RETELL_BARE_ARGS): send Retell's {name, call, args}"
+        )
+    if writes(name):
+        raise Refused(400, f"{name} changes appointments: it needs Retell's full {{name, call, args}}")
     call_id, agent_id, agent_number = (headers.get(h) for h in ("x-call-id", "x-agent-id", "x-agent-number"))
     if not call_id or len(call_id) > 128:
         raise Refused(400, "bare arguments need an X-Call-Id header")

@@ -110,6 +110,12 @@ def server(app: FastAPI) -> Iterator[str]:
 
 
 @pytest.fixture
+def bare_args(app: FastAPI, server: str) -> None:
+    """Turn on the bare-arguments form (REZEPTION_RETELL_BARE_ARGS=true) in the running server."""
+    app.state.bare_args = True
+
+
+@pytest.fixture
 async def retell(server: str, clock: FixedClock, database: Database) -> AsyncIterator[RetellClient]:
     async with httpx.AsyncClient(base_url=server, timeout=30) as http:
         yield RetellClient(http, clock, database)

@@ -214,7 +214,7 @@ async def second_salon(database: Database, clock: FixedClock, salon_id: int) -> 
 
 
 async def test_a_call_of_one_salon_named_in_another_salons_envelope_is_refused(
-    retell: RetellClient, database: Database, second_salon: int
+    retell: RetellClient, database: Database, second_salon: int, bare_args: None
 ) -> None:
     await book_gisela(retell)
     own = await retell.function(

@@ -233,7 +233,7 @@ async def test_bad_arguments_get_a_clear_reply_and_store_nothing(
 
 
 async def test_envelope_errors_are_4xx_and_unknown_calls_are_refused_politely(
-    retell: RetellClient, database: Database
+    retell: RetellClient, database: Database, bare_args: None
 ) -> None:
     unknown_function = await retell.post(
         "/retell/functions/delete_everything", {"call": {"call_id": "c"}, "args": {}}
@@ -266,7 +266,9 @@ async def test_envelope_errors_are_4xx_and_unknown_calls_are_refused_politely(
     assert ids == set()
 
 
-async def test_bare_arguments_with_a_call_id_header_work_after_call_inbound(retell: RetellClient) -> None:
+async def test_bare_arguments_with_a_call_id_header_work_after_call_inbound(
+    retell: RetellClient, bare_args: None
+) -> None:
     inbound = await retell.post(
         "/retell/inbound",
         {

@@ -133,6 +133,39 @@ async def test_a_body_posted_to_a_route_it_does_not_belong_to_is_refused_and_cha
     assert await statuses(database) == ["confirmed"]
 
 
+async def test_bare_arguments_are_off_by_default_so_a_header_cannot_name_the_call(
+    retell: RetellClient, database: Database
+) -> None:
+    booked = await retell.function("book_appointment", BOOK)
+    headers = {"X-Call-Id": "call_1", "X-Agent-Id": AGENT}
+    for name, args in (
+        ("cancel_appointment", {"referenz": booked["referenz"]}),
+        ("cancel_appointment", {}),
+        ("find_appointments", {}),
+    ):
+        response = await retell.post(f"/retell/functions/{name}", args, headers=headers)
+        assert response.status_code == 400 and "REZEPTION_RETELL_BARE_ARGS" in response.json()["detail"]
+    assert await statuses(database) == ["confirmed"]
+
+
+async def test_with_bare_arguments_on_a_write_still_needs_the_full_envelope(
+    retell: RetellClient, database: Database, bare_args: None
+) -> None:
+    booked = await retell.function("book_appointment", BOOK)
+    headers = {"X-Call-Id": "call_1", "X-Agent-Id": AGENT}
+    for name, args in (
+        ("cancel_appointment", {"referenz": booked["referenz"]}),
+        ("reschedule_appointment", {"referenz": booked["referenz"], "neues_datum": "Freitag"}),
+        ("book_appointment", {**BOOK, "uhrzeit": "14:00"}),
+        ("record_consent", {"name": "Peter Schuster"}),
+    ):
+        response = await retell.post(f"/retell/functions/{name}", args, headers=headers)
+        assert response.status_code == 400 and "full" in response.json()["detail"], name
+    read = await retell.post("/retell/functions/find_appointments", {}, headers=headers)
+    assert read.status_code == 200 and read.json()["ok"] is True
+    assert await statuses(database) == ["confirmed"]
+
+
 async def test_the_same_booking_in_other_words_is_the_callers_own_not_taken(
     retell: RetellClient, database: Database
 ) -> None:
