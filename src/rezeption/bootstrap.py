@@ -49,7 +49,9 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
         settings.database_url, pool_size=settings.db_pool_size, timeouts=settings.timeouts
     )
     uow = SqlUnitOfWork(database)
-    calendars = CalendarDirectory(uow, clock=clock, slot_cache=slot_cache_from_url(settings.redis_url))
+    calendars = CalendarDirectory(
+        uow, clock=clock, slot_cache=slot_cache_from_url(settings.redis_url), redis_url=settings.redis_url
+    )
     bookings = Bookings(uow=uow, calendars=calendars, clock=clock)
     reconciler = Reconciler(uow=uow, calendars=calendars, clock=clock)
     lookups = SqlLookupStore(database)

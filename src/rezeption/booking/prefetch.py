@@ -1,7 +1,9 @@
 """Prefetch: warm the external calendar's slot cache when a call comes in, before anyone asks.
 
-Owns `prefetch(...)`: for a salon on Cal.com it fetches the free slots of every mapped event type
-for the coming days into the slot cache, so check_availability answers from memory. The local
+Owns `prefetch(...)`: for a salon on Cal.com it refreshes the picture of free slots of every mapped
+event type over the provider's horizon (three weeks by default; one request per event type, and
+none while the picture is younger than its refresh interval), so check_availability answers from
+memory. The local
 calendar needs nothing. Call it without awaiting the caller's reply (`asyncio.create_task`).
 """
 
@@ -21,10 +23,11 @@ async def prefetch(
     calendars: CalendarDirectory,
     clock: Clock,
     tenant_id: int,
-    days: int = 3,
+    days: int | None = None,
     catalogs: CatalogCache | None = None,
 ) -> int:
-    """Fetch the next `days` days of free slots into the cache; returns how many day-lists were fetched.
+    """Refresh the next `days` days (default: the provider's horizon); returns how many event types
+    were fetched.
 
     Pass the application's `catalogs` to share its cache; without one the catalog is read afresh
     (a module-level cache would outlive the database it was filled from).

@@ -11,17 +11,27 @@ says where and what (`calendar.settings`):
       bartpflege: 202
     hosts: {anna: 11, ben: 12}            # optional: Cal.com user id per stylist (imports)
     webhook_secret: ...                   # X-Cal-Signature-256 of Cal.com's webhooks
-    read_timeout: 4.0, write_timeout: 8.0, slot_cache_seconds: 60
+    read_timeout: 3.0, write_timeout: 3.0       # seconds per request
+    slot_refresh_seconds: 120, slot_horizon_days: 21
+    rate_limit: {per_minute: 100, burst: 15}    # under Cal.com's 120 a minute per key
 
-Free slots come from `GET /v2/slots` per event type and local day, through the slot cache; two
-callers asking for the same day share one fetch. Writes use the client's safe variants with our
-token (`booking_token`) in `metadata`, so nothing is ever sent twice blindly.
+Free slots are a rolling picture (`slot_cache`): one `GET /v2/slots` request per event type covers
+the next `slot_horizon_days` days, refreshed when older than `slot_refresh_seconds` (at call_inbound
+by `prefetch`, or when a caller asks), shared by concurrent callers, updated by our own writes and
+invalidated by Cal.com webhooks. A caller never waits long for Cal.com: after `voice_wait` seconds
+(1.5) the last known picture answers (the booking itself is checked by Cal.com, and a refusal means
+"taken" with our alternatives); with nothing known, at most `voice_wait_unknown` (2.2). Every
+request takes a token from the key's budget (`calcom_budget`); a read the budget refuses is
+answered from the picture. Writes use the client's safe variants with our token (`booking_token`)
+in `metadata`, so nothing is ever sent twice blindly; a create whose read-back proved that nothing
+was booked is sent once more while `write_budget` (5.5 s) allows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time as time_module
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -34,6 +44,7 @@ from rezeption.booking.ports import (
     ExternalBooking,
     booking_token,
 )
+from rezeption.calendars.calcom_budget import BudgetConfig, background, write_priority
 from rezeption.calendars.calcom_client import CalcomClient
 from rezeption.calendars.calcom_errors import (
     CalcomAlreadyCancelled,
@@ -42,13 +53,15 @@ from rezeption.calendars.calcom_errors import (
     CalcomHoldConflict,
     CalcomNotApplied,
     CalcomNotFound,
+    CalcomNothingBooked,
     CalcomOutcomeUnknown,
     CalcomOutOfBounds,
     CalcomSlotUnavailable,
+    CalcomTimeout,
     CalcomUnavailable,
 )
 from rezeption.calendars.calcom_models import CalcomAttendee, CalcomBooking
-from rezeption.calendars.slot_cache import MemorySlotCache, SlotCache, SlotSpans
+from rezeption.calendars.slot_cache import MemorySlotCache, Picture, SlotCache, SlotSpans
 from rezeption.domain.model import Appointment, Catalog, Interval, Service, Slot, Staff
 
 log = logging.getLogger(__name__)
@@ -67,9 +80,14 @@ class CalcomSettings:
     event_types: Mapping[str, int | Mapping[str, int]]
     hosts: Mapping[str, int] = field(default_factory=dict)
     webhook_secret: str | None = None
-    read_timeout: float = 4.0
-    write_timeout: float = 8.0
-    slot_cache_seconds: float = 60.0
+    read_timeout: float = 3.0
+    write_timeout: float = 3.0
+    slot_refresh_seconds: float = 120.0
+    slot_horizon_days: int = 21
+    voice_wait: float = 1.5
+    voice_wait_unknown: float = 2.2
+    write_budget: float = 5.5
+    rate_limit: BudgetConfig = field(default_factory=BudgetConfig)
     attendee_email_domain: str = "kunden.rezeption.invalid"
 
     @classmethod
@@ -89,9 +107,14 @@ class CalcomSettings:
             event_types=types,
             hosts={str(k): int(v) for k, v in dict(raw.get("hosts") or {}).items()},
             webhook_secret=raw.get("webhook_secret"),
-            read_timeout=float(raw.get("read_timeout", 4.0)),
-            write_timeout=float(raw.get("write_timeout", 8.0)),
-            slot_cache_seconds=float(raw.get("slot_cache_seconds", 60.0)),
+            read_timeout=float(raw.get("read_timeout", 3.0)),
+            write_timeout=float(raw.get("write_timeout", 3.0)),
+            slot_refresh_seconds=float(raw.get("slot_refresh_seconds", raw.get("slot_cache_seconds", 120.0))),
+            slot_horizon_days=int(raw.get("slot_horizon_days", 21)),
+            voice_wait=float(raw.get("voice_wait", 1.5)),
+            voice_wait_unknown=float(raw.get("voice_wait_unknown", 2.2)),
+            write_budget=float(raw.get("write_budget", 5.5)),
+            rate_limit=BudgetConfig(**dict(raw.get("rate_limit") or {})),
             attendee_email_domain=str(raw.get("attendee_email_domain", "kunden.rezeption.invalid")),
         )
 
@@ -116,9 +139,9 @@ class CalcomCalendar:
         self.scope = scope
         self.cache: SlotCache = cache or MemorySlotCache()
         self._now = now or (lambda: datetime.now(UTC))
-        self._inflight: dict[tuple[date, int], asyncio.Task[SlotSpans]] = {}
-        self._epoch: dict[date, int] = {}
+        self._inflight: dict[tuple[int, date, date], asyncio.Task[dict[date, SlotSpans]]] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        self.stale_answers = 0  # answers given from an old picture because Cal.com was slow or busy
 
     # --- mapping -----------------------------------------------------------------------------
 
@@ -193,23 +216,67 @@ class CalcomCalendar:
         return slots
 
     async def day_spans(self, catalog: Catalog, day: date, event_type: int) -> SlotSpans:
-        """One local day's free (start, end) for an event type: cached, or fetched once for all waiters."""
-        cached = await self.cache.get(self.scope, day, event_type)
-        if cached is not None:
-            return cached
-        key = (day, event_type)
+        """One local day's free (start, end) for an event type: from the picture when it is fresh,
+        else fetched (shared with concurrent callers); the last known picture when Cal.com is slow,
+        away or over budget. CalcomError only when nothing at all is known of that day."""
+        known = await self._known(day, event_type)
+        if known is not None and known.fresh(self.settings.slot_refresh_seconds):
+            return known.spans
+        fetch = self._fetch(catalog, event_type, *self._range_for(catalog, day))
+        patience = self.settings.voice_wait if known is not None else self.settings.voice_wait_unknown
+        try:
+            fetched = await asyncio.wait_for(asyncio.shield(fetch), patience)
+        except (TimeoutError, CalcomError) as error:
+            if known is None:
+                if isinstance(error, CalcomError):
+                    raise
+                raise CalcomTimeout(
+                    f"Cal.com slots not answered within {patience:g} s", path="/v2/slots"
+                ) from error
+            self.stale_answers += 1
+            log.info("calcom slots: answered from the last known picture (%s)", type(error).__name__)
+            return known.spans
+        return fetched.get(day, [])
+
+    async def _known(self, day: date, event_type: int) -> Picture | None:
+        try:
+            return await self.cache.get(self.scope, day, event_type)
+        except Exception as error:  # a cache outage costs a fetch, never an answer
+            log.warning("slot cache read failed: %s", type(error).__name__)
+            return None
+
+    def _today(self, catalog: Catalog) -> date:
+        return self._now().astimezone(catalog.tenant.zone).date()
+
+    def _range_for(self, catalog: Catalog, day: date) -> tuple[date, date]:
+        """The days one fetch covers: the whole horizon when `day` lies in it, else that day."""
+        today = self._today(catalog)
+        last = today + timedelta(days=self.settings.slot_horizon_days - 1)
+        return (today, last) if today <= day <= last else (day, day)
+
+    def _fetch(
+        self, catalog: Catalog, event_type: int, first: date, last: date
+    ) -> asyncio.Task[dict[date, SlotSpans]]:
+        key = (event_type, first, last)
         task = self._inflight.get(key)
         if task is None:
-            task = asyncio.create_task(self._fetch_day(catalog, day, event_type))
+            task = asyncio.create_task(self._fetch_range(catalog, event_type, first, last))
             self._inflight[key] = task
-            task.add_done_callback(lambda _t, k=key: self._inflight.pop(k, None))  # type: ignore[misc]
-        return await asyncio.shield(task)
+            task.add_done_callback(lambda t, k=key: self._settle(k, t))  # type: ignore[misc]
+        return task
 
-    async def _fetch_day(self, catalog: Catalog, day: date, event_type: int) -> SlotSpans:
+    def _settle(self, key: tuple[int, date, date], task: asyncio.Task[Any]) -> None:
+        self._inflight.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved: a fetch nobody waits for any more must not warn
+
+    async def _fetch_range(
+        self, catalog: Catalog, event_type: int, first: date, last: date
+    ) -> dict[date, SlotSpans]:
         zone = catalog.tenant.zone
-        epoch = self._epoch.get(day, 0)
-        start = datetime.combine(day, time(0), tzinfo=zone)
-        end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
+        began = time_module.time()
+        start = datetime.combine(first, time(0), tzinfo=zone)
+        end = datetime.combine(last + timedelta(days=1), time(0), tzinfo=zone)
         fetched = await self.client.get_slots(
             event_type,
             start.astimezone(UTC),
@@ -217,17 +284,29 @@ class CalcomCalendar:
             catalog.tenant.timezone,
             call_timeout=self.settings.read_timeout,
         )
-        spans = [(s.start.astimezone(UTC), s.end.astimezone(UTC)) for s in fetched]
-        if self._epoch.get(day, 0) == epoch:  # not invalidated while we were fetching
-            await self.cache.put(self.scope, day, event_type, spans, self.settings.slot_cache_seconds)
-        return spans
+        days: dict[date, SlotSpans] = {first + timedelta(days=n): [] for n in range((last - first).days + 1)}
+        for slot in fetched:
+            day = slot.start.astimezone(zone).date()
+            if day in days:
+                days[day].append((slot.start.astimezone(UTC), slot.end.astimezone(UTC)))
+        whole = first == self._today(catalog) and last > first
+        try:
+            await self.cache.put_days(self.scope, event_type, days, fetched_at=began, whole_range=whole)
+        except Exception as error:
+            log.warning("slot cache write failed: %s", type(error).__name__)
+        return days
 
     def forget_slots(self, catalog: Catalog, start: datetime | None = None) -> None:
-        """Drop cached slots of `start`'s local day (all days when None); runs in the background."""
+        """Mark `start`'s local day (all days when None) stale; runs in the background."""
         days = None if start is None else [start.astimezone(catalog.tenant.zone).date()]
-        for day in days or list(self._epoch):
-            self._epoch[day] = self._epoch.get(day, 0) + 1
-        self._spawn(self.cache.forget(self.scope, days))
+        self._spawn(self.cache.invalidate(self.scope, days))
+
+    def _booked(self, catalog: Catalog, appointment: Appointment, start: datetime, end: datetime) -> None:
+        """Our own booking: take its block out of the stylist's event types' known slots."""
+        staff = catalog.staff_by_id(appointment.staff_id)
+        types = {t for service in catalog.services if (t := self.event_type_for(service, staff)) is not None}
+        day = start.astimezone(catalog.tenant.zone).date()
+        self._spawn(self.cache.remove(self.scope, day, types, start, end))
 
     def _spawn(self, work: Awaitable[Any]) -> None:
         async def run() -> None:
@@ -240,15 +319,18 @@ class CalcomCalendar:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def prefetch(self, catalog: Catalog, days: int, *, today: date | None = None) -> int:
-        """Warm the cache for every mapped event type over the next `days` local days; count fetched."""
-        zone = catalog.tenant.zone
-        first = today or self._now().astimezone(zone).date()
-        event_types = sorted(self._reverse(catalog))
-        jobs = [
-            self.day_spans(catalog, first + timedelta(days=n), t) for t in event_types for n in range(days)
-        ]
-        results = await asyncio.gather(*jobs, return_exceptions=True)
+    async def prefetch(self, catalog: Catalog, days: int | None = None, *, today: date | None = None) -> int:
+        """Refresh the picture of every mapped event type whose range is older than the refresh
+        interval: one request each over the horizon; returns how many were fetched."""
+        first = today or self._today(catalog)
+        last = first + timedelta(days=(days or self.settings.slot_horizon_days) - 1)
+        due = []
+        for event_type in sorted(self._reverse(catalog)):
+            fetched_at = await self.cache.range_fetched_at(self.scope, event_type)
+            if time_module.time() - fetched_at >= self.settings.slot_refresh_seconds:
+                with background():  # the task copies this context: it waits behind callers' reads
+                    due.append(self._fetch(catalog, event_type, first, last))
+        results = await asyncio.gather(*due, return_exceptions=True)
         return sum(1 for r in results if not isinstance(r, BaseException))
 
     # --- writes ----------------------------------------------------------------------------
@@ -263,22 +345,41 @@ class CalcomCalendar:
             email=f"{token}@{self.settings.attendee_email_domain}",
             language="de",
         )
+        began = time_module.monotonic()
+        booked = False
         try:
-            booking = await self.client.create_booking_safely(
-                event_type,
-                appointment.starts_at,
-                attendee,
-                token=token,
-                end=appointment.ends_at,
-                metadata={"rezeption_appointment": str(appointment.id)},
-                call_timeout=self.settings.write_timeout,
-            )
+            with write_priority():
+                for attempt in (1, 2):
+                    try:
+                        booking = await self.client.create_booking_safely(
+                            event_type,
+                            appointment.starts_at,
+                            attendee,
+                            token=token,
+                            end=appointment.ends_at,
+                            metadata={"rezeption_appointment": str(appointment.id)},
+                            call_timeout=self.settings.write_timeout,
+                        )
+                        break
+                    except CalcomNothingBooked as nothing:
+                        # Cal.com answered 5xx or dropped the connection, and the read-back found
+                        # nothing: send it once more. Never after a timeout: that create may still
+                        # be running there and commit later (then the reconciler settles it).
+                        left = self.settings.write_budget - (time_module.monotonic() - began)
+                        timed_out = isinstance(nothing.__cause__, CalcomTimeout)
+                        if attempt == 2 or timed_out or left < self.settings.write_timeout + 0.5:
+                            raise
+                        log.info("calcom create: nothing was booked, sending it once more")
+            booked = True
         except REFUSALS as error:
             raise CalendarRefused(type(error).__name__) from error
         except CalcomError as error:
             raise _unavailable(error) from error
         finally:
-            self.forget_slots(catalog, appointment.starts_at)
+            if booked:
+                self._booked(catalog, appointment, appointment.starts_at, appointment.ends_at)
+            else:
+                self.forget_slots(catalog, appointment.starts_at)
         return self._external(catalog, booking)
 
     async def cancel(self, catalog: Catalog, appointment: Appointment) -> None:
@@ -290,9 +391,10 @@ class CalcomCalendar:
     async def cancel_uid(self, catalog: Catalog, uid: str) -> None:
         """Cancel by uid; done when Cal.com holds it cancelled (already cancelled or gone counts)."""
         try:
-            await self.client.cancel_booking_safely(
-                uid, reason="rezeption", call_timeout=self.settings.write_timeout
-            )
+            with write_priority():
+                await self.client.cancel_booking_safely(
+                    uid, reason="rezeption", call_timeout=self.settings.write_timeout
+                )
         except (CalcomAlreadyCancelled, CalcomNotFound):
             return
         except CalcomError as error:
@@ -307,9 +409,13 @@ class CalcomCalendar:
         if not appointment.external_uid:
             raise CalendarUnavailable("appointment has no Cal.com uid")
         try:
-            booking = await self.client.reschedule_booking_safely(
-                appointment.external_uid, start, reason="rezeption", call_timeout=self.settings.write_timeout
-            )
+            with write_priority():
+                booking = await self.client.reschedule_booking_safely(
+                    appointment.external_uid,
+                    start,
+                    reason="rezeption",
+                    call_timeout=self.settings.write_timeout,
+                )
         except REFUSALS as error:
             raise CalendarRefused(type(error).__name__) from error
         except CalcomError as error:
@@ -325,12 +431,13 @@ class CalcomCalendar:
         """The booking carrying the appointment's token, or None; CalendarUnavailable if unreadable."""
         event_type = self._require_event_type(catalog, appointment)
         try:
-            booking = await self.client.find_booking_by_token(
-                booking_token(appointment),
-                start=appointment.starts_at - timedelta(minutes=1),
-                end=appointment.ends_at + timedelta(minutes=1),
-                event_type_id=event_type,
-            )
+            with write_priority():  # the saga's read-back of its own write
+                booking = await self.client.find_booking_by_token(
+                    booking_token(appointment),
+                    start=appointment.starts_at - timedelta(minutes=1),
+                    end=appointment.ends_at + timedelta(minutes=1),
+                    event_type_id=event_type,
+                )
         except CalcomError as error:
             raise _unavailable(error) from error
         return None if booking is None else self._external(catalog, booking)
@@ -348,20 +455,21 @@ class CalcomCalendar:
         """Every booking of the salon's event types inside `window`, any status."""
         found: dict[str, ExternalBooking] = {}
         try:
-            for event_type in sorted(self._reverse(catalog)):
-                for page in range(50):
-                    result = await self.client.list_bookings(
-                        event_type_id=event_type,
-                        after_start=window.start,
-                        before_end=window.end,
-                        take=100,
-                        skip=page * 100,
-                        call_timeout=self.settings.read_timeout,
-                    )
-                    for booking in result.bookings:
-                        found[booking.uid] = self._external(catalog, booking)
-                    if not result.has_next_page:
-                        break
+            with background():  # the reconciler: it may wait for the budget, callers may not
+                for event_type in sorted(self._reverse(catalog)):
+                    for page in range(50):
+                        result = await self.client.list_bookings(
+                            event_type_id=event_type,
+                            after_start=window.start,
+                            before_end=window.end,
+                            take=100,
+                            skip=page * 100,
+                            call_timeout=self.settings.read_timeout,
+                        )
+                        for booking in result.bookings:
+                            found[booking.uid] = self._external(catalog, booking)
+                        if not result.has_next_page:
+                            break
         except CalcomError as error:
             raise _unavailable(error) from error
         return list(found.values())

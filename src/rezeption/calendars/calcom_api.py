@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from rezeption.calendars.calcom_breaker import CircuitBreaker
+from rezeption.calendars.calcom_budget import RequestBudget
 from rezeption.calendars.calcom_errors import (
     CalcomBadRequest,
 )
@@ -61,6 +62,8 @@ class CalcomApi:
         backoff_initial: float = 0.25,
         backoff_max: float = 4.0,
         breaker: CircuitBreaker | None = None,
+        read_breaker: CircuitBreaker | None = None,
+        budget: RequestBudget | None = None,
         clock: Callable[[], datetime] = _utc_now,
         readback_delay: float = 0.0,
     ) -> None:
@@ -74,6 +77,8 @@ class CalcomApi:
             backoff_initial=backoff_initial,
             backoff_max=backoff_max,
             breaker=breaker,
+            read_breaker=read_breaker,
+            budget=budget,
             clock=clock,
         )
         self.readback_delay = readback_delay
@@ -90,8 +95,13 @@ class CalcomApi:
 
     @property
     def breaker(self) -> CircuitBreaker:
-        """The circuit breaker guarding every call."""
+        """The circuit breaker guarding writes and their read-backs."""
         return self._transport.breaker
+
+    @property
+    def read_breaker(self) -> CircuitBreaker:
+        """The circuit breaker guarding reads (slots, lists): its failures never block a write."""
+        return self._transport.read_breaker
 
     @property
     def rate_limited_until(self) -> datetime | None:

@@ -2,7 +2,9 @@
 
 Owns the closed → open → half-open cycle: after ``failure_threshold`` consecutive failures the
 breaker opens and refuses calls; once ``cooldown`` has passed it lets exactly one probe through
-(half-open); the probe's success closes it, its failure opens it again. Time comes from an
+(half-open) up to ``half_open_probes`` at a time; a probe's success closes it, its failure opens it
+again. The transport keeps one breaker for reads and one for writes, so failing slot reads never
+refuse a booking that would work. Time comes from an
 injected clock (a callable returning an aware datetime), so tests can move it.
 """
 
@@ -36,7 +38,8 @@ class CircuitBreaker:
         self,
         *,
         failure_threshold: int = 5,
-        cooldown: timedelta = timedelta(seconds=30),
+        cooldown: timedelta = timedelta(seconds=10),
+        half_open_probes: int = 3,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         if failure_threshold < 1:
@@ -46,7 +49,8 @@ class CircuitBreaker:
         self._clock = clock
         self._failures = 0
         self._opened_at: datetime | None = None
-        self._probe_in_flight = False
+        self.half_open_probes = max(1, half_open_probes)
+        self._probes = 0
 
     @property
     def state(self) -> BreakerState:
@@ -63,12 +67,12 @@ class CircuitBreaker:
         return self._failures
 
     def before_call(self, path: str = "") -> None:
-        """Admit a call or raise ``CalcomCircuitOpen``; in half-open, admit a single probe."""
+        """Admit a call or raise ``CalcomCircuitOpen``; in half-open, admit a few probes."""
         state = self.state
         if state is BreakerState.CLOSED:
             return
-        if state is BreakerState.HALF_OPEN and not self._probe_in_flight:
-            self._probe_in_flight = True
+        if state is BreakerState.HALF_OPEN and self._probes < self.half_open_probes:
+            self._probes += 1
             return
         raise CalcomCircuitOpen("Cal.com circuit breaker is open: call refused without sending it", path=path)
 
@@ -76,15 +80,15 @@ class CircuitBreaker:
         """A call got a trustworthy answer: close the breaker."""
         self._failures = 0
         self._opened_at = None
-        self._probe_in_flight = False
+        self._probes = 0
 
     def record_failure(self) -> None:
         """A call got no trustworthy answer: count it, open (again) at the threshold."""
         self._failures += 1
-        if self._probe_in_flight or self._failures >= self.failure_threshold:
+        if self._probes or self._failures >= self.failure_threshold:
             self._opened_at = self._clock()
-        self._probe_in_flight = False
+        self._probes = 0
 
     def release_probe(self) -> None:
         """The admitted call ended without telling anything about Cal.com's health."""
-        self._probe_in_flight = False
+        self._probes = max(0, self._probes - 1)

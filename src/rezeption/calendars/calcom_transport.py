@@ -1,9 +1,11 @@
 """The HTTP layer under the Cal.com client: one request in, parsed JSON or a ``CalcomError`` out.
 
 Owns headers (bearer key, ``cal-api-version`` per resource, ``X-Request-Id``), per-call timeouts,
-retries with exponential backoff for reads only (tenacity), the circuit breaker, rate-limit
-awareness (a 429 or an exhausted ``X-RateLimit-Remaining`` blocks further calls locally until the
-window resets) and log lines that carry no personal data (path without query, status, timing).
+retries with exponential backoff for reads only (tenacity), two circuit breakers (reads, and writes
+with their read-backs), the key's request budget (``calcom_budget``: a request the budget refuses
+is never sent), rate-limit awareness (a 429 or an exhausted ``X-RateLimit-Remaining`` blocks
+further calls locally until the window resets) and log lines that carry no personal data (path
+without query, status, timing). A refused key (401/403) is logged at error level for the operator.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import httpx
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from rezeption.calendars.calcom_breaker import CircuitBreaker
+from rezeption.calendars.calcom_budget import RequestBudget, current_kind
 from rezeption.calendars.calcom_errors import (
     CalcomCircuitOpen,
     CalcomError,
@@ -90,6 +93,8 @@ class CalcomTransport:
         backoff_initial: float = 0.25,
         backoff_max: float = 4.0,
         breaker: CircuitBreaker | None = None,
+        read_breaker: CircuitBreaker | None = None,
+        budget: RequestBudget | None = None,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._base_url = base_url.rstrip("/")
@@ -101,7 +106,9 @@ class CalcomTransport:
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
         self._clock = clock
-        self.breaker = breaker or CircuitBreaker(clock=clock)
+        self.breaker = breaker or CircuitBreaker(clock=clock)  # writes and their read-backs
+        self.read_breaker = read_breaker or CircuitBreaker(clock=clock)
+        self.budget = budget
         self._blocked_until: datetime | None = None
         self.last_rate_limit: tuple[int | None, int | None, float | None] = (None, None, None)
 
@@ -158,14 +165,16 @@ class CalcomTransport:
             path=path,
         )
 
-    def _note_rate_headers(self, headers: httpx.Headers, status: int) -> None:
+    def _note_rate_headers(self, headers: httpx.Headers, status: int) -> int | None:
+        """Remember Cal.com's rate-limit numbers (block on 429 or none left); the remaining count."""
         limit, remaining, reset = rate_limit_numbers(headers)
         if limit is None and remaining is None and reset is None:
-            return
+            return None
         self.last_rate_limit = (limit, remaining, reset)
         if status == 429 or remaining == 0:
             seconds = reset if reset is not None else DEFAULT_BLOCK_SECONDS
             self._blocked_until = self._clock() + timedelta(seconds=seconds)
+        return remaining
 
     def _headers(self, path: str, request_id: str) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {self._api_key}", "X-Request-Id": request_id}
@@ -185,7 +194,18 @@ class CalcomTransport:
         write: bool,
     ) -> Any:
         self._check_rate_block(path)
-        self.breaker.before_call(path)
+        kind = current_kind(write)
+        breaker = self.breaker if kind == "write" else self.read_breaker
+        breaker.before_call(path)
+        if self.budget is not None and not await self.budget.take(kind):
+            breaker.release_probe()
+            raise CalcomRateLimited(
+                f"Cal.com request budget spent: {kind} to {path} not sent",
+                retry_after_seconds=1.0,
+                sent=False,
+                status_code=None,
+                path=path,
+            )
         request_id = uuid.uuid4().hex
         started = time.monotonic()
         try:
@@ -198,19 +218,25 @@ class CalcomTransport:
                 timeout=call_timeout if call_timeout is not None else self.timeout,
             )
         except httpx.TransportError as exc:
-            self.breaker.record_failure()
+            breaker.record_failure()
             error = self._transport_error(exc, path, write)
             self._log(method, path, request_id, started, None, type(exc).__name__)
             raise error from exc
         except BaseException:
-            self.breaker.release_probe()  # e.g. cancelled: says nothing about Cal.com's health
+            breaker.release_probe()  # e.g. cancelled: says nothing about Cal.com's health
             raise
         self._log(method, path, request_id, started, response.status_code, None)
-        self._note_rate_headers(response.headers, response.status_code)
+        remaining = self._note_rate_headers(response.headers, response.status_code)
+        if remaining is not None and self.budget is not None:
+            await self.budget.observe(remaining)
         if response.status_code >= 500:
-            self.breaker.record_failure()
+            breaker.record_failure()
         else:
-            self.breaker.record_success()
+            breaker.record_success()
+        if response.status_code in (401, 403):
+            logger.error(
+                "calcom key refused: %s on %s (check the salon's Cal.com API key)", response.status_code, path
+            )
         if response.is_success:
             try:
                 return response.json()

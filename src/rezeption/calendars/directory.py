@@ -1,8 +1,9 @@
 """Chooses each salon's calendar provider from its settings (`calendar.provider` in the salon file).
 
 Owns one provider per salon: the local calendar for everyone who uses it, and one `CalcomCalendar`
-(with one HTTP client, circuit breaker and rate-limit state) per Cal.com salon, rebuilt only when
-the salon's Cal.com settings change (a salon-file reload).
+(with one HTTP client, circuit breakers and rate-limit state) per Cal.com salon, rebuilt only when
+the salon's Cal.com settings change (a salon-file reload), and one request budget per Cal.com API
+key (in Redis when `redis_url` is set, so every process shares it; salons sharing a key share it).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from rezeption.booking.ports import CalendarProvider, UnitOfWork
 from rezeption.calendars.calcom import CalcomCalendar, CalcomSettings
+from rezeption.calendars.calcom_budget import RequestBudget, request_budget_from_url
 from rezeption.calendars.calcom_client import CalcomClient
 from rezeption.calendars.local import LocalCalendar
 from rezeption.calendars.slot_cache import MemorySlotCache, SlotCache
@@ -46,12 +48,15 @@ class CalendarDirectory:
         clock: Clock | None = None,
         slot_cache: SlotCache | None = None,
         client_options: dict[str, Any] | None = None,
+        redis_url: str | None = None,
     ) -> None:
         self.local = LocalCalendar(uow)
         self.clock = clock
         self.slot_cache: SlotCache = slot_cache or MemorySlotCache()
         self.client_options = dict(client_options or {})
         self._calcom: dict[int, tuple[CalcomSettings, CalcomCalendar]] = {}
+        self.redis_url = redis_url
+        self._budgets: dict[tuple[str, Any], RequestBudget] = {}
 
     def _now(self) -> Callable[[], datetime]:
         clock = self.clock
@@ -78,6 +83,8 @@ class CalendarDirectory:
         options: dict[str, Any] = {
             "timeout": settings.write_timeout,
             "clock": self._now(),
+            "read_attempts": 2,
+            "budget": self.budget_for(settings),
             **self.client_options,
         }
         client = CalcomClient(settings.base_url, settings.api_key, **options)
@@ -90,6 +97,15 @@ class CalendarDirectory:
         )
         self._calcom[catalog.tenant.id] = (settings, provider)
         return provider
+
+    def budget_for(self, settings: CalcomSettings) -> RequestBudget:
+        """The request budget of the salon's API key (one per key and limit)."""
+        key = (settings.api_key, settings.rate_limit)
+        budget = self._budgets.get(key)
+        if budget is None:
+            budget = request_budget_from_url(self.redis_url, settings.api_key, settings.rate_limit)
+            self._budgets[key] = budget
+        return budget
 
     async def aclose(self) -> None:
         """Close every Cal.com client."""

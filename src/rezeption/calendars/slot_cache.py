@@ -1,96 +1,218 @@
-"""Free slots of an external calendar, cached per salon, event type and local day.
+"""Free slots of an external calendar: a rolling picture per salon, event type and local day.
 
-Owns the cache stores: `MemorySlotCache` (one process) and `RedisSlotCache` (replicas share it, when
-`REZEPTION_REDIS_URL` is set). Entries live `ttl` seconds and are dropped by our own writes and by
-Cal.com webhooks (`forget`). A day's entry is one hash `slots:<scope>:<day>` with one field per event
-type, so forgetting a day (or a whole salon) is one delete. Values are lists of (start, end) instants.
+Owns the stores: `MemorySlotCache` (one process) and `RedisSlotCache` (replicas share it, when
+`REZEPTION_REDIS_URL` is set). An entry is a day's free (start, end) instants for one event type,
+stamped with when its fetch began (`Picture.fetched_at`, wall-clock seconds). Entries are kept for
+`keep` seconds (an hour by default) as the last known picture; whether one is fresh enough to answer
+without asking Cal.com is the caller's decision (`Picture.fresh`).
+
+- `put_days` stores the days of one range fetch (one /v2/slots request covers many days) and notes
+  when the event type's whole range was fetched (`range_fetched_at`).
+- `invalidate` marks days (or the whole salon) stale without dropping them: a Cal.com webhook or a
+  cancel frees a slot we do not know yet. Stale entries still answer when Cal.com is slow, away or
+  over our request budget. A fetch that began before the invalidation does not make a day fresh.
+- `remove` takes an interval out of days already known (our own booking): they stay fresh.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
-__all__ = ["MemorySlotCache", "RedisSlotCache", "SlotCache", "SlotSpans", "slot_cache_from_url"]
+__all__ = ["MemorySlotCache", "Picture", "RedisSlotCache", "SlotCache", "SlotSpans", "slot_cache_from_url"]
 
 SlotSpans = list[tuple[datetime, datetime]]
+KEEP_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class Picture:
+    """One day's known free spans of one event type, and how old that knowledge is."""
+
+    spans: SlotSpans
+    fetched_at: float
+    invalidated_at: float = 0.0
+
+    def fresh(self, refresh_seconds: float, now: float | None = None) -> bool:
+        """Young enough, and not invalidated since its fetch began."""
+        now = time.time() if now is None else now
+        return self.fetched_at > self.invalidated_at and now - self.fetched_at < refresh_seconds
 
 
 class SlotCache(Protocol):
     """Where fetched free slots wait for the next caller."""
 
-    async def get(self, scope: str, day: date, event_type_id: int) -> SlotSpans | None: ...
+    async def get(self, scope: str, day: date, event_type_id: int) -> Picture | None: ...
 
-    async def put(self, scope: str, day: date, event_type_id: int, spans: SlotSpans, ttl: float) -> None: ...
+    async def put_days(
+        self,
+        scope: str,
+        event_type_id: int,
+        days: Mapping[date, SlotSpans],
+        *,
+        fetched_at: float,
+        whole_range: bool = False,
+    ) -> None: ...
 
-    async def forget(self, scope: str, days: Sequence[date] | None = None) -> None:
-        """Drop the salon's entries of `days` (all of its days when None)."""
+    async def range_fetched_at(self, scope: str, event_type_id: int) -> float: ...
+
+    async def invalidate(self, scope: str, days: Sequence[date] | None = None) -> None:
+        """Mark the salon's `days` (all of its days when None) stale; they stay as a fallback."""
+        ...
+
+    async def remove(
+        self, scope: str, day: date, event_type_ids: Iterable[int], start: datetime, end: datetime
+    ) -> None:
+        """Take [start, end) out of the day's known spans of these event types (our own booking)."""
         ...
 
 
+def _without(spans: SlotSpans, start: datetime, end: datetime) -> SlotSpans:
+    return [(a, b) for a, b in spans if not (a < end and start < b)]
+
+
 class MemorySlotCache:
-    """In-process cache (monotonic expiry; no wall clock involved)."""
+    """In-process picture."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: float = KEEP_SECONDS) -> None:
+        self.keep = keep
         self._entries: dict[tuple[str, date, int], tuple[float, SlotSpans]] = {}
+        self._invalid_days: dict[tuple[str, date], float] = {}
+        self._invalid_all: dict[str, float] = {}
+        self._ranges: dict[tuple[str, int], float] = {}
 
-    async def get(self, scope: str, day: date, event_type_id: int) -> SlotSpans | None:
-        """The cached spans, or None when missing or expired."""
+    async def get(self, scope: str, day: date, event_type_id: int) -> Picture | None:
         entry = self._entries.get((scope, day, event_type_id))
-        if entry is None or entry[0] < time.monotonic():
+        if entry is None or time.time() - entry[0] > self.keep:
             return None
-        return entry[1]
+        invalid = max(self._invalid_days.get((scope, day), 0.0), self._invalid_all.get(scope, 0.0))
+        return Picture(list(entry[1]), entry[0], invalid)
 
-    async def put(self, scope: str, day: date, event_type_id: int, spans: SlotSpans, ttl: float) -> None:
-        """Keep `spans` for `ttl` seconds."""
-        self._entries[(scope, day, event_type_id)] = (time.monotonic() + ttl, list(spans))
+    async def put_days(
+        self,
+        scope: str,
+        event_type_id: int,
+        days: Mapping[date, SlotSpans],
+        *,
+        fetched_at: float,
+        whole_range: bool = False,
+    ) -> None:
+        for day, spans in days.items():
+            self._entries[(scope, day, event_type_id)] = (fetched_at, list(spans))
+        if whole_range:
+            self._ranges[(scope, event_type_id)] = fetched_at
 
-    async def forget(self, scope: str, days: Sequence[date] | None = None) -> None:
-        """Drop entries of the salon (of `days`, or all)."""
-        wanted = None if days is None else set(days)
-        for key in [k for k in self._entries if k[0] == scope and (wanted is None or k[1] in wanted)]:
-            self._entries.pop(key, None)
+    async def range_fetched_at(self, scope: str, event_type_id: int) -> float:
+        at = self._ranges.get((scope, event_type_id), 0.0)
+        return 0.0 if at <= self._invalid_all.get(scope, 0.0) else at
+
+    async def invalidate(self, scope: str, days: Sequence[date] | None = None) -> None:
+        now = time.time()
+        if days is None:
+            self._invalid_all[scope] = now
+        for day in days or ():
+            self._invalid_days[(scope, day)] = now
+
+    async def remove(
+        self, scope: str, day: date, event_type_ids: Iterable[int], start: datetime, end: datetime
+    ) -> None:
+        for event_type in event_type_ids:
+            entry = self._entries.get((scope, day, event_type))
+            if entry is not None:
+                self._entries[(scope, day, event_type)] = (entry[0], _without(entry[1], start, end))
 
 
 class RedisSlotCache:
-    """Shared cache in Redis: one hash per salon and day, expiring after the TTL."""
+    """The picture in Redis: one hash per salon and day (a field per event type), plus one hash of
+    invalidation times and one of range fetch times per salon."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, keep: float = KEEP_SECONDS) -> None:
         self.redis = redis
+        self.keep = keep
 
     @staticmethod
     def _key(scope: str, day: date) -> str:
         return f"rezeption:slots:{scope}:{day.isoformat()}"
 
-    async def get(self, scope: str, day: date, event_type_id: int) -> SlotSpans | None:
-        """The cached spans, or None."""
-        raw = await self.redis.hget(self._key(scope, day), str(event_type_id))
+    @staticmethod
+    def _marks(scope: str) -> str:
+        return f"rezeption:slots-marks:{scope}"
+
+    @staticmethod
+    def _encode(fetched_at: float, spans: SlotSpans) -> str:
+        return json.dumps({"at": fetched_at, "spans": [[a.isoformat(), b.isoformat()] for a, b in spans]})
+
+    @staticmethod
+    def _decode(raw: bytes | str) -> tuple[float, SlotSpans]:
+        value = json.loads(raw)
+        spans = [(datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in value["spans"]]
+        return float(value["at"]), spans
+
+    async def get(self, scope: str, day: date, event_type_id: int) -> Picture | None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(self._key(scope, day), str(event_type_id))
+            pipe.hmget(self._marks(scope), f"day:{day.isoformat()}", "all")
+            raw, marks = await pipe.execute()
         if raw is None:
             return None
-        return [(datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in json.loads(raw)]
+        fetched_at, spans = self._decode(raw)
+        invalid = max(float(m) for m in (*marks, 0) if m is not None)
+        return Picture(spans, fetched_at, invalid)
 
-    async def put(self, scope: str, day: date, event_type_id: int, spans: SlotSpans, ttl: float) -> None:
-        """Store `spans`; the day's hash expires `ttl` seconds after its newest write."""
-        key = self._key(scope, day)
-        value = json.dumps([[a.isoformat(), b.isoformat()] for a, b in spans])
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, str(event_type_id), value)
-            pipe.expire(key, max(int(ttl), 1))
+    async def put_days(
+        self,
+        scope: str,
+        event_type_id: int,
+        days: Mapping[date, SlotSpans],
+        *,
+        fetched_at: float,
+        whole_range: bool = False,
+    ) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for day, spans in days.items():
+                key = self._key(scope, day)
+                pipe.hset(key, str(event_type_id), self._encode(fetched_at, spans))
+                pipe.expire(key, int(self.keep))
+            if whole_range:
+                pipe.hset(self._marks(scope), f"range:{event_type_id}", str(fetched_at))
+            pipe.expire(self._marks(scope), int(self.keep))
             await pipe.execute()
 
-    async def forget(self, scope: str, days: Sequence[date] | None = None) -> None:
-        """Delete the salon's day hashes."""
-        if days is not None:
-            keys = [self._key(scope, d) for d in days]
-        else:
-            keys = [k async for k in self.redis.scan_iter(match=f"rezeption:slots:{scope}:*", count=500)]
-        if keys:
-            await self.redis.delete(*keys)
+    async def range_fetched_at(self, scope: str, event_type_id: int) -> float:
+        at, invalid = await self.redis.hmget(self._marks(scope), f"range:{event_type_id}", "all")
+        fetched = float(at) if at is not None else 0.0
+        return 0.0 if fetched <= float(invalid or 0.0) else fetched
+
+    async def invalidate(self, scope: str, days: Sequence[date] | None = None) -> None:
+        now = str(time.time())
+        fields: dict[Any, Any] = {"all": now} if days is None else {f"day:{d.isoformat()}": now for d in days}
+        if fields:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hset(self._marks(scope), mapping=fields)
+                pipe.expire(self._marks(scope), int(self.keep))
+                await pipe.execute()
+
+    async def remove(
+        self, scope: str, day: date, event_type_ids: Iterable[int], start: datetime, end: datetime
+    ) -> None:
+        key = self._key(scope, day)
+        fields = [str(t) for t in event_type_ids]
+        if not fields:
+            return
+        raws = await self.redis.hmget(key, fields)
+        updated: dict[Any, Any] = {}
+        for field, raw in zip(fields, raws, strict=True):
+            if raw is not None:
+                fetched_at, spans = self._decode(raw)
+                updated[field] = self._encode(fetched_at, _without(spans, start, end))
+        if updated:
+            await self.redis.hset(key, mapping=updated)
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -98,7 +220,7 @@ class RedisSlotCache:
 
 
 def slot_cache_from_url(redis_url: str | None) -> SlotCache:
-    """Redis when a URL is configured, else the in-process cache."""
+    """Redis when a URL is configured, else the in-process picture."""
     if redis_url:
         return RedisSlotCache(Redis.from_url(redis_url, socket_timeout=2.0, socket_connect_timeout=2.0))
     return MemorySlotCache()

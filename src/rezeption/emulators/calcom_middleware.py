@@ -150,7 +150,7 @@ class CalcomTransportMiddleware:
         auth = _header(scope, b"authorization") or ""
         client = scope.get("client") or ("unknown", 0)
         tracker = auth[7:].strip() if auth.lower().startswith("bearer ") else f"ip:{client[0]}"
-        rate_headers, limited = self.limiter.hit(tracker, self.state.now())
+        rate_headers, limited = self.limiter.hit(tracker, self.state.clock.running())
         extra = {"X-Request-Id": _header(scope, b"x-request-id") or "unknown-request-id", **rate_headers}
 
         async def send_with_headers(message: Message) -> None:

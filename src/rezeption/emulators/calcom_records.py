@@ -43,6 +43,11 @@ class EmulatorClock:
         base = self._frozen if self._frozen is not None else datetime.now(UTC)
         return base + self._offset
 
+    def running(self) -> datetime:
+        """Real time plus the offset: what rate limits count in, even while "now" is frozen (a
+        test that freezes the calendar's day still meets Cal.com's per-minute limit)."""
+        return datetime.now(UTC) + self._offset
+
     def set(self, value: datetime) -> None:
         """Freeze the clock at ``value``."""
         self._frozen = value.astimezone(UTC)

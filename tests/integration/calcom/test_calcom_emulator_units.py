@@ -106,20 +106,27 @@ def test_the_config_loads_from_yaml_and_refuses_naive_now(tmp_path: Path) -> Non
         load_config({"now": "2025-10-20T06:00:00"})
 
 
-def test_the_breaker_admits_one_probe_when_half_open() -> None:
+def test_the_breaker_admits_a_few_probes_when_half_open() -> None:
     now = [datetime(2025, 1, 1, tzinfo=UTC)]
-    breaker = CircuitBreaker(failure_threshold=2, cooldown=timedelta(seconds=10), clock=lambda: now[0])
+    breaker = CircuitBreaker(
+        failure_threshold=2, cooldown=timedelta(seconds=10), half_open_probes=2, clock=lambda: now[0]
+    )
     breaker.record_failure()
     assert breaker.state is BreakerState.CLOSED
     breaker.record_failure()
     assert breaker.state is BreakerState.OPEN
+    with pytest.raises(CalcomCircuitOpen):
+        breaker.before_call()
 
     now[0] += timedelta(seconds=10)
     breaker.before_call()
+    breaker.before_call()  # a second probe: recovery is not one request's luck
     with pytest.raises(CalcomCircuitOpen):
-        breaker.before_call()  # a second caller while the probe is in flight
+        breaker.before_call()  # a third caller while both probes are in flight
     breaker.record_success()
     assert breaker.state is BreakerState.CLOSED
+    breaker.record_failure()
+    assert breaker.state is BreakerState.CLOSED, "a closed breaker counts from zero again"
 
 
 def test_wire_instants_are_utc_z_and_parse_back_aware() -> None:

@@ -81,7 +81,7 @@ async def test_the_breaker_opens_after_consecutive_failures_and_half_opens_after
     emulator: RunningEmulator, make_client: Callable[..., CalcomClient], clock: FakeClock
 ) -> None:
     breaker = CircuitBreaker(failure_threshold=3, cooldown=timedelta(seconds=30), clock=clock)
-    client = make_client(emulator, breaker=breaker, read_attempts=1)
+    client = make_client(emulator, read_breaker=breaker, read_attempts=1)
     emulator.add_faults({"mode": "server_error", **SLOTS, "count": 4})
 
     for _ in range(3):
@@ -112,7 +112,7 @@ async def test_the_breaker_stops_a_read_retry_loop_early(
     emulator: RunningEmulator, make_client: Callable[..., CalcomClient], clock: FakeClock
 ) -> None:
     breaker = CircuitBreaker(failure_threshold=2, cooldown=timedelta(seconds=30), clock=clock)
-    client = make_client(emulator, breaker=breaker, read_attempts=5)
+    client = make_client(emulator, read_breaker=breaker, read_attempts=5)
     emulator.add_faults({"mode": "server_error", **SLOTS})
 
     with pytest.raises(CalcomCircuitOpen) as caught:
@@ -126,7 +126,7 @@ async def test_a_4xx_answer_counts_as_healthy_for_the_breaker(
     emulator: RunningEmulator, make_client: Callable[..., CalcomClient], clock: FakeClock
 ) -> None:
     breaker = CircuitBreaker(failure_threshold=2, cooldown=timedelta(seconds=30), clock=clock)
-    client = make_client(emulator, breaker=breaker, read_attempts=1)
+    client = make_client(emulator, read_breaker=breaker, read_attempts=1)
     emulator.add_faults({"mode": "server_error", **SLOTS, "count": 1})
 
     with pytest.raises(CalcomServerError):

@@ -92,7 +92,7 @@ async def test_an_ambiguous_or_duplicate_create_is_read_back_and_booked_once(wor
 async def test_cal_com_down_means_an_apology_a_callback_request_and_nothing_half_booked(
     world: World, fault: dict[str, object]
 ) -> None:
-    world.emulator.faults({**fault, **CREATE, "count": 1})
+    world.emulator.faults({**fault, **CREATE, "count": 2})  # a 5xx or a drop is sent once more
 
     with pytest.raises(CalendarUnavailable) as down:
         await book(world)
@@ -104,6 +104,24 @@ async def test_cal_com_down_means_an_apology_a_callback_request_and_nothing_half
     assert world.emulator.active() == []
     (callback,) = await world.jobs("callback_request")
     assert callback.payload["appointment_id"] == row.id and callback.status == "pending"
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [{"mode": "server_error", "params": {"kind": "html", "status": 503}}, {"mode": "reset"}],
+    ids=["html-503", "reset"],
+)
+async def test_a_create_that_booked_nothing_is_sent_once_more_and_booked_once(
+    world: World, fault: dict[str, object]
+) -> None:
+    world.emulator.faults({**fault, **CREATE, "count": 1})
+
+    result = await book(world)
+
+    assert result.appointment.status.value == "confirmed"
+    (remote,) = world.emulator.active()
+    assert remote["uid"] == result.appointment.external_uid
+    assert len(world.emulator.requests("POST", "/v2/bookings")) == 2
 
 
 async def test_cal_com_unreachable_is_the_same_apology(make_world: Callable[..., World]) -> None:

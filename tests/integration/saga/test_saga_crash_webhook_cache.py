@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -161,19 +162,43 @@ async def test_a_walk_in_at_cal_com_is_seen_once_its_webhook_drops_the_cache(wor
 
 
 @pytest.mark.redis
-async def test_the_redis_slot_cache_is_shared_and_forgets_per_salon_and_day() -> None:
+async def test_the_redis_slot_picture_is_shared_marks_stale_and_keeps_the_last_known() -> None:
     cache = slot_cache_from_url("redis://127.0.0.1:6379/15")
     assert isinstance(cache, RedisSlotCache)
     other = slot_cache_from_url("redis://127.0.0.1:6379/15")
+    assert isinstance(other, RedisSlotCache)
+    scope = f"test-salon-{time.time_ns()}"
     try:
-        await cache.forget("test-salon")
         day = TUESDAY_10.date()
-        spans = [(TUESDAY_10, TUESDAY_10 + timedelta(minutes=30))]
-        await cache.put("test-salon", day, 101, spans, ttl=60)
-        assert await other.get("test-salon", day, 101) == spans  # another replica sees it
-        await other.forget("test-salon", [day])
-        assert await cache.get("test-salon", day, 101) is None
+        spans = [
+            (TUESDAY_10, TUESDAY_10 + timedelta(minutes=30)),
+            (TUESDAY_10 + timedelta(hours=1), TUESDAY_10 + timedelta(hours=2)),
+        ]
+        began = time.time()
+        await cache.put_days(
+            scope, 101, {day: spans, day + timedelta(days=1): []}, fetched_at=began, whole_range=True
+        )
+        seen = await other.get(scope, day, 101)  # another replica sees it
+        assert seen is not None and seen.spans == spans and seen.fresh(60)
+        assert await other.range_fetched_at(scope, 101) == pytest.approx(began)
+
+        await other.remove(scope, day, [101, 999], TUESDAY_10, TUESDAY_10 + timedelta(minutes=45))
+        after_booking = await cache.get(scope, day, 101)
+        assert after_booking is not None and after_booking.spans == spans[1:] and after_booking.fresh(60)
+
+        await other.invalidate(scope, [day])
+        stale = await cache.get(scope, day, 101)
+        assert stale is not None and not stale.fresh(60), "a webhook makes the day stale"
+        assert stale.spans == spans[1:], "but it stays as the last known picture"
+        next_day = await cache.get(scope, day + timedelta(days=1), 101)
+        assert next_day is not None and next_day.fresh(60), "other days stay fresh"
+
+        await cache.put_days(scope, 101, {day: spans}, fetched_at=began)  # a fetch begun before it
+        assert not (await cache.get(scope, day, 101)).fresh(60)  # type: ignore[union-attr]
+        await cache.invalidate(scope)
+        assert await other.range_fetched_at(scope, 101) == 0.0
+        assert not (await other.get(scope, day + timedelta(days=1), 101)).fresh(60)  # type: ignore[union-attr]
+        assert await cache.get(scope, day, 102) is None
     finally:
-        assert isinstance(other, RedisSlotCache)
         await cache.aclose()
         await other.aclose()
