@@ -25,6 +25,7 @@ from rezeption.calendars.calcom_webhook import build_calcom_webhook_router
 from rezeption.domain.clock import Clock
 from rezeption.ops import readiness
 from rezeption.ops.logging import configure_logging
+from rezeption.ops.slot_refresher import slot_refresher
 from rezeption.ops.warmup import warm_up
 from rezeption.ops.worker import embedded_worker
 from rezeption.retell.functions import FunctionRunner
@@ -69,6 +70,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 # The embedded default runs its outbox and reconciler in-process; PostgreSQL
                 # deployments run `rezeption worker` instead (any number, SKIP LOCKED).
                 await stack.enter_async_context(embedded_worker(services))
+            if settings.slot_refresher:
+                await stack.enter_async_context(slot_refresher(services))
             try:
                 yield
             finally:

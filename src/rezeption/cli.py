@@ -302,13 +302,14 @@ def reconcile(
                 report = await services.reconciler.reconcile_all()
         finally:
             await services.close()
-        return (
+        summary = (
             f"pending resolved: {report.pending_failed}  orphans cancelled: {report.orphans_cancelled}  "
             f"imported: {report.imported}  cancelled here: {report.cancelled_here}  "
             f"conflicts: {report.conflicts}  errors: {len(report.errors)}"
         )
+        return "\n".join([summary, *(f"  error: {problem}" for problem in report.errors)])
 
-    console.print(run_with_schema(run))
+    console.print(run_with_schema(run), markup=False, highlight=False)
 
 
 if __name__ == "__main__":

@@ -124,6 +124,7 @@ class Settings(BaseSettings):
     embedded_worker: Literal["auto", "on", "off"] = "auto"  # auto: inside `serve` on SQLite only
     # Retell's "payload: args only" with an unsigned X-Call-Id header: reads only, and off by default
     retell_bare_args: bool = False
+    slot_refresher: bool = True  # keep Cal.com salons' slot pictures warm (ops.slot_refresher)
     warmup: bool = True  # open the pool and run the hot reads once before taking traffic (ops.warmup)
     docs: bool | None = None  # /docs, /redoc, /openapi.json; default: on except in production
     # uvicorn, in `rezeption serve` (it has no timeout for slow request headers: see the README)

@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from rezeption.booking.availability import AvailabilityAnswer, alternatives, check_claims
 from rezeption.booking.catalog import CatalogCache, candidate_staff, find_service
 from rezeption.booking.ports import (
+    AvailabilityUnchecked,
     BookingTx,
     CalendarDirectory,
     CalendarProvider,
@@ -56,6 +57,8 @@ class BookingResult:
     staff: Staff
     replayed: bool = False
     previous: Appointment | None = None
+    awaiting_salon: bool = False
+    """The calendar holds it as a request its host still confirms ("pending" at Cal.com)."""
 
 
 @dataclass(frozen=True)
@@ -97,13 +100,14 @@ class Bookings:
             members = candidate_staff(catalog, chosen, staff)
             check = await check_claims(tx, catalog, chosen, members, start, now, named=_named(staff))
         provider = self.calendars.for_tenant(catalog)
-        if check.free and provider.external:
-            check = await _external_check(provider, catalog, chosen, members, check, start)
-        near = (
-            ()
-            if check.free
-            else await alternatives(self.calendars.for_tenant(catalog), catalog, chosen, members, start, now)
-        )
+        try:
+            if check.free and provider.external:
+                check = await _external_check(provider, catalog, chosen, members, check, start)
+            near = () if check.free else await alternatives(provider, catalog, chosen, members, start, now)
+        except AvailabilityUnchecked:
+            raise
+        except CalendarUnavailable as error:  # a question, not a booking: say we could not look
+            raise AvailabilityUnchecked(error.details.get("detail", ""), cause_code=error.code) from error
         return AvailabilityAnswer(requested=start, service=chosen, check=check, alternatives=near)
 
     async def free_slots(
@@ -183,13 +187,15 @@ class Bookings:
         if resumed is not None:
             return await self._resume(catalog, service, members, resumed, now)
         if booked is not None:
-            confirmed = await self._saga(catalog).book(
+            saga = self._saga(catalog)
+            confirmed = await saga.book(
                 booked,
                 lambda: alternatives(
                     self.calendars.for_tenant(catalog), catalog, service, members, start, now
                 ),
             )
-            return BookingResult(confirmed, service, catalog.staff_by_id(confirmed.staff_id))
+            staff = catalog.staff_by_id(confirmed.staff_id)
+            return BookingResult(confirmed, service, staff, awaiting_salon=saga.calendar_status == "pending")
         raise await self._refusal(catalog, service, members, start, now, check)
 
     def _saga(self, catalog: Catalog) -> Saga:
@@ -204,13 +210,15 @@ class Bookings:
         """A retry of an external booking: resume a pending one, repeat the refusal of a failed one."""
         staff = catalog.staff_by_id(earlier.staff_id)
         if earlier.status is AppointmentStatus.PENDING:
-            confirmed = await self._saga(catalog).book(
+            saga = self._saga(catalog)
+            confirmed = await saga.book(
                 earlier,
                 lambda: alternatives(
                     self.calendars.for_tenant(catalog), catalog, service, members, earlier.starts_at, now
                 ),
             )
-            return BookingResult(confirmed, service, staff, replayed=True)
+            awaiting = saga.calendar_status == "pending"
+            return BookingResult(confirmed, service, staff, replayed=True, awaiting_salon=awaiting)
         if earlier.status is AppointmentStatus.FAILED:
             async with self.uow.reading() as tx:
                 last = await tx.last_event(earlier.id, "failed")

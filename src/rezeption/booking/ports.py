@@ -63,6 +63,38 @@ class CalendarUnavailable(BookingError):
         )
 
 
+class CalendarBusy(CalendarUnavailable):
+    """The external calendar is too busy for us right now (its rate limit, or our budget for it):
+    nothing was booked. Said differently from "down": it passes within a minute."""
+
+    code = "calendar_busy"
+
+    def __init__(self, detail: str = "", **details: Any) -> None:
+        BookingError.__init__(
+            self,
+            "Bei unserem Terminkalender ist gerade sehr viel los, deshalb konnte ich noch nichts eintragen. "
+            "Soll ich es in einer Minute noch einmal versuchen, oder sollen wir Sie zurückrufen?",
+            detail=detail,
+            **details,
+        )
+
+
+class AvailabilityUnchecked(CalendarUnavailable):
+    """We could not look into the external calendar to answer a question about free times (nothing
+    was asked to be booked, so nothing is said about booking)."""
+
+    code = "availability_unchecked"
+
+    def __init__(self, detail: str = "", **details: Any) -> None:
+        BookingError.__init__(
+            self,
+            "Ich kann gerade leider nicht in unseren Terminkalender schauen. Einen Moment bitte, ich "
+            "versuche es gleich noch einmal. Sonst kann Sie der Salon auch zurückrufen.",
+            detail=detail,
+            **details,
+        )
+
+
 class CalendarOutcomeUnknown(CalendarUnavailable):
     """The external calendar may or may not have applied a write; the reconciler settles it by token."""
 

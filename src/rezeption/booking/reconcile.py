@@ -8,7 +8,12 @@ Owns the repair rules, each a read of the calendar first and never a blind write
 - a calendar booking carrying one of our tokens without a confirmed row of ours is an orphan:
   cancelled there and counted;
 - a booking made directly in the calendar (walk-in, staff) is imported as an external appointment
-  so our availability stays true; one cancelled there is cancelled here.
+  so our availability stays true; one cancelled (or rejected by its host) there is cancelled here,
+  and when a caller booked it with us, a callback request tells the salon to call them.
+
+A run goes on past a step that fails (the calendar answers one booking with an error, a row is
+locked) and reports each failed step with its cause (`ReconcileReport.errors`): what, and the
+exception's type and text, never personal data.
 
 Runs as a scheduled worker job (`ops.worker`) and as `rezeption reconcile`; webhooks and outbox jobs
 call the targeted variants (`reread`, `resolve_pending`, `cancel_uid`).
@@ -31,6 +36,8 @@ from rezeption.booking.ports import (
     UnitOfWork,
     appointment_id_of_token,
 )
+from rezeption.booking.saga import request_callback
+from rezeption.domain.errors import technical_cause
 from rezeption.domain.model import Appointment, AppointmentStatus, Catalog, Interval
 from rezeption.domain.schedule import block_of
 
@@ -84,7 +91,7 @@ class Reconciler:
             try:
                 report.add(await self.reconcile_tenant(tenant_id))
             except Exception as error:  # one salon's outage must not stop the others
-                report.errors.append(f"tenant {tenant_id}: {type(error).__name__}")
+                report.errors.append(f"salon {tenant_id}: {technical_cause(error)}")
         return report
 
     async def reconcile_tenant(self, tenant_id: int) -> ReconcileReport:
@@ -97,12 +104,26 @@ class Reconciler:
         async with self.uow.reading() as tx:
             overdue = await tx.pending_due(tenant_id, now)
         for appointment in overdue:
-            outcome = await self._resolve(catalog, calendar, appointment)
+            try:
+                outcome = await self._resolve(catalog, calendar, appointment)
+            except Exception as error:
+                report.errors.append(f"pending appointment {appointment.id}: {technical_cause(error)}")
+                continue
             report.pending_failed += outcome != "unchanged"
             report.orphans_cancelled += outcome == "cancelled_there"
         window = Interval(now - LOOKBACK, now + timedelta(days=catalog.tenant.policy.horizon_days + 1))
-        for booking in await calendar.bookings(catalog, window):
-            await self._follow(catalog, calendar, booking, report)
+        try:
+            bookings = await calendar.bookings(catalog, window)
+        except Exception as error:
+            report.errors.append(f"listing the calendar's bookings: {technical_cause(error)}")
+            return report
+        for booking in bookings:
+            try:
+                await self._follow(catalog, calendar, booking, report)
+            except Exception as error:
+                report.errors.append(f"calendar booking {booking.uid}: {technical_cause(error)}")
+        for problem in report.errors:
+            log.warning("reconcile: salon %s: %s", tenant_id, problem)
         return report
 
     async def resolve_pending(self, tenant_id: int, appointment_id: int) -> str:
@@ -190,8 +211,14 @@ class Reconciler:
                 current = await tx.appointment(ours.tenant_id, ours.id) or ours
                 cancelled = await tx.set_status(current, AppointmentStatus.CANCELLED, at=now)
                 await tx.add_event(
-                    cancelled, "cancelled", at=now, recovery_point="done", data={"source": "calendar"}
+                    cancelled,
+                    "cancelled",
+                    at=now,
+                    recovery_point="done",
+                    data={"source": "calendar", "calendar_status": booking.status},
                 )
+                if current.source != "calendar":  # a caller was told yes: someone must tell them
+                    await request_callback(tx, cancelled, now, f"calendar_{booking.status or 'cancelled'}")
                 await tx.commit()
             report.cancelled_here += 1
 

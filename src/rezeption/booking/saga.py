@@ -57,7 +57,7 @@ JOB_REREAD = "calcom_reread"
 Alternatives = Callable[[], Awaitable[tuple[Slot, ...]]]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Saga:
     """One salon's saga context: store, external calendar, catalog and clock."""
 
@@ -65,6 +65,8 @@ class Saga:
     calendar: ExternalCalendar
     catalog: Catalog
     clock: Clock
+    calendar_status: str | None = None
+    """What the calendar said of the booking this saga confirmed ("pending": its host confirms)."""
 
     # --- book ----------------------------------------------------------------------------------
 
@@ -102,6 +104,7 @@ class Saga:
                 if current.status is AppointmentStatus.CONFIRMED and current.external_uid == booking.uid:
                     return current  # a concurrent retry confirmed it first
                 confirmed = await tx.confirm_external(current, external_uid=booking.uid or "", at=now)
+                self.calendar_status = booking.status
                 await tx.add_event(
                     confirmed,
                     "confirmed",
@@ -161,7 +164,7 @@ class Saga:
                     failed, "failed", at=now, recovery_point="done", data={"reason": reason, **data}
                 )
                 if reason == "calendar_unavailable":
-                    await _request_callback(tx, failed, now, reason)
+                    await request_callback(tx, failed, now, reason)
                 await tx.commit()
         except Exception as error:  # the pending row then expires and the reconciler resolves it
             log.error("saga: could not fail appointment %s: %s", appointment.id, type(error).__name__)
@@ -186,7 +189,7 @@ class Saga:
                 dedupe_key=f"{JOB_RESOLVE}:{appointment.id}",
                 run_after=now + PENDING_DEADLINE,
             )
-            await _request_callback(tx, current, now, "calendar_unavailable")
+            await request_callback(tx, current, now, "calendar_unavailable")
             await tx.commit()
 
     async def _event(
@@ -291,7 +294,7 @@ class Saga:
                 current_old, "reschedule_failed", at=now, recovery_point="done", data={"reason": reason}
             )
             if reason == "calendar_unavailable":
-                await _request_callback(tx, current_old, now, reason)
+                await request_callback(tx, current_old, now, reason)
             await tx.commit()
 
 
@@ -327,7 +330,7 @@ async def _insert_moved(
     return await tx.confirm_external(inserted, external_uid=booking.uid or "", at=now)
 
 
-async def _request_callback(tx: BookingTx, appointment: Appointment, now: datetime, reason: str) -> None:
+async def request_callback(tx: BookingTx, appointment: Appointment, now: datetime, reason: str) -> None:
     """Store a request to call the customer back (staff see it; no worker runs it)."""
     await tx.enqueue_job(
         JOB_CALLBACK,

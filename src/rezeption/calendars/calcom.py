@@ -11,20 +11,22 @@ says where and what (`calendar.settings`):
       bartpflege: 202
     hosts: {anna: 11, ben: 12}            # optional: Cal.com user id per stylist (imports)
     webhook_secret: ...                   # X-Cal-Signature-256 of Cal.com's webhooks
-    read_timeout: 3.0, write_timeout: 3.0       # seconds per request
-    slot_refresh_seconds: 120, slot_horizon_days: 21
+    read_timeout: 3.0, write_timeout: 4.0       # seconds per request
+    slot_refresh_seconds: 120, slot_horizon_days: 35
     rate_limit: {per_minute: 100, burst: 15}    # under Cal.com's 120 a minute per key
 
 Free slots are a rolling picture (`slot_cache`): one `GET /v2/slots` request per event type covers
-the next `slot_horizon_days` days, refreshed when older than `slot_refresh_seconds` (at call_inbound
-by `prefetch`, or when a caller asks), shared by concurrent callers, updated by our own writes and
+the next `slot_horizon_days` days (five weeks: the three weeks callers ask for, and the fortnight
+after the last of them where alternatives are looked for), refreshed when older than
+`slot_refresh_seconds` (by `ops.slot_refresher` while the server runs, at call_inbound by
+`prefetch`, or when a caller asks), shared by concurrent callers, updated by our own writes and
 invalidated by Cal.com webhooks. A caller never waits long for Cal.com: after `voice_wait` seconds
 (1.5) the last known picture answers (the booking itself is checked by Cal.com, and a refusal means
 "taken" with our alternatives); with nothing known, at most `voice_wait_unknown` (2.2). Every
 request takes a token from the key's budget (`calcom_budget`); a read the budget refuses is
 answered from the picture. Writes use the client's safe variants with our token (`booking_token`)
 in `metadata`, so nothing is ever sent twice blindly; a create whose read-back proved that nothing
-was booked is sent once more while `write_budget` (5.5 s) allows.
+was booked is sent once more while `write_budget` (5.8 s) leaves at least 2 s for it.
 """
 
 from __future__ import annotations
@@ -32,12 +34,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time as time_module
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from rezeption.booking.ports import (
+    CalendarBusy,
     CalendarOutcomeUnknown,
     CalendarRefused,
     CalendarUnavailable,
@@ -56,6 +60,7 @@ from rezeption.calendars.calcom_errors import (
     CalcomNothingBooked,
     CalcomOutcomeUnknown,
     CalcomOutOfBounds,
+    CalcomRateLimited,
     CalcomSlotUnavailable,
     CalcomTimeout,
     CalcomUnavailable,
@@ -63,11 +68,13 @@ from rezeption.calendars.calcom_errors import (
 from rezeption.calendars.calcom_models import CalcomAttendee, CalcomBooking
 from rezeption.calendars.slot_cache import MemorySlotCache, Picture, SlotCache, SlotSpans
 from rezeption.domain.model import Appointment, Catalog, Interval, Service, Slot, Staff
+from rezeption.domain.schedule import block_of, working_intervals
 
 log = logging.getLogger(__name__)
 
 __all__ = ["CalcomCalendar", "CalcomSettings"]
 
+MIN_RETRY_SECONDS = 2.0  # a create is sent once more only with at least this much of its budget left
 REFUSALS = (CalcomSlotUnavailable, CalcomConflict, CalcomOutOfBounds, CalcomHoldConflict)
 
 
@@ -81,12 +88,12 @@ class CalcomSettings:
     hosts: Mapping[str, int] = field(default_factory=dict)
     webhook_secret: str | None = None
     read_timeout: float = 3.0
-    write_timeout: float = 3.0
+    write_timeout: float = 4.0
     slot_refresh_seconds: float = 120.0
-    slot_horizon_days: int = 21
+    slot_horizon_days: int = 35
     voice_wait: float = 1.5
     voice_wait_unknown: float = 2.2
-    write_budget: float = 5.5
+    write_budget: float = 5.8
     rate_limit: BudgetConfig = field(default_factory=BudgetConfig)
     attendee_email_domain: str = "kunden.rezeption.invalid"
 
@@ -108,12 +115,12 @@ class CalcomSettings:
             hosts={str(k): int(v) for k, v in dict(raw.get("hosts") or {}).items()},
             webhook_secret=raw.get("webhook_secret"),
             read_timeout=float(raw.get("read_timeout", 3.0)),
-            write_timeout=float(raw.get("write_timeout", 3.0)),
+            write_timeout=float(raw.get("write_timeout", 4.0)),
             slot_refresh_seconds=float(raw.get("slot_refresh_seconds", raw.get("slot_cache_seconds", 120.0))),
-            slot_horizon_days=int(raw.get("slot_horizon_days", 21)),
+            slot_horizon_days=int(raw.get("slot_horizon_days", 35)),
             voice_wait=float(raw.get("voice_wait", 1.5)),
             voice_wait_unknown=float(raw.get("voice_wait_unknown", 2.2)),
-            write_budget=float(raw.get("write_budget", 5.5)),
+            write_budget=float(raw.get("write_budget", 5.8)),
             rate_limit=BudgetConfig(**dict(raw.get("rate_limit") or {})),
             attendee_email_domain=str(raw.get("attendee_email_domain", "kunden.rezeption.invalid")),
         )
@@ -141,6 +148,7 @@ class CalcomCalendar:
         self._now = now or (lambda: datetime.now(UTC))
         self._inflight: dict[tuple[int, date, date], asyncio.Task[dict[date, SlotSpans]]] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        self._waited_out: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         self.stale_answers = 0  # answers given from an old picture because Cal.com was slow or busy
 
     # --- mapping -----------------------------------------------------------------------------
@@ -192,7 +200,10 @@ class CalcomCalendar:
     async def free_slots(
         self, catalog: Catalog, service: Service, staff: Sequence[Staff], window: Interval
     ) -> list[Slot]:
-        """Free starts in `window` per stylist from Cal.com (cached); CalendarUnavailable if down."""
+        """Free starts in `window` per stylist from Cal.com (cached); CalendarUnavailable if down,
+        or while Cal.com refuses our key (slots need none there, but a booking would fail)."""
+        if self.client.key_refused:
+            raise CalendarUnavailable("Cal.com refused the salon's API key (401/403)")
         zone = catalog.tenant.zone
         first = window.start.astimezone(zone).date()
         last = (window.end - timedelta(microseconds=1)).astimezone(zone).date()
@@ -210,7 +221,7 @@ class CalcomCalendar:
                 raise result
             member = wanted[index // len(days)][0]
             for start, end in result:
-                if window.start <= start < window.end:
+                if window.start <= start < window.end and _works(catalog, service, member, start):
                     slots.append(Slot(start=start, end=end, staff_id=member.id))
         slots.sort(key=lambda s: (s.start, s.staff_id))
         return slots
@@ -224,9 +235,13 @@ class CalcomCalendar:
             return known.spans
         fetch = self._fetch(catalog, event_type, *self._range_for(catalog, day))
         patience = self.settings.voice_wait if known is not None else self.settings.voice_wait_unknown
+        if fetch in self._waited_out:
+            patience = 0.0  # a caller already waited for this fetch: nobody waits for it twice
         try:
             fetched = await asyncio.wait_for(asyncio.shield(fetch), patience)
         except (TimeoutError, CalcomError) as error:
+            if isinstance(error, TimeoutError):
+                self._waited_out.add(fetch)
             if known is None:
                 if isinstance(error, CalcomError):
                     raise
@@ -249,10 +264,14 @@ class CalcomCalendar:
         return self._now().astimezone(catalog.tenant.zone).date()
 
     def _range_for(self, catalog: Catalog, day: date) -> tuple[date, date]:
-        """The days one fetch covers: the whole horizon when `day` lies in it, else that day."""
+        """The days one fetch covers: the horizon-long block from today that holds `day` (the
+        first block is the horizon itself), so callers asking for nearby days share one request."""
         today = self._today(catalog)
-        last = today + timedelta(days=self.settings.slot_horizon_days - 1)
-        return (today, last) if today <= day <= last else (day, day)
+        length = max(1, self.settings.slot_horizon_days)
+        if day < today:
+            return day, day
+        first = today + timedelta(days=(day - today).days // length * length)
+        return first, first + timedelta(days=length - 1)
 
     def _fetch(
         self, catalog: Catalog, event_type: int, first: date, last: date
@@ -289,7 +308,7 @@ class CalcomCalendar:
             day = slot.start.astimezone(zone).date()
             if day in days:
                 days[day].append((slot.start.astimezone(UTC), slot.end.astimezone(UTC)))
-        whole = first == self._today(catalog) and last > first
+        whole = first == self._today(catalog) and (last - first).days + 1 >= self.settings.slot_horizon_days
         try:
             await self.cache.put_days(self.scope, event_type, days, fetched_at=began, whole_range=whole)
         except Exception as error:
@@ -301,12 +320,18 @@ class CalcomCalendar:
         days = None if start is None else [start.astimezone(catalog.tenant.zone).date()]
         self._spawn(self.cache.invalidate(self.scope, days))
 
-    def _booked(self, catalog: Catalog, appointment: Appointment, start: datetime, end: datetime) -> None:
-        """Our own booking: take its block out of the stylist's event types' known slots."""
+    def _take_out(self, catalog: Catalog, appointment: Appointment, start: datetime, end: datetime) -> None:
+        """A booking there (ours, or one that refused us) blocks [start, end) of its stylist: every
+        known start of that stylist whose own block (its service's buffers included) would touch it
+        leaves the picture at once, as our own check would refuse it."""
         staff = catalog.staff_by_id(appointment.staff_id)
-        types = {t for service in catalog.services if (t := self.event_type_for(service, staff)) is not None}
         day = start.astimezone(catalog.tenant.zone).date()
-        self._spawn(self.cache.remove(self.scope, day, types, start, end))
+        for service in catalog.services:
+            event_type = self.event_type_for(service, staff)
+            if event_type is not None:
+                # a start s is blocked when [s - before, s + duration + after) meets [start, end)
+                reach = (start - service.buffer_after, end + service.buffer_before)
+                self._spawn(self.cache.remove(self.scope, day, [event_type], *reach))
 
     def _spawn(self, work: Awaitable[Any]) -> None:
         async def run() -> None:
@@ -349,6 +374,7 @@ class CalcomCalendar:
         booked = False
         try:
             with write_priority():
+                timeout = self.settings.write_timeout
                 for attempt in (1, 2):
                     try:
                         booking = await self.client.create_booking_safely(
@@ -358,7 +384,7 @@ class CalcomCalendar:
                             token=token,
                             end=appointment.ends_at,
                             metadata={"rezeption_appointment": str(appointment.id)},
-                            call_timeout=self.settings.write_timeout,
+                            call_timeout=timeout,
                         )
                         break
                     except CalcomNothingBooked as nothing:
@@ -367,19 +393,22 @@ class CalcomCalendar:
                         # be running there and commit later (then the reconciler settles it).
                         left = self.settings.write_budget - (time_module.monotonic() - began)
                         timed_out = isinstance(nothing.__cause__, CalcomTimeout)
-                        if attempt == 2 or timed_out or left < self.settings.write_timeout + 0.5:
+                        if attempt == 2 or timed_out or left < MIN_RETRY_SECONDS:
                             raise
+                        timeout = min(self.settings.write_timeout, left - 0.3)
                         log.info("calcom create: nothing was booked, sending it once more")
             booked = True
         except REFUSALS as error:
+            booked = True  # taken there: the picture must not offer it again
             raise CalendarRefused(type(error).__name__) from error
+        except CalcomNothingBooked as error:
+            raise _unavailable(error) from error  # nothing changed there: the picture holds
         except CalcomError as error:
+            booked = True  # it may have been booked: offer it no more until the next refresh
             raise _unavailable(error) from error
         finally:
             if booked:
-                self._booked(catalog, appointment, appointment.starts_at, appointment.ends_at)
-            else:
-                self.forget_slots(catalog, appointment.starts_at)
+                self._take_out(catalog, appointment, appointment.block_starts_at, appointment.block_ends_at)
         return self._external(catalog, booking)
 
     async def cancel(self, catalog: Catalog, appointment: Appointment) -> None:
@@ -479,13 +508,27 @@ class CalcomCalendar:
         await self.client.aclose()
 
 
+def _works(catalog: Catalog, service: Service, member: Staff, start: datetime) -> bool:
+    """Whether our own rules let `member` do `service` at `start` (hours within opening, breaks,
+    absences): Cal.com's schedules may say more than the salon file, and a start offered to a
+    caller must also pass the booking's own check."""
+    block = block_of(service, start)
+    if any(absence.overlaps(block) for absence in member.absences):
+        return False
+    day = start.astimezone(catalog.tenant.zone).date()
+    return any(w.contains(block) for w in working_intervals(catalog, member, day))
+
+
 def _unavailable(error: BaseException) -> CalendarUnavailable:
     """Cal.com's failure as the port's error (outcome unknown when a write may have happened)."""
     name = type(error).__name__
+    detail = f"{name}: {error}"[:200]  # Cal.com errors carry status, path and Cal.com's message only
     if isinstance(error, CalcomOutcomeUnknown):
-        return CalendarOutcomeUnknown(name)
+        return CalendarOutcomeUnknown(detail)
     if isinstance(error, CalcomUnavailable) and error.outcome_unknown:
-        return CalendarOutcomeUnknown(name)
+        return CalendarOutcomeUnknown(detail)
+    if isinstance(error, CalcomRateLimited):
+        return CalendarBusy(detail)
     if isinstance(error, CalcomNotApplied | CalcomError):
-        return CalendarUnavailable(name)
-    return CalendarUnavailable(f"unexpected {name}")
+        return CalendarUnavailable(detail)
+    return CalendarUnavailable(f"unexpected {detail}")

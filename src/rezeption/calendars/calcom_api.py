@@ -99,6 +99,11 @@ class CalcomApi:
         return self._transport.breaker
 
     @property
+    def key_refused(self) -> bool:
+        """Cal.com refused our API key (401/403) and no request that needs it has worked since."""
+        return self._transport.key_refused
+
+    @property
     def read_breaker(self) -> CircuitBreaker:
         """The circuit breaker guarding reads (slots, lists): its failures never block a write."""
         return self._transport.read_breaker

@@ -3,7 +3,7 @@
 Cal.com allows 120 requests a minute per key; the request after that gets 429 and the key is
 blocked for 60 s. We never get there: every request first takes a token from the key's bucket.
 The bucket holds at most `burst` tokens and refills at `per_minute` a minute, so any 60 s hold at
-most `burst + per_minute` requests (15 + 100 = 115 by default, under the 120). Three priorities:
+most `burst + per_minute` requests (20 + 96 = 116 by default, under the 120). Three priorities:
 - writes (create, cancel, reschedule, and the read-back of an ambiguous write: `write_priority()`)
   may empty the bucket and wait briefly (`write_patience`) for a token;
 - a caller's reads stop at `write_reserve` tokens and never wait: a read refused here is answered
@@ -79,8 +79,8 @@ def current_kind(write: bool) -> Kind:
 class BudgetConfig:
     """The bucket of one API key (the salon file's `calendar.settings.rate_limit`)."""
 
-    per_minute: float = 100.0
-    burst: float = 15.0
+    per_minute: float = 96.0
+    burst: float = 20.0
     write_reserve: float = 4.0
     read_reserve: float = 4.0
     write_patience: float = 1.0  # seconds a write waits for a token before it is refused

@@ -109,6 +109,7 @@ class CalcomTransport:
         self.breaker = breaker or CircuitBreaker(clock=clock)  # writes and their read-backs
         self.read_breaker = read_breaker or CircuitBreaker(clock=clock)
         self.budget = budget
+        self.key_refused = False  # Cal.com answered 401/403 and no keyed request has worked since
         self._blocked_until: datetime | None = None
         self.last_rate_limit: tuple[int | None, int | None, float | None] = (None, None, None)
 
@@ -234,9 +235,12 @@ class CalcomTransport:
         else:
             breaker.record_success()
         if response.status_code in (401, 403):
+            self.key_refused = True
             logger.error(
                 "calcom key refused: %s on %s (check the salon's Cal.com API key)", response.status_code, path
             )
+        if response.is_success and not path.startswith("/v2/slots"):  # slots need no key
+            self.key_refused = False
         if response.is_success:
             try:
                 return response.json()

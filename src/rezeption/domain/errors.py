@@ -43,6 +43,16 @@ class BookingError(Exception):
         return f"{self.code}: {self.message}"
 
 
+def technical_cause(error: BaseException) -> str:
+    """An error for the operator (logs, outbox rows, reconcile reports): its type and what went
+    wrong technically. A refusal's German sentence is for the caller: its code and details instead."""
+    if isinstance(error, BookingError):
+        facts = ", ".join(f"{k}={v}" for k, v in error.details.items() if isinstance(v, str | int | float))
+        return f"{type(error).__name__} ({error.code}){': ' + facts if facts else ''}"[:300]
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}"[:300] if text else type(error).__name__
+
+
 class InvalidRequest(BookingError):
     """The request is malformed or contradicts itself."""
 

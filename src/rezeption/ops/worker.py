@@ -23,6 +23,7 @@ from typing import Protocol
 from rezeption.booking.ports import Clock, OutboxJob
 from rezeption.booking.reconcile import Reconciler
 from rezeption.booking.saga import JOB_CANCEL, JOB_REREAD, JOB_RESOLVE
+from rezeption.domain.errors import BookingError, technical_cause
 from rezeption.ops.logging import safe_message
 from rezeption.store import outbox, replays
 from rezeption.store.db import Database
@@ -95,7 +96,7 @@ async def run_once(deps: WorkerDeps, options: WorkerOptions | None = None) -> in
             status = await outbox.fail(
                 deps.database,
                 job,
-                f"{type(error).__name__}: {safe_message(error)}",  # no statement values in the row
+                _cause(error),  # technical, and no statement values in the row
                 now=deps.clock.now(),
                 max_attempts=options.max_attempts,
             )
@@ -165,3 +166,10 @@ async def embedded_worker(deps: WorkerDeps, options: WorkerOptions | None = None
 
 def _default_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _cause(error: BaseException) -> str:
+    """What an outbox row keeps of a failure: the technical cause, never the caller's sentence."""
+    if isinstance(error, BookingError):
+        return technical_cause(error)
+    return f"{type(error).__name__}: {safe_message(error)}"

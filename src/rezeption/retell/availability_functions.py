@@ -209,6 +209,12 @@ def booked_reply(ctx: CallContext, result: BookingResult, name: str) -> Reply:
             gebucht=False,
             **facts,
         )
+    if result.awaiting_salon:  # held at the calendar until the salon confirms: never "gebucht"
+        message = (
+            f"Ich habe Ihren Termin angefragt: {result.service.name} {when} bei {result.staff.name}, "
+            f"auf den Namen {name}. Der Salon bestätigt ihn noch; falls es nicht klappt, melden wir uns."
+        )
+        return reply(True, message, gebucht=False, angefragt=True, **facts)
     message = (
         f"Ich habe Ihren Termin gebucht: {result.service.name} {when} bei {result.staff.name}, "
         f"auf den Namen {name}."

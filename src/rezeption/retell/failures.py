@@ -41,7 +41,17 @@ INVALID_INPUT = "Diese Angabe kann ich leider nicht verarbeiten. Können Sie es 
 NOTHING_CHANGED = "nichts_geaendert"
 BEING_CHECKED = "wird_geprueft"
 
-TRANSIENT = frozenset({"internal_error", "calendar_unavailable", "busy", "unavailable", "over_budget"})
+TRANSIENT = frozenset(
+    {
+        "internal_error",
+        "calendar_unavailable",
+        "calendar_busy",
+        "availability_unchecked",
+        "busy",
+        "unavailable",
+        "over_budget",
+    }
+)
 
 
 @dataclass(frozen=True)

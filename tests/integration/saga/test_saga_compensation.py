@@ -261,5 +261,39 @@ async def test_reconcile_imports_walk_ins_follows_cancellations_and_cancels_orph
     assert (report.imported, report.cancelled_here, report.orphans_cancelled) == (1, 1, 0)
     rows = await world.appointments()
     assert {(r.source, r.status) for r in rows} == {("phone", "cancelled"), ("calendar", "confirmed")}
+    (callback,) = await world.jobs("callback_request")  # the caller was told yes: the salon calls them
+    assert callback.payload["appointment_id"] == booked.appointment.id
+    assert callback.payload["reason"] == "calendar_cancelled"
     again = await world.reconciler.reconcile_tenant(world.tenant_id)
     assert (again.imported, again.cancelled_here, again.orphans_cancelled) == (0, 0, 0)
+    assert len(await world.jobs("callback_request")) == 1
+
+
+async def test_reconcile_goes_on_past_a_failed_step_and_names_each_cause(
+    make_world: Callable[..., World],
+) -> None:
+    world = make_world()
+    first = await world.bookings.book(herren(world, "k1"))
+    second = await world.bookings.book(herren(world, "k2", start=TUESDAY_10 + timedelta(hours=2)))
+    for booked in (first, second):
+        world.emulator.admin.post(
+            f"/v2/bookings/{booked.appointment.external_uid}/cancel",
+            headers={"cal-api-version": "2024-08-13", "Authorization": "Bearer cal_test_rezeption"},
+            json={},
+        ).raise_for_status()
+    follow = world.reconciler._follow
+    calls = []
+
+    async def first_one_fails(catalog, calendar, booking, report):  # type: ignore[no-untyped-def]
+        calls.append(booking.uid)
+        if len(calls) == 1:
+            raise RuntimeError("row locked by another worker")
+        await follow(catalog, calendar, booking, report)
+
+    world.reconciler._follow = first_one_fails  # type: ignore[method-assign]
+    report = await world.reconciler.reconcile_tenant(world.tenant_id)
+
+    assert len(calls) == 2, "the second booking was still looked at"
+    assert report.cancelled_here == 1
+    (error,) = report.errors
+    assert error == f"calendar booking {calls[0]}: RuntimeError: row locked by another worker"
