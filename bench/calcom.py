@@ -261,9 +261,9 @@ async def run(calls: int, within: float, seed: int) -> dict[str, Any]:
         "success_rate": round(counted.get("ok", 0) / servable, 4) if servable else 0.0,
         "success_rate_all": round(counted.get("ok", 0) / attempted, 4) if attempted else 0.0,
         "cold_start_requests": cold_start,
-        "refused_at_calcom": sum(
-            1 for r in rows if r.status == "failed"
-        ),  # the rest of slot_taken: our own check
+        # failed rows: Cal.com refused or failed; the rest of slot_taken was our own check's answer
+        "refused_at_calcom": sum(1 for r in rows if r.status == "failed")
+        - sum(v for k, v in counted.items() if k.startswith("unavailable:")),
         "orphans": orphans,
         "orphans_cancelled_by_reconcile": report.orphans_cancelled,
         "double_bookings": doubles,

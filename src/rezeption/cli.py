@@ -288,7 +288,7 @@ def reconcile(
 
     settings = _settings()
 
-    async def run() -> str:
+    async def run() -> tuple[str, list[str]]:
         services = build(settings)
         try:
             await require_schema(services.database)
@@ -307,9 +307,14 @@ def reconcile(
             f"imported: {report.imported}  cancelled here: {report.cancelled_here}  "
             f"conflicts: {report.conflicts}  errors: {len(report.errors)}"
         )
-        return "\n".join([summary, *(f"  error: {problem}" for problem in report.errors)])
+        return summary, report.errors
 
-    console.print(run_with_schema(run), markup=False, highlight=False)
+    summary, errors = run_with_schema(run)
+    typer.echo(summary)
+    for problem in errors:  # each failed step with its cause; the run went on past it
+        typer.echo(f"error: {problem}", err=True)
+    if errors:
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

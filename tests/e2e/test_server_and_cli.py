@@ -120,3 +120,27 @@ def test_production_refuses_placeholder_secrets(env: dict[str, str]) -> None:
     refused = cli({**env, "REZEPTION_ENVIRONMENT": "production"}, "db", "current")
     assert refused.returncode == 2
     assert "REZEPTION_RETELL_API_KEY" in refused.stderr and "REZEPTION_ADMIN_SECRET" in refused.stderr
+
+
+def test_reconcile_with_cal_com_away_names_the_cause_and_exits_non_zero(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """Before (issue 12): `rezeption reconcile --tenant SLUG` crashed with a traceback."""
+    with socket.socket() as s:  # a port nothing listens on: Cal.com is away
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    salon = (DEMO_SALON.parent / "friseur1-calcom.yaml").read_text(encoding="utf-8")
+    salon_file = tmp_path / "calcom.yaml"
+    salon_file.write_text(
+        salon.replace("http://127.0.0.1:8765", f"http://127.0.0.1:{port}"), encoding="utf-8"
+    )
+    assert cli(env, "db", "upgrade").returncode == 0
+    assert cli(env, "tenants", "load", str(salon_file)).returncode == 0
+
+    done = cli(env, "reconcile", "--tenant", "friseur1-calcom")
+
+    assert done.returncode == 1
+    assert "errors: 1" in done.stdout
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: listing the calendar's bookings: CalendarUnavailable")
+    assert "ConnectError" in line and "Traceback" not in done.stderr
