@@ -28,7 +28,7 @@ import contextvars
 import hashlib
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -51,23 +51,22 @@ _KIND: contextvars.ContextVar[Kind] = contextvars.ContextVar("calcom_request_kin
 
 
 @contextmanager
-def write_priority() -> Iterator[None]:
+def _sending_as(kind: Kind) -> Iterator[None]:
+    token = _KIND.set(kind)
+    try:
+        yield
+    finally:
+        _KIND.reset(token)
+
+
+def write_priority() -> AbstractContextManager[None]:
     """Every request sent inside the block counts as a write (a safe write and its read-back)."""
-    token = _KIND.set("write")
-    try:
-        yield
-    finally:
-        _KIND.reset(token)
+    return _sending_as("write")
 
 
-@contextmanager
-def background() -> Iterator[None]:
+def background() -> AbstractContextManager[None]:
     """Reads sent inside the block wait their turn behind callers' reads (writes stay writes)."""
-    token = _KIND.set("background")
-    try:
-        yield
-    finally:
-        _KIND.reset(token)
+    return _sending_as("background")
 
 
 def current_kind(write: bool) -> Kind:

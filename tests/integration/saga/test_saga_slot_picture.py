@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -37,6 +37,12 @@ async def provider(world: World) -> CalcomCalendar:
 async def warm(world: World) -> int:
     return await prefetch(
         uow=world.uow, calendars=world.calendars, clock=world.clock, tenant_id=world.tenant_id
+    )
+
+
+def anna(world: World, key: str, start: datetime = TUESDAY_10) -> BookingRequest:
+    return BookingRequest(
+        tenant_id=world.tenant_id, service="Herrenhaarschnitt", start=start, staff="Anna", idempotency_key=key
     )
 
 
@@ -68,15 +74,7 @@ async def test_one_request_per_event_type_covers_the_next_three_weeks_for_every_
 async def test_our_own_booking_leaves_the_picture_at_once_without_a_new_read(world: World) -> None:
     await warm(world)
     before = slot_reads(world)
-    await world.bookings.book(
-        BookingRequest(
-            tenant_id=world.tenant_id,
-            service="Herrenhaarschnitt",
-            start=TUESDAY_10,
-            staff="Anna",
-            idempotency_key="k",
-        )
-    )
+    await world.bookings.book(anna(world, "k"))
     await asyncio.sleep(0.05)  # the picture is updated after the reply
     again = await world.bookings.availability(
         tenant_id=world.tenant_id, service="Herrenhaarschnitt", start=TUESDAY_10, staff="Anna"
@@ -131,15 +129,7 @@ async def test_reads_over_the_budget_use_the_picture_and_a_booking_still_goes_th
     answer = await world.bookings.availability(
         tenant_id=world.tenant_id, service="Herrenhaarschnitt", start=TUESDAY_10, staff="Anna"
     )
-    result = await world.bookings.book(
-        BookingRequest(
-            tenant_id=world.tenant_id,
-            service="Herrenhaarschnitt",
-            start=TUESDAY_10,
-            staff="Anna",
-            idempotency_key="b",
-        )
-    )
+    result = await world.bookings.book(anna(world, "b"))
 
     assert answer.free and calendar.stale_answers >= 1
     assert slot_reads(world) == before, "no read was sent over the budget"
@@ -162,15 +152,7 @@ async def test_failing_slot_reads_open_the_read_breaker_only_and_bookings_still_
     assert calendar.client.read_breaker.state is BreakerState.OPEN
     assert calendar.client.breaker.state is BreakerState.CLOSED
 
-    result = await world.bookings.book(
-        BookingRequest(
-            tenant_id=world.tenant_id,
-            service="Herrenhaarschnitt",
-            start=TUESDAY_10,
-            staff="Anna",
-            idempotency_key="c",
-        )
-    )
+    result = await world.bookings.book(anna(world, "c"))
     assert result.appointment.status.value == "confirmed"
 
 
@@ -185,15 +167,7 @@ async def test_while_cal_com_refuses_our_key_nobody_hears_free_and_a_working_req
     await warm(world)
     world.emulator.faults({"mode": "auth_expired", "method": "POST", "path": "/v2/bookings", "count": 1})
     with pytest.raises(CalendarUnavailable):
-        await world.bookings.book(
-            BookingRequest(
-                tenant_id=world.tenant_id,
-                service="Herrenhaarschnitt",
-                start=TUESDAY_10,
-                staff="Anna",
-                idempotency_key="expired",
-            )
-        )
+        await world.bookings.book(anna(world, "expired"))
     assert any(r.levelname == "ERROR" and "key refused" in r.getMessage() for r in caplog.records)
 
     with pytest.raises(CalendarUnavailable) as unchecked:
@@ -203,13 +177,7 @@ async def test_while_cal_com_refuses_our_key_nobody_hears_free_and_a_working_req
     assert unchecked.value.code == "availability_unchecked", "not 'noch frei' when booking would fail"
 
     booked = await world.bookings.book(  # the key works again (renewed): the next booking goes through
-        BookingRequest(
-            tenant_id=world.tenant_id,
-            service="Herrenhaarschnitt",
-            start=TUESDAY_10 + timedelta(hours=2),
-            staff="Anna",
-            idempotency_key="renewed",
-        )
+        anna(world, "renewed", TUESDAY_10 + timedelta(hours=2))
     )
     assert booked.appointment.status.value == "confirmed"
     answer = await world.bookings.availability(
