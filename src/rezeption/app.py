@@ -1,6 +1,6 @@
 """The web application: FastAPI app factory with health and readiness probes.
 
-Routes come from `rezeption.retell.routes` (Retell) and `rezeption.calendars.calcom_webhook`
+Routes come from `rezeption.retell.routes` (Retell) and `rezeption.calendars.calcom.webhook`
 (Cal.com webhooks); on SQLite the outbox worker runs inside the server. This file only composes.
 
 A dead database never stops the server: start-up bounds its waits (the warm-up gives up after a
@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from rezeption.bootstrap import Services, build
-from rezeption.calendars.calcom_webhook import build_calcom_webhook_router
+from rezeption.calendars.calcom.webhook import build_calcom_webhook_router
 from rezeption.domain.clock import Clock
 from rezeption.ops import readiness
 from rezeption.ops.logging import configure_logging

@@ -27,7 +27,7 @@ import pytest
 from tests.conftest import ROOT
 from tests.faults import free_port
 
-from rezeption.calendars.calcom_webhook import signature_for
+from rezeption.calendars.calcom.webhook import signature_for
 from rezeption.retell.signature import sign
 
 REZEPTION = [sys.executable, "-m", "rezeption.cli"]

@@ -24,7 +24,7 @@ from tests.conftest import ROOT
 from tests.faults import ServedApp, serve_app
 
 from rezeption.app import create_app
-from rezeption.calendars.calcom_webhook import MAX_BODY, signature_for
+from rezeption.calendars.calcom.webhook import MAX_BODY, signature_for
 from rezeption.domain.clock import FixedClock
 from rezeption.settings import Settings
 from rezeption.store.db import Database

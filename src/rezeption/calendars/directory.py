@@ -14,8 +14,8 @@ from typing import Any
 
 from rezeption.booking.ports import CalendarProvider, UnitOfWork
 from rezeption.calendars.calcom import CalcomCalendar, CalcomSettings
-from rezeption.calendars.calcom_budget import RequestBudget, request_budget_from_url
-from rezeption.calendars.calcom_client import CalcomClient
+from rezeption.calendars.calcom.budget import RequestBudget, request_budget_from_url
+from rezeption.calendars.calcom.client import CalcomClient
 from rezeption.calendars.local import LocalCalendar
 from rezeption.calendars.slot_cache import MemorySlotCache, SlotCache
 from rezeption.domain.clock import Clock

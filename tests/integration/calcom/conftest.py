@@ -14,8 +14,8 @@ import pytest
 import uvicorn
 from calcom_harness import API_KEY, EMULATOR_NOW, FakeClock, RunningEmulator
 
-from rezeption.calendars.calcom_breaker import CircuitBreaker
-from rezeption.calendars.calcom_client import CalcomClient
+from rezeption.calendars.calcom.breaker import CircuitBreaker
+from rezeption.calendars.calcom.client import CalcomClient
 from rezeption.emulators.calcom import create_app
 
 

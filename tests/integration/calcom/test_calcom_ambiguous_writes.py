@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from calcom_harness import RunningEmulator
 
-from rezeption.calendars.calcom_client import CalcomClient
-from rezeption.calendars.calcom_errors import (
+from rezeption.calendars.calcom.client import CalcomClient
+from rezeption.calendars.calcom.errors import (
     CalcomConflict,
     CalcomNothingBooked,
     CalcomOutcomeUnknown,
@@ -20,7 +20,7 @@ from rezeption.calendars.calcom_errors import (
     CalcomTimeout,
     CalcomUnavailable,
 )
-from rezeption.calendars.calcom_models import CalcomAttendee
+from rezeption.calendars.calcom.models import CalcomAttendee
 
 BERLIN = ZoneInfo("Europe/Berlin")
 ANNA = CalcomAttendee(name="Anna Schmidt", time_zone="Europe/Berlin", phone_number="+4915123456789")

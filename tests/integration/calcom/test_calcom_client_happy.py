@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from calcom_harness import RunningEmulator
 
-from rezeption.calendars.calcom_client import CalcomClient
-from rezeption.calendars.calcom_models import TOKEN_METADATA_KEY, CalcomAttendee
+from rezeption.calendars.calcom.client import CalcomClient
+from rezeption.calendars.calcom.models import TOKEN_METADATA_KEY, CalcomAttendee
 
 BERLIN = ZoneInfo("Europe/Berlin")
 ANNA = CalcomAttendee(name="Anna Schmidt", time_zone="Europe/Berlin", email="anna@example.com", language="de")

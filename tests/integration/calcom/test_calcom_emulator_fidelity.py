@@ -11,8 +11,8 @@ import httpx
 import pytest
 from calcom_harness import API_KEY, RunningEmulator
 
-from rezeption.calendars.calcom_client import CalcomClient
-from rezeption.calendars.calcom_models import CalcomAttendee
+from rezeption.calendars.calcom.client import CalcomClient
+from rezeption.calendars.calcom.models import CalcomAttendee
 
 BERLIN = ZoneInfo("Europe/Berlin")
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

@@ -8,15 +8,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from rezeption.calendars.calcom_breaker import BreakerState, CircuitBreaker
-from rezeption.calendars.calcom_errors import CalcomCircuitOpen
-from rezeption.calendars.calcom_models import parse_instant, to_wire
-from rezeption.calendars.calcom_transport import mask_phone, version_for
-from rezeption.emulators.calcom_config import FaultRule, ScheduleConfig, load_config
-from rezeption.emulators.calcom_faults import FaultBook
-from rezeption.emulators.calcom_requests import parse_slot_query
-from rezeption.emulators.calcom_slots import Interval, SlotRules, free_slots, working_windows
-from rezeption.emulators.calcom_wire import ApiError
+from rezeption.calendars.calcom.breaker import BreakerState, CircuitBreaker
+from rezeption.calendars.calcom.errors import CalcomCircuitOpen
+from rezeption.calendars.calcom.models import parse_instant, to_wire
+from rezeption.calendars.calcom.transport import mask_phone, version_for
+from rezeption.emulators.calcom.config import FaultRule, ScheduleConfig, load_config
+from rezeption.emulators.calcom.faults import FaultBook
+from rezeption.emulators.calcom.requests import parse_slot_query
+from rezeption.emulators.calcom.slots import Interval, SlotRules, free_slots, working_windows
+from rezeption.emulators.calcom.wire import ApiError
 
 BERLIN = ZoneInfo("Europe/Berlin")
 MONDAY = ScheduleConfig(id=1, time_zone="Europe/Berlin", weekly={"mon": ["09:00-12:00"]})

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from calcom_harness import RunningEmulator
 
-from rezeption.calendars.calcom_client import CalcomClient
-from rezeption.calendars.calcom_errors import (
+from rezeption.calendars.calcom.client import CalcomClient
+from rezeption.calendars.calcom.errors import (
     CalcomAlreadyCancelled,
     CalcomAuthError,
     CalcomBadRequest,
@@ -25,7 +25,7 @@ from rezeption.calendars.calcom_errors import (
     CalcomUnavailable,
     parse_error_body,
 )
-from rezeption.calendars.calcom_models import CalcomAttendee
+from rezeption.calendars.calcom.models import CalcomAttendee
 
 BERLIN = ZoneInfo("Europe/Berlin")
 ANNA = CalcomAttendee(name="Anna", time_zone="Europe/Berlin", email="anna@example.com")

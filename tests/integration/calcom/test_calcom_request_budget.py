@@ -20,7 +20,7 @@ from collections.abc import Callable
 import pytest
 from calcom_harness import API_KEY, RunningEmulator
 
-from rezeption.calendars.calcom_budget import BudgetConfig, MemoryRequestBudget
+from rezeption.calendars.calcom.budget import BudgetConfig, MemoryRequestBudget
 
 WINDOW = {"limit": 30, "window_seconds": 10, "block_seconds": 10}
 RUN_SECONDS = 12.0
@@ -28,9 +28,9 @@ REDIS = "redis://127.0.0.1:6379/14"
 
 HAMMER = """
 import asyncio, json, sys, time, uuid
-from rezeption.calendars.calcom_budget import BudgetConfig, request_budget_from_url
-from rezeption.calendars.calcom_client import CalcomClient
-from rezeption.calendars.calcom_errors import CalcomRateLimited
+from rezeption.calendars.calcom.budget import BudgetConfig, request_budget_from_url
+from rezeption.calendars.calcom.client import CalcomClient
+from rezeption.calendars.calcom.errors import CalcomRateLimited
 
 url, key, redis_url = sys.argv[1], sys.argv[2], sys.argv[3] or None
 seconds, start_at = float(sys.argv[4]), float(sys.argv[5])

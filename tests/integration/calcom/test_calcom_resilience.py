@@ -9,16 +9,16 @@ from zoneinfo import ZoneInfo
 import pytest
 from calcom_harness import FakeClock, RunningEmulator
 
-from rezeption.calendars.calcom_breaker import BreakerState, CircuitBreaker
-from rezeption.calendars.calcom_client import CalcomClient
-from rezeption.calendars.calcom_errors import (
+from rezeption.calendars.calcom.breaker import BreakerState, CircuitBreaker
+from rezeption.calendars.calcom.client import CalcomClient
+from rezeption.calendars.calcom.errors import (
     CalcomCircuitOpen,
     CalcomRateLimited,
     CalcomServerError,
     CalcomTimeout,
     CalcomUnavailable,
 )
-from rezeption.calendars.calcom_models import CalcomAttendee
+from rezeption.calendars.calcom.models import CalcomAttendee
 
 BERLIN = ZoneInfo("Europe/Berlin")
 DAY_START = datetime(2025, 10, 21, 0, 0, tzinfo=BERLIN)

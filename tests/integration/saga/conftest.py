@@ -19,7 +19,7 @@ from sqlalchemy import select, text
 
 from rezeption.booking.bookings import Bookings
 from rezeption.booking.reconcile import Reconciler
-from rezeption.calendars.calcom_breaker import CircuitBreaker
+from rezeption.calendars.calcom.breaker import CircuitBreaker
 from rezeption.calendars.directory import CalendarDirectory
 from rezeption.domain.clock import FixedClock
 from rezeption.emulators.calcom import create_app

@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 
 from rezeption.booking.prefetch import prefetch
-from rezeption.calendars.calcom_webhook import build_calcom_webhook_router, signature_for
+from rezeption.calendars.calcom.webhook import build_calcom_webhook_router, signature_for
 from rezeption.calendars.slot_cache import RedisSlotCache, slot_cache_from_url
 
 from .conftest import NOW, TUESDAY_10, World

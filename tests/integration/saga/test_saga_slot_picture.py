@@ -19,8 +19,8 @@ from rezeption.booking.bookings import BookingRequest
 from rezeption.booking.ports import CalendarUnavailable
 from rezeption.booking.prefetch import prefetch
 from rezeption.calendars.calcom import CalcomCalendar
-from rezeption.calendars.calcom_breaker import BreakerState, CircuitBreaker
-from rezeption.calendars.calcom_budget import BudgetConfig, MemoryRequestBudget
+from rezeption.calendars.calcom.breaker import BreakerState, CircuitBreaker
+from rezeption.calendars.calcom.budget import BudgetConfig, MemoryRequestBudget
 from rezeption.domain.model import Catalog
 
 from .conftest import TUESDAY_10, World

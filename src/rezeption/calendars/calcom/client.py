@@ -13,7 +13,7 @@ back what happened instead of sending the write again:
 If the read-back fails too, ``CalcomOutcomeUnknown`` tells the caller to reconcile later. A write
 still executing server-side after our timeout can commit *after* the read-back; the token in its
 ``metadata`` lets a later reconcile find it (``readback_delay`` narrows that window).
-Errors: see ``rezeption.calendars.calcom_errors``; endpoints: ``rezeption.calendars.calcom_api``.
+Errors: see ``rezeption.calendars.calcom.errors``; endpoints: ``rezeption.calendars.calcom.api``.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import asyncio
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-from rezeption.calendars.calcom_api import CalcomApi
-from rezeption.calendars.calcom_errors import (
+from rezeption.calendars.calcom.api import CalcomApi
+from rezeption.calendars.calcom.errors import (
     CalcomAlreadyCancelled,
     CalcomConflict,
     CalcomError,
@@ -33,7 +33,7 @@ from rezeption.calendars.calcom_errors import (
     CalcomSlotUnavailable,
     CalcomUnavailable,
 )
-from rezeption.calendars.calcom_models import CalcomAttendee, CalcomBooking, require_aware
+from rezeption.calendars.calcom.models import CalcomAttendee, CalcomBooking, require_aware
 
 __all__ = ["CalcomClient"]
 

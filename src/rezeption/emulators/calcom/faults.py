@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-from rezeption.emulators.calcom_config import FaultRule
+from rezeption.emulators.calcom.config import FaultRule
 
 __all__ = ["ActiveFault", "FaultBook"]
 

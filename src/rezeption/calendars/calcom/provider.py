@@ -23,7 +23,7 @@ after the last of them where alternatives are looked for), refreshed when older 
 invalidated by Cal.com webhooks. A caller never waits long for Cal.com: after `voice_wait` seconds
 (1.5) the last known picture answers (the booking itself is checked by Cal.com, and a refusal means
 "taken" with our alternatives); with nothing known, at most `voice_wait_unknown` (2.2). Every
-request takes a token from the key's budget (`calcom_budget`); a read the budget refuses is
+request takes a token from the key's budget (`budget`); a read the budget refuses is
 answered from the picture. Writes use the client's safe variants with our token (`booking_token`)
 in `metadata`, so nothing is ever sent twice blindly; a create whose read-back proved that nothing
 was booked is sent once more while `write_budget` (5.8 s) leaves at least 2 s for it.
@@ -48,9 +48,9 @@ from rezeption.booking.ports import (
     ExternalBooking,
     booking_token,
 )
-from rezeption.calendars.calcom_budget import BudgetConfig, background, write_priority
-from rezeption.calendars.calcom_client import CalcomClient
-from rezeption.calendars.calcom_errors import (
+from rezeption.calendars.calcom.budget import BudgetConfig, background, write_priority
+from rezeption.calendars.calcom.client import CalcomClient
+from rezeption.calendars.calcom.errors import (
     CalcomAlreadyCancelled,
     CalcomConflict,
     CalcomError,
@@ -65,7 +65,7 @@ from rezeption.calendars.calcom_errors import (
     CalcomTimeout,
     CalcomUnavailable,
 )
-from rezeption.calendars.calcom_models import CalcomAttendee, CalcomBooking
+from rezeption.calendars.calcom.models import CalcomAttendee, CalcomBooking
 from rezeption.calendars.slot_cache import MemorySlotCache, Picture, SlotCache, SlotSpans
 from rezeption.domain.model import Appointment, Catalog, Interval, Service, Slot, Staff
 from rezeption.domain.schedule import block_of, working_intervals

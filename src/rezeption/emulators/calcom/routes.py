@@ -15,18 +15,18 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse
 
-from rezeption.emulators import calcom_bookings as desk
-from rezeption.emulators.calcom_config import EventTypeConfig
-from rezeption.emulators.calcom_faults import ActiveFault
-from rezeption.emulators.calcom_requests import (
+from rezeption.emulators.calcom import bookings as desk
+from rezeption.emulators.calcom.config import EventTypeConfig
+from rezeption.emulators.calcom.faults import ActiveFault
+from rezeption.emulators.calcom.requests import (
     parse_booking_filter,
     parse_create_booking,
     parse_reschedule,
     parse_reserve,
     parse_slot_query,
 )
-from rezeption.emulators.calcom_state import EmulatorState
-from rezeption.emulators.calcom_wire import ApiError, iso_ms, success
+from rezeption.emulators.calcom.state import EmulatorState
+from rezeption.emulators.calcom.wire import ApiError, iso_ms, success
 
 __all__ = ["NO_AUTH_MESSAGE", "build_router", "check_api_key"]
 

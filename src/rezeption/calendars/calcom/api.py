@@ -3,7 +3,7 @@
 Owns request building and response parsing per endpoint. Every instant goes out as UTC ``Z``
 and comes back as an aware datetime; results are frozen dataclasses. Reads (and the idempotent
 reservation delete) are retried by the transport; creates, cancels and reschedules are sent
-exactly once. ``CalcomClient`` (``calcom_client``) adds reading back after ambiguous writes.
+exactly once. ``CalcomClient`` (``client``) adds reading back after ambiguous writes.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from rezeption.calendars.calcom_breaker import CircuitBreaker
-from rezeption.calendars.calcom_budget import RequestBudget
-from rezeption.calendars.calcom_errors import (
+from rezeption.calendars.calcom.breaker import CircuitBreaker
+from rezeption.calendars.calcom.budget import RequestBudget
+from rezeption.calendars.calcom.errors import (
     CalcomBadRequest,
 )
-from rezeption.calendars.calcom_models import (
+from rezeption.calendars.calcom.models import (
     TOKEN_METADATA_KEY,
     CalcomAttendee,
     CalcomBooking,
@@ -32,7 +32,7 @@ from rezeption.calendars.calcom_models import (
     require_aware,
     to_wire,
 )
-from rezeption.calendars.calcom_transport import CalcomTransport
+from rezeption.calendars.calcom.transport import CalcomTransport
 
 __all__ = ["CalcomApi"]
 

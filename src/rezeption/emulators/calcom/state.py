@@ -3,7 +3,7 @@
 Owns users, schedules, event types (from the config), bookings and reservations; slot listing
 (incl. the ``stale_slots`` and ``dst_bug`` faults), holds with TTL and the 422 overlap rules, the
 row insert that keeps the ACCEPTED-only unique ``idempotencyKey`` (one 201, one 409 under a real
-race), and listing with filters. Booking writes live in ``calcom_bookings``.
+race), and listing with filters. Booking writes live in ``bookings``.
 """
 
 from __future__ import annotations
@@ -13,23 +13,23 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from rezeption.emulators.calcom_config import EmulatorConfig, EventTypeConfig, ScheduleConfig, UserConfig
-from rezeption.emulators.calcom_faults import ActiveFault
-from rezeption.emulators.calcom_records import (
+from rezeption.emulators.calcom.config import EmulatorConfig, EventTypeConfig, ScheduleConfig, UserConfig
+from rezeption.emulators.calcom.faults import ActiveFault
+from rezeption.emulators.calcom.records import (
     Booking,
     EmulatorClock,
     Reservation,
     new_booking_uid,
     new_reservation_uid,
 )
-from rezeption.emulators.calcom_requests import (
+from rezeption.emulators.calcom.requests import (
     BookingFilter,
     ReserveRequest,
     SlotQuery,
     minutes,
 )
-from rezeption.emulators.calcom_slots import Interval, SlotRules, free_slots, working_windows
-from rezeption.emulators.calcom_wire import ApiError
+from rezeption.emulators.calcom.slots import Interval, SlotRules, free_slots, working_windows
+from rezeption.emulators.calcom.wire import ApiError
 
 __all__ = ["EmulatorState"]
 

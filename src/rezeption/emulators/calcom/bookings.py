@@ -13,13 +13,13 @@ import asyncio
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from rezeption.emulators.calcom_config import EventTypeConfig
-from rezeption.emulators.calcom_faults import ActiveFault
-from rezeption.emulators.calcom_records import Booking
-from rezeption.emulators.calcom_requests import CreateBookingRequest, RescheduleRequest, minutes
-from rezeption.emulators.calcom_slots import Interval, working_windows
-from rezeption.emulators.calcom_state import EmulatorState
-from rezeption.emulators.calcom_wire import ApiError
+from rezeption.emulators.calcom.config import EventTypeConfig
+from rezeption.emulators.calcom.faults import ActiveFault
+from rezeption.emulators.calcom.records import Booking
+from rezeption.emulators.calcom.requests import CreateBookingRequest, RescheduleRequest, minutes
+from rezeption.emulators.calcom.slots import Interval, working_windows
+from rezeption.emulators.calcom.state import EmulatorState
+from rezeption.emulators.calcom.wire import ApiError
 
 __all__ = ["OUT_OF_BOUNDS", "SLOT_TAKEN", "cancel_booking", "create_booking", "reschedule_booking"]
 

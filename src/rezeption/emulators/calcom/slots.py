@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from rezeption.emulators.calcom_config import ScheduleConfig
+from rezeption.emulators.calcom.config import ScheduleConfig
 
 __all__ = ["Interval", "SlotRules", "free_slots", "is_transition_day", "working_windows"]
 

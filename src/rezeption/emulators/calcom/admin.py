@@ -12,12 +12,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from rezeption.emulators.calcom_config import FaultRule
-from rezeption.emulators.calcom_faults import FaultBook
-from rezeption.emulators.calcom_middleware import RateLimiter, RequestLog
-from rezeption.emulators.calcom_slots import Interval
-from rezeption.emulators.calcom_state import EmulatorState
-from rezeption.emulators.calcom_wire import ApiError, iso_ms, parse_iso
+from rezeption.emulators.calcom.config import FaultRule
+from rezeption.emulators.calcom.faults import FaultBook
+from rezeption.emulators.calcom.middleware import RateLimiter, RequestLog
+from rezeption.emulators.calcom.slots import Interval
+from rezeption.emulators.calcom.state import EmulatorState
+from rezeption.emulators.calcom.wire import ApiError, iso_ms, parse_iso
 
 __all__ = ["build_admin_router"]
 

@@ -15,13 +15,13 @@ from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from rezeption.emulators.calcom_admin import build_admin_router
-from rezeption.emulators.calcom_config import EmulatorConfig, load_config
-from rezeption.emulators.calcom_faults import FaultBook
-from rezeption.emulators.calcom_middleware import CalcomTransportMiddleware, RateLimiter, RequestLog
-from rezeption.emulators.calcom_routes import build_router
-from rezeption.emulators.calcom_state import EmulatorState
-from rezeption.emulators.calcom_wire import ApiError, error_response
+from rezeption.emulators.calcom.admin import build_admin_router
+from rezeption.emulators.calcom.config import EmulatorConfig, load_config
+from rezeption.emulators.calcom.faults import FaultBook
+from rezeption.emulators.calcom.middleware import CalcomTransportMiddleware, RateLimiter, RequestLog
+from rezeption.emulators.calcom.routes import build_router
+from rezeption.emulators.calcom.state import EmulatorState
+from rezeption.emulators.calcom.wire import ApiError, error_response
 
 __all__ = ["EmulatorConfig", "create_app", "load_config", "run_emulator"]
 

@@ -13,7 +13,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from rezeption.emulators.calcom_wire import ApiError, parse_iso
+from rezeption.emulators.calcom.wire import ApiError, parse_iso
 
 __all__ = [
     "BookingFilter",

@@ -14,7 +14,7 @@ import enum
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from rezeption.calendars.calcom_errors import CalcomCircuitOpen
+from rezeption.calendars.calcom.errors import CalcomCircuitOpen
 
 __all__ = ["BreakerState", "CircuitBreaker"]
 

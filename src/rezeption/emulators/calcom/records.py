@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rezeption.emulators.calcom_config import EventTypeConfig, UserConfig
-from rezeption.emulators.calcom_wire import iso_ms
+from rezeption.emulators.calcom.config import EventTypeConfig, UserConfig
+from rezeption.emulators.calcom.wire import iso_ms
 
 __all__ = ["ACTIVE", "Booking", "EmulatorClock", "Reservation", "new_booking_uid", "new_reservation_uid"]
 

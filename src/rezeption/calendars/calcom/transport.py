@@ -2,7 +2,7 @@
 
 Owns headers (bearer key, ``cal-api-version`` per resource, ``X-Request-Id``), per-call timeouts,
 retries with exponential backoff for reads only (tenacity), two circuit breakers (reads, and writes
-with their read-backs), the key's request budget (``calcom_budget``: a request the budget refuses
+with their read-backs), the key's request budget (``budget``: a request the budget refuses
 is never sent), rate-limit awareness (a 429 or an exhausted ``X-RateLimit-Remaining`` blocks
 further calls locally until the window resets) and log lines that carry no personal data (path
 without query, status, timing). A refused key (401/403) is logged at error level for the operator.
@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from rezeption.calendars.calcom_breaker import CircuitBreaker
-from rezeption.calendars.calcom_budget import RequestBudget, current_kind
-from rezeption.calendars.calcom_errors import (
+from rezeption.calendars.calcom.breaker import CircuitBreaker
+from rezeption.calendars.calcom.budget import RequestBudget, current_kind
+from rezeption.calendars.calcom.errors import (
     CalcomCircuitOpen,
     CalcomError,
     CalcomRateLimited,

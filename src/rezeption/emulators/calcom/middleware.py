@@ -18,10 +18,10 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rezeption.emulators.calcom_config import RateLimitConfig
-from rezeption.emulators.calcom_faults import ActiveFault, FaultBook
-from rezeption.emulators.calcom_state import EmulatorState
-from rezeption.emulators.calcom_wire import ApiError, error_response, html_error_response
+from rezeption.emulators.calcom.config import RateLimitConfig
+from rezeption.emulators.calcom.faults import ActiveFault, FaultBook
+from rezeption.emulators.calcom.state import EmulatorState
+from rezeption.emulators.calcom.wire import ApiError, error_response, html_error_response
 
 __all__ = ["CalcomTransportMiddleware", "RateLimiter", "RequestLog"]
 

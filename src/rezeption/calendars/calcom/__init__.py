@@ -1,0 +1,12 @@
+"""Cal.com API v2 as a calendar provider: one package per concept.
+
+- `provider`: `CalcomCalendar` (the booking port over one salon's Cal.com account) and its settings;
+- `client` (safe writes, read-backs) over `api` (the endpoints) over `transport` (one request:
+  headers, timeouts, retries, breakers, the request budget, rate-limit headers);
+- `budget` (the key's shared request budget), `breaker`, `errors`, `models`, `webhook` (Cal.com's
+  signed webhooks).
+"""
+
+from rezeption.calendars.calcom.provider import CalcomCalendar, CalcomSettings
+
+__all__ = ["CalcomCalendar", "CalcomSettings"]
