@@ -763,7 +763,8 @@ def case_sqlite_locked(ctx: Context) -> dict[str, Any]:
     holder = sqlite3.connect(path, isolation_level=None, timeout=10)
     try:
         holder.execute("BEGIN IMMEDIATE")
-        booking = client.function("book_appointment", book_args("14:00", "Freitag"), call_id)
+        # longer than REQUEST_TIMEOUT: the before code's wait ends near SQLAlchemy's 30 s pool timeout
+        booking = client.function("book_appointment", book_args("14:00", "Freitag"), call_id, timeout=45)
         ready = client.get("/ready")
         holder.execute("ROLLBACK")
     finally:
@@ -989,9 +990,16 @@ def probe(path: Path, label: str, deadline: float) -> dict[str, Any]:
         text=True,
         check=False,
     ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(checkout.path), "status", "--porcelain", "--", "src"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.splitlines()
     out: dict[str, Any] = {
         "checkout": str(checkout.path),
         "commit": commit,
+        "src_files_changed_since_commit": len(dirty),
         "imported_from": checkout.imported_from(),
         "workdir": str(workdir),
         "cases": {},

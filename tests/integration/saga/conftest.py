@@ -24,6 +24,7 @@ from rezeption.calendars.directory import CalendarDirectory
 from rezeption.domain.clock import FixedClock
 from rezeption.emulators.calcom import create_app
 from rezeption.store.db import Database
+from rezeption.store.salon_file import SalonFile
 from rezeption.store.salon_import import import_salon
 from rezeption.store.tables import AppointmentEventRow, AppointmentRow, Base, OutboxJobRow
 from rezeption.store.uow import SqlUnitOfWork
@@ -76,11 +77,17 @@ def _free_socket() -> socket.socket:
 
 
 @pytest.fixture
-def emulator() -> Iterator[Emulator]:
+def salon_for() -> Callable[[str], SalonFile]:
+    """The salon file for an emulator at a URL (a module may override it: a team salon, say)."""
+    return calcom_salon
+
+
+@pytest.fixture
+def emulator(salon_for: Callable[[str], SalonFile]) -> Iterator[Emulator]:
     """The emulator, frozen at NOW, with the Cal.com demo salon's users and event types."""
     sock = _free_socket()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    config = emulator_config(calcom_salon(url), NOW)
+    config = emulator_config(salon_for(url), NOW)
     server = uvicorn.Server(
         uvicorn.Config(create_app(config), host="127.0.0.1", log_level="critical", lifespan="off")
     )
@@ -117,8 +124,10 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-async def tenant_id(pg: Database, emulator: Emulator, clock: FixedClock) -> int:
-    report = await import_salon(pg, calcom_salon(emulator.url), now=clock.now())
+async def tenant_id(
+    pg: Database, emulator: Emulator, clock: FixedClock, salon_for: Callable[[str], SalonFile]
+) -> int:
+    report = await import_salon(pg, salon_for(emulator.url), now=clock.now())
     return report.tenant_id
 
 

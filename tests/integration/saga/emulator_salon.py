@@ -51,22 +51,25 @@ def emulator_config(salon: SalonFile, now: datetime | None, **extra: Any) -> dic
             }
         )
         schedules.append({"id": host, "time_zone": salon.timezone, "weekly": weekly})
-    event_types = []
+    by_id: dict[int, dict[str, Any]] = {}
     for service in salon.services:
         for staff_key, type_id in settings["event_types"][service.key].items():
-            event_types.append(
-                {
-                    "id": type_id,
-                    "slug": f"{service.key}-{staff_key}",
-                    "title": service.name,
-                    "length": service.duration,
-                    "slot_interval": salon.booking.slot_grid_minutes,
-                    "minimum_booking_notice": salon.booking.min_notice_minutes,
-                    "before_buffer": service.buffer_before,
-                    "after_buffer": service.buffer_after,
-                    "host_id": hosts[staff_key],
-                }
-            )
+            known = by_id.get(type_id)
+            if known is not None:  # one id for several stylists: a round-robin team event type
+                known["host_ids"] = [*(known.get("host_ids") or [known["host_id"]]), hosts[staff_key]]
+                continue
+            by_id[type_id] = {
+                "id": type_id,
+                "slug": f"{service.key}-{staff_key}",
+                "title": service.name,
+                "length": service.duration,
+                "slot_interval": salon.booking.slot_grid_minutes,
+                "minimum_booking_notice": salon.booking.min_notice_minutes,
+                "before_buffer": service.buffer_before,
+                "after_buffer": service.buffer_after,
+                "host_id": hosts[staff_key],
+            }
+    event_types = list(by_id.values())
     config: dict[str, Any] = {
         "api_keys": [settings["api_key"]],
         "seed": 7,

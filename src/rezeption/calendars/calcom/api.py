@@ -302,6 +302,16 @@ class CalcomApi:
         )
         return CalcomBooking.from_json(_data(body))
 
+    async def reassign_booking(
+        self, uid: str, user_id: int, *, call_timeout: float | None = None
+    ) -> CalcomBooking:
+        """Give a round-robin booking to another team host (``/reassign/{userId}``), sent once;
+        idempotent by nature (reassigning to the host it already has changes nothing)."""
+        body = await self._transport.request(
+            "POST", f"/v2/bookings/{uid}/reassign/{user_id}", json={}, call_timeout=call_timeout, retry=False
+        )
+        return CalcomBooking.from_json(_data(body))
+
     async def reschedule_booking(
         self,
         uid: str,

@@ -9,7 +9,7 @@ says where and what (`calendar.settings`):
     event_types:                          # service key -> event type id, for every stylist,
       herrenhaarschnitt: {anna: 101, ben: 201}   # or per stylist key
       bartpflege: 202
-    hosts: {anna: 11, ben: 12}            # optional: Cal.com user id per stylist (imports)
+    hosts: {anna: 11, ben: 12}            # Cal.com user id per stylist (imports, round-robin hosts)
     webhook_secret: ...                   # X-Cal-Signature-256 of Cal.com's webhooks
     read_timeout: 3.0, write_timeout: 4.0       # seconds per request
     slot_refresh_seconds: 120, slot_horizon_days: 35
@@ -61,6 +61,7 @@ from rezeption.calendars.calcom.errors import (
     CalcomOutcomeUnknown,
     CalcomOutOfBounds,
     CalcomRateLimited,
+    CalcomRejected,
     CalcomSlotUnavailable,
     CalcomTimeout,
     CalcomUnavailable,
@@ -387,6 +388,12 @@ class CalcomCalendar:
                             call_timeout=timeout,
                         )
                         break
+                    except CalcomConflict:
+                        # A team event type: Cal.com gave a host that another booking took a moment
+                        # ago (409 booking_conflict_error, read back: not ours). Others may be free.
+                        if attempt == 2 or not self._is_team(catalog, event_type):
+                            raise
+                        log.info("calcom create: team host taken meanwhile, asking once more")
                     except CalcomNothingBooked as nothing:
                         # Cal.com answered 5xx or dropped the connection, and the read-back found
                         # nothing: send it once more. Never after a timeout: that create may still
@@ -397,6 +404,8 @@ class CalcomCalendar:
                             raise
                         timeout = min(self.settings.write_timeout, left - 0.3)
                         log.info("calcom create: nothing was booked, sending it once more")
+                if self._is_team(catalog, event_type):
+                    booking = await self._with_named_host(catalog, appointment, booking)
             booked = True
         except REFUSALS as error:
             booked = True  # taken there: the picture must not offer it again
@@ -410,6 +419,33 @@ class CalcomCalendar:
             if booked:
                 self._take_out(catalog, appointment, appointment.block_starts_at, appointment.block_ends_at)
         return self._external(catalog, booking)
+
+    def _is_team(self, catalog: Catalog, event_type: int) -> bool:
+        """Whether several stylists share the event type (a round-robin team at Cal.com)."""
+        return len({staff.id for _, staff in self._reverse(catalog).get(event_type, [])}) > 1
+
+    async def _with_named_host(
+        self, catalog: Catalog, appointment: Appointment, booking: CalcomBooking
+    ) -> CalcomBooking:
+        """The stylist we named to the caller hosts the booking: Cal.com's round robin picks its
+        own host, so a booking given to someone else is reassigned to ours. If ours is not free
+        there after all, the booking is cancelled there and the time refused as taken."""
+        staff = catalog.staff_by_id(appointment.staff_id)
+        wanted = self.settings.hosts.get(staff.key)
+        if wanted is None or wanted in booking.host_ids:
+            return booking
+        try:
+            return await self.client.reassign_booking(
+                booking.uid, wanted, call_timeout=self.settings.write_timeout
+            )
+        except CalcomRejected as refused:
+            log.info("calcom create: the named host is not free there, cancelling the round-robin booking")
+            await self.client.cancel_booking_safely(
+                booking.uid, reason="rezeption: host unavailable", call_timeout=self.settings.write_timeout
+            )
+            raise CalcomSlotUnavailable(
+                "the named host is not free at Cal.com", path=refused.path
+            ) from refused
 
     async def cancel(self, catalog: Catalog, appointment: Appointment) -> None:
         """Cancel the appointment's booking at Cal.com (nothing to do without a uid)."""

@@ -21,9 +21,18 @@ from rezeption.emulators.calcom.slots import Interval, working_windows
 from rezeption.emulators.calcom.state import EmulatorState
 from rezeption.emulators.calcom.wire import ApiError
 
-__all__ = ["OUT_OF_BOUNDS", "SLOT_TAKEN", "cancel_booking", "create_booking", "reschedule_booking"]
+__all__ = [
+    "OUT_OF_BOUNDS",
+    "SLOT_TAKEN",
+    "TEAM_SLOT_TAKEN",
+    "cancel_booking",
+    "create_booking",
+    "reassign_booking",
+    "reschedule_booking",
+]
 
 SLOT_TAKEN = "User either already has booking at this time or is not available"
+TEAM_SLOT_TAKEN = "One of the hosts either already has booking at this time or is not available"
 OUT_OF_BOUNDS = (
     "The event type can't be booked at the \"start\" time provided. This could be because it's too soon "
     "(violating the minimum booking notice) or too far in the future (outside the event's scheduling "
@@ -109,7 +118,13 @@ async def create_booking(
     if _fault(faults, "refuse_booking"):
         raise ApiError(400, SLOT_TAKEN)
     _check_reserved_slot(state, event_type, span, request.reserved_slot_uid)
-    _check_free(state, event_type, span, None)
+    host_id = None
+    if event_type.host_ids:  # round robin: Cal.com picks the host, not the caller
+        host_id = state.round_robin_host(event_type, span)
+        if host_id is None:
+            raise ApiError(400, TEAM_SLOT_TAKEN)
+    else:
+        _check_free(state, event_type, span, None)
     race = _fault(faults, "race_window")
     if race is not None:
         await asyncio.sleep(float(race.params.get("seconds", 0.2)))
@@ -121,9 +136,29 @@ async def create_booking(
         dict(request.metadata),
         status="pending" if pending else "accepted",
         responses=request.responses,
+        host_id=host_id,
     )
     if request.reserved_slot_uid:
         state.reservations.pop(request.reserved_slot_uid, None)
+    return booking
+
+
+def reassign_booking(state: EmulatorState, uid: str, user_id: int) -> Booking:
+    """``POST /v2/bookings/{uid}/reassign/{userId}``: a round-robin booking to another team host."""
+    booking = state.booking(uid, "Booking with uid={uid} not found")
+    event_type = state.event_types[booking.event_type_id]
+    if not event_type.host_ids:
+        raise ApiError(400, "Only round robin bookings can be reassigned")
+    if user_id not in event_type.host_ids:
+        raise ApiError(400, f"User with id={user_id} is not a host of this event type")
+    if not booking.is_active:
+        raise ApiError(400, f"Booking with uid={uid} is not active")
+    span = Interval(booking.start, booking.end)
+    if user_id != booking.host_id and not state.host_is_free(event_type, user_id, span, uid):
+        raise ApiError(400, f"User with id={user_id} is not available at the booking time")
+    booking.host_id = user_id
+    if booking.idempotency_key is not None:
+        booking.idempotency_key = f"{span.start.isoformat()}.{span.end.isoformat()}.{user_id}"
     return booking
 
 
@@ -172,7 +207,11 @@ async def reschedule_booking(
         walk_in = {"name": "Walk-in", "email": "walkin@salon.example", "timeZone": "Europe/Berlin"}
         state.insert(event_type, span, walk_in, {}, source="fault:slot_stolen")
     _check_reserved_slot(state, event_type, span, request.reserved_slot_uid)
-    _check_free(state, event_type, span, old.uid)
+    if event_type.host_ids:  # a round-robin booking moves with its host
+        if not state.host_is_free(event_type, old.host_id, span, old.uid):
+            raise ApiError(400, TEAM_SLOT_TAKEN)
+    else:
+        _check_free(state, event_type, span, old.uid)
     old.idempotency_key = None  # freed first so a reschedule onto an overlapping time is allowed
     new = state.insert(
         event_type,
@@ -182,6 +221,7 @@ async def reschedule_booking(
         status="pending" if event_type.requires_confirmation else "accepted",
         responses=dict(old.responses),
         rescheduled_from_uid=old.uid,
+        host_id=old.host_id,
     )
     old.status = "cancelled"
     old.cancellation_reason = request.reason

@@ -114,6 +114,8 @@ class EventTypeConfig(_Strict):
     requires_confirmation: bool = False
     hidden: bool = False
     host_id: int
+    host_ids: list[int] = Field(default_factory=list)
+    """A round-robin team event type's hosts (Cal.com picks a free one per booking); empty: host_id."""
     schedule_id: int | None = None
 
 

@@ -257,6 +257,13 @@ def build_router() -> APIRouter:
         state = _state(request)
         return success(state.booking_json(desk.cancel_booking(state, uid, reason)))
 
+    @router.post("/v2/bookings/{uid}/reassign/{user_id}")
+    async def reassign_booking(request: Request, uid: str, user_id: int) -> JSONResponse:
+        _require_version(request, BOOKINGS_VERSION)
+        _auth(request, required=True)
+        state = _state(request)
+        return success(state.booking_json(desk.reassign_booking(state, uid, user_id)))
+
     @router.post("/v2/bookings/{uid}/reschedule")
     async def reschedule_booking(request: Request, uid: str) -> JSONResponse:
         _require_version(request, BOOKINGS_VERSION)

@@ -77,9 +77,35 @@ class EmulatorState:
         """The event type's host."""
         return self.users[event_type.host_id]
 
-    def schedule(self, event_type: EventTypeConfig) -> ScheduleConfig:
-        """The schedule that decides the event type's working hours."""
+    def schedule(self, event_type: EventTypeConfig, host_id: int | None = None) -> ScheduleConfig:
+        """The schedule that decides the event type's working hours (a team host's own schedule)."""
+        if host_id is not None and event_type.host_ids:
+            return self.schedules[self.users[host_id].schedule_id]
         return self.schedules[event_type.schedule_id or self.host(event_type).schedule_id]
+
+    def hosts(self, event_type: EventTypeConfig) -> list[int]:
+        """Who may host a booking of the event type: its round-robin team, or its one host."""
+        return list(event_type.host_ids) or [event_type.host_id]
+
+    def host_is_free(
+        self, event_type: EventTypeConfig, host_id: int, span: Interval, ignore_uid: str | None = None
+    ) -> bool:
+        """Inside the host's working hours and clear of their bookings, buffers included."""
+        windows = working_windows(self.schedule(event_type, host_id), span.start, span.end)
+        inside = any(w.start <= span.start and span.end <= w.end for w in windows)
+        before, after = minutes(event_type.before_buffer), minutes(event_type.after_buffer)
+        padded = Interval(span.start - before, span.end + after)
+        return inside and not any(padded.overlaps(b) for b in self.busy(host_id, ignore_uid))
+
+    def round_robin_host(self, event_type: EventTypeConfig, span: Interval) -> int | None:
+        """The team host Cal.com would pick: free then, fewest active bookings first (lowest id on a
+        tie); None when nobody is free."""
+        load = {
+            h: sum(1 for b in self.bookings.values() if b.host_id == h and b.is_active)
+            for h in self.hosts(event_type)
+        }
+        free = [h for h in sorted(load, key=lambda h: (load[h], h)) if self.host_is_free(event_type, h, span)]
+        return free[0] if free else None
 
     def booking(self, uid: str, message: str) -> Booking:
         """The booking or a 404 with ``message`` (``{uid}`` is filled in)."""
@@ -137,18 +163,26 @@ class EmulatorState:
         }:
             raise ApiError(400, f"Invalid duration {query.duration} for event type {event_type.id}")
         stale = _fault(faults, "stale_slots") is not None
-        windows = working_windows(
-            self.schedule(event_type), query.start, query.end, dst_bug=_fault(faults, "dst_bug") is not None
-        )
-        return free_slots(
-            windows,
-            self._rules(event_type, duration),
-            start=query.start,
-            end=query.end,
-            now=self.now(),
-            busy=[] if stale else self.busy(event_type.host_id, query.reschedule_uid),
-            held=[] if stale else self._held(event_type.id),
-        )
+        starts: set[datetime] = set()
+        for host_id in self.hosts(event_type):  # a team's slot is free when any of its hosts is
+            windows = working_windows(
+                self.schedule(event_type, host_id),
+                query.start,
+                query.end,
+                dst_bug=_fault(faults, "dst_bug") is not None,
+            )
+            starts.update(
+                free_slots(
+                    windows,
+                    self._rules(event_type, duration),
+                    start=query.start,
+                    end=query.end,
+                    now=self.now(),
+                    busy=[] if stale else self.busy(host_id, query.reschedule_uid),
+                    held=[] if stale else self._held(event_type.id),
+                )
+            )
+        return sorted(starts)
 
     # --- reservations ------------------------------------------------------------------------
 
@@ -205,11 +239,13 @@ class EmulatorState:
         responses: dict[str, Any] | None = None,
         source: str = "api",
         rescheduled_from_uid: str | None = None,
+        host_id: int | None = None,
     ) -> Booking:
         """Insert a booking row; an ACCEPTED one must not repeat (start, end, host): 409 shape D."""
+        host_id = host_id if host_id is not None else event_type.host_id
         key = None
         if status == "accepted":
-            key = f"{span.start.isoformat()}.{span.end.isoformat()}.{event_type.host_id}"
+            key = f"{span.start.isoformat()}.{span.end.isoformat()}.{host_id}"
             if any(b.idempotency_key == key for b in self.bookings.values()):
                 raise ApiError(409, "booking_conflict_error", shape="D")
         now = self.now()
@@ -217,7 +253,7 @@ class EmulatorState:
             id=self._next_id,
             uid=new_booking_uid(self.rng),
             event_type_id=event_type.id,
-            host_id=event_type.host_id,
+            host_id=host_id,
             start=span.start,
             end=span.end,
             status=status,
