@@ -56,7 +56,7 @@ def test_tool_definitions_describe_every_function_for_the_agent() -> None:
 
 
 def test_the_openapi_document_shows_each_functions_arguments() -> None:
-    schema = create_app(Settings(database_url="sqlite+aiosqlite:///:memory:")).openapi()
+    schema = create_app(Settings(database_url="sqlite+aiosqlite:///:memory:", environment="test")).openapi()
     for name, model in TOOLS.items():
         operation = schema["paths"][f"/retell/functions/{name}"]["post"]
         args = operation["requestBody"]["content"]["application/json"]["schema"]["properties"]["args"]
