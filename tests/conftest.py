@@ -97,6 +97,20 @@ def drop_postgres_database(url: str) -> None:
     asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def development_secrets_in_a_temporary_place(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Development settings generate secrets into REZEPTION_DEV_SECRETS_FILE: during the tests (and
+    their server subprocesses, which inherit the environment) that is a temporary file, never the
+    working copy's var/."""
+    before = os.environ.get("REZEPTION_DEV_SECRETS_FILE")
+    os.environ["REZEPTION_DEV_SECRETS_FILE"] = str(tmp_path_factory.mktemp("secrets") / "dev-secrets.json")
+    yield
+    if before is None:
+        os.environ.pop("REZEPTION_DEV_SECRETS_FILE", None)
+    else:
+        os.environ["REZEPTION_DEV_SECRETS_FILE"] = before
+
+
 @pytest.fixture(scope="session")
 def postgres_migrated() -> Iterator[str]:
     """One migrated PostgreSQL database for the whole run (tables emptied before each test)."""
