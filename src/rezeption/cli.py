@@ -16,7 +16,7 @@ from rezeption.bootstrap import build
 from rezeption.domain.clock import SystemClock
 from rezeption.domain.errors import BookingError
 from rezeption.ops.customers_cli import customers_app
-from rezeption.ops.schema_check import require_schema, run_with_schema
+from rezeption.ops.schema_check import EXIT_NOT_READY, require_schema, run_with_schema, serving_problem
 from rezeption.settings import GENERATE, Settings
 from rezeption.store import migrate
 from rezeption.store.db import Database
@@ -50,8 +50,14 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default REZEPTION_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default REZEPTION_PORT).")] = None,
     workers: Annotated[int, typer.Option(help="Server worker processes.")] = 1,
+    migrate_first: Annotated[
+        bool, typer.Option("--migrate", help="Bring the database to the newest schema first.")
+    ] = False,
 ) -> None:
     """Start the web server (uvicorn).
+
+    A database that answers without the newest schema is refused in one line (exit 2) unless
+    `--migrate` brings it there first; one that does not answer does not stop the start (/ready 503).
 
     Beyond loopback it refuses (exit 2) to start with weak or equal secrets, in any environment.
     uvicorn bounds what it can: the request head (h11, REZEPTION_HTTP_MAX_HEAD_BYTES), idle
@@ -71,6 +77,13 @@ def serve(
             err=True,
         )
         raise typer.Exit(2)
+    if migrate_first:
+        migrate.upgrade(settings.database_url)
+    problem = asyncio.run(serving_problem(settings.database_url))
+    if problem is not None:
+        hint = " (or start with `rezeption serve --migrate`)" if "db upgrade" in problem else ""
+        typer.echo(f"rezeption: refusing to serve: {problem}{hint}", err=True)
+        raise typer.Exit(EXIT_NOT_READY)
     configure_logging(settings.log_level, as_json=settings.log_json)
     docs = ", docs: /docs" if settings.docs_enabled else ""
     console.print(f"rezeption serves on http://{host}:{port}  (health: /health, ready: /ready{docs})")
@@ -96,14 +109,18 @@ def parse(
     now: Annotated[str | None, typer.Option("--now", help="Reference time, ISO with offset.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Resolve a caller's date and time words the way the receptionist does."""
-    from rezeption.language.cli import parse_command
+    """Resolve a caller's date and time words the way the receptionist does (with the calendar date
+    they mean); words the receptionist would refuse print the caller's sentence and exit 1."""
+    from rezeption.language.cli import resolve_command
 
     try:
-        typer.echo(parse_command(date_words, time_words, now, as_json, now=SystemClock().now()))
+        text, refused = resolve_command(date_words, time_words, now, as_json, now=SystemClock().now())
     except ValueError as error:
         err.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from error
+    typer.echo(text, err=refused and not as_json)
+    if refused:
+        raise typer.Exit(1)
 
 
 @app.command("calcom-emulator")
@@ -262,8 +279,10 @@ def worker(
         try:
             await require_schema(services.database)
             if dead:
-                for job in await outbox.jobs(services.database, status="dead"):
-                    console.print(f"{job.id}  {job.kind}  attempts={job.attempts}  {job.last_error or ''}")
+                jobs = await outbox.jobs(services.database, status="dead")
+                for job in jobs:
+                    typer.echo(f"{job.id}  {job.kind}  attempts={job.attempts}  {job.last_error or ''}")
+                typer.echo(f"{len(jobs)} dead job(s)")
                 return
             options = WorkerOptions(poll_seconds=poll, reconcile_every=reconcile_every)
             if once:

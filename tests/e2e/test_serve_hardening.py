@@ -137,7 +137,7 @@ class served:
 
     def __enter__(self) -> str:
         self.proc = subprocess.Popen(
-            [*REZEPTION, "serve", "--port", str(self.port)],
+            [*REZEPTION, "serve", "--migrate", "--port", str(self.port)],
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

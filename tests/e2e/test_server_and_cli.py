@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -51,37 +50,36 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture
-def server(env: dict[str, str]) -> Iterator[str]:
+def test_serve_refuses_an_unmigrated_database_in_one_line(env: dict[str, str]) -> None:
+    """Before (issue 13): `serve` started, then logged a warm-up traceback and a worker error every second."""
+    refused = cli(env, "serve", "--port", str(free_port()))
+    assert refused.returncode == 2 and refused.stdout == ""
+    (line,) = refused.stderr.splitlines()
+    assert line.startswith("rezeption: refusing to serve: the database ") and "has no schema" in line
+    assert "rezeption serve --migrate" in line and "Traceback" not in refused.stderr
+
+
+def test_serve_migrate_brings_the_schema_and_serves(env: dict[str, str]) -> None:
     port = free_port()
     proc = subprocess.Popen(
-        [*REZEPTION, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        [*REZEPTION, "serve", "--migrate", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
-    base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):  # at most ~10 s
+        for _ in range(200):  # at most ~20 s
             try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                ready = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1)
+                if ready.status_code == 200:
                     break
             except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("server did not come up")
-        yield base
+                pass
+            time.sleep(0.1)
+        assert ready.json()["status"] == "ready"
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-
-
-def test_server_is_alive_but_not_ready_until_migrated(server: str, env: dict[str, str]) -> None:
-    assert httpx.get(f"{server}/health").json() == {"status": "ok"}
-    not_ready = httpx.get(f"{server}/ready")
-    assert not_ready.status_code == 503
-    upgraded = cli(env, "db", "upgrade")
-    assert upgraded.returncode == 0, upgraded.stderr
-    ready = httpx.get(f"{server}/ready")
-    assert ready.status_code == 200
-    assert ready.json()["status"] == "ready"
 
 
 def test_operator_migrates_loads_the_demo_salon_once_and_reads_free_slots(env: dict[str, str]) -> None:
@@ -144,3 +142,22 @@ def test_reconcile_with_cal_com_away_names_the_cause_and_exits_non_zero(
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("error: listing the calendar's bookings: CalendarUnavailable")
     assert "ConnectError" in line and "Traceback" not in done.stderr
+
+
+def test_parse_shows_the_date_meant_and_a_refusal_exits_non_zero(env: dict[str, str]) -> None:
+    """Before (issue 13): no date was printed, and a refusal exited 0."""
+    now = "2025-11-05T10:00:00+01:00"
+    meant = cli(env, "parse", "übermorgen", "halb drei", "--now", now)
+    assert meant.returncode == 0 and meant.stdout.strip().endswith("→ Freitag, 07.11.2025, 14:30")
+    refused = cli(env, "parse", "gestern", "--now", now)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert (
+        refused.stderr.strip() == "past_date: Dieser Tag liegt in der Vergangenheit. Welchen Tag meinen Sie?"
+    )
+
+
+def test_worker_dead_says_how_many_there_are_even_none(env: dict[str, str]) -> None:
+    """Before (issue 13): `worker --once --dead` printed nothing at all."""
+    assert cli(env, "db", "upgrade").returncode == 0
+    listed = cli(env, "worker", "--dead")
+    assert listed.returncode == 0 and listed.stdout.strip() == "0 dead job(s)"

@@ -7,7 +7,8 @@ and returns what the command prints, so the Typer app wires it in one line.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from rezeption.language.speech import join_alternatives, speak_date, speak_time, speak_when
@@ -30,17 +31,32 @@ def _reference(now_iso: str | None, now: datetime | None) -> datetime:
     return now.astimezone(SALON_ZONE)
 
 
+WEEKDAYS = ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag")
+
+
 def parse_command(
     date_words: str, time_words: str, now_iso: str | None, as_json: bool, *, now: datetime | None = None
 ) -> str:
     """Resolve the words and return the JSON object (``as_json``) or one German line to print."""
+    return resolve_command(date_words, time_words, now_iso, as_json, now=now)[0]
+
+
+def resolve_command(
+    date_words: str, time_words: str, now_iso: str | None, as_json: bool, *, now: datetime | None = None
+) -> tuple[str, bool]:
+    """What ``parse`` prints, and whether the words were refused (the command then exits 1)."""
     reference = _reference(now_iso, now)
     when = resolve_when(date_words, time_words, reference)
+    refused = when.reason is not None
     if as_json:
-        return json.dumps({**when.as_dict(), "now": reference.isoformat()}, ensure_ascii=False)
-    today = reference.date()
-    if when.reason is not None:
-        return f"{when.reason}: {when.message}"
+        return json.dumps({**when.as_dict(), "now": reference.isoformat()}, ensure_ascii=False), refused
+    if refused:
+        return f"{when.reason}: {when.message}", True
+    return _spoken(when, reference.date()), False
+
+
+def _spoken(when: Any, today: date) -> str:
+    """The resolved words as the receptionist says them, then the calendar date they mean."""
     if when.date is not None and when.time is not None:
         text = speak_when(when.date, when.time, today)
     elif when.date is not None:
@@ -64,4 +80,9 @@ def parse_command(
         text += f"; oder auch {join_alternatives(options)}"
     if when.approximate:
         text += " (ungefähr)"
+    if when.date is not None:
+        exact = f"{WEEKDAYS[when.date.weekday()]}, {when.date.strftime('%d.%m.%Y')}"
+        if when.time is not None:
+            exact += f", {when.time.strftime('%H:%M')}"
+        text += f" → {exact}"
     return text

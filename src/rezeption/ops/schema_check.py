@@ -5,7 +5,10 @@
 newest migration (`store.migrate.schema_problem`); otherwise one line goes to stderr, e.g.
 "rezeption: the database sqlite+aiosqlite:///var/rezeption.db has no schema (never migrated): run
 `rezeption db upgrade` first", and the command exits with code 2. The URL is printed without its
-password. `serve` (whose /ready answers 503 instead) and `db ...` do not use this.
+password. `db ...` does not use this. `serve` checks before it starts (`serving_problem`): a
+database that answers without the newest schema is refused in the same one line (`serve --migrate`
+migrates first); one that does not answer at all is no reason to stay down (the server starts,
+/ready answers 503 until it is back).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any, TypeVar
 import typer
 
 from rezeption.store import migrate
-from rezeption.store.db import Database
+from rezeption.store.db import Database, Timeouts
 
 T = TypeVar("T")
 EXIT_NOT_READY = 2
@@ -41,3 +44,18 @@ def run_with_schema(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
     except SchemaNotReady as problem:
         typer.echo(f"rezeption: {problem}", err=True)
         raise typer.Exit(EXIT_NOT_READY) from None
+
+
+async def serving_problem(url: str) -> str | None:
+    """Why `serve` must not start on `url`: it answers but is not at the newest schema. None when it
+    is ready, and None when it does not answer (a database that is away may come back)."""
+    database = Database.from_url(url, pool_size=1, timeouts=Timeouts(connect=3.0, statement=5.0, pool=3.0))
+    try:
+        try:
+            async with database.engine.connect():
+                pass
+        except Exception:
+            return None
+        return await migrate.schema_problem(database.engine)
+    finally:
+        await database.dispose()

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from rezeption.language import REASONS, When, resolve_when
-from rezeption.language.cli import parse_command
+from rezeption.language.cli import parse_command, resolve_command
 
 BERLIN = ZoneInfo("Europe/Berlin")
 WEDNESDAY = datetime(2025, 11, 5, 10, 0, tzinfo=BERLIN)
@@ -100,8 +100,24 @@ def test_parse_command_prints_json_for_the_given_now() -> None:
 
 
 def test_parse_command_reads_a_naive_now_as_salon_time_and_speaks_german() -> None:
-    assert parse_command("morgen", "9", "2025-11-05T10:00", False) == "morgen um 9 Uhr"
+    assert (
+        parse_command("morgen", "9", "2025-11-05T10:00", False)
+        == "morgen um 9 Uhr → Donnerstag, 06.11.2025, 09:00"
+    )
     assert parse_command("blabla", "", "2025-11-05T10:00", False).startswith("not_understood: ")
+
+
+def test_parse_says_when_it_refuses_so_the_command_can_exit_non_zero() -> None:
+    """Before (issue 13): a refusal printed its sentence and the command exited 0."""
+    assert resolve_command("gestern", "", "2025-11-05T10:00", False) == (
+        "past_date: Dieser Tag liegt in der Vergangenheit. Welchen Tag meinen Sie?",
+        True,
+    )
+    assert resolve_command("übermorgen", "halb drei", "2025-11-05T10:00", False) == (
+        "übermorgen um 14:30 Uhr → Freitag, 07.11.2025, 14:30",
+        False,
+    )
+    assert resolve_command("31.12.9999", "", "2025-11-05T10:00", True)[1] is True
 
 
 def test_parse_command_uses_the_injected_clock_when_no_now_is_given() -> None:
