@@ -2,38 +2,48 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 DEMO_SALON := salons/friseur1.yaml
 
-.PHONY: run test bench lint format install clean
+.PHONY: run test bench lint format install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
+# What serving needs, and no more (the test and benchmark tools come with `make test` / `make bench`).
+$(VENV)/.installed-serve: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed-serve
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
-	touch $(STAMP)
+	touch $@ $(VENV)/.installed-test $(VENV)/.installed-serve
 
-install: $(STAMP)
+install: $(VENV)/.installed-serve
+install-dev: $(VENV)/.installed-test
 
+# Migrates, loads the demo salon file (again: edits to it take effect), serves on 127.0.0.1:8000.
 run: install
 	$(BIN)/rezeption db upgrade
-	$(BIN)/rezeption tenants load --if-empty $(DEMO_SALON)
+	$(BIN)/rezeption tenants load $(DEMO_SALON)
 	$(BIN)/rezeption serve
 
-test: install
+test: install-dev
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-bench: install
+bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/run_all.py
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-format: install
+format: install-dev
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 

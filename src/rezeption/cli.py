@@ -3,46 +3,59 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
-from rich.table import Table
 
 from rezeption.bootstrap import build
 from rezeption.domain.clock import SystemClock
-from rezeption.domain.errors import BookingError
+from rezeption.ops.appointments_cli import appointments_app
+from rezeption.ops.cli_support import load_settings
 from rezeption.ops.customers_cli import customers_app
+from rezeption.ops.jobs_cli import jobs_app
+from rezeption.ops.salon_cli import TenantOption, closures_app, tenants_app
 from rezeption.ops.schema_check import EXIT_NOT_READY, require_schema, run_with_schema, serving_problem
-from rezeption.settings import GENERATE, Settings
+from rezeption.ops.try_cli import try_function
+from rezeption.settings import GENERATE
 from rezeption.store import migrate
-from rezeption.store.db import Database
-from rezeption.store.salon_file import SalonFileError, read_salon
-from rezeption.store.salon_import import count_tenants, import_salon
+from rezeption.store.db import Database, Timeouts
 
 app = typer.Typer(help="rezeption: the backend of a voice AI receptionist.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
-tenants_app = typer.Typer(help="Salons (tenants).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(tenants_app, name="tenants")
+app.add_typer(closures_app, name="closures")
+app.add_typer(appointments_app, name="appointments")
+app.add_typer(jobs_app, name="jobs")
 app.add_typer(customers_app, name="customers")
+app.command("try")(try_function)
 console = Console()
 err = Console(stderr=True)
 
 
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as error:
-        for problem in error.errors():
-            where = ".".join(str(part) for part in problem["loc"])
-            message = str(problem["msg"]).removeprefix("Value error, ")
-            variable = f"REZEPTION_{where.upper()}: " if where else ""
-            typer.echo(f"configuration error: {variable}{message}", err=True)
-        raise typer.Exit(2) from error
+def _reachable(url: str) -> None:
+    """One line and exit 2 when the database at `url` cannot be opened (before a migration runs)."""
+
+    async def probe() -> str | None:
+        database = Database.from_url(
+            url, pool_size=1, timeouts=Timeouts(connect=3.0, statement=5.0, pool=3.0)
+        )
+        try:
+            async with database.engine.connect():
+                return None
+        except Exception as error:  # refused, unknown host or database, bad login, unopenable file
+            cause = getattr(error, "orig", None) or error
+            detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+            return f"cannot open the database {migrate.shown_url(url)}: {detail}"
+        finally:
+            await database.dispose()
+
+    problem = asyncio.run(probe())
+    if problem is not None:
+        typer.echo(f"rezeption: {problem}", err=True)
+        raise typer.Exit(EXIT_NOT_READY)
 
 
 @app.command()
@@ -68,7 +81,7 @@ def serve(
 
     from rezeption.ops.logging import configure_logging
 
-    settings = _settings()
+    settings = load_settings()
     host, port = host or settings.host, port or settings.port
     problems = settings.exposure_problems(host)
     if problems:
@@ -78,6 +91,7 @@ def serve(
         )
         raise typer.Exit(2)
     if migrate_first:
+        _reachable(settings.database_url)
         migrate.upgrade(settings.database_url)
     problem = asyncio.run(serving_problem(settings.database_url))
     if problem is not None:
@@ -139,7 +153,8 @@ def calcom_emulator(
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Migrate the database up (to the newest schema by default)."""
-    settings = _settings()
+    settings = load_settings()
+    _reachable(settings.database_url)
     migrate.upgrade(settings.database_url, revision)
     console.print(f"database at {migrate.head_revision() if revision == 'head' else revision}")
 
@@ -147,7 +162,9 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
 @db_app.command("downgrade")
 def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, e.g. base or -1.")]) -> None:
     """Migrate the database down to `revision`."""
-    migrate.downgrade(_settings().database_url, revision)
+    url = load_settings().database_url
+    _reachable(url)
+    migrate.downgrade(url, revision)
     console.print(f"database downgraded to {revision}")
 
 
@@ -156,12 +173,14 @@ def db_current() -> None:
     """Show the database's schema revision and the newest one."""
 
     async def run() -> str | None:
-        database = Database.from_url(_settings().database_url)
+        database = Database.from_url(load_settings().database_url)
         try:
             return await migrate.current_revision(database.engine)
         finally:
             await database.dispose()
 
+    url = load_settings().database_url
+    _reachable(url)
     current = asyncio.run(run())
     head = migrate.head_revision()
     console.print(
@@ -171,92 +190,22 @@ def db_current() -> None:
         raise typer.Exit(1)
 
 
-@tenants_app.command("load")
-def tenants_load(
-    file: Annotated[Path, typer.Argument(help="A salon file (YAML).")],
-    if_empty: Annotated[
-        bool, typer.Option("--if-empty", help="Only load when the database has no salon.")
-    ] = False,
-) -> None:
-    """Create or update a salon from its file."""
-    try:
-        salon = read_salon(file)
-    except SalonFileError as error:
-        err.print(f"[red]salon file rejected:[/red] {error}")
-        raise typer.Exit(2) from error
-
-    settings = _settings()
-
-    async def run() -> str:
-        database = Database.from_url(settings.database_url)
-        try:
-            await require_schema(database)
-            if if_empty and await count_tenants(database) > 0:
-                return "database already holds a salon; nothing loaded"
-            report = await import_salon(database, salon, now=SystemClock().now())
-            verb = "created" if report.created else "updated"
-            return f"salon {report.slug!r} {verb}: {report.services} services, {report.staff} staff"
-        finally:
-            await database.dispose()
-
-    try:
-        console.print(run_with_schema(run))
-    except SalonFileError as error:
-        err.print(f"[red]salon file rejected:[/red] {error}")
-        raise typer.Exit(2) from error
-
-
 @app.command()
 def availability(
-    tenant: Annotated[str, typer.Option(help="Salon slug, e.g. friseur1.")],
-    service: Annotated[str, typer.Option(help="Service key, name or alias.")],
-    day: Annotated[str, typer.Option("--date", help="Local date, YYYY-MM-DD.")],
+    service: Annotated[str, typer.Option(help="Service name or alias, e.g. Herrenhaarschnitt.")],
+    day: Annotated[
+        str, typer.Option("--date", help='A day as said: "morgen", "Freitag", "24.12.", "nächste Woche".')
+    ],
+    at: Annotated[str | None, typer.Option("--time", help='A time as said: "halb drei", "10 Uhr".')] = None,
     staff: Annotated[str | None, typer.Option(help="A stylist's name (default: anyone).")] = None,
-    days: Annotated[int, typer.Option(min=1, max=31, help="How many days to show.")] = 1,
+    days: Annotated[int, typer.Option(min=1, max=31, help="How many days from --date to show.")] = 1,
+    tenant: TenantOption = None,
 ) -> None:
-    """Show the free slots of a salon for a service, as an operator sees them."""
-    try:
-        first = date.fromisoformat(day)
-    except ValueError as error:
-        err.print(f"[red]--date must be YYYY-MM-DD, got {day!r}[/red]")
-        raise typer.Exit(2) from error
+    """Free times as the receptionist sees them. With --time: is it free, else why not and the
+    nearest alternatives (exit 1). Without: every free start of the day(s) (none: why, exit 1)."""
+    from rezeption.ops.availability_cli import show_availability
 
-    settings = _settings()
-
-    async def run() -> None:
-        services = build(settings)
-        try:
-            await require_schema(services.database)
-            async with services.uow.reading() as tx:
-                tenant_id = await tx.tenant_id_by_slug(tenant)
-            if tenant_id is None:
-                err.print(f"[red]no salon {tenant!r}[/red]")
-                raise typer.Exit(2)
-            catalog, chosen, slots = await services.bookings.free_slots(
-                tenant_id=tenant_id, service=service, staff=staff, first_day=first, days=days
-            )
-            zone = catalog.tenant.zone
-            minutes = int(chosen.duration.total_seconds() // 60)
-            table = Table(title=f"{catalog.tenant.name}: {chosen.name} ({minutes} min)")
-            table.add_column("Datum")
-            table.add_column("Uhrzeit")
-            table.add_column("Mitarbeiter")
-            for slot in slots:
-                local = slot.start.astimezone(zone)
-                table.add_row(
-                    local.strftime("%a %d.%m.%Y"),
-                    local.strftime("%H:%M"),
-                    catalog.staff_by_id(slot.staff_id).name,
-                )
-            console.print(table if slots else "keine freien Termine in diesem Zeitraum")
-        finally:
-            await services.close()
-
-    try:
-        run_with_schema(run)
-    except BookingError as error:
-        err.print(f"[red]{error.code}:[/red] {error.message}")
-        raise typer.Exit(2) from error
+    show_availability(service=service, day=day, at=at, staff=staff, days=days, tenant=tenant)
 
 
 @app.command()
@@ -272,7 +221,7 @@ def worker(
     from rezeption.ops.worker import WorkerOptions, run_once, run_worker
     from rezeption.store import outbox
 
-    settings = _settings()
+    settings = load_settings()
 
     async def run() -> None:
         services = build(settings)
@@ -305,7 +254,7 @@ def reconcile(
 ) -> None:
     """Make our database and Cal.com agree: resolve overdue pending rows, cancel orphans, import walk-ins."""
 
-    settings = _settings()
+    settings = load_settings()
 
     async def run() -> tuple[str, list[str]]:
         services = build(settings)

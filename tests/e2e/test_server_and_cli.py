@@ -90,12 +90,11 @@ def test_operator_migrates_loads_the_demo_salon_once_and_reads_free_slots(env: d
     assert "created" in loaded.stdout
     again = cli(env, "tenants", "load", "--if-empty", str(DEMO_SALON))
     assert "nothing loaded" in again.stdout
-    slots = cli(env, "availability", "--tenant", "friseur1", "--service", "Färben", "--date", "2099-01-01")
+    wednesday = next_working_wednesday()
+    slots = cli(env, "availability", "--tenant", "friseur1", "--service", "Haare färben", "--date", wednesday)
     assert slots.returncode == 0, slots.stderr
-    future = cli(
-        env, "availability", "--tenant", "friseur1", "--service", "Haare färben", "--date", "2026-12-01"
-    )
-    assert future.returncode == 0, future.stderr
+    assert f"({wednesday})" in slots.stdout and "Mittwoch, dem" in slots.stdout
+    assert "freie Startzeiten" in slots.stdout and "Clara" in slots.stdout
 
 
 def test_operator_errors_are_precise_and_exit_non_zero(env: dict[str, str], tmp_path: Path) -> None:
@@ -106,12 +105,15 @@ def test_operator_errors_are_precise_and_exit_non_zero(env: dict[str, str], tmp_
     assert refused.returncode == 2
     assert "opening_hours" in refused.stderr and "Field required" in refused.stderr
     cli(env, "tenants", "load", str(DEMO_SALON))
-    unknown = cli(
-        env, "availability", "--tenant", "friseur1", "--service", "Dauerwelle", "--date", "2026-12-01"
-    )
-    assert unknown.returncode == 2 and "unknown_service" in unknown.stderr
-    bad_date = cli(env, "availability", "--tenant", "friseur1", "--service", "Bart", "--date", "1.12.")
-    assert bad_date.returncode == 2 and "YYYY-MM-DD" in bad_date.stderr
+    unknown = cli(env, "availability", "--service", "Dauerwelle", "--date", next_working_wednesday())
+    assert unknown.returncode == 1 and "bieten wir leider nicht an" in unknown.stderr
+    past = cli(env, "availability", "--service", "Bart", "--date", "gestern")
+    assert past.returncode == 1 and "liegt in der Vergangenheit" in past.stderr
+    nonsense = cli(env, "availability", "--service", "Bart", "--date", "blau")
+    assert nonsense.returncode == 1 and "nicht verstanden" in nonsense.stderr
+    no_salon = cli(env, "availability", "--tenant", "friseur9", "--service", "Bart", "--date", "morgen")
+    assert no_salon.returncode == 2 and "no salon 'friseur9'" in no_salon.stderr
+    assert "Traceback" not in unknown.stderr + past.stderr + nonsense.stderr + no_salon.stderr
 
 
 def test_production_refuses_placeholder_secrets(env: dict[str, str]) -> None:

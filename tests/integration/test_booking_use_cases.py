@@ -132,7 +132,7 @@ async def test_availability_answers_free_or_taken_with_alternatives(
     closed = await bookings.availability(
         tenant_id=salon_id, service="bartpflege", start=berlin(2025, 11, 4, 10, 0)
     )
-    assert not closed.free and closed.reason == "slot_taken"  # Ben starts at 12 on Tuesdays
+    assert not closed.free and closed.reason == "nobody_then"  # Ben starts at 12 on Tuesdays: not "taken"
     assert closed.alternatives[0].start == berlin(2025, 11, 4, 12, 0)
 
 

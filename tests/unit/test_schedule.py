@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from rezeption.domain.model import BookingPolicy, Catalog, Interval, Service, Staff, Tenant, TimeRange
-from rezeption.domain.schedule import ceil_to_grid, check_start, free_slots
+from rezeption.domain.model import (
+    BookingPolicy,
+    Catalog,
+    Interval,
+    Service,
+    SpecialDay,
+    Staff,
+    Tenant,
+    TimeRange,
+)
+from rezeption.domain.schedule import ceil_to_grid, check_start, closed_reason, day_reason, free_slots
 
 BERLIN = ZoneInfo("Europe/Berlin")
 EVERY_DAY = range(7)
@@ -220,7 +230,7 @@ def test_each_unbookable_start_names_its_reason(start: datetime, now: datetime, 
     assert not verdict.free
     assert verdict.reason == reason
     anyone = check_start(catalog, service(30), catalog.staff, {}, start, now)
-    assert anyone.reason == ("slot_taken" if reason.startswith("staff_") else reason)
+    assert anyone.reason == ("nobody_then" if reason.startswith("staff_") else reason)
 
 
 def test_a_free_start_lists_every_free_stylist_and_a_taken_one_says_so() -> None:
@@ -246,3 +256,38 @@ def test_slots_lie_exactly_on_the_grid_even_when_now_has_microseconds() -> None:
     slots = free_slots(catalog, service(30, before=5), catalog.staff, busy, window)
     assert slots[0].start == at(2025, 11, 4, 9, 15)
     assert all(s.start.second == 0 and s.start.microsecond == 0 and s.start.minute % 15 == 0 for s in slots)
+
+
+def test_a_special_day_replaces_the_weekly_hours_and_wins_over_a_holiday() -> None:
+    staff = (stylist(),)
+    christmas_eve, boxing_day, closed_tuesday = date(2025, 12, 24), date(2025, 12, 26), date(2025, 12, 9)
+    catalog = dataclasses.replace(
+        make_catalog(hours("09:00", "18:00"), staff, holidays=frozenset({boxing_day})),
+        special_days={
+            christmas_eve: SpecialDay((TimeRange(time(9), time(13)),), "Heiligabend"),
+            boxing_day: SpecialDay((TimeRange(time(10), time(12)),), "Sonderöffnung"),
+            closed_tuesday: SpecialDay((), "Betriebsausflug"),
+        },
+    )
+    cut = service(30)
+    now = at(2025, 12, 1, 8, 0)
+    assert check_start(catalog, cut, staff, {}, at(2025, 12, 24, 12, 30), now).free
+    assert check_start(catalog, cut, staff, {}, at(2025, 12, 24, 13, 0), now).reason == "outside_hours"
+    assert check_start(catalog, cut, staff, {}, at(2025, 12, 26, 10, 0), now).free
+    assert check_start(catalog, cut, staff, {}, at(2025, 12, 9, 10, 0), now).reason == "special_closure"
+    assert closed_reason(catalog, date(2025, 12, 25)) is None  # no holiday in this catalog's list
+    assert closed_reason(catalog, closed_tuesday) == "special_closure"
+
+
+def test_nobody_working_then_is_not_called_taken_but_a_busy_colleague_is() -> None:
+    early, late = stylist(1, hours("12:00", "18:00")), stylist(2, hours("09:00", "18:00"))
+    catalog = make_catalog(hours("09:00", "18:00"), (early, late))
+    cut = service(30)
+    now = at(2025, 12, 1, 8, 0)
+    nine = at(2025, 12, 2, 9, 0)
+    assert check_start(catalog, cut, (early,), {}, nine, now).reason == "nobody_then"
+    busy = {2: [Interval(nine, nine + timedelta(minutes=30))]}
+    assert check_start(catalog, cut, (early, late), busy, nine, now).reason == "slot_taken"
+    assert day_reason(catalog, cut, (early,), date(2025, 12, 2)) == "day_full"
+    away = dataclasses.replace(early, absences=(Interval(at(2025, 12, 2, 0, 0), at(2025, 12, 3, 0, 0)),))
+    assert day_reason(catalog, cut, (away,), date(2025, 12, 2)) == "nobody_that_day"

@@ -9,12 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from rezeption.booking.ports import BookingTx, CalendarProvider
-from rezeption.domain.model import Catalog, Interval, Service, Slot, Staff
-from rezeption.domain.schedule import StartCheck, block_of, check_start
+from rezeption.domain.model import Catalog, Interval, Service, Slot, Staff, TimeRange
+from rezeption.domain.schedule import (
+    StartCheck,
+    block_of,
+    check_start,
+    closed_reason,
+    day_reason,
+    opening_intervals,
+    wall_intervals,
+    working_intervals,
+)
 
 SEARCH_DAYS = 14
 
@@ -37,6 +46,72 @@ class AvailabilityAnswer:
     def reason(self) -> str | None:
         """Why not, as a reason code (None when free)."""
         return self.check.reason
+
+
+@dataclass(frozen=True)
+class DayAnswer:
+    """The free starts of a day or a window of days (and hours), or why there are none plus the
+    nearest alternatives outside it."""
+
+    first_day: date
+    last_day: date
+    service: Service
+    slots: tuple[Slot, ...]
+    reason: str | None
+    alternatives: tuple[Slot, ...] = ()
+
+
+def window_reason(
+    catalog: Catalog,
+    service: Service,
+    staff: Sequence[Staff],
+    first_day: date,
+    last_day: date,
+    hours: tuple[time, time] | None,
+) -> str:
+    """Why a window of days (optionally only some hours of each) holds no free start.
+
+    One day: closed all day (`special_closure`, `holiday`, `closed`), the hours outside the opening
+    hours (`outside_hours`), nobody who offers the service works that day or in those hours
+    (`nobody_that_day`, `nobody_then`), else booked out (`day_full`). Several days: `closed` when the
+    salon opens on none of them, else `day_full`.
+    """
+    if first_day != last_day:
+        day = first_day
+        while day <= last_day:
+            if closed_reason(catalog, day) is None:
+                return "day_full"
+            day += timedelta(days=1)
+        return "closed"
+    reason = day_reason(catalog, service, staff, first_day)
+    if reason != "day_full" or hours is None:
+        return reason
+    zone = catalog.tenant.zone
+    asked = wall_intervals(first_day, [TimeRange(*hours)], zone)
+    if not any(o.overlaps(a) for o in opening_intervals(catalog, first_day) for a in asked):
+        return "outside_hours"
+    for member in staff:
+        for work in working_intervals(catalog, member, first_day):
+            if any(work.overlaps(a) for a in asked) and not any(
+                absence.contains(work) for absence in member.absences
+            ):
+                return "day_full"
+    return "nobody_then"
+
+
+def inside_opening(catalog: Catalog, slots: Sequence[Slot]) -> list[Slot]:
+    """The slots that lie inside the salon's opening hours (an external calendar does not know
+    our closures and special hours)."""
+    zone = catalog.tenant.zone
+    opening: dict[date, list[Interval]] = {}
+    kept = []
+    for slot in slots:
+        day = slot.start.astimezone(zone).date()
+        if day not in opening:
+            opening[day] = opening_intervals(catalog, day)
+        if any(o.contains(Interval(slot.start, slot.end)) for o in opening[day]):
+            kept.append(slot)
+    return kept
 
 
 async def check_claims(
@@ -119,7 +194,8 @@ async def alternatives(
     while day_start < window.end and len(picked) < limit:
         next_day = (day_start.astimezone(zone) + timedelta(days=1)).date()
         day_end = min(window.end, datetime.combine(next_day, datetime.min.time(), tzinfo=zone))
-        slots.extend(await provider.free_slots(catalog, service, staff, Interval(day_start, day_end)))
+        found = await provider.free_slots(catalog, service, staff, Interval(day_start, day_end))
+        slots.extend(inside_opening(catalog, found) if provider.external else found)
         picked = nearest(slots, requested, zone, limit)
         day_start = day_end
     return tuple(picked)

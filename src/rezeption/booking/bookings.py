@@ -15,7 +15,14 @@ import zlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from rezeption.booking.availability import AvailabilityAnswer, alternatives, check_claims
+from rezeption.booking.availability import (
+    AvailabilityAnswer,
+    DayAnswer,
+    alternatives,
+    check_claims,
+    inside_opening,
+    window_reason,
+)
 from rezeption.booking.catalog import CatalogCache, candidate_staff, find_service
 from rezeption.booking.ports import (
     AvailabilityUnchecked,
@@ -109,6 +116,49 @@ class Bookings:
         except CalendarUnavailable as error:  # a question, not a booking: say we could not look
             raise AvailabilityUnchecked(error.details.get("detail", ""), cause_code=error.code) from error
         return AvailabilityAnswer(requested=start, service=chosen, check=check, alternatives=near)
+
+    async def day_availability(
+        self,
+        *,
+        tenant_id: int,
+        service: str | int,
+        first_day: date,
+        last_day: date | None = None,
+        staff: str | int | None = None,
+        hours: tuple[time, time] | None = None,
+    ) -> DayAnswer:
+        """The free starts for `service` from `first_day` to `last_day` (starting within `hours` of
+        each day when given); when there are none, why not and the nearest alternatives."""
+        last_day = last_day or first_day
+        catalog, chosen, slots = await self.free_slots(
+            tenant_id=tenant_id,
+            service=service,
+            first_day=first_day,
+            days=(last_day - first_day).days + 1,
+            staff=staff,
+        )
+        zone = catalog.tenant.zone
+        provider = self.calendars.for_tenant(catalog)
+        if provider.external:
+            slots = inside_opening(catalog, slots)
+        if hours is not None:
+            slots = [s for s in slots if hours[0] <= s.start.astimezone(zone).time() < hours[1]]
+        if slots:
+            return DayAnswer(first_day, last_day, chosen, tuple(slots), None)
+        members = candidate_staff(catalog, chosen, staff)
+        now = self.clock.now()
+        today = now.astimezone(zone).date()
+        if first_day > today + timedelta(days=catalog.tenant.policy.horizon_days):
+            return DayAnswer(first_day, last_day, chosen, (), "beyond_horizon")
+        reason = window_reason(catalog, chosen, members, first_day, last_day, hours)
+        at = hours[0] if hours is not None else _first_opening(catalog, first_day)
+        try:
+            near = await alternatives(
+                provider, catalog, chosen, members, datetime.combine(first_day, at, tzinfo=zone), now
+            )
+        except CalendarUnavailable as error:
+            raise AvailabilityUnchecked(error.details.get("detail", ""), cause_code=error.code) from error
+        return DayAnswer(first_day, last_day, chosen, (), reason, near)
 
     async def free_slots(
         self,
@@ -287,8 +337,8 @@ class Bookings:
         near = await alternatives(self.calendars.for_tenant(catalog), catalog, service, members, start, now)
         reason = check.reason or "slot_taken"
         if reason == "slot_taken":
-            return SlotTaken(alternatives=list(near))
-        return NotBookable(reason, alternatives=list(near))
+            return SlotTaken(alternatives=list(near), start=start, service=service.name)
+        return NotBookable(reason, alternatives=list(near), start=start, service=service.name)
 
     async def cancel(
         self,
@@ -577,6 +627,12 @@ def _spread(staff_ids: tuple[int, ...], request: BookingRequest) -> tuple[int, .
     seed = request.idempotency_key or f"{request.call_id}:{request.customer_name}"
     turn = zlib.crc32(seed.encode()) % len(staff_ids)
     return staff_ids[turn:] + staff_ids[:turn]
+
+
+def _first_opening(catalog: Catalog, day: date) -> time:
+    """The salon's usual opening time on `day`'s weekday (09:00 on a closed weekday)."""
+    ranges = catalog.tenant.opening_hours.get(day.weekday())
+    return ranges[0].start if ranges else time(9)
 
 
 def _named(staff: str | int | None) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from datetime import date
 from functools import lru_cache
 
@@ -15,7 +16,7 @@ import holidays
 
 from rezeption.booking.ports import BookingTx
 from rezeption.domain.errors import StaffDoesNotOfferService, UnknownService, UnknownStaff
-from rezeption.domain.model import Catalog, Service, Staff
+from rezeption.domain.model import Catalog, Closure, Service, SpecialDay, Staff
 
 
 @lru_cache(maxsize=64)
@@ -31,15 +32,27 @@ async def load_catalog(tx: BookingTx, tenant_id: int, today: date) -> Catalog:
     tenant = catalog.tenant
     last_year = today.year + 1 + tenant.policy.horizon_days // 365
     return dataclasses.replace(
-        catalog, holidays=public_holidays(tenant.holiday_state, today.year - 1, last_year)
+        catalog,
+        holidays=public_holidays(tenant.holiday_state, today.year - 1, last_year),
+        special_days=special_days(catalog.closures, today.year - 1, last_year),
     )
+
+
+def special_days(closures: Sequence[Closure], first_year: int, last_year: int) -> dict[date, SpecialDay]:
+    """Each local day with a salon-wide exception; where two overlap, the later-listed one wins
+    (the command line's after the salon file's)."""
+    days: dict[date, SpecialDay] = {}
+    for closure in closures:
+        for day in closure.days(first_year, last_year):
+            days[day] = SpecialDay(closure.hours, closure.reason)
+    return days
 
 
 class CatalogCache:
     """Catalogs kept in memory, checked against the salon's catalog version (one cheap query).
 
-    Every change to a salon's services, staff, hours or absences goes through a salon-file load,
-    which bumps the version, so each process reloads on its next request. The version itself is
+    Every change to a salon's services, staff, hours, absences or closures (a salon-file load, a
+    `closures` command) bumps the version, so each process reloads on its next request. The version itself is
     re-read at most every `recheck_seconds` (so a reload takes effect within that time).
     """
 

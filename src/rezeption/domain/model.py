@@ -125,6 +125,60 @@ class Staff:
 
 
 @dataclass(frozen=True)
+class SpecialDay:
+    """A salon-wide exception for one local day: closed (no hours) or open at different hours.
+
+    It replaces the weekly opening hours of that day and wins over a public holiday (a salon that
+    declares hours on a holiday opens then).
+    """
+
+    hours: tuple[TimeRange, ...] = ()
+    reason: str | None = None
+
+    @property
+    def closed(self) -> bool:
+        """Whether the salon is closed all day."""
+        return not self.hours
+
+
+@dataclass(frozen=True)
+class Closure:
+    """A salon-wide exception as the operator wrote it: local days `first_day`..`last_day`
+    (inclusive), closed (no hours) or open at `hours`; `yearly` repeats it every year."""
+
+    first_day: date
+    last_day: date
+    hours: tuple[TimeRange, ...] = ()
+    reason: str | None = None
+    yearly: bool = False
+    id: int | None = None
+    origin: str = "file"
+
+    def days(self, first_year: int, last_year: int) -> list[date]:
+        """The local days it covers between the two years (inclusive), every year when yearly."""
+        if not self.yearly:
+            return _days_between(self.first_day, self.last_day)
+        days: list[date] = []
+        for year in range(first_year, last_year + 1):
+            start = _same_day_in(self.first_day, year)
+            end = _same_day_in(self.last_day, year + (self.last_day.year - self.first_day.year))
+            days.extend(_days_between(start, end))
+        return days
+
+
+def _same_day_in(day: date, year: int) -> date:
+    """`day`'s month and day in `year` (29 February becomes 28 February in a common year)."""
+    try:
+        return day.replace(year=year)
+    except ValueError:
+        return day.replace(year=year, day=28)
+
+
+def _days_between(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+@dataclass(frozen=True)
 class Catalog:
     """Everything about one salon that availability needs, loaded together."""
 
@@ -132,6 +186,8 @@ class Catalog:
     services: tuple[Service, ...]
     staff: tuple[Staff, ...]
     holidays: frozenset[date] = frozenset()
+    closures: tuple[Closure, ...] = ()
+    special_days: Mapping[date, SpecialDay] = field(default_factory=dict)
 
     def staff_by_id(self, staff_id: int) -> Staff:
         """The stylist with this id (KeyError if none)."""

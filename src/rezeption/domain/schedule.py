@@ -59,10 +59,26 @@ def merge(spans: Iterable[Interval]) -> list[Interval]:
 
 
 def opening_intervals(catalog: Catalog, day: date) -> list[Interval]:
-    """When the salon is open on `day` (empty on public holidays)."""
+    """When the salon is open on `day`: a special day's hours, else nothing on a public holiday,
+    else the weekly hours."""
+    special = catalog.special_days.get(day)
+    if special is not None:
+        return wall_intervals(day, special.hours, catalog.tenant.zone)
     if day in catalog.holidays:
         return []
     return _weekly(day, catalog.tenant.opening_hours, catalog.tenant.zone)
+
+
+def closed_reason(catalog: Catalog, day: date) -> str | None:
+    """Why the salon is closed all day (`special_closure`, `holiday`, `closed`), or None when it opens."""
+    special = catalog.special_days.get(day)
+    if special is not None:
+        return "special_closure" if special.closed else None
+    if day in catalog.holidays:
+        return "holiday"
+    if not catalog.tenant.opening_hours.get(day.weekday()):
+        return "closed"
+    return None
 
 
 def working_intervals(catalog: Catalog, staff: Staff, day: date) -> list[Interval]:
@@ -218,8 +234,9 @@ def check_start(
         return StartCheck((), "too_short_notice")
     if day > now.astimezone(zone).date() + timedelta(days=policy.horizon_days):
         return StartCheck((), "beyond_horizon")
-    if day in catalog.holidays:
-        return StartCheck((), "holiday")
+    shut = closed_reason(catalog, day)
+    if shut is not None:
+        return StartCheck((), shut)
     opening = opening_intervals(catalog, day)
     if not opening:
         return StartCheck((), "closed")
@@ -237,7 +254,23 @@ def check_start(
         return StartCheck(tuple(free), None)
     if named and len(reasons) == 1:
         return StartCheck((), reasons[0])
+    if reasons and all(r != "slot_taken" for r in reasons):
+        return StartCheck((), "nobody_then")  # booked out is not the truth: nobody works then
     return StartCheck((), "slot_taken")
+
+
+def day_reason(catalog: Catalog, service: Service, staff: Sequence[Staff], day: date) -> str:
+    """Why `day` has no free start for `service`: closed all day, nobody who offers it works that
+    day (`nobody_that_day`), or booked out (`day_full`)."""
+    shut = closed_reason(catalog, day)
+    if shut is not None:
+        return shut
+    working = False
+    for member in staff:
+        for work in working_intervals(catalog, member, day):
+            if not any(a.contains(work) for a in member.absences):
+                working = True
+    return "day_full" if working else "nobody_that_day"
 
 
 def _staff_verdict(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time
+from typing import Any
 
 from rezeption.booking.bookings import BookingRequest, BookingResult
-from rezeption.domain.errors import NOT_BOOKABLE_MESSAGES
 from rezeption.domain.model import AppointmentStatus, Slot
 from rezeption.language import normalize_phone, speak_time
 from rezeption.language.names import match_name, usable_name
@@ -19,6 +19,7 @@ from rezeption.retell.replies import (
     slot_facts,
     speak_slots,
     spoken_day,
+    why_not,
 )
 from rezeption.retell.tools import BookAppointmentArgs, CheckAvailabilityArgs
 from rezeption.retell.understanding import (
@@ -39,13 +40,14 @@ def spoken_appointment(day: date, at: time, today: date) -> str:
 
 
 async def check_availability(ctx: CallContext, args: CheckAvailabilityArgs) -> Reply:
-    """Is the requested time free? Otherwise the nearest alternatives; without a time, the day's options."""
+    """Is the requested time free? Otherwise the one true reason and the nearest alternatives;
+    without a time (a day, a part of a day, a week), the options in it."""
     service = resolve_service(ctx, args.dienstleistung)
     staff = resolve_staff(ctx.catalog, args.mitarbeiter)
     moment = resolve_moment(ctx, args.datum, args.uhrzeit, args.wochentag)
     staff_ref = staff.id if staff else None
     if moment.at is None:
-        return await _day_options(ctx, service.id, staff_ref, moment)
+        return await _window_options(ctx, service.name, staff_ref, moment)
     answer = await ctx.bookings.availability(
         tenant_id=ctx.tenant_id,
         service=service.id,
@@ -62,39 +64,76 @@ async def check_availability(ctx: CallContext, args: CheckAvailabilityArgs) -> R
         when = capitalized(spoken_appointment(moment.day, moment.at, ctx.today))
         message = f"{when} ist{with_whom} noch frei. Soll ich den Termin für Sie buchen?"
         return reply(True, message, frei=True, **facts)
-    if answer.reason == "slot_taken":
-        refused = f"Um {speak_time(moment.at)} ist leider schon belegt."
-    else:
-        refused = NOT_BOOKABLE_MESSAGES.get(answer.reason or "", "Dieser Termin ist leider nicht möglich.")
+    reason = answer.reason or "slot_taken"
+    refused = why_not(
+        ctx.catalog, reason, service=service.name, day=moment.day, at=moment.at, today=ctx.today
+    )
+    if reason in _STAFF_REASONS and staff is not None:
+        refused = f"{staff.name} {_STAFF_REASONS[reason]}"
     offer = offer_sentence(ctx.catalog, answer.alternatives, ctx.today, moment.day)
     return reply(
         False,
         f"{refused} {offer}".strip(),
-        answer.reason,
+        reason,
         frei=False,
         alternativen=[slot_facts(ctx.catalog, s) for s in answer.alternatives],
         **facts,
     )
 
 
-async def _day_options(ctx: CallContext, service_id: int, staff_ref: int | None, moment: Moment) -> Reply:
-    _, _, slots = await ctx.bookings.free_slots(
-        tenant_id=ctx.tenant_id, service=service_id, first_day=moment.day, days=1, staff=staff_ref
+_STAFF_REASONS = {
+    "staff_absent": "ist an diesem Tag leider nicht im Salon.",
+    "staff_not_working": "arbeitet zu dieser Zeit leider nicht.",
+}
+
+
+async def _window_options(
+    ctx: CallContext, service_name: str, staff_ref: int | None, moment: Moment
+) -> Reply:
+    """The free starts of a day, a part of it or a span of days: up to three spread over it, or
+    why there are none and the nearest alternatives."""
+    answer = await ctx.bookings.day_availability(
+        tenant_id=ctx.tenant_id,
+        service=service_name,
+        first_day=moment.day,
+        last_day=moment.last_day,
+        staff=staff_ref,
+        hours=moment.window,
     )
-    zone = ctx.catalog.tenant.zone
-    if moment.window is not None:
-        start, end = moment.window
-        slots = [s for s in slots if start <= s.start.astimezone(zone).time() < end]
-    picks = _spread(slots, 3)
-    day = spoken_day(moment.day, ctx.today)
-    if not picks:
-        return reply(False, f"{day} ist leider nichts mehr frei. Darf es ein anderer Tag sein?", "day_full")
-    offered = speak_slots(ctx.catalog, picks, ctx.today, moment.day)
+    span = moment.last_day is not None and moment.last_day != moment.day
+    facts: dict[str, Any] = {"datum": moment.day.isoformat(), "dienstleistung": service_name}
+    if span and moment.last_day is not None:
+        facts["bis_datum"] = moment.last_day.isoformat()
+    if answer.slots:
+        picks = _spread(list(answer.slots), 3)
+        shown_day = None if span else moment.day
+        offered = speak_slots(ctx.catalog, picks, ctx.today, shown_day)
+        if span:
+            message = f"Ich hätte {offered} frei. Was passt Ihnen?"
+        else:
+            day = spoken_day(moment.day, ctx.today)
+            comma = "," if day.startswith("Am ") else ""
+            message = f"{day}{comma} hätte ich {offered} frei. Welche Uhrzeit passt Ihnen?"
+        return reply(True, message, frei=True, optionen=[slot_facts(ctx.catalog, s) for s in picks], **facts)
+    reason = answer.reason or "day_full"
+    refused = why_not(
+        ctx.catalog,
+        reason,
+        service=service_name,
+        day=moment.day,
+        at=None,
+        today=ctx.today,
+        whole_window=span,
+    )
+    offer = offer_sentence(ctx.catalog, answer.alternatives, ctx.today, None if span else moment.day)
+    ask = "" if offer else " Darf es ein anderer Tag sein?"
     return reply(
-        True,
-        f"{day}{',' if day.startswith('Am ') else ''} hätte ich {offered} frei. Welche Uhrzeit passt Ihnen?",
-        frei=True,
-        optionen=[slot_facts(ctx.catalog, s) for s in picks],
+        False,
+        f"{refused} {offer}".strip() + ask,
+        reason,
+        frei=False,
+        alternativen=[slot_facts(ctx.catalog, s) for s in answer.alternatives],
+        **facts,
     )
 
 

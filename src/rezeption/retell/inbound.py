@@ -13,7 +13,7 @@ from typing import Any
 
 from rezeption.domain.model import Catalog
 from rezeption.language.speech import MONTH_NAMES, WEEKDAY_NAMES
-from rezeption.retell.salon_functions import speak_opening_hours
+from rezeption.retell.salon_functions import speak_exceptions, speak_opening_hours
 
 RELATIVE_DAYS = {0: "heute", 1: "morgen", 2: "übermorgen"}
 
@@ -47,6 +47,7 @@ def dynamic_variables(catalog: Catalog, now: datetime) -> dict[str, str]:
         "uhrzeit": local.strftime("%H:%M"),
         "naechste_14_tage": next_days(local),
         "oeffnungszeiten": speak_opening_hours(catalog.tenant.opening_hours),
+        "ausnahmen": speak_exceptions(catalog, local.date()) or "keine",
         "zeitzone": catalog.tenant.timezone,
     }
 

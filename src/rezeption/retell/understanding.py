@@ -8,7 +8,7 @@ first and from the call's memory second.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 from rezeption.domain.model import Catalog, Service, Staff
 from rezeption.language import join_alternatives, match_service, resolve_when, speak_date
@@ -81,11 +81,13 @@ def resolve_staff(catalog: Catalog, words: str | None) -> Staff | None:
 
 @dataclass(frozen=True)
 class Moment:
-    """A resolved day, and a time unless the caller gave a part of the day (then `window`)."""
+    """A resolved day, and a time unless the caller gave a part of the day (then `window`); a span
+    of days ("nächste Woche", "am Wochenende") runs from `day` to `last_day`."""
 
     day: date
     at: time | None
     window: tuple[time, time] | None = None
+    last_day: date | None = None
 
 
 def resolve_moment(
@@ -112,11 +114,18 @@ def resolve_moment(
         days = [when.date, *(a.date for a in when.alternatives)]
         options = [speak_date(day, ctx.today) for day in days if day is not None]
         raise Clarify("ambiguous_date", f"Meinen Sie {join_alternatives(options)}?", optionen=options)
-    if when.date is None:
-        raise Clarify("missing_date", "An welchem Tag genau möchten Sie kommen?")
     window = None
     if when.time is None and when.window is not None and when.window.start and when.window.end:
         window = (when.window.start, when.window.end)
+    if when.date is None and when.window is not None and when.window.first_day and when.window.last_day:
+        first = max(when.window.first_day, ctx.today)
+        if first > when.window.last_day:
+            raise Clarify("missing_date", "An welchem Tag genau möchten Sie kommen?")
+        if when.time is not None:  # "nächste Woche um 10": the days of that week with 10 Uhr free
+            window = (when.time, (datetime.combine(first, when.time) + timedelta(minutes=1)).time())
+        return Moment(first, None, window, last_day=when.window.last_day)
+    if when.date is None:
+        raise Clarify("missing_date", "An welchem Tag genau möchten Sie kommen?")
     ctx.learn(date=when.date.isoformat(), time=when.time.strftime("%H:%M") if when.time else None)
     return Moment(when.date, when.time, window)
 

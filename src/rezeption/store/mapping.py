@@ -11,6 +11,7 @@ from rezeption.domain.model import (
     Appointment,
     AppointmentStatus,
     BookingPolicy,
+    Closure,
     Interval,
     Service,
     Staff,
@@ -18,7 +19,25 @@ from rezeption.domain.model import (
     TimeRange,
     WeeklyHours,
 )
-from rezeption.store.tables import ServiceRow, StaffRow, TenantRow
+from rezeption.store.tables import ClosureRow, ServiceRow, StaffRow, TenantRow
+
+
+def ranges_from_json(doc: Sequence[Sequence[str]]) -> tuple[TimeRange, ...]:
+    """[["09:00", "13:00"]] -> (TimeRange(09:00, 13:00),)."""
+    return tuple(TimeRange(time.fromisoformat(start), time.fromisoformat(end)) for start, end in doc)
+
+
+def closure_from_row(row: ClosureRow) -> Closure:
+    """A Closure from its row."""
+    return Closure(
+        first_day=row.first_day,
+        last_day=row.last_day,
+        hours=ranges_from_json(row.hours),
+        reason=row.reason,
+        yearly=row.yearly,
+        id=row.id,
+        origin=row.origin,
+    )
 
 
 def hours_from_json(doc: Mapping[str, Sequence[Sequence[str]]]) -> WeeklyHours:

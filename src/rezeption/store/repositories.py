@@ -23,10 +23,17 @@ from rezeption.booking.ports import KeyAlreadyUsed, NewAppointment, SlotClaimFai
 from rezeption.domain.errors import UnknownTenant
 from rezeption.domain.model import ACTIVE_STATUSES, Appointment, AppointmentStatus, Catalog, Interval
 from rezeption.store import outbox
-from rezeption.store.mapping import appointment_from_row, service_from_row, staff_from_row, tenant_from_row
+from rezeption.store.mapping import (
+    appointment_from_row,
+    closure_from_row,
+    service_from_row,
+    staff_from_row,
+    tenant_from_row,
+)
 from rezeption.store.tables import (
     AppointmentEventRow,
     AppointmentRow,
+    ClosureRow,
     CustomerRow,
     OutboxJobRow,
     ServiceRow,
@@ -126,10 +133,16 @@ class SqlBookingTx:
                 .order_by(ServiceRow.position, ServiceRow.id)
             )
         ).all()
+        closure_rows = await self.session.scalars(
+            select(ClosureRow)
+            .where(ClosureRow.tenant_id == tenant_id)
+            .order_by(ClosureRow.origin.desc(), ClosureRow.id)  # 'file' first, 'command' wins
+        )
         return Catalog(
             tenant=tenant_from_row(tenant_row),
             services=tuple(service_from_row(r, frozenset(offered[r.id])) for r in service_rows),
             staff=tuple(staff_from_row(r, absences[r.id]) for r in staff_rows),
+            closures=tuple(closure_from_row(r) for r in closure_rows),
         )
 
     async def catalog_version(self, tenant_id: int) -> int:

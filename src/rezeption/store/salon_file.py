@@ -75,6 +75,38 @@ class Absence(Strict):
         return self
 
 
+LocalDay = date  # a field below is named `date`
+
+
+class ClosureEntry(Strict):
+    """A salon-wide exception: closed on `date` (through `until`), or open only at `hours`.
+
+    `yearly: true` repeats the month and day every year (Heiligabend, Silvester).
+    """
+
+    date: LocalDay
+    until: LocalDay | None = None
+    hours: list[tuple[time, time]] = Field(default_factory=list)
+    reason: str | None = Field(None, max_length=200)
+    yearly: bool = False
+
+    @model_validator(mode="after")
+    def _valid(self) -> ClosureEntry:
+        if self.until is not None and self.until < self.date:
+            raise ValueError("closure ends (until) before it starts (date)")
+        if self.yearly and self.until is not None and (self.until - self.date).days > 366:
+            raise ValueError("a yearly closure spans at most one year")
+        for start, end in self.hours:
+            if end <= start:
+                raise ValueError(f"{start:%H:%M}-{end:%H:%M} must end after it starts")
+        return self
+
+    @property
+    def last_day(self) -> LocalDay:
+        """The last closed (or special) day, inclusive."""
+        return self.until or self.date
+
+
 class StaffEntry(Strict):
     """A stylist."""
 
@@ -116,6 +148,7 @@ class SalonFile(Strict):
     calendar: CalendarSection = Field(default_factory=CalendarSection)
     booking: BookingSection = Field(default_factory=BookingSection)
     opening_hours: dict[Weekday, list[tuple[time, time]]]
+    closures: list[ClosureEntry] = Field(default_factory=list)
     staff: list[StaffEntry] = Field(min_length=1)
     services: list[ServiceEntry] = Field(min_length=1)
 
@@ -145,13 +178,14 @@ class SalonFile(Strict):
         return self
 
 
+def ranges_doc(ranges: list[tuple[time, time]]) -> list[list[str]]:
+    """Wall-clock ranges in the stored JSON shape."""
+    return [[start.strftime("%H:%M"), end.strftime("%H:%M")] for start, end in ranges]
+
+
 def hours_doc(hours: dict[Weekday, list[tuple[time, time]]]) -> dict[str, list[list[str]]]:
     """Hours in the stored JSON shape, weekdays in calendar order."""
-    return {
-        day: [[start.strftime("%H:%M"), end.strftime("%H:%M")] for start, end in hours[day]]
-        for day in WEEKDAYS
-        if day in hours
-    }
+    return {day: ranges_doc(hours[day]) for day in WEEKDAYS if day in hours}
 
 
 def parse_salon(text: str, source: str = "<salon file>") -> SalonFile:

@@ -10,8 +10,9 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rezeption.store.db import Database
-from rezeption.store.salon_file import Absence, SalonFile, SalonFileError, hours_doc
+from rezeption.store.salon_file import Absence, SalonFile, SalonFileError, hours_doc, ranges_doc
 from rezeption.store.tables import (
+    ClosureRow,
     ServiceRow,
     ServiceStaffRow,
     StaffAbsenceRow,
@@ -67,6 +68,7 @@ async def import_salon(database: Database, salon: SalonFile, *, now: datetime) -
         tenant.catalog_version += 1  # tells every process's catalog cache to reload
         await session.flush()
         await _routes(session, tenant.id, salon)
+        await _closures(session, tenant.id, salon)
         staff_ids = await _staff(session, tenant.id, salon)
         await _services(session, tenant.id, salon, staff_ids)
         return ImportReport(tenant.id, salon.slug, created, len(salon.services), len(salon.staff))
@@ -85,6 +87,26 @@ async def _routes(session: AsyncSession, tenant_id: int, salon: SalonFile) -> No
     await session.flush()
 
 
+async def _closures(session: AsyncSession, tenant_id: int, salon: SalonFile) -> None:
+    """The file's closures replace the file's earlier ones; those added by command stay."""
+    await session.execute(
+        delete(ClosureRow).where(ClosureRow.tenant_id == tenant_id, ClosureRow.origin == "file")
+    )
+    session.add_all(
+        ClosureRow(
+            tenant_id=tenant_id,
+            first_day=entry.date,
+            last_day=entry.last_day,
+            hours=ranges_doc(entry.hours),
+            reason=entry.reason,
+            yearly=entry.yearly,
+            origin="file",
+        )
+        for entry in salon.closures
+    )
+    await session.flush()
+
+
 async def _staff(session: AsyncSession, tenant_id: int, salon: SalonFile) -> dict[str, int]:
     existing = {
         r.key: r for r in await session.scalars(select(StaffRow).where(StaffRow.tenant_id == tenant_id))
@@ -92,7 +114,11 @@ async def _staff(session: AsyncSession, tenant_id: int, salon: SalonFile) -> dic
     for row in existing.values():
         row.active = False
     zone = ZoneInfo(salon.timezone)
-    await session.execute(delete(StaffAbsenceRow).where(StaffAbsenceRow.tenant_id == tenant_id))
+    await session.execute(  # the file's absences are replaced; time blocked by command stays
+        delete(StaffAbsenceRow).where(
+            StaffAbsenceRow.tenant_id == tenant_id, StaffAbsenceRow.origin == "file"
+        )
+    )
     ids: dict[str, int] = {}
     for position, entry in enumerate(salon.staff):
         row = existing.get(entry.key) or StaffRow(tenant_id=tenant_id, key=entry.key)
@@ -109,7 +135,12 @@ async def _staff(session: AsyncSession, tenant_id: int, salon: SalonFile) -> dic
             start, end = absence_span(absence, zone)
             session.add(
                 StaffAbsenceRow(
-                    tenant_id=tenant_id, staff_id=row.id, starts_at=start, ends_at=end, reason=absence.reason
+                    tenant_id=tenant_id,
+                    staff_id=row.id,
+                    starts_at=start,
+                    ends_at=end,
+                    reason=absence.reason,
+                    origin="file",
                 )
             )
     await session.flush()

@@ -7,13 +7,14 @@ triggers) — both written by hand in the migrations, since autogenerate cannot 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -108,6 +109,29 @@ class StaffAbsenceRow(Base):
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime]
     reason: Mapped[str | None] = mapped_column(String(200))
+    origin: Mapped[str] = mapped_column(String(16), default="file")  # 'file' or 'command' (blocked time)
+
+
+class ClosureRow(Base):
+    """A salon-wide exception: closed (no hours) or different hours on a local day or range of days.
+
+    `yearly` repeats the month and day every year (Heiligabend); `origin` says who owns the row: the
+    salon file (replaced by each load) or the command line (kept across loads).
+    """
+
+    __tablename__ = "salon_closures"
+    __table_args__ = (
+        CheckConstraint("last_day >= first_day", name="ordered"),
+        CheckConstraint("origin IN ('file', 'command')", name="origin"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    first_day: Mapped[date] = mapped_column(Date)
+    last_day: Mapped[date] = mapped_column(Date)
+    hours: Mapped[list[Any]]
+    reason: Mapped[str | None] = mapped_column(String(200))
+    yearly: Mapped[bool] = mapped_column(Boolean, default=False)
+    origin: Mapped[str] = mapped_column(String(16), default="file")
 
 
 class ServiceRow(Base):

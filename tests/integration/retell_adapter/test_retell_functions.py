@@ -56,10 +56,7 @@ async def test_a_taken_time_offers_the_nearest_alternatives(retell: RetellClient
         {"service": "Herrenhaarschnitt", "date": "Dienstag", "time": "10 Uhr", "staff": "Anna"},
     )
     assert answer["ok"] is False and answer["reason"] == "slot_taken"
-    assert (
-        answer["message"]
-        == "Um 10 Uhr ist leider schon belegt. Ich hätte 9 Uhr, 9:15 Uhr oder 10:45 Uhr frei."
-    )
+    assert answer["message"] == "Um 10 Uhr ist leider schon belegt. Ich hätte um 9, 9:15 oder 10:45 Uhr frei."
     assert [a["uhrzeit"] for a in answer["alternativen"]] == ["09:00", "09:15", "10:45"]
 
 

@@ -1,0 +1,112 @@
+"""What every operator command shares: settings read once with a one-line error, the wired services
+inside the schema check, the salon named by slug (or the only one), and the caller's words for a day
+and a time resolved exactly as on the phone (a refusal prints the caller's sentence and exits 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from datetime import date, datetime, time
+from typing import Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+
+from rezeption.bootstrap import Services, build
+from rezeption.domain.errors import BookingError
+from rezeption.domain.model import Catalog
+from rezeption.language import resolve_when
+from rezeption.ops.schema_check import require_schema, run_with_schema
+from rezeption.settings import Settings
+from rezeption.store.operator import OperatorError, salon_slugs
+
+T = TypeVar("T")
+EXIT_REFUSED = 1
+"""The command understood the request, and the salon's rules refuse it (the caller's sentence says why)."""
+EXIT_USAGE = 2
+"""The command cannot do what was asked: bad input, no such salon, the database not ready."""
+
+
+def load_settings() -> Settings:
+    """The settings from the environment; a bad one prints one line per problem and exits 2."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            where = ".".join(str(part) for part in problem["loc"])
+            message = str(problem["msg"]).removeprefix("Value error, ")
+            variable = f"REZEPTION_{where.upper()}: " if where else ""
+            typer.echo(f"configuration error: {variable}{message}", err=True)
+        raise typer.Exit(EXIT_USAGE) from error
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    """Print `message` as one line on stderr; the caller raises the returned Exit."""
+    typer.echo(message, err=True)
+    return typer.Exit(code)
+
+
+@asynccontextmanager
+async def services_ready(settings: Settings) -> AsyncIterator[Services]:
+    """The wired services on a database at the newest schema (else `SchemaNotReady`)."""
+    services = build(settings)
+    try:
+        await require_schema(services.database)
+        yield services
+    finally:
+        await services.close()
+
+
+def run_command(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run an operator command: database not ready, a refused booking or operator request each end
+    in one line (exit 2, 1, 2), never a traceback."""
+    try:
+        return run_with_schema(work)
+    except BookingError as error:
+        raise fail(error.message, EXIT_REFUSED) from error
+    except OperatorError as error:
+        raise fail(f"rezeption: {error}") from error
+
+
+async def salon(services: Services, slug: str | None) -> Catalog:
+    """The salon's catalog by slug; without a slug, the only salon (several: say which to name)."""
+    if slug is None:
+        slugs = await salon_slugs(services.database)
+        if len(slugs) != 1:
+            known = ", ".join(slugs) or "none (load one with `rezeption tenants load FILE`)"
+            raise fail(f"rezeption: name the salon with --tenant (salons: {known})")
+        slug = slugs[0]
+    async with services.uow.reading() as tx:
+        tenant_id = await tx.tenant_id_by_slug(slug)
+    if tenant_id is None:
+        raise fail(f"rezeption: no salon {slug!r} (see `rezeption tenants list`)")
+    now = services.clock.now()
+    async with services.uow.reading() as tx:
+        return await services.bookings.catalogs.get(tx, tenant_id, now.date())
+
+
+def spoken_day(catalog: Catalog, words: str, now: datetime) -> tuple[date, tuple[date, date] | None]:
+    """A day as said ("morgen", "Freitag", "24.12.", "2026-12-24"); a span ("nächste Woche") comes
+    back as (first, last). Words the receptionist would refuse print its sentence and exit 1."""
+    when = resolve_when(words, "", now.astimezone(catalog.tenant.zone))
+    if when.reason is not None:
+        raise fail(when.message or "Das habe ich leider nicht verstanden.", EXIT_REFUSED)
+    if when.alternatives:
+        raise fail(f"Welcher Tag genau? {words!r} kann mehreres bedeuten.", EXIT_REFUSED)
+    if when.date is not None:
+        return when.date, None
+    if when.window is not None and when.window.first_day and when.window.last_day:
+        return when.window.first_day, (when.window.first_day, when.window.last_day)
+    raise fail("An welchem Tag genau? Bitte einen Tag nennen.", EXIT_REFUSED)
+
+
+def spoken_time(catalog: Catalog, day: date, words: str, now: datetime) -> time:
+    """A time of day as said ("halb drei", "14:30", "10 Uhr") on `day`, as the receptionist hears it."""
+    hours = {d: [(r.start, r.end) for r in ranges] for d, ranges in catalog.tenant.opening_hours.items()}
+    when = resolve_when(day.isoformat(), words, now.astimezone(catalog.tenant.zone), opening_hours=hours)
+    if when.reason is not None:
+        raise fail(when.message or "Diese Uhrzeit habe ich nicht verstanden.", EXIT_REFUSED)
+    if when.time is None:
+        raise fail("Um wie viel Uhr genau? Bitte eine Uhrzeit nennen.", EXIT_REFUSED)
+    return when.time

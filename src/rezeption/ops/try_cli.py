@@ -1,0 +1,97 @@
+"""`rezeption try FUNCTION key=value ...`: one function call by hand, signed as Retell signs it,
+against a running server (`make run`), so anyone can hear what the receptionist would answer
+without a phone or a Retell account.
+
+The body is the envelope Retell posts (`name`, `call`, `args`), signed with this installation's
+Retell API key; the call is routed to the salon by its first phone number (or agent id). Only for
+loopback servers: the key never leaves the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from rezeption.ops.cli_support import fail, load_settings, run_command, services_ready
+from rezeption.retell.signature import sign
+from rezeption.settings import is_loopback
+from rezeption.store.operator import salons
+
+FUNCTIONS = (
+    "list_services",
+    "get_opening_hours",
+    "check_availability",
+    "book_appointment",
+    "find_appointments",
+    "cancel_appointment",
+    "reschedule_appointment",
+)
+
+
+def try_function(
+    function: Annotated[str, typer.Argument(help=f"One of: {', '.join(FUNCTIONS)}.")],
+    arguments: Annotated[
+        list[str] | None,
+        typer.Argument(help='The arguments as key=value, e.g. datum=morgen "uhrzeit=10 Uhr".'),
+    ] = None,
+    call_id: Annotated[
+        str, typer.Option(help="The call it belongs to (memory is kept per call).")
+    ] = "call_try_1",
+    caller: Annotated[
+        str, typer.Option(help="The caller's number, as Retell reports it.")
+    ] = "+4915100000001",
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", help="Salon slug (default: the only salon).")
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option(help="The server (default: http://REZEPTION_HOST:REZEPTION_PORT).")
+    ] = None,
+) -> None:
+    """Call one of the agent's functions on the running server and print the reply."""
+    args: dict[str, Any] = {}
+    for item in arguments or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise fail(f"arguments are key=value, got {item!r}")
+        args[key] = value
+    settings = load_settings()
+    base = url or f"http://{settings.host}:{settings.port}"
+    host = httpx.URL(base).host
+    if not is_loopback(host):
+        raise fail(f"rezeption try only calls a server on this machine, not {host!r}")
+
+    async def route() -> dict[str, str]:
+        async with services_ready(settings) as services:
+            found = await salons(services.database, now=services.clock.now())
+        chosen = [s for s in found if tenant in (None, s.slug)]
+        if len(chosen) != 1:
+            raise fail(f"name the salon with --tenant (salons: {', '.join(s.slug for s in found) or 'none'})")
+        routes = dict(r.split(":", 1) for r in reversed(chosen[0].routes))
+        if not routes:
+            raise fail(f"salon {chosen[0].slug!r} has no phone number or agent id to route a call")
+        return {"to_number": routes["number"]} if "number" in routes else {"agent_id": routes["agent"]}
+
+    where = run_command(route)
+    envelope = {"name": function, "call": {"call_id": call_id, "from_number": caller, **where}, "args": args}
+    body = json.dumps(envelope, ensure_ascii=False).encode()
+    signature = sign(body, settings.retell_api_key.get_secret_value(), int(time.time() * 1000))
+    try:
+        response = httpx.post(
+            f"{base}/retell/functions/{function}",
+            content=body,
+            headers={"Content-Type": "application/json", "X-Retell-Signature": signature},
+            timeout=10,
+        )
+    except httpx.HTTPError as error:
+        raise fail(
+            f"rezeption: no server answers at {base} ({type(error).__name__}): start it with `make run`"
+        ) from error
+    if response.status_code != 200:
+        raise fail(f"rezeption: the server answered {response.status_code}: {response.text[:300]}")
+    reply = response.json()
+    typer.echo(reply.get("message", ""))
+    typer.echo(json.dumps(reply, ensure_ascii=False, indent=2))
