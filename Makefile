@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_SALON := salons/friseur1.yaml
 
-.PHONY: run test bench lint format install install-dev clean
+CALCOM_SALON := salons/friseur1-calcom.yaml
+
+.PHONY: run demo-calcom test bench lint format install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +33,15 @@ run: install
 	$(BIN)/rezeption db upgrade
 	$(BIN)/rezeption tenants load $(DEMO_SALON)
 	$(BIN)/rezeption serve
+
+# The Cal.com path in one command: the emulator (127.0.0.1:8765) set up as the Cal.com demo salon's
+# account, that salon loaded, and a server for it on 127.0.0.1:8001; Ctrl-C stops both.
+demo-calcom: install
+	$(BIN)/rezeption db upgrade
+	$(BIN)/rezeption tenants load $(CALCOM_SALON)
+	$(BIN)/rezeption calcom-emulator --port 8765 --salon $(CALCOM_SALON) & \
+	emulator=$$!; trap 'kill $$emulator 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/rezeption serve --port 8001
 
 test: install-dev
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)

@@ -11,7 +11,7 @@ from rezeption.booking.reconcile import Reconciler
 from rezeption.booking.references import References, reference_key
 from rezeption.calendars.directory import CalendarDirectory
 from rezeption.calendars.slot_cache import RedisSlotCache, slot_cache_from_url
-from rezeption.domain.clock import Clock, SystemClock
+from rezeption.domain.clock import Clock
 from rezeption.settings import Settings
 from rezeption.store.calls import TenantRoutes
 from rezeption.store.db import Database
@@ -44,7 +44,7 @@ class Services:
 
 def build(settings: Settings, *, clock: Clock | None = None) -> Services:
     """Wire the real adapters from `settings`; tests pass their own clock."""
-    clock = clock or SystemClock()
+    clock = clock or settings.clock()
     database = Database.from_url(
         settings.database_url, pool_size=settings.db_pool_size, timeouts=settings.timeouts
     )

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from rezeption.bootstrap import build
-from rezeption.domain.clock import SystemClock
 from rezeption.ops.appointments_cli import appointments_app
 from rezeption.ops.cli_support import load_settings
 from rezeption.ops.customers_cli import customers_app
@@ -21,6 +20,7 @@ from rezeption.ops.try_cli import try_function
 from rezeption.settings import GENERATE
 from rezeption.store import migrate
 from rezeption.store.db import Database, Timeouts
+from rezeption.store.salon_file import SalonFileError, read_salon
 
 app = typer.Typer(help="rezeption: the backend of a voice AI receptionist.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
@@ -77,6 +77,7 @@ def serve(
     keep-alive connections, concurrent connections and the graceful shutdown. It has no timeout for
     a client that sends its headers or body slowly: put a reverse proxy in front (see the README).
     """
+    import structlog
     import uvicorn
 
     from rezeption.ops.logging import configure_logging
@@ -99,11 +100,16 @@ def serve(
         typer.echo(f"rezeption: refusing to serve: {problem}{hint}", err=True)
         raise typer.Exit(EXIT_NOT_READY)
     configure_logging(settings.log_level, as_json=settings.log_json)
-    docs = ", docs: /docs" if settings.docs_enabled else ""
-    console.print(f"rezeption serves on http://{host}:{port}  (health: /health, ready: /ready{docs})")
+    structlog.get_logger("rezeption.serve").info(
+        f"rezeption serves on http://{host}:{port}",
+        health="/health",
+        ready="/ready",
+        docs="/docs" if settings.docs_enabled else None,
+    )
     uvicorn.run(
         "rezeption.app:create_app",
         factory=True,
+        log_config=None,  # uvicorn's lines go through our one format (ops.logging, in each worker too)
         host=host,
         port=port,
         workers=workers,
@@ -128,7 +134,9 @@ def parse(
     from rezeption.language.cli import resolve_command
 
     try:
-        text, refused = resolve_command(date_words, time_words, now, as_json, now=SystemClock().now())
+        text, refused = resolve_command(
+            date_words, time_words, now, as_json, now=load_settings().clock().now()
+        )
     except ValueError as error:
         err.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from error
@@ -142,12 +150,30 @@ def calcom_emulator(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8765,
     host: Annotated[str, typer.Option(help="Bind address (keep it on loopback).")] = "127.0.0.1",
     config: Annotated[Path | None, typer.Option(help="Emulator config (YAML).")] = None,
+    salon: Annotated[
+        Path | None, typer.Option(help="Mirror this Cal.com salon file (users, schedules, event types).")
+    ] = None,
 ) -> None:
-    """Run the local Cal.com API v2 emulator (for tests, demos and trying the Cal.com path)."""
-    from rezeption.emulators.calcom import run_emulator
+    """Run the local Cal.com API v2 emulator (a development tool: tests, demos, trying the Cal.com path).
 
+    With --salon it is set up as that salon's Cal.com account (Cal.com's real 120 requests a minute);
+    with REZEPTION_CLOCK_START its clock stands at that instant.
+    """
+    from rezeption.emulators.calcom import run_emulator
+    from rezeption.emulators.calcom.from_salon import emulator_config
+
+    if config is not None and salon is not None:
+        typer.echo("rezeption: give --config or --salon, not both", err=True)
+        raise typer.Exit(2)
+    source: str | dict[str, Any] | None = str(config) if config else None
+    if salon is not None:
+        try:
+            source = emulator_config(read_salon(salon), load_settings().clock_start)
+        except (SalonFileError, ValueError) as error:
+            typer.echo(f"rezeption: {error}", err=True)
+            raise typer.Exit(2) from error
     console.print(f"Cal.com emulator on http://{host}:{port}/v2  (admin: /_emulator/state)")
-    run_emulator(host, port, str(config) if config else None)
+    run_emulator(host, port, source)
 
 
 @db_app.command("upgrade")

@@ -14,12 +14,14 @@ import ipaddress
 import json
 import os
 import secrets
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rezeption.domain.clock import Clock, StartedClock, SystemClock
 from rezeption.store.db import Timeouts
 
 MIN_SECRET_LENGTH = 24
@@ -104,6 +106,8 @@ class Settings(BaseSettings):
     )
 
     environment: Literal["development", "test", "production"] = "development"
+    # development and test only: the clock starts here and runs on (try what callers hear on a given day)
+    clock_start: datetime | None = None
     database_url: str = "sqlite+aiosqlite:///./var/rezeption.db"
     redis_url: str | None = None
     retell_api_key: SecretStr = SecretStr("changeme")
@@ -183,6 +187,21 @@ class Settings(BaseSettings):
             for field in unset:
                 setattr(self, field, SecretStr(generated[SECRET_VARIABLES[field]]))
         return self
+
+    @model_validator(mode="after")
+    def _real_time_in_production(self) -> Settings:
+        if self.clock_start is not None:
+            if self.environment == "production":
+                raise ValueError(
+                    "REZEPTION_CLOCK_START is for development and tests; production runs on real time"
+                )
+            if self.clock_start.tzinfo is None:
+                raise ValueError("needs a UTC offset, e.g. 2026-12-24T08:00:00+01:00")
+        return self
+
+    def clock(self) -> Clock:
+        """The clock every command and the server run on: real time, or from `clock_start` on."""
+        return StartedClock(self.clock_start) if self.clock_start is not None else SystemClock()
 
     @model_validator(mode="after")
     def _strong_secrets_in_production(self) -> Settings:

@@ -1,13 +1,14 @@
-"""The operator's commands as a terminal runs them (real processes, the real clock), on SQLite and
-PostgreSQL: salons, the day plan, walk-ins by the phone's rules, blocked time, closures that apply at
-once, callback requests and dead jobs, and one clear line when the database is not there."""
+"""The operator's commands as a terminal runs them (the real Typer app with its own environment, the
+real clock), on SQLite and PostgreSQL: salons, the day plan, walk-ins by the phone's rules, blocked
+time, closures that apply at once, callback requests and dead jobs, and one clear line when the
+database is not there."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
-import subprocess
-import sys
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -15,12 +16,13 @@ from zoneinfo import ZoneInfo
 import holidays
 import pytest
 from sqlalchemy import select
-from tests.conftest import DEMO_SALON
+from tests.conftest import DEMO_SALON, empty_tables
+from typer.testing import CliRunner
 
+from rezeption.cli import app
 from rezeption.store.db import Database
 from rezeption.store.tables import OutboxJobRow
 
-REZEPTION = [sys.executable, "-m", "rezeption.cli"]
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
@@ -38,7 +40,16 @@ def next_open(weekday: int) -> date:
 
 @pytest.fixture
 def env(database_url: str, tmp_path: Path) -> dict[str, str]:
-    """The CLI's environment on the test's migrated database (SQLite file or PostgreSQL)."""
+    """The CLI's environment on the test's migrated, empty database (SQLite file or PostgreSQL)."""
+
+    async def emptied() -> None:
+        database = Database.from_url(database_url)
+        try:
+            await empty_tables(database)
+        finally:
+            await database.dispose()
+
+    asyncio.run(emptied())
     return {
         **os.environ,
         "REZEPTION_DATABASE_URL": database_url,
@@ -48,12 +59,23 @@ def env(database_url: str, tmp_path: Path) -> dict[str, str]:
     }
 
 
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [*REZEPTION, *args], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
-    assert "Traceback" not in done.stderr, done.stderr
-    return done
+@dataclass(frozen=True)
+class Done:
+    """What a command printed and how it ended."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(env: dict[str, str], *args: str) -> Done:
+    """Run `rezeption ARGS` in this process (the same Typer app the console script runs) with `env`
+    as its environment; an exception escaping the command fails the test (it would be a traceback)."""
+    runner = CliRunner()
+    result = runner.invoke(app, list(args), env=env, catch_exceptions=True)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Done(result.exit_code, result.stdout, result.stderr)
 
 
 def test_salons_are_listed_and_shown(env: dict[str, str]) -> None:
@@ -179,32 +201,47 @@ def test_a_closure_from_the_command_line_applies_at_once_and_survives_a_file_loa
     assert "Betriebsausflug" not in cli(env, "closures", "list").stdout
 
 
-async def test_callback_requests_and_dead_jobs_are_listed_retried_and_resolved(
-    env: dict[str, str], database: Database
+async def _add_jobs(url: str) -> None:
+    database = Database.from_url(url)
+    now = datetime.now(BERLIN)
+    try:
+        async with database.write() as session, session.begin():
+            for kind, status in (("callback_request", "pending"), ("calendar_cancel", "dead")):
+                session.add(
+                    OutboxJobRow(
+                        kind=kind, payload={"appointment_id": 7, "reason": "calendar_unavailable"},
+                        status=status, attempts=8 if status == "dead" else 0, run_after=now, created_at=now,
+                        updated_at=now, last_error="CalendarUnavailable" if status == "dead" else None,
+                    )
+                )  # fmt: skip
+    finally:
+        await database.dispose()
+
+
+async def _jobs(url: str) -> dict[str, OutboxJobRow]:
+    database = Database.from_url(url)
+    try:
+        async with database.read() as session:
+            return {row.kind: row for row in (await session.scalars(select(OutboxJobRow))).all()}
+    finally:
+        await database.dispose()
+
+
+def test_callback_requests_and_dead_jobs_are_listed_retried_and_resolved(
+    env: dict[str, str], database_url: str
 ) -> None:
     none = cli(env, "jobs", "list")
     assert none.returncode == 0 and none.stdout.startswith("0 Aufgaben")
     dead_count = cli(env, "worker", "--dead")
     assert dead_count.stdout.strip().endswith("0 dead job(s)")
-    now = datetime.now(BERLIN)
-    async with database.write() as session, session.begin():
-        for kind, status in (("callback_request", "pending"), ("calendar_cancel", "dead")):
-            session.add(
-                OutboxJobRow(
-                    kind=kind, payload={"appointment_id": 7, "reason": "calendar_unavailable"}, status=status,
-                    attempts=8 if status == "dead" else 0, run_after=now, created_at=now, updated_at=now,
-                    last_error="CalendarUnavailable" if status == "dead" else None,
-                )
-            )  # fmt: skip
+    asyncio.run(_add_jobs(database_url))
     listed = cli(env, "jobs", "list")
     assert "Rückruf" in listed.stdout and "calendar_cancel" in listed.stdout and "aufgegeben" in listed.stdout
-    async with database.read() as session:
-        ids = {row.kind: row.id for row in (await session.scalars(select(OutboxJobRow))).all()}
+    ids = {kind: row.id for kind, row in asyncio.run(_jobs(database_url)).items()}
     assert cli(env, "jobs", "retry", str(ids["calendar_cancel"])).returncode == 0
     resolved = cli(env, "jobs", "resolve", str(ids["callback_request"]), "--note", "zurückgerufen")
     assert resolved.returncode == 0
-    async with database.read() as session:
-        rows = {row.kind: row for row in (await session.scalars(select(OutboxJobRow))).all()}
+    rows = asyncio.run(_jobs(database_url))
     assert rows["calendar_cancel"].status == "pending" and rows["calendar_cancel"].attempts == 0
     assert rows["callback_request"].status == "done"
     assert "zurückgerufen" in (rows["callback_request"].last_error or "")

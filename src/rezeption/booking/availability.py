@@ -36,6 +36,8 @@ class AvailabilityAnswer:
     service: Service
     check: StartCheck
     alternatives: tuple[Slot, ...]
+    catalog: Catalog
+    """The salon as this answer saw it (speak its reasons from this one, not an older copy)."""
 
     @property
     def free(self) -> bool:
@@ -59,6 +61,8 @@ class DayAnswer:
     slots: tuple[Slot, ...]
     reason: str | None
     alternatives: tuple[Slot, ...] = ()
+    catalog: Catalog | None = None
+    """The salon as this answer saw it (speak its reasons from this one, not an older copy)."""
 
 
 def window_reason(

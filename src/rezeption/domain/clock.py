@@ -1,7 +1,8 @@
 """Clocks: the one place that reads the wall clock, so every rule can be tested at any moment.
 
 Code that needs "now" takes a `Clock` (anything with `now() -> aware datetime`). `SystemClock` is the
-real one; `FixedClock` is the test double (settable, advanceable). Both always answer in UTC.
+real one; `StartedClock` runs from a chosen instant (trying a given day in development); `FixedClock`
+is the test double (settable, advanceable). All answer in UTC.
 """
 
 from __future__ import annotations
@@ -22,6 +23,18 @@ class SystemClock:
     def now(self) -> datetime:
         """Return the current instant in UTC."""
         return datetime.now(UTC)
+
+
+class StartedClock:
+    """A clock that starts at a chosen instant and runs on at the machine's pace (to try a given day
+    in development: `REZEPTION_CLOCK_START`)."""
+
+    def __init__(self, start: datetime) -> None:
+        self._offset = require_aware(start).astimezone(UTC) - datetime.now(UTC)
+
+    def now(self) -> datetime:
+        """The chosen start plus the time that has passed since."""
+        return datetime.now(UTC) + self._offset
 
 
 class FixedClock:

@@ -54,7 +54,7 @@ def show_availability(
                     who = ", ".join(catalog.staff_by_id(i).name for i in answer.check.free_staff_ids)
                     return catalog, today, header, True, f"{answer.service.name}: frei bei {who}"
                 sentence = why_not(
-                    catalog,
+                    answer.catalog,
                     answer.reason or "slot_taken",
                     service=answer.service.name,
                     day=first,
@@ -84,7 +84,7 @@ def show_availability(
     if not answer.slots:
         span = answer.first_day != answer.last_day
         sentence = why_not(
-            catalog,
+            answer.catalog or catalog,
             answer.reason or "day_full",
             service=answer.service.name,
             day=answer.first_day,

@@ -20,10 +20,9 @@ from rich.console import Console
 
 from rezeption.booking.bookings import Bookings
 from rezeption.bootstrap import build
-from rezeption.domain.clock import SystemClock
 from rezeption.domain.errors import AppointmentInPast, AppointmentNotActive, AppointmentNotFound
+from rezeption.ops.cli_support import load_settings
 from rezeption.ops.schema_check import require_schema, run_with_schema
-from rezeption.settings import Settings
 from rezeption.store.db import Database
 from rezeption.store.gdpr import (
     CustomerRefError,
@@ -86,14 +85,6 @@ async def _cancel_all(bookings: Bookings, appointments: Sequence[tuple[int, int]
     return cancelled
 
 
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValueError as error:
-        err.print(f"[red]configuration error:[/red] {error}")
-        raise typer.Exit(2) from error
-
-
 def run_checked(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """`run_with_schema`, and a reference that is neither an id nor a number ends with exit code 2."""
     try:
@@ -104,7 +95,7 @@ def run_checked(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 def _run(work: Callable[[Database], Awaitable[T]]) -> T:
-    settings = _settings()
+    settings = load_settings()
 
     async def run() -> T:
         database = Database.from_url(settings.database_url)
@@ -124,7 +115,7 @@ def export(
     out: Annotated[Path | None, typer.Option("--out", help="Write the JSON to this file.")] = None,
 ) -> None:
     """Everything we hold about a customer, as JSON."""
-    now = SystemClock().now()
+    now = load_settings().clock().now()
     doc: dict[str, Any] = _run(lambda db: export_customer(db, ref, now=now, tenant_slug=tenant))
     if not doc["customers"]:
         err.print("no such customer")
@@ -145,7 +136,9 @@ def erase(
 ) -> None:
     """Erase a customer's personal data; their future appointments are cancelled, past ones stay
     (without the name) for statistics."""
-    plan: ErasurePlan = _run(lambda db: erasure_plan(db, ref, now=SystemClock().now(), tenant_slug=tenant))
+    plan: ErasurePlan = _run(
+        lambda db: erasure_plan(db, ref, now=load_settings().clock().now(), tenant_slug=tenant)
+    )
     if plan.customers == 0:
         err.print("no such customer")
         raise typer.Exit(1)
@@ -176,7 +169,7 @@ def erase(
 
 
 def _erase(ref: str, tenant: str | None) -> dict[str, int]:
-    settings = _settings()
+    settings = load_settings()
 
     async def run() -> dict[str, int]:
         services = build(settings)

@@ -1,4 +1,5 @@
-"""Structured logging (structlog): one line per event, JSON in production, with no personal data.
+"""Structured logging (structlog): one line per event in one format for every source (our events,
+uvicorn, libraries), JSON in production, with no personal data.
 
 Exceptions are rendered by `safe_traceback` wherever they are logged, by structlog or by the
 standard library (uvicorn's "Exception in ASGI application", SQLAlchemy, asyncio): frames and
@@ -119,9 +120,30 @@ def _safe_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
     return record
 
 
+_HANDLER_MARK = "_rezeption_handler"
+
+
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at the time of the record (test captures replace it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure_logging(level: str = "info", *, as_json: bool = False) -> None:
-    """Route structlog and stdlib logging to stderr at `level`; exceptions rendered safely."""
-    logging.basicConfig(format="%(message)s", level=level.upper())
+    """One format for every line on stderr, at `level`: our structlog events, and the standard
+    library's records (uvicorn's server and access lines, SQLAlchemy, asyncio) rendered by the same
+    structlog processors; one JSON object per line with `as_json` (production). Exceptions rendered
+    safely everywhere. Calling it again (each uvicorn worker process, tests) replaces only our handler.
+    """
     logging.setLogRecordFactory(_safe_record)
     # Plain text, never Rich's tracebacks: rendering one with local variables took seconds on the
     # event loop (every caller waited) and would print personal data held in locals.
@@ -130,15 +152,37 @@ def configure_logging(level: str = "info", *, as_json: bool = False) -> None:
         if as_json
         else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
     )
-    structlog.configure(
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             render_exception_safely,
             renderer,
         ],
+    )
+    handler = _CurrentStderr()
+    handler.setFormatter(formatter)
+    setattr(handler, _HANDLER_MARK, True)
+    root = logging.getLogger()
+    root.handlers = [h for h in root.handlers if not getattr(h, _HANDLER_MARK, False)] + [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):  # through the root handler only
+        named = logging.getLogger(name)
+        named.handlers = []
+        named.propagate = True
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.processors.StackInfoRenderer(),
+            render_exception_safely,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=True,
     )

@@ -16,7 +16,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rezeption.domain.clock import SystemClock
 from rezeption.domain.model import WEEKDAYS, Catalog, TimeRange
 from rezeption.language.speech import WEEKDAY_NAMES
 from rezeption.ops.cli_support import (
@@ -171,7 +170,7 @@ def tenants_load(
             await require_schema(database)
             if if_empty and await count_tenants(database) > 0:
                 return "database already holds a salon; nothing loaded"
-            report = await import_salon(database, salon_file, now=SystemClock().now())
+            report = await import_salon(database, salon_file, now=settings.clock().now())
             verb = "created" if report.created else "updated"
             return f"salon {report.slug!r} {verb}: {report.services} services, {report.staff} staff"
         finally:

@@ -10,7 +10,6 @@ loopback servers: the key never leaves the machine.
 from __future__ import annotations
 
 import json
-import time
 from typing import Annotated, Any
 
 import httpx
@@ -39,8 +38,9 @@ def try_function(
         typer.Argument(help='The arguments as key=value, e.g. datum=morgen "uhrzeit=10 Uhr".'),
     ] = None,
     call_id: Annotated[
-        str, typer.Option(help="The call it belongs to (memory is kept per call).")
-    ] = "call_try_1",
+        str | None,
+        typer.Option(help="The call it belongs to (memory is kept per call; default: one per salon)."),
+    ] = None,
     caller: Annotated[
         str, typer.Option(help="The caller's number, as Retell reports it.")
     ] = "+4915100000001",
@@ -64,7 +64,7 @@ def try_function(
     if not is_loopback(host):
         raise fail(f"rezeption try only calls a server on this machine, not {host!r}")
 
-    async def route() -> dict[str, str]:
+    async def route() -> tuple[str, dict[str, str]]:
         async with services_ready(settings) as services:
             found = await salons(services.database, now=services.clock.now())
         chosen = [s for s in found if tenant in (None, s.slug)]
@@ -73,12 +73,16 @@ def try_function(
         routes = dict(r.split(":", 1) for r in reversed(chosen[0].routes))
         if not routes:
             raise fail(f"salon {chosen[0].slug!r} has no phone number or agent id to route a call")
-        return {"to_number": routes["number"]} if "number" in routes else {"agent_id": routes["agent"]}
+        where = {"to_number": routes["number"]} if "number" in routes else {"agent_id": routes["agent"]}
+        return chosen[0].slug, where
 
-    where = run_command(route)
-    envelope = {"name": function, "call": {"call_id": call_id, "from_number": caller, **where}, "args": args}
+    slug, where = run_command(route)
+    call = {"call_id": call_id or f"call_try_{slug}", "from_number": caller, **where}
+    envelope = {"name": function, "call": call, "args": args}
     body = json.dumps(envelope, ensure_ascii=False).encode()
-    signature = sign(body, settings.retell_api_key.get_secret_value(), int(time.time() * 1000))
+    signature = sign(
+        body, settings.retell_api_key.get_secret_value(), int(settings.clock().now().timestamp() * 1000)
+    )
     try:
         response = httpx.post(
             f"{base}/retell/functions/{function}",
@@ -95,3 +99,5 @@ def try_function(
     reply = response.json()
     typer.echo(reply.get("message", ""))
     typer.echo(json.dumps(reply, ensure_ascii=False, indent=2))
+    if reply.get("ok") is False:  # a refusal (the sentence above says why), as `availability` does
+        raise typer.Exit(1)

@@ -65,8 +65,8 @@ async def check_availability(ctx: CallContext, args: CheckAvailabilityArgs) -> R
         message = f"{when} ist{with_whom} noch frei. Soll ich den Termin für Sie buchen?"
         return reply(True, message, frei=True, **facts)
     reason = answer.reason or "slot_taken"
-    refused = why_not(
-        ctx.catalog, reason, service=service.name, day=moment.day, at=moment.at, today=ctx.today
+    refused = why_not(  # the salon as the answer saw it: a closure added a moment ago included
+        answer.catalog, reason, service=service.name, day=moment.day, at=moment.at, today=ctx.today
     )
     if reason in _STAFF_REASONS and staff is not None:
         refused = f"{staff.name} {_STAFF_REASONS[reason]}"
@@ -117,7 +117,7 @@ async def _window_options(
         return reply(True, message, frei=True, optionen=[slot_facts(ctx.catalog, s) for s in picks], **facts)
     reason = answer.reason or "day_full"
     refused = why_not(
-        ctx.catalog,
+        answer.catalog or ctx.catalog,
         reason,
         service=service_name,
         day=moment.day,

@@ -61,6 +61,7 @@ def create_app(config: EmulatorConfig | dict[str, Any] | str | Path | None = Non
     return app
 
 
-def run_emulator(host: str, port: int, config_path: str | None) -> None:
-    """Serve the emulator with uvicorn until interrupted (blocking)."""
-    uvicorn.run(create_app(config_path), host=host, port=port, log_level="info")
+def run_emulator(host: str, port: int, config: str | dict[str, Any] | None) -> None:
+    """Serve the emulator with uvicorn until interrupted (blocking); `config` is a YAML path, a
+    config as a dict, or None for the defaults."""
+    uvicorn.run(create_app(config), host=host, port=port, log_level="info")
