@@ -10,7 +10,7 @@ from tests.conftest import DEMO_SALON, berlin
 from tests.unit.test_schedule import hours, make_catalog, stylist
 
 from rezeption.domain.model import Catalog, Closure, Slot, SpecialDay, TimeRange
-from rezeption.retell.replies import speak_slots, why_not
+from rezeption.language.offers import speak_slots, why_not
 from rezeption.store.salon_file import SalonFileError, parse_salon, read_salon
 
 

@@ -20,9 +20,9 @@ from rezeption.booking.bookings import BookingRequest, Bookings
 from rezeption.booking.caller_id import CallerId
 from rezeption.booking.lookup import AppointmentFinder, LookupQuery
 from rezeption.booking.saga import JOB_CALLBACK, JOB_CANCEL
+from rezeption.cli.customers import customers_app, erase_customer_data
 from rezeption.domain.clock import FixedClock
 from rezeption.domain.errors import AppointmentInPast, TooLateToChange
-from rezeption.ops.customers_cli import customers_app, erase_customer_data
 from rezeption.store.db import Database
 from rezeption.store.gdpr import (
     CustomerRefError,

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from rezeption.booking.bookings import BookingRequest
-from rezeption.ops.customers_cli import erase_customer_data
+from rezeption.cli.customers import erase_customer_data
 from rezeption.ops.worker import WorkerOptions, run_once
 
 from .conftest import TUESDAY_10, World

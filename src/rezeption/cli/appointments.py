@@ -17,10 +17,8 @@ from rich.table import Table
 
 from rezeption.booking.bookings import BookingRequest
 from rezeption.booking.catalog import find_staff
-from rezeption.domain.errors import BookingError
-from rezeption.domain.model import Catalog, Interval
-from rezeption.language import mask_phone, normalize_phone
-from rezeption.ops.cli_support import (
+from rezeption.cli.salons import TenantOption, short_day
+from rezeption.cli.support import (
     EXIT_REFUSED,
     fail,
     load_settings,
@@ -30,8 +28,10 @@ from rezeption.ops.cli_support import (
     spoken_day,
     spoken_time,
 )
-from rezeption.ops.salon_cli import TenantOption, short_day
-from rezeption.retell.replies import refusal
+from rezeption.domain.errors import BookingError
+from rezeption.domain.model import Catalog, Interval
+from rezeption.language import mask_phone, normalize_phone
+from rezeption.language.offers import refusal_sentence
 from rezeption.store.operator import PlanEntry, block_time, day_plan, unblock_time
 
 appointments_app = typer.Typer(
@@ -140,7 +140,7 @@ def appointments_add(
                 )
             except BookingError as error:
                 today = now.astimezone(catalog.tenant.zone).date()
-                raise fail(str(refusal(catalog, error, today)["message"]), EXIT_REFUSED) from error
+                raise fail(refusal_sentence(catalog, error, today), EXIT_REFUSED) from error
         appointment = result.appointment
         local = appointment.starts_at.astimezone(catalog.tenant.zone)
         return (

@@ -20,8 +20,8 @@ from rich.console import Console
 
 from rezeption.booking.bookings import Bookings
 from rezeption.bootstrap import build
+from rezeption.cli.support import load_settings
 from rezeption.domain.errors import AppointmentInPast, AppointmentNotActive, AppointmentNotFound
-from rezeption.ops.cli_support import load_settings
 from rezeption.ops.schema_check import require_schema, run_with_schema
 from rezeption.store.db import Database
 from rezeption.store.gdpr import (

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rezeption.ops.cli_support import load_settings, run_command, services_ready
+from rezeption.cli.support import load_settings, run_command, services_ready
 from rezeption.store import outbox
 from rezeption.store.operator import resolve_job, retry_job
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from rezeption.ops.cli_support import fail, load_settings, run_command, services_ready
+from rezeption.cli.support import fail, load_settings, run_command, services_ready
 from rezeption.retell.signature import sign
 from rezeption.settings import is_loopback
 from rezeption.store.operator import salons

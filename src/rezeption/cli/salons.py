@@ -16,9 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rezeption.domain.model import WEEKDAYS, Catalog, TimeRange
-from rezeption.language.speech import WEEKDAY_NAMES
-from rezeption.ops.cli_support import (
+from rezeption.cli.support import (
     fail,
     load_settings,
     run_command,
@@ -26,6 +24,8 @@ from rezeption.ops.cli_support import (
     services_ready,
     spoken_day,
 )
+from rezeption.domain.model import WEEKDAYS, Catalog, TimeRange
+from rezeption.language.speech import WEEKDAY_NAMES
 from rezeption.ops.schema_check import require_schema, run_with_schema
 from rezeption.store.db import Database
 from rezeption.store.operator import add_closure, remove_closure, salons

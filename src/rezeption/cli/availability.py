@@ -12,9 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from rezeption.booking.availability import DayAnswer
-from rezeption.domain.model import Catalog, Slot
-from rezeption.language.speech import speak_day
-from rezeption.ops.cli_support import (
+from rezeption.cli.salons import short_day
+from rezeption.cli.support import (
     EXIT_REFUSED,
     load_settings,
     run_command,
@@ -23,8 +22,9 @@ from rezeption.ops.cli_support import (
     spoken_day,
     spoken_time,
 )
-from rezeption.ops.salon_cli import short_day
-from rezeption.retell.replies import offer_sentence, why_not
+from rezeption.domain.model import Catalog, Slot
+from rezeption.language.offers import offer_sentence, why_not
+from rezeption.language.speech import speak_day
 
 console = Console()
 

@@ -1,4 +1,6 @@
-"""The command line (Typer): serve, migrate, load salons, and look at availability from a terminal."""
+"""The command line (Typer): `rezeption` and its sub-commands, one module per concept in this package
+(salons, appointments, jobs, availability, customers, try); here the server, migrations, the
+worker, reconcile, parse and the Cal.com emulator."""
 
 from __future__ import annotations
 
@@ -10,13 +12,13 @@ import typer
 from rich.console import Console
 
 from rezeption.bootstrap import build
-from rezeption.ops.appointments_cli import appointments_app
-from rezeption.ops.cli_support import load_settings
-from rezeption.ops.customers_cli import customers_app
-from rezeption.ops.jobs_cli import jobs_app
-from rezeption.ops.salon_cli import TenantOption, closures_app, tenants_app
+from rezeption.cli.appointments import appointments_app
+from rezeption.cli.customers import customers_app
+from rezeption.cli.jobs import jobs_app
+from rezeption.cli.salons import TenantOption, closures_app, tenants_app
+from rezeption.cli.support import load_settings
+from rezeption.cli.try_call import try_function
 from rezeption.ops.schema_check import EXIT_NOT_READY, require_schema, run_with_schema, serving_problem
-from rezeption.ops.try_cli import try_function
 from rezeption.settings import GENERATE
 from rezeption.store import migrate
 from rezeption.store.db import Database, Timeouts
@@ -229,7 +231,7 @@ def availability(
 ) -> None:
     """Free times as the receptionist sees them. With --time: is it free, else why not and the
     nearest alternatives (exit 1). Without: every free start of the day(s) (none: why, exit 1)."""
-    from rezeption.ops.availability_cli import show_availability
+    from rezeption.cli.availability import show_availability
 
     show_availability(service=service, day=day, at=at, staff=staff, days=days, tenant=tenant)
 
@@ -309,7 +311,3 @@ def reconcile(
         typer.echo(f"error: {problem}", err=True)
     if errors:
         raise typer.Exit(1)
-
-
-if __name__ == "__main__":
-    app()
