@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from rezeption.bootstrap import build
+from rezeption.cli.agent import agent_app
 from rezeption.cli.appointments import appointments_app
 from rezeption.cli.customers import customers_app
 from rezeption.cli.jobs import jobs_app
@@ -32,6 +33,7 @@ app.add_typer(closures_app, name="closures")
 app.add_typer(appointments_app, name="appointments")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(customers_app, name="customers")
+app.add_typer(agent_app, name="agent")
 app.command("try")(try_function)
 console = Console()
 err = Console(stderr=True)

@@ -102,6 +102,25 @@ TOOLS: dict[str, type[Arguments]] = {
 }
 
 
+DESCRIPTIONS = {
+    "list_services": "Nennt die Leistungen des Salons mit Dauer und Preis.",
+    "get_opening_hours": "Nennt die Öffnungszeiten und die Ausnahmen der nächsten zwei Wochen.",
+    "check_availability": "Prüft, ob ein Termin frei ist; sonst nennt sie die nächsten freien Zeiten. "
+    "Tag und Uhrzeit so übergeben, wie der Anrufer sie sagt.",
+    "book_appointment": "Bucht den Termin, erst nachdem der Anrufer Leistung, Tag, Uhrzeit und "
+    "Mitarbeiter bestätigt hat.",
+    "find_appointments": "Findet die Termine des Anrufers: Name, von einer anderen Nummer auch Tag, "
+    "Uhrzeit oder Leistung.",
+    "cancel_appointment": "Sagt einen Termin ab. Ohne referenz wird er nur vorgelesen; nach dem Ja "
+    "mit der referenz aus dieser Antwort erneut aufrufen.",
+    "reschedule_appointment": "Verschiebt einen Termin auf einen neuen Tag und eine neue Uhrzeit. Ohne "
+    "referenz wird er nur vorgelesen; nach dem Ja mit der referenz erneut aufrufen.",
+    "record_consent": "Speichert, dass der Anrufer bei späteren Anrufen an seiner Nummer erkannt "
+    "werden möchte.",
+}
+"""What each tool does, in German like its parameters (the agent's LLM reads these)."""
+
+
 def tool_definitions(base_url: str) -> list[dict[str, Any]]:
     """Retell custom-tool definitions for every function (the agent-as-code uses these)."""
     tools = []
@@ -115,7 +134,7 @@ def tool_definitions(base_url: str) -> list[dict[str, Any]]:
             {
                 "type": "custom",
                 "name": name,
-                "description": (model.__doc__ or name).strip(),
+                "description": DESCRIPTIONS.get(name) or (model.__doc__ or name).strip(),
                 "url": f"{base_url.rstrip('/')}/retell/functions/{name}",
                 "method": "POST",
                 "parameters": {"type": "object", "properties": properties, "required": []},

@@ -145,6 +145,9 @@ class SalonFile(Strict):
     holiday_state: str = Field("BE", pattern=r"^[A-Z]{2}$")
     phone_numbers: list[Annotated[str, Field(pattern=r"^\+[1-9][0-9]{6,14}$")]] = Field(default_factory=list)
     retell_agent_ids: list[str] = Field(default_factory=list)
+    # the salon's own line: callers who ask for a person are transferred there (agent as code)
+    transfer_number: Annotated[str, Field(pattern=r"^\+[1-9][0-9]{6,14}$")] | None = None
+    agent: Key | None = None  # the agent definition under agents/ (default: the slug)
     calendar: CalendarSection = Field(default_factory=CalendarSection)
     booking: BookingSection = Field(default_factory=BookingSection)
     opening_hours: dict[Weekday, list[tuple[time, time]]]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-SAMPLE_CONFIG = Path(__file__).resolve().parents[3] / "salons" / "calcom-emulator.yaml"
+SAMPLE_CONFIG = Path(__file__).resolve().parents[3] / "tests" / "data" / "calcom-emulator.yaml"
 
 
 def _free_port() -> int:
