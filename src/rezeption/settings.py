@@ -111,6 +111,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./var/rezeption.db"
     redis_url: str | None = None
     retell_api_key: SecretStr = SecretStr("changeme")
+    retell_api_url: str = "https://api.retellai.com"  # Retell's management API (`rezeption agent publish`)
     admin_secret: SecretStr = SecretStr("changeme")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

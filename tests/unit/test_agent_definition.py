@@ -4,6 +4,7 @@ the old agent is refused with its place and reason (a broken copy of the definit
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -120,3 +121,32 @@ def test_agent_show_json_prints_the_definition_for_a_base_url(
     assert {t["name"] for t in body["retell_llm"]["general_tools"]} >= {"book_appointment", "end_call"}
     checked = CliRunner().invoke(app, ["agent", "check", "--base-url", BASE], env=env)
     assert checked.exit_code == 0 and "salons/friseur1.yaml: ok" in checked.stdout
+
+
+def test_an_unknown_tool_in_the_definition_is_refused(broken: Path) -> None:
+    edit(broken / "agent.yaml", "slow_tools:", 'slow_tools:\n  send_sms: "Einen Moment."')
+    assert check_copy(broken) == ["agent.yaml slow_tools: send_sms is not one of our functions"]
+
+
+PROMPT_ASKS = {
+    "greets with the salon's name": ("begin_message", r"^\{\{salon_name\}\}"),
+    "knows today from call_inbound": ("prompt", r"Heute ist \{\{heute\}\}.*nie auf dein Wissen"),
+    "passes day and time as spoken": ("prompt", r"Rechne keine Daten aus.*wie der Anrufer sie sagt"),
+    "asks for the name once": ("prompt", r"Namen nur einmal.*nie ein zweites Mal"),
+    "reads back, books after a yes": ("prompt", r"Lies Leistung, Tag, Uhrzeit.*Erst nach einem Ja buchst"),
+    "offers our alternatives": ("prompt", r"biete genau die Alternativen an, die die Funktion nennt"),
+    "finds and confirms first": ("prompt", r"zuerst mit find_appointments.*Erst nach einem Ja"),
+    "names only a recognized caller": ("prompt", r'customer_known "true".*Sonst nenne keinen Namen'),
+    "never reads out phone numbers": ("prompt", r"Lies nie eine Telefonnummer vor"),
+    "says goodbye and ends the call": ("prompt", r"Verabschiede dich.*end_call"),
+    "transfers after two tries": ("prompt", r"nach zwei Versuchen.*transfer_call"),
+}
+
+
+@pytest.mark.parametrize("requirement", PROMPT_ASKS)
+def test_the_definition_asks_the_agent_to(requirement: str) -> None:
+    salon = read_salon(ROOT / "salons" / "friseur1.yaml")
+    llm = render(salon, agent_dir(ROOT, salon), BASE).llm
+    field, pattern = PROMPT_ASKS[requirement]
+    text = llm["begin_message"] if field == "begin_message" else llm["general_prompt"]
+    assert re.search(pattern, text, re.S), requirement

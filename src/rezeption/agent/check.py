@@ -79,6 +79,9 @@ def problems(definition: Definition, salon: SalonFile, *, environment: str = "pr
         if needed not in prompt_variables:
             found.append(f"prompt.md: no date context: {{{{{needed}}}}} from call_inbound is never used")
     found.extend(_tool_problems(llm.get("general_tools", [])))
+    for name in definition.spec.slow_tools:
+        if name not in HANDLERS:
+            found.append(f"agent.yaml slow_tools: {name} is not one of our functions")
     if not salon.phone_numbers:
         found.append(f"salon {salon.slug}: phone_numbers is empty: no call can reach the agent")
     if not salon.transfer_number:

@@ -180,6 +180,32 @@ def calcom_emulator(
     run_emulator(host, port, source)
 
 
+@app.command("retell-emulator")
+def retell_emulator(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8770,
+    salon: Annotated[Path, typer.Option(help="Seed the salon's agent and phone numbers.")] = Path(
+        "salons/friseur1.yaml"
+    ),
+    api_key: Annotated[str, typer.Option(help="The API key it accepts.")] = "key_retell_emulated",
+) -> None:
+    """Run a small emulation of Retell's management API (agents, versions, phone numbers) on
+    127.0.0.1, to try `rezeption agent publish|versions|rollback` without a Retell account."""
+    import uvicorn
+
+    from rezeption.emulators.retell import RetellState, create_app
+
+    try:
+        salon_file = read_salon(salon)
+    except SalonFileError as error:
+        typer.echo(f"rezeption: {error}", err=True)
+        raise typer.Exit(2) from error
+    state = RetellState(api_key=api_key)
+    for agent_id in salon_file.retell_agent_ids[:1]:
+        state.seed_agent(agent_id, f"llm_{salon_file.slug}", list(salon_file.phone_numbers))
+    console.print(f"Retell management emulation on http://127.0.0.1:{port} (key {api_key})")
+    uvicorn.run(create_app(state), host="127.0.0.1", port=port, log_level="warning")
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Migrate the database up (to the newest schema by default)."""
