@@ -18,12 +18,12 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from rezeption.agent.definition import TOOL_TIMEOUT_MS, Definition
+from rezeption.agent.definition import Definition
 from rezeption.booking.caller_id import CallerMatch
 from rezeption.domain.model import BookingPolicy, Catalog, Tenant
 from rezeption.retell.functions import BUDGET_SECONDS, HANDLERS
 from rezeption.retell.inbound import dynamic_variables
-from rezeption.retell.tools import TOOLS
+from rezeption.retell.tools import TOOL_TIMEOUT_MS, TOOLS
 from rezeption.store.salon_file import SalonFile
 
 VARIABLE = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")

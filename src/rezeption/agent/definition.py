@@ -18,12 +18,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from rezeption.retell.functions import BUDGET_SECONDS
-from rezeption.retell.tools import tool_definitions
+from rezeption.retell.tools import TOOL_TIMEOUT_MS, tool_definitions
 from rezeption.store.salon_file import SalonFile
 
-TOOL_TIMEOUT_MS = 8000
-"""What Retell waits per tool call: the server answers inside its budget before it."""
-assert BUDGET_SECONDS * 1000 < TOOL_TIMEOUT_MS
+assert BUDGET_SECONDS * 1000 < TOOL_TIMEOUT_MS, "Retell must wait longer than our time budget"
 
 
 class AgentFileError(ValueError):
@@ -94,12 +92,10 @@ def render(salon: SalonFile, directory: Path, base_url: str) -> Definition:
     tools: list[dict[str, Any]] = []
     for tool in tool_definitions(base):
         line = spec.slow_tools.get(tool["name"])
-        tool.update(
+        tool.update(  # timeout_ms and max_retry 0 come with tool_definitions
             speak_during_execution=line is not None,
             execution_message_type="static_text",
             execution_message_description=line or "",
-            timeout_ms=TOOL_TIMEOUT_MS,
-            max_retry=0,  # a write is never resent by Retell; our idempotency covers our own retries
         )
         tools.append(tool)
     tools.append(

@@ -157,7 +157,8 @@ class AgentPublisher:
 
     def publish(self, title: str) -> PublishReport:
         """Draft, publish, pin; repeatable after a failure in the middle (see the module)."""
-        stamp = f"{title} #{fingerprint(self.definition)}"
+        mark = f"#{fingerprint(self.definition)}"
+        stamp = f"{title} {mark}"
         done: list[str] = []
 
         def step(name: str, action: Callable[[], Any]) -> Any:
@@ -168,11 +169,7 @@ class AgentPublisher:
             done.append(name)
             return result
 
-        existing = [
-            v
-            for v in self.versions()
-            if v.published and v.title and v.title.endswith(stamp.rsplit(" ", 1)[-1])
-        ]
+        existing = [v for v in self.versions() if v.published and v.title and v.title.endswith(mark)]
         if existing:
             version = existing[0].number
             done.append(f"version {version} already published with this definition")

@@ -60,8 +60,8 @@ class DayAnswer:
     service: Service
     slots: tuple[Slot, ...]
     reason: str | None
-    alternatives: tuple[Slot, ...] = ()
-    catalog: Catalog | None = None
+    alternatives: tuple[Slot, ...]
+    catalog: Catalog
     """The salon as this answer saw it (speak its reasons from this one, not an older copy)."""
 
 

@@ -146,12 +146,12 @@ class Bookings:
         if hours is not None:
             slots = [s for s in slots if hours[0] <= s.start.astimezone(zone).time() < hours[1]]
         if slots:
-            return DayAnswer(first_day, last_day, chosen, tuple(slots), None, catalog=catalog)
+            return DayAnswer(first_day, last_day, chosen, tuple(slots), None, (), catalog)
         members = candidate_staff(catalog, chosen, staff)
         now = self.clock.now()
         today = now.astimezone(zone).date()
         if first_day > today + timedelta(days=catalog.tenant.policy.horizon_days):
-            return DayAnswer(first_day, last_day, chosen, (), "beyond_horizon", catalog=catalog)
+            return DayAnswer(first_day, last_day, chosen, (), "beyond_horizon", (), catalog)
         reason = window_reason(catalog, chosen, members, first_day, last_day, hours)
         at = hours[0] if hours is not None else _first_opening(catalog, first_day)
         try:
@@ -160,7 +160,7 @@ class Bookings:
             )
         except CalendarUnavailable as error:
             raise AvailabilityUnchecked(error.details.get("detail", ""), cause_code=error.code) from error
-        return DayAnswer(first_day, last_day, chosen, (), reason, near, catalog=catalog)
+        return DayAnswer(first_day, last_day, chosen, (), reason, near, catalog)
 
     async def free_slots(
         self,

@@ -19,10 +19,16 @@ from rezeption.cli.jobs import jobs_app
 from rezeption.cli.salons import TenantOption, closures_app, tenants_app
 from rezeption.cli.support import load_settings
 from rezeption.cli.try_call import try_function
-from rezeption.ops.schema_check import EXIT_NOT_READY, require_schema, run_with_schema, serving_problem
+from rezeption.ops.schema_check import (
+    EXIT_NOT_READY,
+    require_reachable,
+    require_schema,
+    run_with_schema,
+    serving_problem,
+)
 from rezeption.settings import GENERATE
 from rezeption.store import migrate
-from rezeption.store.db import Database, Timeouts
+from rezeption.store.db import Database
 from rezeption.store.salon_file import SalonFileError, read_salon
 
 app = typer.Typer(help="rezeption: the backend of a voice AI receptionist.", no_args_is_help=True)
@@ -37,29 +43,6 @@ app.add_typer(agent_app, name="agent")
 app.command("try")(try_function)
 console = Console()
 err = Console(stderr=True)
-
-
-def _reachable(url: str) -> None:
-    """One line and exit 2 when the database at `url` cannot be opened (before a migration runs)."""
-
-    async def probe() -> str | None:
-        database = Database.from_url(
-            url, pool_size=1, timeouts=Timeouts(connect=3.0, statement=5.0, pool=3.0)
-        )
-        try:
-            async with database.engine.connect():
-                return None
-        except Exception as error:  # refused, unknown host or database, bad login, unopenable file
-            cause = getattr(error, "orig", None) or error
-            detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-            return f"cannot open the database {migrate.shown_url(url)}: {detail}"
-        finally:
-            await database.dispose()
-
-    problem = asyncio.run(probe())
-    if problem is not None:
-        typer.echo(f"rezeption: {problem}", err=True)
-        raise typer.Exit(EXIT_NOT_READY)
 
 
 @app.command()
@@ -96,7 +79,7 @@ def serve(
         )
         raise typer.Exit(2)
     if migrate_first:
-        _reachable(settings.database_url)
+        require_reachable(settings.database_url)
         migrate.upgrade(settings.database_url)
     problem = asyncio.run(serving_problem(settings.database_url))
     if problem is not None:
@@ -210,7 +193,7 @@ def retell_emulator(
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Migrate the database up (to the newest schema by default)."""
     settings = load_settings()
-    _reachable(settings.database_url)
+    require_reachable(settings.database_url)
     migrate.upgrade(settings.database_url, revision)
     console.print(f"database at {migrate.head_revision() if revision == 'head' else revision}")
 
@@ -219,7 +202,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
 def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, e.g. base or -1.")]) -> None:
     """Migrate the database down to `revision`."""
     url = load_settings().database_url
-    _reachable(url)
+    require_reachable(url)
     migrate.downgrade(url, revision)
     console.print(f"database downgraded to {revision}")
 
@@ -236,7 +219,7 @@ def db_current() -> None:
             await database.dispose()
 
     url = load_settings().database_url
-    _reachable(url)
+    require_reachable(url)
     current = asyncio.run(run())
     head = migrate.head_revision()
     console.print(

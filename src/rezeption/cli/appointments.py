@@ -17,14 +17,12 @@ from rich.table import Table
 
 from rezeption.booking.bookings import BookingRequest
 from rezeption.booking.catalog import find_staff
+from rezeption.bootstrap import Services
 from rezeption.cli.salons import TenantOption, short_day
 from rezeption.cli.support import (
     EXIT_REFUSED,
     fail,
-    load_settings,
-    run_command,
-    salon,
-    services_ready,
+    on_salon,
     spoken_day,
     spoken_time,
 )
@@ -58,22 +56,19 @@ def appointments_list(
     tenant: TenantOption = None,
 ) -> None:
     """A readable day plan: each appointment and blocked time, by start, with stylist and status."""
-    settings = load_settings()
 
-    async def run() -> tuple[Catalog, date, date, list[PlanEntry]]:
-        async with services_ready(settings) as services:
-            catalog = await salon(services, tenant)
-            first, span = spoken_day(catalog, day, services.clock.now())
-            last = span[1] if span else first
-            members = None
-            if staff:
-                members = [find_staff(catalog, staff).id]
-            entries = await day_plan(
-                services.database, catalog.tenant.id, _day_window(catalog, first, last), staff_ids=members
-            )
-            return catalog, first, last, entries
+    async def run(services: Services, catalog: Catalog) -> tuple[Catalog, date, date, list[PlanEntry]]:
+        first, span = spoken_day(catalog, day, services.clock.now())
+        last = span[1] if span else first
+        members = None
+        if staff:
+            members = [find_staff(catalog, staff).id]
+        entries = await day_plan(
+            services.database, catalog.tenant.id, _day_window(catalog, first, last), staff_ids=members
+        )
+        return catalog, first, last, entries
 
-    catalog, first, last, entries = run_command(run)
+    catalog, first, last, entries = on_salon(tenant, run)
     zone = catalog.tenant.zone
     title = short_day(first) if first == last else f"{short_day(first)} bis {short_day(last)}"
     if not entries:
@@ -118,29 +113,26 @@ def appointments_add(
     number = normalize_phone(phone) if phone else None
     if phone and number is None:
         raise fail(f"--phone: not a phone number: {phone!r}")
-    settings = load_settings()
 
-    async def run() -> str:
-        async with services_ready(settings) as services:
-            catalog = await salon(services, tenant)
-            now = services.clock.now()
-            first, _ = spoken_day(catalog, day, now)
-            start = datetime.combine(first, spoken_time(catalog, first, at, now), tzinfo=catalog.tenant.zone)
-            try:
-                result = await services.bookings.book(
-                    BookingRequest(
-                        tenant_id=catalog.tenant.id,
-                        service=service,
-                        start=start,
-                        staff=staff,
-                        customer_name=name,
-                        phone_e164=number,
-                        source="admin",
-                    )
+    async def run(services: Services, catalog: Catalog) -> str:
+        now = services.clock.now()
+        first, _ = spoken_day(catalog, day, now)
+        start = datetime.combine(first, spoken_time(catalog, first, at, now), tzinfo=catalog.tenant.zone)
+        try:
+            result = await services.bookings.book(
+                BookingRequest(
+                    tenant_id=catalog.tenant.id,
+                    service=service,
+                    start=start,
+                    staff=staff,
+                    customer_name=name,
+                    phone_e164=number,
+                    source="admin",
                 )
-            except BookingError as error:
-                today = now.astimezone(catalog.tenant.zone).date()
-                raise fail(refusal_sentence(catalog, error, today), EXIT_REFUSED) from error
+            )
+        except BookingError as error:
+            today = now.astimezone(catalog.tenant.zone).date()
+            raise fail(refusal_sentence(catalog, error, today), EXIT_REFUSED) from error
         appointment = result.appointment
         local = appointment.starts_at.astimezone(catalog.tenant.zone)
         return (
@@ -148,7 +140,7 @@ def appointments_add(
             f"bei {result.staff.name} für {name} ({STATUS.get(appointment.status.value, appointment.status)})"
         )
 
-    console.print(run_command(run))
+    console.print(on_salon(tenant, run))
 
 
 @appointments_app.command("cancel")
@@ -157,22 +149,19 @@ def appointments_cancel(
     tenant: TenantOption = None,
 ) -> None:
     """Cancel an appointment (also inside the callers' change notice; never one already begun)."""
-    settings = load_settings()
 
-    async def run() -> str:
-        async with services_ready(settings) as services:
-            catalog = await salon(services, tenant)
-            result = await services.bookings.cancel(
-                tenant_id=catalog.tenant.id,
-                appointment_id=appointment_id,
-                source="admin",
-                respect_notice=False,
-            )
+    async def run(services: Services, catalog: Catalog) -> str:
+        result = await services.bookings.cancel(
+            tenant_id=catalog.tenant.id,
+            appointment_id=appointment_id,
+            source="admin",
+            respect_notice=False,
+        )
         local = result.appointment.starts_at.astimezone(catalog.tenant.zone)
         when = f"am {short_day(local.date())} um {local:%H:%M}"
         return f"Nr. {appointment_id} storniert: {result.service.name} {when}"
 
-    console.print(run_command(run))
+    console.print(on_salon(tenant, run))
 
 
 @appointments_app.command("block")
@@ -185,25 +174,22 @@ def appointments_block(
     tenant: TenantOption = None,
 ) -> None:
     """Block a stylist's time (a meeting, a private appointment): no booking may touch it."""
-    settings = load_settings()
 
-    async def run() -> str:
-        async with services_ready(settings) as services:
-            catalog = await salon(services, tenant)
-            now = services.clock.now()
-            first, _ = spoken_day(catalog, day, now)
-            zone = catalog.tenant.zone
-            begin = datetime.combine(first, spoken_time(catalog, first, start, now), tzinfo=zone)
-            finish = datetime.combine(first, spoken_time(catalog, first, end, now), tzinfo=zone)
-            if finish <= begin:
-                raise fail(f"--to ({finish:%H:%M}) must lie after --from ({begin:%H:%M})")
-            member = find_staff(catalog, staff)
-            block_id = await block_time(
-                services.database, catalog.tenant.id, member.id, Interval(begin, finish), reason
-            )
+    async def run(services: Services, catalog: Catalog) -> str:
+        now = services.clock.now()
+        first, _ = spoken_day(catalog, day, now)
+        zone = catalog.tenant.zone
+        begin = datetime.combine(first, spoken_time(catalog, first, start, now), tzinfo=zone)
+        finish = datetime.combine(first, spoken_time(catalog, first, end, now), tzinfo=zone)
+        if finish <= begin:
+            raise fail(f"--to ({finish:%H:%M}) must lie after --from ({begin:%H:%M})")
+        member = find_staff(catalog, staff)
+        block_id = await block_time(
+            services.database, catalog.tenant.id, member.id, Interval(begin, finish), reason
+        )
         return f"blockiert (Nr. {block_id}): {member.name} am {short_day(first)} {begin:%H:%M}-{finish:%H:%M}"
 
-    console.print(run_command(run))
+    console.print(on_salon(tenant, run))
 
 
 @appointments_app.command("unblock")
@@ -212,12 +198,9 @@ def appointments_unblock(
     tenant: TenantOption = None,
 ) -> None:
     """Free time blocked by `appointments block` again."""
-    settings = load_settings()
 
-    async def run() -> None:
-        async with services_ready(settings) as services:
-            catalog = await salon(services, tenant)
-            await unblock_time(services.database, catalog.tenant.id, block_id)
+    async def run(services: Services, catalog: Catalog) -> None:
+        await unblock_time(services.database, catalog.tenant.id, block_id)
 
-    run_command(run)
+    on_salon(tenant, run)
     console.print(f"Nr. {block_id} freigegeben")

@@ -4,21 +4,18 @@ caller would use; the resolved date is always shown, and a refusal prints the ca
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
-from typing import Any
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from rezeption.booking.availability import DayAnswer
+from rezeption.bootstrap import Services
 from rezeption.cli.salons import short_day
 from rezeption.cli.support import (
     EXIT_REFUSED,
-    load_settings,
-    run_command,
-    salon,
-    services_ready,
+    on_salon,
     spoken_day,
     spoken_time,
 )
@@ -29,73 +26,81 @@ from rezeption.language.speech import speak_day
 console = Console()
 
 
+@dataclass(frozen=True)
+class Shown:
+    """What `availability` prints: a header, the free starts, or the caller's refusal sentence."""
+
+    catalog: Catalog
+    header: str
+    service: str
+    slots: tuple[Slot, ...] = ()
+    free_with: str | None = None
+    refusal: str | None = None
+
+
 def show_availability(
     *, service: str, day: str, at: str | None, staff: str | None, days: int, tenant: str | None
 ) -> None:
-    """Print the answer; exit 1 when the time or the days asked for hold nothing free."""
-    settings = load_settings()
+    """Print the answer; exit 1 (the refusal on stderr, as `parse` does) when the time or the days
+    asked for hold nothing free."""
 
-    async def run() -> tuple[Catalog, date, str, bool, Any]:
-        async with services_ready(settings) as services:
-            catalog = await salon(services, tenant)
-            now = services.clock.now()
-            today = now.astimezone(catalog.tenant.zone).date()
-            first, span = spoken_day(catalog, day, now)
-            if at is not None:
-                start = datetime.combine(
-                    first, spoken_time(catalog, first, at, now), tzinfo=catalog.tenant.zone
-                )
-                answer = await services.bookings.availability(
-                    tenant_id=catalog.tenant.id, service=service, start=start, staff=staff
-                )
-                local = start.astimezone(catalog.tenant.zone)
-                header = f"{speak_day(first, today)}, {local:%H:%M} Uhr ({first.isoformat()})"
-                if answer.free:
-                    who = ", ".join(catalog.staff_by_id(i).name for i in answer.check.free_staff_ids)
-                    return catalog, today, header, True, f"{answer.service.name}: frei bei {who}"
-                sentence = why_not(
-                    answer.catalog,
-                    answer.reason or "slot_taken",
-                    service=answer.service.name,
-                    day=first,
-                    at=local.time(),
-                    today=today,
-                )
-                offer = offer_sentence(catalog, answer.alternatives, today, first)
-                return catalog, today, header, False, f"{sentence} {offer}".strip()
-            last = span[1] if span else first
-            if days > 1:
-                last = max(last, date.fromordinal(first.toordinal() + days - 1))
-            window = await services.bookings.day_availability(
-                tenant_id=catalog.tenant.id, service=service, first_day=first, last_day=last, staff=staff
+    async def run(services: Services, catalog: Catalog) -> Shown:
+        now = services.clock.now()
+        today = now.astimezone(catalog.tenant.zone).date()
+        first, span = spoken_day(catalog, day, now)
+        if at is not None:
+            start = datetime.combine(first, spoken_time(catalog, first, at, now), tzinfo=catalog.tenant.zone)
+            answer = await services.bookings.availability(
+                tenant_id=catalog.tenant.id, service=service, start=start, staff=staff
             )
-            header = speak_day(first, today) if first == last else f"{short_day(first)} bis {short_day(last)}"
-            header += f" ({first.isoformat()}{'' if first == last else ' – ' + last.isoformat()})"
-            return catalog, today, header, bool(window.slots), window
-
-    catalog, today, header, free, answer = run_command(run)
-    console.print(f"[bold]{catalog.tenant.name}[/bold]: {header}")
-    if isinstance(answer, str):
-        typer.echo(answer, err=not free)  # a refusal on stderr, as `parse` does
-        if not free:
-            raise typer.Exit(EXIT_REFUSED)
-        return
-    assert isinstance(answer, DayAnswer)
-    if not answer.slots:
-        span = answer.first_day != answer.last_day
+            header = f"{speak_day(first, today)}, {start:%H:%M} Uhr ({first.isoformat()})"
+            name = answer.service.name
+            if answer.free:
+                who = ", ".join(answer.catalog.staff_by_id(i).name for i in answer.check.free_staff_ids)
+                return Shown(answer.catalog, header, name, free_with=who)
+            sentence = why_not(
+                answer.catalog,
+                answer.reason or "slot_taken",
+                service=name,
+                day=first,
+                at=start.time(),
+                today=today,
+            )
+            offer = offer_sentence(answer.catalog, answer.alternatives, today, first)
+            return Shown(answer.catalog, header, name, refusal=f"{sentence} {offer}".strip())
+        last = span[1] if span else first
+        if days > 1:
+            last = max(last, first + timedelta(days=days - 1))
+        window = await services.bookings.day_availability(
+            tenant_id=catalog.tenant.id, service=service, first_day=first, last_day=last, staff=staff
+        )
+        header = speak_day(first, today) if first == last else f"{short_day(first)} bis {short_day(last)}"
+        header += f" ({first.isoformat()}{'' if first == last else ' – ' + last.isoformat()})"
+        name = window.service.name
+        if window.slots:
+            return Shown(window.catalog, header, name, slots=window.slots)
+        whole = first != last
         sentence = why_not(
-            answer.catalog or catalog,
-            answer.reason or "day_full",
-            service=answer.service.name,
-            day=answer.first_day,
+            window.catalog,
+            window.reason or "day_full",
+            service=name,
+            day=first,
             at=None,
             today=today,
-            whole_window=span,
+            whole_window=whole,
         )
-        offer = offer_sentence(catalog, answer.alternatives, today, None if span else answer.first_day)
-        typer.echo(f"{sentence} {offer}".strip(), err=True)
+        offer = offer_sentence(window.catalog, window.alternatives, today, None if whole else first)
+        return Shown(window.catalog, header, name, refusal=f"{sentence} {offer}".strip())
+
+    shown = on_salon(tenant, run)
+    console.print(f"[bold]{shown.catalog.tenant.name}[/bold]: {shown.header}")
+    if shown.refusal is not None:
+        typer.echo(shown.refusal, err=True)
         raise typer.Exit(EXIT_REFUSED)
-    _table(catalog, answer.service.name, answer.slots)
+    if shown.free_with is not None:
+        typer.echo(f"{shown.service}: frei bei {shown.free_with}")
+        return
+    _table(shown.catalog, shown.service, shown.slots)
 
 
 def _table(catalog: Catalog, service: str, slots: tuple[Slot, ...]) -> None:

@@ -16,11 +16,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rezeption.bootstrap import Services
 from rezeption.cli.support import (
     fail,
     load_settings,
+    on_salon,
     run_command,
-    salon,
     services_ready,
     spoken_day,
 )
@@ -37,6 +38,10 @@ closures_app = typer.Typer(help="Salon-wide closures and special hours.", no_arg
 console = Console()
 
 TenantOption = Annotated[str | None, typer.Option("--tenant", help="Salon slug (default: the only salon).")]
+
+
+async def _the_catalog(_services: Services, catalog: Catalog) -> Catalog:
+    return catalog
 
 
 def short_day(day: date) -> str:
@@ -77,13 +82,7 @@ def tenants_show(
     slug: Annotated[str | None, typer.Argument(help="Salon slug (default: the only one).")] = None,
 ) -> None:
     """A salon as availability sees it: hours, closures, team with hours and absences, services."""
-    settings = load_settings()
-
-    async def run() -> Catalog:
-        async with services_ready(settings) as services:
-            return await salon(services, slug)
-
-    catalog = run_command(run)
+    catalog = on_salon(slug, _the_catalog)
     tenant = catalog.tenant
     zone = tenant.zone
     console.print(
@@ -185,13 +184,7 @@ def tenants_load(
 @closures_app.command("list")
 def closures_list(tenant: TenantOption = None) -> None:
     """The salon's closures and special hours (from the salon file and from this command)."""
-    settings = load_settings()
-
-    async def run() -> Catalog:
-        async with services_ready(settings) as services:
-            return await salon(services, tenant)
-
-    _print_closures(run_command(run))
+    _print_closures(on_salon(tenant, _the_catalog))
 
 
 def _hours(text: str | None) -> list[tuple[time, time]]:
@@ -225,30 +218,27 @@ def closures_add(
 ) -> None:
     """Close the salon (or open it at other hours) on a day or a range; applies to availability at once."""
     ranges = _hours(hours)
-    settings = load_settings()
 
-    async def run() -> str:
-        async with services_ready(settings) as services:
-            catalog = await salon(services, tenant)
-            now = services.clock.now()
-            first, span = spoken_day(catalog, day, now)
-            last = spoken_day(catalog, until, now)[0] if until else (span[1] if span else first)
-            if last < first:
-                raise fail(f"--until ({last}) lies before --date ({first})")
-            closure_id = await add_closure(
-                services.database,
-                catalog.tenant.id,
-                first_day=first,
-                last_day=last,
-                hours=ranges,
-                reason=reason,
-                yearly=yearly,
-            )
+    async def run(services: Services, catalog: Catalog) -> str:
+        now = services.clock.now()
+        first, span = spoken_day(catalog, day, now)
+        last = spoken_day(catalog, until, now)[0] if until else (span[1] if span else first)
+        if last < first:
+            raise fail(f"--until ({last}) lies before --date ({first})")
+        closure_id = await add_closure(
+            services.database,
+            catalog.tenant.id,
+            first_day=first,
+            last_day=last,
+            hours=ranges,
+            reason=reason,
+            yearly=yearly,
+        )
         what = f"geöffnet {', '.join(f'{s:%H:%M}-{e:%H:%M}' for s, e in ranges)}" if ranges else "geschlossen"
         days = short_day(first) if last == first else f"{short_day(first)} bis {short_day(last)}"
         return f"Nr. {closure_id}: {days} {what}{' (jährlich)' if yearly else ''}"
 
-    console.print(run_command(run))
+    console.print(on_salon(tenant, run))
 
 
 @closures_app.command("remove")
@@ -257,12 +247,9 @@ def closures_remove(
     tenant: TenantOption = None,
 ) -> None:
     """Remove a closure (one from the salon file returns with the file's next load)."""
-    settings = load_settings()
 
-    async def run() -> None:
-        async with services_ready(settings) as services:
-            catalog = await salon(services, tenant)
-            await remove_closure(services.database, catalog.tenant.id, closure_id)
+    async def run(services: Services, catalog: Catalog) -> None:
+        await remove_closure(services.database, catalog.tenant.id, closure_id)
 
-    run_command(run)
+    on_salon(tenant, run)
     console.print(f"Nr. {closure_id} entfernt")

@@ -5,7 +5,7 @@ and a time resolved exactly as on the phone (a refusal prints the caller's sente
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import date, datetime, time
 from typing import Any, TypeVar
@@ -17,6 +17,7 @@ from rezeption.bootstrap import Services, build
 from rezeption.domain.errors import BookingError
 from rezeption.domain.model import Catalog
 from rezeption.language import resolve_when
+from rezeption.language.when import weekly_pairs
 from rezeption.ops.schema_check import require_schema, run_with_schema
 from rezeption.settings import Settings
 from rezeption.store.operator import OperatorError, salon_slugs
@@ -69,6 +70,18 @@ def run_command(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
         raise fail(f"rezeption: {error}") from error
 
 
+def on_salon(tenant: str | None, work: Callable[[Services, Catalog], Awaitable[T]]) -> T:
+    """Run an operator command's `work` on the salon named by `tenant` (or the only one), with the
+    wired services on a database at the newest schema; refusals end as `run_command` says."""
+    settings = load_settings()
+
+    async def run() -> T:
+        async with services_ready(settings) as services:
+            return await work(services, await salon(services, tenant))
+
+    return run_command(run)
+
+
 async def salon(services: Services, slug: str | None) -> Catalog:
     """The salon's catalog by slug; without a slug, the only salon (several: say which to name)."""
     if slug is None:
@@ -79,11 +92,9 @@ async def salon(services: Services, slug: str | None) -> Catalog:
         slug = slugs[0]
     async with services.uow.reading() as tx:
         tenant_id = await tx.tenant_id_by_slug(slug)
-    if tenant_id is None:
-        raise fail(f"rezeption: no salon {slug!r} (see `rezeption tenants list`)")
-    now = services.clock.now()
-    async with services.uow.reading() as tx:
-        return await services.bookings.catalogs.get(tx, tenant_id, now.date())
+        if tenant_id is not None:
+            return await services.bookings.catalogs.get(tx, tenant_id, services.clock.now().date())
+    raise fail(f"rezeption: no salon {slug!r} (see `rezeption tenants list`)")
 
 
 def spoken_day(catalog: Catalog, words: str, now: datetime) -> tuple[date, tuple[date, date] | None]:
@@ -103,7 +114,7 @@ def spoken_day(catalog: Catalog, words: str, now: datetime) -> tuple[date, tuple
 
 def spoken_time(catalog: Catalog, day: date, words: str, now: datetime) -> time:
     """A time of day as said ("halb drei", "14:30", "10 Uhr") on `day`, as the receptionist hears it."""
-    hours = {d: [(r.start, r.end) for r in ranges] for d, ranges in catalog.tenant.opening_hours.items()}
+    hours = weekly_pairs(catalog.tenant.opening_hours)
     when = resolve_when(day.isoformat(), words, now.astimezone(catalog.tenant.zone), opening_hours=hours)
     if when.reason is not None:
         raise fail(when.message or "Diese Uhrzeit habe ich nicht verstanden.", EXIT_REFUSED)

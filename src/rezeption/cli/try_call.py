@@ -17,22 +17,13 @@ import typer
 
 from rezeption.cli.support import fail, load_settings, run_command, services_ready
 from rezeption.retell.signature import sign
+from rezeption.retell.tools import TOOLS
 from rezeption.settings import is_loopback
 from rezeption.store.operator import salons
 
-FUNCTIONS = (
-    "list_services",
-    "get_opening_hours",
-    "check_availability",
-    "book_appointment",
-    "find_appointments",
-    "cancel_appointment",
-    "reschedule_appointment",
-)
-
 
 def try_function(
-    function: Annotated[str, typer.Argument(help=f"One of: {', '.join(FUNCTIONS)}.")],
+    function: Annotated[str, typer.Argument(help=f"One of: {', '.join(TOOLS)}.")],
     arguments: Annotated[
         list[str] | None,
         typer.Argument(help='The arguments as key=value, e.g. datum=morgen "uhrzeit=10 Uhr".'),

@@ -119,12 +119,10 @@ def why_not(
             return f"{on_day} bleibt der Salon leider geschlossen{why}."
         case "closed" if whole_window:
             return "In dieser Zeit haben wir leider geschlossen."
-        case "closed":
-            if day.weekday() in catalog.tenant.opening_hours or day.weekday() in (
-                d.weekday() for d in catalog.special_days
-            ):
-                return f"{on_day} haben wir leider geschlossen."
+        case "closed" if not catalog.tenant.opening_hours.get(day.weekday()):  # closed every week
             return f"{WEEKDAY_NAMES[day.weekday()]}s haben wir leider geschlossen."
+        case "closed":
+            return f"{on_day} haben wir leider geschlossen."
         case "holiday":
             return f"{on_day} ist Feiertag, da haben wir geschlossen."
         case "outside_hours":

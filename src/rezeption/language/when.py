@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
+from rezeption.domain.model import WeeklyHours
 from rezeption.language.dates import DateOutcome, find_date
 from rezeption.language.speech import WEEKDAY_NAMES, join_alternatives, speak_date, speak_time
 from rezeption.language.text import normalize
@@ -102,6 +103,11 @@ class When:
             "reason": self.reason,
             "message": self.message,
         }
+
+
+def weekly_pairs(hours: WeeklyHours) -> dict[int, list[tuple[time, time]]]:
+    """A salon's weekly opening hours in the shape `resolve_when` takes (weekday -> (open, close))."""
+    return {day: [(r.start, r.end) for r in ranges] for day, ranges in hours.items()}
 
 
 def _iso(value: date | None) -> str | None:

@@ -49,13 +49,31 @@ def run_with_schema(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
 async def serving_problem(url: str) -> str | None:
     """Why `serve` must not start on `url`: it answers but is not at the newest schema. None when it
     is ready, and None when it does not answer (a database that is away may come back)."""
-    database = Database.from_url(url, pool_size=1, timeouts=Timeouts(connect=3.0, statement=5.0, pool=3.0))
+    database = _probe_database(url)
     try:
-        try:
-            async with database.engine.connect():
-                pass
-        except Exception:
+        if await migrate.connect_problem(database.engine) is not None:
             return None
         return await migrate.schema_problem(database.engine)
     finally:
         await database.dispose()
+
+
+def _probe_database(url: str) -> Database:
+    """A one-connection handle for a quick look, with the usual bounded waits."""
+    return Database.from_url(url, pool_size=1, timeouts=Timeouts(connect=3.0, statement=5.0, pool=3.0))
+
+
+def require_reachable(url: str) -> None:
+    """One line and exit 2 when the database at `url` cannot be opened (before a migration runs)."""
+
+    async def probe() -> str | None:
+        database = _probe_database(url)
+        try:
+            return await migrate.connect_problem(database.engine)
+        finally:
+            await database.dispose()
+
+    problem = asyncio.run(probe())
+    if problem is not None:
+        typer.echo(f"rezeption: {problem}", err=True)
+        raise typer.Exit(EXIT_NOT_READY)

@@ -117,7 +117,7 @@ async def _window_options(
         return reply(True, message, frei=True, optionen=[slot_facts(ctx.catalog, s) for s in picks], **facts)
     reason = answer.reason or "day_full"
     refused = why_not(
-        answer.catalog or ctx.catalog,
+        answer.catalog,
         reason,
         service=service_name,
         day=moment.day,

@@ -102,6 +102,9 @@ TOOLS: dict[str, type[Arguments]] = {
 }
 
 
+TOOL_TIMEOUT_MS = 8000
+"""What Retell waits per function call; the server answers inside its time budget before that."""
+
 DESCRIPTIONS = {
     "list_services": "Nennt die Leistungen des Salons mit Dauer und Preis.",
     "get_opening_hours": "Nennt die Öffnungszeiten und die Ausnahmen der nächsten zwei Wochen.",
@@ -142,7 +145,7 @@ def tool_definitions(base_url: str) -> list[dict[str, Any]]:
                 in {"check_availability", "book_appointment", "reschedule_appointment"},
                 "execution_message_type": "static_text",
                 "execution_message_description": "Einen Moment bitte, ich schaue kurz nach.",
-                "timeout_ms": 8000,
+                "timeout_ms": TOOL_TIMEOUT_MS,
                 "max_retry": 0,
             }
         )

@@ -13,6 +13,7 @@ from datetime import date, datetime, time, timedelta
 from rezeption.domain.model import Catalog, Service, Staff
 from rezeption.language import join_alternatives, match_service, resolve_when, speak_date
 from rezeption.language.names import LIKELY_SAME, name_score
+from rezeption.language.when import weekly_pairs
 from rezeption.retell.context import CallContext
 
 
@@ -103,9 +104,7 @@ def resolve_moment(
                 time.fromisoformat(remembered_time) if remembered_time else None,
             )
         raise Clarify("missing_date", "An welchem Tag möchten Sie kommen?")
-    hours = {
-        day: [(r.start, r.end) for r in ranges] for day, ranges in ctx.catalog.tenant.opening_hours.items()
-    }
+    hours = weekly_pairs(ctx.catalog.tenant.opening_hours)
     when = resolve_when(date_text, time_words or "", ctx.now, opening_hours=hours)
     if when.reason is not None:
         options = [speak_date(a.date, ctx.today) for a in when.alternatives if a.date is not None]

@@ -44,9 +44,7 @@ def hours_from_json(doc: Mapping[str, Sequence[Sequence[str]]]) -> WeeklyHours:
     """{"tue": [["09:00", "18:00"]]} -> {1: (TimeRange(09:00, 18:00),)}."""
     hours: dict[int, tuple[TimeRange, ...]] = {}
     for day, ranges in doc.items():
-        hours[WEEKDAYS.index(day)] = tuple(
-            TimeRange(time.fromisoformat(start), time.fromisoformat(end)) for start, end in ranges
-        )
+        hours[WEEKDAYS.index(day)] = ranges_from_json(ranges)
     return hours
 
 

@@ -62,6 +62,18 @@ def shown_url(url: str) -> str:
     return bare.render_as_string(hide_password=False)
 
 
+async def connect_problem(engine: AsyncEngine) -> str | None:
+    """Why the database cannot be opened, in one line (password hidden); None when it opens."""
+    try:
+        async with engine.connect():
+            return None
+    except Exception as error:  # refused, unknown host or database, bad login, unopenable file
+        cause = getattr(error, "orig", None) or error
+        detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        where = shown_url(engine.url.render_as_string(hide_password=False))
+        return f"cannot open the database {where}: {detail}"
+
+
 async def schema_problem(engine: AsyncEngine) -> str | None:
     """Why the database cannot serve the commands yet, in one line; None when it is at the newest schema.
 
@@ -70,13 +82,9 @@ async def schema_problem(engine: AsyncEngine) -> str | None:
     on the first query with an SQL traceback.
     """
     where = shown_url(engine.url.render_as_string(hide_password=False))
-    try:
-        async with engine.connect():
-            pass
-    except Exception as error:  # refused, unknown host or database, bad login, unopenable file
-        cause = getattr(error, "orig", None) or error
-        detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-        return f"cannot open the database {where}: {detail}"
+    unreachable = await connect_problem(engine)
+    if unreachable is not None:
+        return unreachable
     current, head = await current_revision(engine), head_revision()
     if current == head:
         return None

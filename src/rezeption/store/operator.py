@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -72,42 +73,41 @@ async def salon_slugs(database: Database) -> list[str]:
 
 
 async def salons(database: Database, *, now: datetime) -> list[SalonSummary]:
-    """Every salon with its size and how many active appointments lie ahead."""
+    """Every salon with its size and how many active appointments lie ahead (one query per count,
+    grouped by salon)."""
+
+    async def per_tenant(session: AsyncSession, column: Any, *where: Any) -> dict[int, int]:
+        rows = await session.execute(select(column, func.count()).where(*where).group_by(column))
+        return {int(tenant_id): int(count) for tenant_id, count in rows}
+
     async with database.read() as session:
         tenants = (await session.scalars(select(TenantRow).order_by(TenantRow.slug))).all()
-        out = []
-        for t in tenants:
-            staff = await session.scalar(
-                select(func.count()).where(StaffRow.tenant_id == t.id, StaffRow.active.is_(True))
-            )
-            services = await session.scalar(
-                select(func.count()).where(ServiceRow.tenant_id == t.id, ServiceRow.active.is_(True))
-            )
-            upcoming = await session.scalar(
-                select(func.count()).where(
-                    AppointmentRow.tenant_id == t.id,
-                    AppointmentRow.starts_at >= now,
-                    AppointmentRow.status.in_(("pending", "confirmed")),
-                )
-            )
-            routes = (
-                await session.execute(
-                    select(TenantRouteRow.kind, TenantRouteRow.value).where(TenantRouteRow.tenant_id == t.id)
-                )
-            ).all()
-            out.append(
-                SalonSummary(
-                    t.id,
-                    t.slug,
-                    t.name,
-                    t.calendar_provider,
-                    int(staff or 0),
-                    int(services or 0),
-                    int(upcoming or 0),
-                    tuple(f"{kind}:{value}" for kind, value in routes),
-                )
-            )
-        return out
+        staff = await per_tenant(session, StaffRow.tenant_id, StaffRow.active.is_(True))
+        services = await per_tenant(session, ServiceRow.tenant_id, ServiceRow.active.is_(True))
+        upcoming = await per_tenant(
+            session,
+            AppointmentRow.tenant_id,
+            AppointmentRow.starts_at >= now,
+            AppointmentRow.status.in_(("pending", "confirmed")),
+        )
+        routes: dict[int, list[str]] = {}
+        for tenant_id, kind, value in await session.execute(
+            select(TenantRouteRow.tenant_id, TenantRouteRow.kind, TenantRouteRow.value)
+        ):
+            routes.setdefault(tenant_id, []).append(f"{kind}:{value}")
+    return [
+        SalonSummary(
+            t.id,
+            t.slug,
+            t.name,
+            t.calendar_provider,
+            staff.get(t.id, 0),
+            services.get(t.id, 0),
+            upcoming.get(t.id, 0),
+            tuple(routes.get(t.id, ())),
+        )
+        for t in tenants
+    ]
 
 
 async def day_plan(
