@@ -29,6 +29,7 @@ from rezeption.ops.slot_refresher import slot_refresher
 from rezeption.ops.warmup import warm_up
 from rezeption.ops.worker import embedded_worker
 from rezeption.retell.functions import FunctionRunner
+from rezeption.retell.llm_socket import Dialogs, build_llm_router
 from rezeption.retell.routes import build_router
 from rezeption.retell.traces import TraceWriter
 from rezeption.settings import Settings
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             routes=services.routes,
         )
         app.state.retell_traces = traces = TraceWriter(services.database)
+        app.state.llm_dialogs = Dialogs()
         traces.start()
         if settings.warmup:  # bounded: a dead or hanging database delays start-up by seconds at most
             await warm_up(services, connections=settings.db_pool_size)
@@ -88,6 +90,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         openapi_url="/openapi.json" if docs else None,
     )
     app.include_router(build_router())
+    app.include_router(build_llm_router())
     app.include_router(build_calcom_webhook_router())
 
     async def database_unavailable(request: Request, error: Exception) -> JSONResponse:

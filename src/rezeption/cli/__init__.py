@@ -14,6 +14,7 @@ from rich.console import Console
 from rezeption.bootstrap import build
 from rezeption.cli.agent import agent_app
 from rezeption.cli.appointments import appointments_app
+from rezeption.cli.call import call
 from rezeption.cli.customers import customers_app
 from rezeption.cli.jobs import jobs_app
 from rezeption.cli.salons import TenantOption, closures_app, tenants_app
@@ -41,6 +42,7 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(customers_app, name="customers")
 app.add_typer(agent_app, name="agent")
 app.command("try")(try_function)
+app.command("call")(call)
 console = Console()
 err = Console(stderr=True)
 

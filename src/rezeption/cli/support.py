@@ -20,7 +20,7 @@ from rezeption.language import resolve_when
 from rezeption.language.when import weekly_pairs
 from rezeption.ops.schema_check import require_schema, run_with_schema
 from rezeption.settings import Settings
-from rezeption.store.operator import OperatorError, salon_slugs
+from rezeption.store.operator import OperatorError, salon_slugs, salons
 
 T = TypeVar("T")
 EXIT_REFUSED = 1
@@ -121,3 +121,20 @@ def spoken_time(catalog: Catalog, day: date, words: str, now: datetime) -> time:
     if when.time is None:
         raise fail("Um wie viel Uhr genau? Bitte eine Uhrzeit nennen.", EXIT_REFUSED)
     return when.time
+
+
+async def salon_route(
+    settings: Settings, slug: str | None, option: str = "--tenant"
+) -> tuple[str, dict[str, str]]:
+    """The salon (by slug, or the only one) and how Retell would name it in a call: its first phone
+    number as `to_number`, else its agent id as `agent_id`."""
+    async with services_ready(settings) as services:
+        found = await salons(services.database, now=services.clock.now())
+    chosen = [s for s in found if slug in (None, s.slug)]
+    if len(chosen) != 1:
+        raise fail(f"name the salon with {option} (salons: {', '.join(s.slug for s in found) or 'none'})")
+    routes = dict(r.split(":", 1) for r in reversed(chosen[0].routes))
+    if not routes:
+        raise fail(f"salon {chosen[0].slug!r} has no phone number or agent id to route a call")
+    where = {"to_number": routes["number"]} if "number" in routes else {"agent_id": routes["agent"]}
+    return chosen[0].slug, where

@@ -15,11 +15,10 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from rezeption.cli.support import fail, load_settings, run_command, services_ready
+from rezeption.cli.support import fail, load_settings, run_command, salon_route
 from rezeption.retell.signature import sign
 from rezeption.retell.tools import TOOLS
 from rezeption.settings import is_loopback
-from rezeption.store.operator import salons
 
 
 def try_function(
@@ -55,19 +54,7 @@ def try_function(
     if not is_loopback(host):
         raise fail(f"rezeption try only calls a server on this machine, not {host!r}")
 
-    async def route() -> tuple[str, dict[str, str]]:
-        async with services_ready(settings) as services:
-            found = await salons(services.database, now=services.clock.now())
-        chosen = [s for s in found if tenant in (None, s.slug)]
-        if len(chosen) != 1:
-            raise fail(f"name the salon with --tenant (salons: {', '.join(s.slug for s in found) or 'none'})")
-        routes = dict(r.split(":", 1) for r in reversed(chosen[0].routes))
-        if not routes:
-            raise fail(f"salon {chosen[0].slug!r} has no phone number or agent id to route a call")
-        where = {"to_number": routes["number"]} if "number" in routes else {"agent_id": routes["agent"]}
-        return chosen[0].slug, where
-
-    slug, where = run_command(route)
+    slug, where = run_command(lambda: salon_route(settings, tenant))
     call = {"call_id": call_id or f"call_try_{slug}", "from_number": caller, **where}
     envelope = {"name": function, "call": call, "args": args}
     body = json.dumps(envelope, ensure_ascii=False).encode()

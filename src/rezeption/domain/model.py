@@ -88,6 +88,7 @@ class Tenant:
     policy: BookingPolicy
     calendar_provider: str = "local"
     calendar_settings: Mapping[str, object] = field(default_factory=dict)
+    transfer_number: str | None = None  # the salon's own line, for callers who ask for a person
 
     @property
     def zone(self) -> ZoneInfo:

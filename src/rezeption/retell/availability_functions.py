@@ -63,7 +63,8 @@ async def check_availability(ctx: CallContext, args: CheckAvailabilityArgs) -> R
         with_whom = f" bei {staff.name}" if staff else ""
         when = capitalized(spoken_appointment(moment.day, moment.at, ctx.today))
         message = f"{when} ist{with_whom} noch frei. Soll ich den Termin für Sie buchen?"
-        return reply(True, message, frei=True, **facts)
+        free = [answer.catalog.staff_by_id(i).name for i in answer.check.free_staff_ids]
+        return reply(True, message, frei=True, mitarbeiter_frei=free, **facts)
     reason = answer.reason or "slot_taken"
     refused = why_not(  # the salon as the answer saw it: a closure added a moment ago included
         answer.catalog, reason, service=service.name, day=moment.day, at=moment.at, today=ctx.today

@@ -25,11 +25,11 @@ from rezeption.http_body import BodyTooLarge, read_bounded
 from rezeption.language import mask_phone, normalize_phone
 from rezeption.language.text import strip_controls
 from rezeption.retell.budget import within
-from rezeption.retell.functions import CallRef, FunctionRunner, Outcome, writes
+from rezeption.retell.functions import CallRef, FunctionRunner, writes
 from rezeption.retell.inbound import inbound_response
 from rezeption.retell.signature import verify
 from rezeption.retell.tools import TOOLS
-from rezeption.retell.traces import TraceWriter
+from rezeption.retell.traces import trace_function
 from rezeption.retell.wire import FunctionEnvelope, InboundCall, InboundEnvelope, WebhookEnvelope
 from rezeption.store import calls, replays
 
@@ -311,7 +311,7 @@ async def _run_function(name: str, request: Request) -> JSONResponse:
         return _refusal(error)
     outcome = await runner.run(name, ref, args)
     latency = int((time.perf_counter() - started) * 1000)
-    _trace(request, name, ref, outcome, latency)
+    trace_function(request.app.state.retell_traces, services.clock, name, ref.call_id, outcome, latency)
     return JSONResponse(outcome.reply, status_code=outcome.status)
 
 
@@ -377,29 +377,3 @@ def _envelope(
             400, "bare arguments need an X-Agent-Id or X-Agent-Number header naming the salon's agent"
         )
     return CallRef(call_id, agent_id, None, normalize_phone(agent_number), full=False), body
-
-
-def _trace(request: Request, name: str, ref: CallRef, outcome: Outcome, latency_ms: int) -> None:
-    log.info(
-        "retell.function",
-        function=name,
-        call_id=ref.call_id,
-        ok=outcome.reply.get("ok"),
-        reason=outcome.reply.get("reason"),
-        replayed=outcome.replayed,
-        latency_ms=latency_ms,
-    )
-    if outcome.tenant_id is not None:
-        services: Services = request.app.state.services
-        writer: TraceWriter = request.app.state.retell_traces
-        writer.add(
-            calls.Trace(
-                tenant_id=outcome.tenant_id,
-                retell_call_id=ref.call_id,
-                function=name,
-                args=outcome.args,
-                reply=outcome.reply,
-                latency_ms=latency_ms,
-                at=services.clock.now(),
-            )
-        )

@@ -7,6 +7,8 @@ import contextlib
 
 import structlog
 
+from rezeption.domain.clock import Clock
+from rezeption.retell.functions import Outcome
 from rezeption.store.calls import Trace, add_traces
 from rezeption.store.db import Database
 
@@ -70,3 +72,37 @@ class TraceWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.flush()
+
+
+def trace_function(
+    writer: TraceWriter,
+    clock: Clock,
+    name: str,
+    call_id: str,
+    outcome: Outcome,
+    latency_ms: int,
+    **logged: str,
+) -> None:
+    """Log one function call (no personal data) and queue its trace (arguments, reply, latency)."""
+    log.info(
+        "retell.function",
+        function=name,
+        call_id=call_id,
+        ok=outcome.reply.get("ok"),
+        reason=outcome.reply.get("reason"),
+        replayed=outcome.replayed,
+        latency_ms=latency_ms,
+        **logged,
+    )
+    if outcome.tenant_id is not None:
+        writer.add(
+            Trace(
+                tenant_id=outcome.tenant_id,
+                retell_call_id=call_id,
+                function=name,
+                args=outcome.args,
+                reply=outcome.reply,
+                latency_ms=latency_ms,
+                at=clock.now(),
+            )
+        )

@@ -33,6 +33,8 @@ RECORD_COLUMNS = (
     CALLS.c.memory,
     CALLS.c.agent_id,
     CALLS.c.to_number,
+    CALLS.c.created_at,
+    CALLS.c.ended_at,
 )
 GET_CALL = select(*RECORD_COLUMNS).where(CALLS.c.retell_call_id == bindparam("call_id"))
 INSERT_TRACES = insert(TRACES)
@@ -48,6 +50,8 @@ class CallRecord:
     memory: dict[str, Any] = field(default_factory=dict)
     agent_id: str | None = None
     to_number: str | None = None
+    created_at: datetime | None = None
+    ended_at: datetime | None = None
 
 
 async def tenant_for(database: Database, *, agent_id: str | None, to_number: str | None) -> int | None:
@@ -110,6 +114,8 @@ def _record(row: Any) -> CallRecord:
         dict(row.memory or {}),
         row.agent_id,
         row.to_number,
+        row.created_at,
+        row.ended_at,
     )
 
 

@@ -81,6 +81,7 @@ def tenant_from_row(row: TenantRow) -> Tenant:
         policy=policy_from_json(row.settings),
         calendar_provider=row.calendar_provider,
         calendar_settings=dict(row.calendar_settings),
+        transfer_number=row.transfer_number,
     )
 
 

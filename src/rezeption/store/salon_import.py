@@ -64,6 +64,7 @@ async def import_salon(database: Database, salon: SalonFile, *, now: datetime) -
         tenant.settings = salon.booking.model_dump()
         tenant.calendar_provider = salon.calendar.provider
         tenant.calendar_settings = salon.calendar.settings
+        tenant.transfer_number = salon.transfer_number
         tenant.updated_at = now
         tenant.catalog_version += 1  # tells every process's catalog cache to reload
         await session.flush()

@@ -63,6 +63,7 @@ class TenantRow(Base):
     settings: Mapped[dict[str, Any]]
     calendar_provider: Mapped[str] = mapped_column(String(32), default="local")
     calendar_settings: Mapped[dict[str, Any]]
+    transfer_number: Mapped[str | None] = mapped_column(String(20))
     catalog_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

@@ -1,0 +1,200 @@
+"""Retell's custom-LLM socket against our server under uvicorn, with a real WebSocket client that
+plays Retell (`emulators.retell.caller`): config, greeting, ping, reminders, interruptions, holding
+lines, tool-call frames, end_call and transfer_number, refusals of unknown and ended calls."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from tests.integration.retell_adapter.conftest import API_KEY, CALLER, SALON_NUMBER
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from rezeption.domain.clock import FixedClock
+from rezeption.emulators.retell.caller import RetellCall, RetellPhone
+from rezeption.retell.functions import FunctionRunner, Outcome
+from rezeption.store.db import Database
+
+HOLD = "Einen Moment bitte, ich schaue nach."
+
+
+@pytest.fixture
+def phone(server: str, clock: FixedClock) -> RetellPhone:
+    return RetellPhone(server, API_KEY, now_ms=lambda: int(clock.now().timestamp() * 1000))
+
+
+@pytest.fixture
+async def call(phone: RetellPhone) -> AsyncIterator[RetellCall]:
+    placed = await phone.call("call_socket_1", from_number=CALLER, to_number=SALON_NUMBER)
+    yield placed
+    await placed.socket.close()
+
+
+def slow(app: FastAPI, function: str, seconds: float) -> list[str]:
+    """Make one function take `seconds` longer in the running server (a slow calendar); the
+    names of the functions run are collected in the returned list."""
+    runner: FunctionRunner = app.state.retell_runner
+    original = runner.run
+    ran: list[str] = []
+
+    async def delayed(name: str, ref: Any, args: dict[str, Any]) -> Outcome:
+        ran.append(name)
+        if name == function:
+            await asyncio.sleep(seconds)
+        return await original(name, ref, args)
+
+    runner.run = delayed  # type: ignore[method-assign]
+    return ran
+
+
+async def confirmed(database: Database) -> int:
+    async with database.statement() as conn:
+        return int(
+            (
+                await conn.execute(text("SELECT count(*) FROM appointments WHERE status = 'confirmed'"))
+            ).scalar_one()
+        )
+
+
+async def test_config_comes_first_then_the_greeting_as_response_zero(server: str, phone: RetellPhone) -> None:
+    await phone.post(
+        "/retell/inbound",
+        {
+            "event": "call_inbound",
+            "call_inbound": {"call_id": "call_raw", "from_number": CALLER, "to_number": SALON_NUMBER},
+        },
+    )
+    await asyncio.sleep(0.3)  # call_inbound records the call just after answering
+    async with connect(f"{server.replace('http', 'ws')}/retell/llm/call_raw") as socket:
+        first = json.loads(await socket.recv())
+        second = json.loads(await socket.recv())
+    assert first["response_type"] == "config" and first["config"]["auto_reconnect"] is True
+    assert second["response_type"] == "response" and second["response_id"] == 0
+    assert second["content_complete"] is True and "Friseur 1, guten Tag!" in second["content"]
+
+
+async def test_ping_pong_is_echoed(call: RetellCall) -> None:
+    assert await call.ping(1730620800123) == 1730620800123
+
+
+async def test_an_unknown_call_id_is_refused(server: str) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(f"{server.replace('http', 'ws')}/retell/llm/call_nobody_announced"):
+            pass
+    assert refused.value.response.status_code == 403
+
+
+async def test_an_ended_call_is_refused(server: str, phone: RetellPhone, call: RetellCall) -> None:
+    await phone.hang_up(call, from_number=CALLER, to_number=SALON_NUMBER)
+    with pytest.raises(InvalidStatus):
+        async with connect(f"{server.replace('http', 'ws')}/retell/llm/{call.call_id}"):
+            pass
+
+
+async def test_a_booking_over_the_socket_shows_its_function_calls(
+    call: RetellCall, database: Database
+) -> None:
+    answer = await call.say("Herrenhaarschnitt am Mittwoch um 10, Hans Schuster")
+    assert "Soll ich den Termin so eintragen?" in answer.text
+    assert [t["name"] for t in answer.tools if t["response_type"] == "tool_call_invocation"] == [
+        "check_availability"
+    ]
+    result = next(t for t in answer.tools if t["response_type"] == "tool_call_result")
+    assert result["successful"] is True and json.loads(result["content"])["frei"] is True
+    assert await confirmed(database) == 0  # nothing written before the yes
+    booked = await call.say("Ja")
+    assert "Ich habe Ihren Termin gebucht" in booked.text
+    assert await confirmed(database) == 1
+    goodbye = await call.say("Nein danke, tschüss")
+    assert goodbye.end_call and "auf Wiederhören" in goodbye.text
+
+
+async def test_a_slow_calendar_gets_a_holding_line_first(app: FastAPI, call: RetellCall) -> None:
+    slow(app, "check_availability", 1.0)
+    answer = await call.say("Herrenhaarschnitt am Mittwoch um 10, Hans Schuster")
+    assert answer.chunks[0][1].strip() == HOLD
+    assert "Soll ich den Termin so eintragen?" in answer.chunks[-1][1]
+
+
+async def test_a_very_slow_calendar_gets_a_second_holding_line(app: FastAPI, call: RetellCall) -> None:
+    slow(app, "check_availability", 5.0)
+    answer = await call.say("Herrenhaarschnitt am Mittwoch um 10, Hans Schuster")
+    texts = [chunk.strip() for _, chunk in answer.chunks]
+    assert texts[0] == HOLD and texts[1] == "Ich bin gleich so weit."
+    assert "Soll ich den Termin so eintragen?" in texts[-1]
+
+
+async def test_a_fast_answer_has_no_holding_line(call: RetellCall) -> None:
+    answer = await call.say("Wann haben Sie geöffnet?")
+    assert len(answer.chunks) == 1 and "Dienstag" in answer.text
+
+
+async def test_an_interrupted_booking_books_once_and_is_told_in_the_next_answer(
+    app: FastAPI, call: RetellCall, database: Database
+) -> None:
+    await call.say("Herrenhaarschnitt am Mittwoch um 10, Hans Schuster")
+    ran = slow(app, "book_appointment", 1.0)
+    call.transcript.append({"role": "user", "content": "Ja"})
+    await call.send_required(10)
+    await asyncio.sleep(0.5)  # the booking is under way; the caller keeps talking
+    call.transcript[-1] = {"role": "user", "content": "Ja, und was kostet das?"}
+    await call.send_required(11)
+    answer = await call.collect(11)
+    assert "Ich habe Ihren Termin gebucht" in answer.text and "28 Euro" in answer.text
+    assert ran.count("book_appointment") == 1
+    assert await confirmed(database) == 1
+
+
+async def test_a_superseded_response_is_never_completed(app: FastAPI, call: RetellCall) -> None:
+    slow(app, "check_availability", 1.0)
+    call.transcript.append({"role": "user", "content": "Herrenhaarschnitt am Mittwoch"})
+    await call.send_required(20)
+    await asyncio.sleep(0.4)
+    call.transcript[-1] = {"role": "user", "content": "Herrenhaarschnitt am Mittwoch um 10, Hans Schuster"}
+    await call.send_required(21)
+    frames: list[dict[str, Any]] = []
+    async with asyncio.timeout(15):
+        while True:
+            frame = json.loads(await call.socket.recv())
+            frames.append(frame)
+            if frame.get("response_id") == 21 and frame.get("content_complete"):
+                break
+    assert not any(f.get("response_id") == 20 and f.get("content_complete") for f in frames)
+    assert "Soll ich den Termin so eintragen?" in frames[-1]["content"]
+
+
+async def test_reminder_required_asks_again(call: RetellCall) -> None:
+    await call.say("Einen Herrenhaarschnitt bitte")
+    await call.send_required(30, "reminder_required")
+    answer = await call.collect(30)
+    assert answer.text.startswith("Sind Sie noch da?") and "An welchem Tag" in answer.text
+
+
+async def test_a_request_for_a_person_carries_the_transfer_number(call: RetellCall) -> None:
+    answer = await call.say("Ich möchte bitte mit einem Menschen sprechen")
+    assert answer.transfer_number == "+493012345678" and not answer.end_call
+
+
+async def test_a_reconnect_continues_the_same_dialog(server: str, call: RetellCall) -> None:
+    await call.say("Mein Name ist Hans Schuster, einen Herrenhaarschnitt bitte")
+    await call.socket.close()
+    async with connect(f"{server.replace('http', 'ws')}/retell/llm/{call.call_id}") as socket:
+        frames = [json.loads(await socket.recv()) for _ in range(2)]
+        assert frames[1]["response_id"] == 0 and frames[1]["content"] == ""  # no second greeting
+        resumed = RetellCall(socket, call.call_id, "", transcript=list(call.transcript), next_id=40)
+        answer = await resumed.say("Mittwoch um 10")
+    assert "auf den Namen Hans Schuster" in answer.text and "Herrenhaarschnitt" in answer.text
+
+
+async def test_broken_frames_are_ignored(call: RetellCall) -> None:
+    await call.socket.send("not json")
+    await call.socket.send(json.dumps({"interaction_type": "response_required", "response_id": "7"}))
+    await call.socket.send(json.dumps(["a", "list"]))
+    answer = await call.say("Wann haben Sie geöffnet?")
+    assert "Dienstag" in answer.text
