@@ -20,12 +20,12 @@ Targets (issue 15): first_chunk_p99_ms < 300 in both runs, no silence over 1,000
 Prints the figures and writes bench/results/dialog.json. Run: .venv/bin/python bench/dialog.py
 """
 
-# ruff: noqa: ASYNC212, ASYNC221  (setting up local processes between measured phases)
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import random
 import socket
 import sqlite3
 import statistics
@@ -48,8 +48,17 @@ CALLS = 50
 API_KEY = "key_bench_0123456789abcdef"
 CLOCK_START = "2026-12-07T08:00:00+01:00"  # a Monday; the salon opens Tuesday
 LATENCY = {"min": 0.8, "max": 1.2}
+CHOOSE = ("Passt Ihnen eine dieser Zeiten?", "Welche Uhrzeit passt Ihnen", "Was passt Ihnen?")
+MAX_ROUNDS = 6
+FIRST = ["Lena", "Paul", "Marie", "Jonas", "Sophie", "Felix", "Emma", "Lukas", "Hanna", "Tim"]
+LAST = ["Vogel", "Krause", "Lehmann", "Brandt", "Seidel"]
 DAYS = ["am Dienstag", "am Mittwoch", "am Donnerstag", "am Freitag", "am Samstag"]
-SERVICES = [("Herrenhaarschnitt", 30), ("Damenhaarschnitt", 60), ("Bartpflege", 20), ("Kinderhaarschnitt", 30)]
+SERVICES = [
+    ("Herrenhaarschnitt", 30),
+    ("Damenhaarschnitt", 60),
+    ("Bartpflege", 20),
+    ("Kinderhaarschnitt", 30),
+]
 
 
 def free_port() -> int:
@@ -72,7 +81,7 @@ def wait_for(url: str, seconds: float = 60) -> None:
 
 def script(index: int) -> tuple[str, list[str]]:
     """The caller's name and lines: a service, a day and a time; every fifth shares its time."""
-    name = f"Kunde{index:03d} Bench"
+    name = f"{FIRST[index % len(FIRST)]} {LAST[index // len(FIRST) % len(LAST)]}"
     service, _ = SERVICES[index % len(SERVICES)]
     day = DAYS[index % len(DAYS)]
     slot = index if index % 5 else index - 1  # every fifth asks for its neighbour's time
@@ -98,19 +107,35 @@ async def one_call(phone: RetellPhone, index: int, to_number: str) -> dict[str, 
     call = await phone.call(f"call_bench_{index:03d}_{os.getpid()}", from_number=f"+49151{index:08d}",
                             to_number=to_number)  # fmt: skip
     answers: list[Answer] = []
+    picks = random.Random(index)
     for line in lines:
         await asyncio.sleep(1.0)  # the caller speaking
         answer = await call.say(line)
         answers.append(answer)
-        if "Passt Ihnen eine dieser Zeiten?" in answer.text or "Welche Uhrzeit passt Ihnen" in answer.text:
+        for _ in range(MAX_ROUNDS):  # taken: pick one of the times offered, as a caller would
+            if "noch einmal versuchen" in answer.text:  # the calendar is busy: yes, try again
+                await asyncio.sleep(1.0)
+                answer = await call.say("Ja, versuchen Sie es bitte noch einmal")
+                answers.append(answer)
+                continue
+            if not any(question in answer.text for question in CHOOSE):
+                break
             await asyncio.sleep(1.0)
-            answers.append(await call.say("die erste"))
-            await asyncio.sleep(1.0)
-            answers.append(await call.say("ja"))
+            answer = await call.say(picks.choice(["die erste", "die zweite", "die dritte"]))
+            answers.append(answer)
+            if "Soll ich den Termin so eintragen?" in answer.text:
+                await asyncio.sleep(1.0)
+                answer = await call.say("ja")
+                answers.append(answer)
         if call.ended:
             break
     await phone.hang_up(call, from_number=f"+49151{index:08d}", to_number=to_number)
-    return {"name": name, "ended": call.ended, "answers": [answer_figures(a) for a in answers]}
+    return {
+        "name": name,
+        "ended": call.ended,
+        "answers": [answer_figures(a) for a in answers],
+        "transcript": [f"{u['role']}: {u['content']}" for u in call.transcript],
+    }
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -136,6 +161,7 @@ def run(mode: str, workdir: Path) -> dict[str, Any]:
     }
     salon_file = ROOT / "salons" / "friseur1.yaml"
     processes: list[subprocess.Popen[bytes]] = []
+    emulator_port = 0
     if mode == "calcom":
         emulator_port = free_port()
         salon = yaml.safe_load((ROOT / "salons" / "friseur1-calcom.yaml").read_text(encoding="utf-8"))
@@ -143,25 +169,44 @@ def run(mode: str, workdir: Path) -> dict[str, Any]:
         salon_file = workdir / "friseur1-calcom.yaml"
         salon_file.write_text(yaml.safe_dump(salon, allow_unicode=True), encoding="utf-8")
         processes.append(
-            start([str(BIN / "rezeption"), "calcom-emulator", "--port", str(emulator_port), "--salon", str(salon_file)],
-                  env, workdir / "emulator.log")  # fmt: skip
+            start(
+                [
+                    str(BIN / "rezeption"),
+                    "calcom-emulator",
+                    "--port",
+                    str(emulator_port),
+                    "--salon",
+                    str(salon_file),
+                ],
+                env,
+                workdir / "emulator.log",
+            )
         )
         wait_for(f"http://127.0.0.1:{emulator_port}/_emulator/state")
         faults = [
             {"mode": "latency", "method": method, "path": path, "params": LATENCY}
             for method, path in (("GET", "/v2/slots"), ("POST", "/v2/bookings"))
         ]
-        httpx.post(f"http://127.0.0.1:{emulator_port}/_emulator/faults", json={"faults": faults}).raise_for_status()
+        httpx.post(
+            f"http://127.0.0.1:{emulator_port}/_emulator/faults", json={"rules": faults}
+        ).raise_for_status()
     subprocess.run([str(BIN / "rezeption"), "db", "upgrade"], env=env, check=True, capture_output=True)
     subprocess.run([str(BIN / "rezeption"), "tenants", "load", str(salon_file)], env=env, check=True,
                    capture_output=True)  # fmt: skip
     to_number = yaml.safe_load(salon_file.read_text(encoding="utf-8"))["phone_numbers"][0]
-    processes.append(start([str(BIN / "rezeption"), "serve", "--port", str(port)], env, workdir / f"{mode}.log"))
+    processes.append(
+        start([str(BIN / "rezeption"), "serve", "--port", str(port)], env, workdir / f"{mode}.log")
+    )
     try:
         wait_for(f"http://127.0.0.1:{port}/ready")
         started = time.perf_counter()
         results = asyncio.run(calls(f"http://127.0.0.1:{port}", to_number))
         seconds = time.perf_counter() - started
+        calcom: dict[str, int] = {}
+        if emulator_port:
+            for entry in httpx.get(f"http://127.0.0.1:{emulator_port}/_emulator/requests").json():
+                key = f"{entry['method']} {entry['path'].split('/')[2]} {entry['status']}"
+                calcom[key] = calcom.get(key, 0) + 1
     finally:
         for process in processes:
             process.terminate()
@@ -170,10 +215,16 @@ def run(mode: str, workdir: Path) -> dict[str, Any]:
     figures = [f for r in results if isinstance(r, dict) for f in r["answers"]]
     completed = sum(1 for r in results if isinstance(r, dict) and r["ended"] and booked.get(r["name"]) == 1)
     failures = [repr(r) for r in results if not isinstance(r, dict)]
+    incomplete = [
+        r["transcript"]
+        for r in results
+        if isinstance(r, dict) and not (r["ended"] and booked.get(r["name"]) == 1)
+    ]
     return {
         "dialogs": CALLS,
         "completed": completed,
         "failed_calls": failures[:5],
+        "incomplete_examples": incomplete[:3],
         "answers": len(figures),
         "first_chunk_p50_ms": round(statistics.median(f[0] for f in figures) * 1000, 1),
         "first_chunk_p99_ms": round(percentile([f[0] for f in figures], 0.99) * 1000, 1),
@@ -183,6 +234,7 @@ def run(mode: str, workdir: Path) -> dict[str, Any]:
         "max_frame_gap_ms": round(max(f[3] for f in figures) * 1000, 1),
         "answers_with_holding_line": sum(1 for f in figures if f[3] > 0),
         "seconds": round(seconds, 1),
+        "calcom_requests": dict(sorted(calcom.items())),
     }
 
 
@@ -191,7 +243,9 @@ async def calls(base: str, to_number: str) -> list[Any]:
         clock_start = int(time.time() * 1000)
         offset = int(_parse(CLOCK_START) * 1000) - clock_start
         phone = RetellPhone(base, API_KEY, http=http, now_ms=lambda: int(time.time() * 1000) + offset)
-        return await asyncio.gather(*(one_call(phone, i, to_number) for i in range(CALLS)), return_exceptions=True)
+        return await asyncio.gather(
+            *(one_call(phone, i, to_number) for i in range(CALLS)), return_exceptions=True
+        )
 
 
 def _parse(value: str) -> float:

@@ -53,14 +53,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         services = build(settings, clock=clock)
         app.state.services = services
         app.state.retell_runner = FunctionRunner(
-            database=services.database,
+            calls=services.calls,
             bookings=services.bookings,
             clock=services.clock,
             finder=services.finder,
             callers=services.callers,
-            routes=services.routes,
         )
-        app.state.retell_traces = traces = TraceWriter(services.database)
+        app.state.retell_traces = traces = TraceWriter(services.calls)
         app.state.llm_dialogs = Dialogs()
         traces.start()
         if settings.warmup:  # bounded: a dead or hanging database delays start-up by seconds at most

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from rezeption.booking.bookings import Bookings
 from rezeption.booking.caller_id import CallerId
+from rezeption.booking.calls import Calls
 from rezeption.booking.lookup import AppointmentFinder
 from rezeption.booking.reconcile import Reconciler
 from rezeption.booking.references import References, reference_key
@@ -13,8 +14,9 @@ from rezeption.calendars.directory import CalendarDirectory
 from rezeption.calendars.slot_cache import RedisSlotCache, slot_cache_from_url
 from rezeption.domain.clock import Clock
 from rezeption.settings import Settings
-from rezeption.store.calls import TenantRoutes
+from rezeption.store.calls import SqlCallStore, TenantRoutes
 from rezeption.store.db import Database
+from rezeption.store.idempotency import IdempotencyStore
 from rezeption.store.lookup import SqlLookupStore
 from rezeption.store.uow import SqlUnitOfWork
 
@@ -33,6 +35,7 @@ class Services:
     finder: AppointmentFinder
     callers: CallerId
     routes: TenantRoutes
+    calls: Calls
 
     async def close(self) -> None:
         """Release connections (database, Cal.com clients, Redis)."""
@@ -56,6 +59,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
     reconciler = Reconciler(uow=uow, calendars=calendars, clock=clock)
     lookups = SqlLookupStore(database)
     references = References(reference_key(settings.admin_secret.get_secret_value()))
+    routes = TenantRoutes(database)
     return Services(
         settings=settings,
         database=database,
@@ -69,5 +73,6 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
             store=lookups, uow=uow, clock=clock, references=references, catalogs=bookings.catalogs
         ),
         callers=CallerId(store=lookups, uow=uow, clock=clock, catalogs=bookings.catalogs),
-        routes=TenantRoutes(database),
+        routes=routes,
+        calls=Calls(SqlCallStore(database, routes), IdempotencyStore(database, clock)),
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -25,13 +25,18 @@ __all__ = [
     "CalendarProvider",
     "CalendarRefused",
     "CalendarUnavailable",
+    "CallRecord",
+    "CallStore",
+    "Claim",
     "Clock",
     "ExternalBooking",
     "ExternalCalendar",
     "KeyAlreadyUsed",
     "NewAppointment",
     "OutboxJob",
+    "ReplyStore",
     "SlotClaimFailed",
+    "Trace",
     "UnitOfWork",
     "appointment_id_of_token",
     "booking_token",
@@ -331,3 +336,102 @@ class CalendarDirectory(Protocol):
     """Which calendar a salon's bookings live in (its salon file says: local or calcom)."""
 
     def for_tenant(self, catalog: Catalog) -> CalendarProvider: ...
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """A phone call as the functions need it: its salon, numbers and what the caller told us."""
+
+    retell_call_id: str
+    tenant_id: int | None
+    from_number: str | None
+    memory: dict[str, Any] = field(default_factory=dict)
+    agent_id: str | None = None
+    to_number: str | None = None
+    created_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Trace:
+    """One function call's arguments, reply and latency, for operators."""
+
+    tenant_id: int
+    retell_call_id: str
+    function: str
+    args: dict[str, Any]
+    reply: dict[str, Any]
+    latency_ms: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Either we own an idempotency key (do the work), or here is the stored reply."""
+
+    owned: bool
+    reply: dict[str, Any] | None = None
+
+
+class CallStore(Protocol):
+    """Where calls, their memory, their events and the function-call traces are kept."""
+
+    async def get_call(self, call_id: str) -> CallRecord | None: ...
+
+    async def ensure_call(
+        self,
+        call_id: str,
+        *,
+        tenant_id: int,
+        at: datetime,
+        agent_id: str | None = None,
+        from_number: str | None = None,
+        to_number: str | None = None,
+    ) -> CallRecord:
+        """The call, recorded now if it was not (the first function call or call_inbound)."""
+
+    async def tenant_for(self, *, agent_id: str | None, to_number: str | None) -> int | None:
+        """The salon an agent id or a called number belongs to."""
+
+    async def remember(self, call_id: str, facts: Mapping[str, Any]) -> None:
+        """Merge facts into the call's memory (concurrent merges keep each other's facts)."""
+
+    async def record_event(self, call_id: str, **event: Any) -> None:
+        """Apply a call event (call_started, call_ended, call_analyzed) once."""
+
+    async def add_traces(self, traces: Sequence[Trace]) -> None:
+        """Store a batch of function-call traces."""
+
+    async def first_sight(self, digest: str, *, now: datetime) -> bool:
+        """Record a signed request's digest; False when it was seen before (a replay)."""
+
+
+class ReplyStore(Protocol):
+    """Replies of writes already made, by idempotency key, shared by every process."""
+
+    async def wait(
+        self,
+        key: str,
+        *,
+        scope: str,
+        tenant_id: int | None,
+        call_id: str | None = None,
+        patience: float = 15.0,
+    ) -> Claim:
+        """Own the key, or wait for its owner's reply (until `patience` runs out)."""
+
+    def holding(self, key: str) -> AbstractAsyncContextManager[None]:
+        """Keep the key's lease alive while the work runs."""
+
+    async def finish(
+        self,
+        key: str,
+        reply: dict[str, Any],
+        *,
+        call_id: str | None = None,
+        learned: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Store the reply; merge `learned` into the call's memory in the same transaction."""
+
+    async def release(self, key: str) -> None:
+        """Give the key up without a reply (nothing was done, or it must be retried)."""

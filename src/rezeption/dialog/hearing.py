@@ -18,6 +18,7 @@ from rapidfuzz import fuzz
 from rezeption.domain.model import Catalog, Service, Staff
 from rezeption.language import When, resolve_when
 from rezeption.language.names import usable_name
+from rezeption.language.phonetics import cologne_code
 from rezeption.language.when import weekly_pairs
 
 _FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "-": " "})
@@ -88,6 +89,10 @@ _NAME_STOP = re.compile(
     re.IGNORECASE,
 )
 _ARTICLE_BEFORE_AM = re.compile(r"\b(?:einen|einem|eine|ein)\s+(?=am\b)", re.IGNORECASE)
+_NAME_HERE = re.compile(r"(?P<name>[A-ZÄÖÜ][a-zäöüß'-]+ [A-ZÄÖÜ][a-zäöüß'-]+) hier\b")
+_DAY_WORDS = re.compile(
+    r"\b(?:montag|dienstag|mittwoch|donnerstag|freitag|samstag|sonntag|morgen|heute|uebermorgen|woche)\b"
+)
 _CAPITALIZED = re.compile(r"^[A-ZÄÖÜ][a-zäöüß'-]+(?:\s+[A-ZÄÖÜ][a-zäöüß'-]+){1,2}$")
 _NOT_NAMES = frozenset({"ja", "nein", "danke", "bitte", "hallo", "guten", "tag", "termin", "morgen",
                        "heute", "uhr", "gerne", "ok", "okay", "genau", "egal", "lieber", "doch",
@@ -105,6 +110,8 @@ class Heard:
     no: bool = False
     goodbye: bool = False
     greets: bool = False
+    call_back: bool = False  # "rufen Sie mich zurück"
+    try_again: bool = False  # "versuchen Sie es noch einmal"
     thanks: bool = False
     wants_person: bool = False
     intent: str | None = None  # "book", "cancel", "reschedule"
@@ -131,6 +138,8 @@ class Heard:
                 self.no,
                 self.goodbye,
                 self.greets,
+                self.call_back,
+                self.try_again,
                 self.thanks,
                 self.wants_person,
                 self.intent,
@@ -165,7 +174,14 @@ def hear(text: str, catalog: Catalog, now: datetime, *, expecting_name: bool = F
     heard.goodbye = _any(folded, GOODBYE)
     heard.thanks = _any(folded, THANKS)
     heard.greets = _any(folded, GREETINGS)
-    heard.wants_person = _stem(folded, PERSON)
+    heard.call_back = _stem(
+        folded, ("zurueckruf", "rueckruf", "zurueck rufen", "rufen sie mich", "melden sie sich")
+    )
+    heard.try_again = _stem(folded, ("versuch", "nochmal", "noch mal", "noch einmal", "warte"))
+    heard.wants_person = _stem(folded, PERSON) or any(
+        re.search(rf"\b{re.escape(fold(member.name))} (?:sprechen|ans telefon|an den apparat)", folded)
+        for member in catalog.staff
+    )
     if _stem(folded, CANCEL):
         heard.intent = "cancel"
     elif _stem(folded, RESCHEDULE):
@@ -179,6 +195,8 @@ def hear(text: str, catalog: Catalog, now: datetime, *, expecting_name: bool = F
     _hear_staff(heard, catalog)
     _hear_when(heard, catalog, now)
     _hear_name(heard, catalog, expecting_name)
+    if heard.name and heard.staff and fold(heard.staff.name) in fold(heard.name).split():
+        heard.staff = None  # "Anna Schmidt" is the caller, not our Anna
     for word in words:
         if word in ORDINALS and (word.isalpha() or len(words) <= 3):
             heard.choice = ORDINALS[word]
@@ -231,7 +249,7 @@ def _hear_staff(heard: Heard, catalog: Catalog) -> None:
     for member in (s for s in catalog.staff if s.active):
         names = {fold(member.name), fold(member.key)}
         for index, word in enumerate(words):
-            if word in names or (len(word) >= 4 and any(fuzz.ratio(word, n) >= 88 for n in names)):
+            if word in names or any(_sounds_like(word, n) for n in names):
                 if index > 0 and words[index - 1] in {"nicht", "keine", "kein", "ohne"}:
                     heard.not_staff = member
                     heard.anyone = True
@@ -239,6 +257,12 @@ def _hear_staff(heard: Heard, catalog: Catalog) -> None:
                     heard.staff = member
     if heard.staff is None and _any(heard.folded, ANYONE):
         heard.anyone = True
+
+
+def _sounds_like(word: str, name: str) -> bool:
+    """ "Klara" for Clara, as speech-to-text may write it; never "Hanna" for Anna."""
+    same_start = word[:1] == name[:1] or {word[:1], name[:1]} <= {"c", "k"}
+    return len(word) >= 4 and same_start and cologne_code(word) == cologne_code(name)
 
 
 def _hear_when(heard: Heard, catalog: Catalog, now: datetime) -> None:
@@ -280,7 +304,18 @@ def _hear_name(heard: Heard, catalog: Catalog, expecting_name: bool) -> None:
         if name and not _names_a_thing(name, catalog):
             heard.name = name
             return
+    introduced = _NAME_HERE.search(heard.text)  # "Petra Lang hier"
+    if introduced:
+        name = _clean_name(introduced["name"])
+        if name and not _names_a_thing(name, catalog):
+            heard.name = name
+            return
     parts = [p.strip() for p in re.split(r"[,;.!?]", heard.text) if p.strip()]
+    if len(parts) > 1 and _CAPITALIZED.match(parts[0]):  # "Uwe Kern, ich möchte …"
+        name = _clean_name(parts[0])
+        if name and not _names_a_thing(name, catalog) and not _names_a_day(parts[0]):
+            heard.name = name
+            return
     if parts and _CAPITALIZED.match(parts[-1]) and (len(parts) > 1 or heard.when is None):
         name = _clean_name(parts[-1])
         if name and not _names_a_thing(name, catalog):
@@ -292,6 +327,11 @@ def _hear_name(heard: Heard, catalog: Catalog, expecting_name: bool) -> None:
         name = _clean_name(" ".join(kept))
         if name and not _names_a_thing(name, catalog) and heard.when is None:
             heard.name = name
+
+
+def _names_a_day(words: str) -> bool:
+    """Whether capitalised words are a day ("Am Mittwoch", "Nächsten Dienstag"), not a person."""
+    return bool(_DAY_WORDS.search(fold(words)))
 
 
 def _names_a_thing(name: str, catalog: Catalog) -> bool:

@@ -9,6 +9,7 @@ the manager adds only the dialog around it (greeting, questions, read-backs, rep
 
 from __future__ import annotations
 
+import asyncio
 import re
 import zlib
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,9 @@ ANYTHING_ELSE = "Kann ich sonst noch etwas für Sie tun?"
 HOW_CAN_I_HELP = "Wie kann ich Ihnen helfen?"
 NOT_UNDERSTOOD = "Entschuldigung, das habe ich nicht verstanden."
 MAX_REPAIRS = 2
+CALL_BACK = "Der Salon ruft Sie zurück, sobald es wieder geht."
+MAX_BUSY_TRIES = 3  # bookings tried while the calendar is busy, before only a call back is offered
+RETRY_AFTER = 10.0  # seconds to wait before trying a busy calendar again (its budget refills)
 QUESTIONS = {
     "service": "Welche Leistung möchten Sie buchen?",
     "day": "An welchem Tag möchten Sie kommen?",
@@ -85,6 +89,7 @@ class DialogState:
     target: dict[str, str] | None = None
     lookup: dict[str, str] = field(default_factory=dict)
     misunderstood: int = 0
+    busy_tries: int = 0
     ended: bool = False
     done: list[str] = field(default_factory=list)  # what was booked/cancelled/moved, for the transcript
 
@@ -117,6 +122,8 @@ class Dialog:
         clock: Clock,
         caller: Caller | None = None,
         transfer_number: str | None = None,
+        speak: Callable[[str], Awaitable[None]] | None = None,
+        pause: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.call_id = call_id
         self._catalog = catalog
@@ -126,6 +133,9 @@ class Dialog:
         self.transfer_number = transfer_number
         self.state = DialogState(name=self.caller.name)
         self.unsaid = ""  # an answer about a write that a newer request cut off: said next
+        self._early: list[str] = []
+        self.speak = speak or self._said_early  # a part of the answer said before the rest is ready
+        self.pause = pause
 
     # -- the turns ---------------------------------------------------------------------------
     async def begin(self) -> Say:
@@ -167,11 +177,16 @@ class Dialog:
             "choose_appointment": self._on_choose_appointment,
             "anything_else": self._on_anything_else,
             "offer_booking": self._on_offer_booking,
+            "other_staff": self._on_other_staff,
+            "retry_or_callback": self._on_retry_or_callback,
             "transfer": self._on_transfer,
         }.get(awaiting or "")
         answer = await handler(heard) if handler is not None else None
         if answer is None:
             answer = await self._general(heard)
+        if self._early:
+            answer = Say(" ".join([*self._early, answer.text]), answer.end_call, answer.transfer_number)
+            self._early = []
         if heard.goodbye and not (answer.end_call or answer.transfer_number):
             text = answer.text.removesuffix(ANYTHING_ELSE).strip()
             if s.awaiting not in {None, "anything_else"} and not s.done:
@@ -179,6 +194,10 @@ class Dialog:
             answer = Say(f"{text} {GOODBYE}".strip(), end_call=True)
             s.ended = True
         return answer
+
+    async def _said_early(self, text: str) -> None:
+        """Without a voice to speak early, words said early lead the final answer."""
+        self._early.append(text.strip())
 
     # -- answers to a question we asked ------------------------------------------------------------
     async def _on_confirm_book(self, heard: Heard) -> Say | None:
@@ -189,6 +208,9 @@ class Dialog:
         if changes:
             s.proposal = None
             return None  # corrections: applied and checked again below
+        if heard.name and heard.name != s.name and s.proposal is not None:
+            s.name = heard.name  # "nein, der Name ist ..."
+            return self._read_back()
         if heard.no:
             s.proposal = None
             return self._ask("Was möchten Sie ändern: den Tag, die Uhrzeit oder die Mitarbeiterin?", "change")
@@ -207,7 +229,7 @@ class Dialog:
         s.span = None
         if s.intent == "reschedule" and s.target is not None:
             return self._ask(
-                f"Soll ich Ihren Termin {s.target['dienstleistung']} auf {self._spoken_new()} verlegen?",
+                f"Soll ich Ihren Termin ({s.target['dienstleistung']}) auf {self._spoken_new()} verlegen?",
                 "confirm_reschedule",
             )
         who = chosen.get("mitarbeiter") or (s.staff.name if s.staff else "")
@@ -304,9 +326,6 @@ class Dialog:
             if heard.no or heard.thanks:
                 s.clear_job()
                 return self._ask(f"Gut. {ANYTHING_ELSE}", "anything_else")
-            s.misunderstood += 1
-            if s.misunderstood > MAX_REPAIRS:
-                return self._repair()
             return self._ask(
                 f"Welchen Termin meinen Sie? {self._appointments_listed()}", "choose_appointment"
             )
@@ -339,6 +358,14 @@ class Dialog:
             self.state.intent = "book"
             return None  # what else they said (a day, a time) is taken in below
         if heard.no and not (heard.intent or heard.when):
+            return self._ask(f"Gut. {ANYTHING_ELSE}", "anything_else")
+        return None
+
+    async def _on_other_staff(self, heard: Heard) -> Say | None:
+        if heard.yes and not (heard.staff or heard.when):
+            return await self._progress_booking()
+        if heard.no and not (heard.staff or heard.when):
+            self.state.clear_job()
             return self._ask(f"Gut. {ANYTHING_ELSE}", "anything_else")
         return None
 
@@ -489,12 +516,16 @@ class Dialog:
             who = s.staff.name
         else:
             preferred = [n for n in free if s.avoid is None or n != s.avoid.name] or free
-            who = preferred[zlib.crc32(self.call_id.encode()) % len(preferred)] if preferred else ""
+            turn = zlib.crc32(f"{s.day}{s.at}".encode())  # the same slot, the same stylist: spread by slot
+            who = preferred[turn % len(preferred)] if preferred else ""
         s.proposal = self._proposal(who)
         return self._after_free()
 
     def _offers_from(self, reply: Reply) -> Say:
         s = self.state
+        if reply.get("reason") == "staff_does_not_offer_service":
+            s.staff = None
+            return self._ask(reply["message"], "other_staff")
         offers = list(reply.get("optionen") or reply.get("alternativen") or [])
         s.offers = offers
         s.at = None if not reply.get("ok") or offers else s.at
@@ -549,6 +580,11 @@ class Dialog:
         if not args.get("mitarbeiter"):
             args.pop("mitarbeiter", None)
         reply = await self.functions("book_appointment", args)
+        if reply.get("reason") == "slot_taken" and s.staff is None and "mitarbeiter" in args:
+            # the stylist we picked was taken a moment ago; the caller did not ask for one: anyone free
+            reply = await self.functions(
+                "book_appointment", {k: v for k, v in args.items() if k != "mitarbeiter"}
+            )
         if reply.get("gebucht") or reply.get("angefragt"):
             s.done.append("gebucht" if reply.get("gebucht") else "angefragt")
             s.clear_job()
@@ -559,8 +595,29 @@ class Dialog:
         if reply.get("reason") == "pending":
             s.clear_job()
             return self._ask(f"{reply['message']} {ANYTHING_ELSE}", "anything_else")
+        if reply.get("reason") in {"calendar_busy", "calendar_unavailable"}:
+            s.busy_tries += 1
+            if s.busy_tries > MAX_BUSY_TRIES:
+                s.clear_job()
+                return self._ask(
+                    f"Es klappt gerade leider nicht. {CALL_BACK} {ANYTHING_ELSE}", "anything_else"
+                )
+            return self._ask(reply["message"], "retry_or_callback")  # the proposal stays for a retry
         s.proposal = None
         return self._ask(reply["message"], "day")
+
+    async def _on_retry_or_callback(self, heard: Heard) -> Say | None:
+        """After "Soll ich es in einer Minute noch einmal versuchen, oder sollen wir Sie zurückrufen?"
+        (the saga has already stored the callback request): try again after a pause, or confirm."""
+        s = self.state
+        if s.proposal is not None and (heard.try_again or (heard.yes and not heard.call_back)):
+            await self.speak("Gern, ich versuche es gleich noch einmal. ")
+            await self.pause(RETRY_AFTER)
+            return await self._book(s.proposal)
+        if heard.call_back or heard.no or heard.yes:
+            s.clear_job()
+            return self._ask(f"Gut. {CALL_BACK} {ANYTHING_ELSE}", "anything_else")
+        return None
 
     def _offer_question(self) -> str:
         times = [speak_time(time.fromisoformat(o["uhrzeit"])) for o in self.state.offers]
@@ -601,7 +658,7 @@ class Dialog:
                 }
                 return self._offers_from(await self.functions("check_availability", where))
             return self._ask(
-                f"Soll ich Ihren Termin {s.target['dienstleistung']} auf {self._spoken_new()} verlegen?",
+                f"Soll ich Ihren Termin ({s.target['dienstleistung']}) auf {self._spoken_new()} verlegen?",
                 "confirm_reschedule",
             )
         return self._confirm_target()

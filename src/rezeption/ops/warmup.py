@@ -31,7 +31,6 @@ from sqlalchemy import select, text
 
 from rezeption.booking.lookup_model import LookupQuery
 from rezeption.domain.errors import BookingError
-from rezeption.store import calls
 from rezeption.store.tables import TenantRow, table
 
 if TYPE_CHECKING:
@@ -99,7 +98,7 @@ async def _warm_salon(services: Services, tenant_id: int) -> None:
     now = services.clock.now()
     async with services.uow.reading() as tx:
         catalog = await services.bookings.catalogs.get(tx, tenant_id, now.date())
-    await calls.get_call(services.database, "warmup-probe")
+    await services.calls.get("warmup-probe")
     await services.callers.find_caller(tenant_id, PROBE_NUMBER)
     await services.finder.find_appointments(
         # A full name and a day: the call, the line and the name search all run once.

@@ -10,7 +10,6 @@ from rezeption.booking.bookings import Bookings
 from rezeption.booking.caller_id import CallerId
 from rezeption.booking.lookup import AppointmentFinder
 from rezeption.domain.model import Catalog
-from rezeption.store.db import Database
 
 
 @dataclass
@@ -24,7 +23,6 @@ class CallContext:
     memory: dict[str, Any]
     now: datetime
     bookings: Bookings
-    database: Database
     finder: AppointmentFinder
     callers: CallerId
     idempotency_key: str | None = None

@@ -19,7 +19,9 @@ from pydantic import ValidationError
 
 from rezeption.booking.bookings import Bookings
 from rezeption.booking.caller_id import CallerId
+from rezeption.booking.calls import Calls
 from rezeption.booking.lookup import AppointmentFinder
+from rezeption.booking.ports import CallRecord
 from rezeption.domain.clock import Clock
 from rezeption.domain.errors import BookingError
 from rezeption.language import normalize_phone
@@ -37,9 +39,6 @@ from rezeption.retell.replies import Reply, refusal, reply
 from rezeption.retell.salon_functions import get_opening_hours, list_services
 from rezeption.retell.tools import TOOLS, Arguments
 from rezeption.retell.understanding import Clarify
-from rezeption.store import calls
-from rezeption.store.db import Database
-from rezeption.store.idempotency import IdempotencyStore
 
 log = structlog.get_logger("rezeption.retell")
 
@@ -114,22 +113,20 @@ class FunctionRunner:
     def __init__(
         self,
         *,
-        database: Database,
+        calls: Calls,
         bookings: Bookings,
         clock: Clock,
         finder: AppointmentFinder,
         callers: CallerId,
-        routes: calls.TenantRoutes,
         budget: float = BUDGET_SECONDS,
     ) -> None:
         self.budget = budget
-        self.database = database
+        self.calls = calls
         self.bookings = bookings
         self.clock = clock
         self.finder = finder
         self.callers = callers
-        self.idempotency = IdempotencyStore(database, clock)
-        self.routes = routes
+        self.idempotency = calls.replies
 
     async def run(self, name: str, ref: CallRef, raw_args: dict[str, Any]) -> Outcome:
         """One function call, start to reply, within the time budget; never an exception."""
@@ -174,8 +171,7 @@ class FunctionRunner:
         if call is None or call.tenant_id is None:
             log.warning("retell.refused", function=name, call_id=ref.call_id, reason="unknown_call_or_tenant")
             return Outcome(200, reply(False, MISMATCH, "unknown_call"))
-        if not await calls.envelope_agrees(
-            self.routes,
+        if not await self.calls.agrees(
             call,
             agent_id=ref.agent_id,
             to_number=ref.to_number,
@@ -199,7 +195,7 @@ class FunctionRunner:
         if not writes:
             answer, learned = await self._call(handler, name, call, args, None)
             if learned:
-                await calls.remember(self.database, ref.call_id, learned)
+                await self.calls.remember(ref.call_id, learned)
             return Outcome(200, answer, tenant_id, canonical)
         key = idempotency_key(ref.call_id, name, canonical)
         patience = max(0.0, progress.deadline - asyncio.get_running_loop().time() - WORK_RESERVE)
@@ -218,25 +214,23 @@ class FunctionRunner:
         if answer.get("reason") in TRANSIENT:
             await self.idempotency.release(key)
             if learned:
-                await calls.remember(self.database, ref.call_id, learned)
+                await self.calls.remember(ref.call_id, learned)
         else:
-            merge = calls.memory_merge(self.database.engine.dialect.name, ref.call_id, learned)
-            await self.idempotency.finish(key, answer, also=merge)
+            await self.idempotency.finish(key, answer, call_id=ref.call_id, learned=learned)
         progress.key = None
         return Outcome(200, answer, tenant_id, canonical)
 
-    async def _call_record(self, ref: CallRef) -> calls.CallRecord | None:
+    async def _call_record(self, ref: CallRef) -> CallRecord | None:
         """The call as we know it; a first function call of an unknown call is recorded by its route."""
-        known = await calls.get_call(self.database, ref.call_id)
+        known = await self.calls.get(ref.call_id)
         if known is not None and known.tenant_id is not None:
             return known
         if not ref.full:
             return None
-        tenant_id = await self.routes.tenant_for(agent_id=ref.agent_id, to_number=ref.to_number)
+        tenant_id = await self.calls.tenant_for(agent_id=ref.agent_id, to_number=ref.to_number)
         if tenant_id is None:
             return None
-        return await calls.ensure_call(
-            self.database,
+        return await self.calls.open(
             ref.call_id,
             tenant_id=tenant_id,
             at=self.clock.now(),
@@ -246,7 +240,7 @@ class FunctionRunner:
         )
 
     async def _call(
-        self, handler: Handler, name: str, call: calls.CallRecord, args: Arguments, key: str | None
+        self, handler: Handler, name: str, call: CallRecord, args: Arguments, key: str | None
     ) -> tuple[Reply, dict[str, Any]]:
         assert call.tenant_id is not None
         now = self.clock.now()
@@ -260,7 +254,6 @@ class FunctionRunner:
             memory=dict(call.memory),
             now=now.astimezone(catalog.tenant.zone),
             bookings=self.bookings,
-            database=self.database,
             finder=self.finder,
             callers=self.callers,
             idempotency_key=key,

@@ -28,6 +28,7 @@ import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
+from rezeption.booking.ports import CallRecord
 from rezeption.bootstrap import Services
 from rezeption.dialog.manager import ANYTHING_ELSE, Caller, Dialog, Reply, Say
 from rezeption.dialog.voice import Voice
@@ -35,7 +36,6 @@ from rezeption.domain.model import Catalog
 from rezeption.language.text import strip_controls
 from rezeption.retell.functions import CallRef, FunctionRunner, writes
 from rezeption.retell.traces import trace_function
-from rezeption.store import calls
 
 log = structlog.get_logger("rezeption.retell.llm")
 LIVE_FOR = timedelta(hours=2)  # a call older than this is over, whatever the webhooks said
@@ -171,7 +171,7 @@ class LlmSession:
 
         voice = Voice(send_part, alive=lambda: self.latest == response_id and not self.closed)
         try:
-            say = await voice.during(self._turn(response_id, transcript, kind))
+            say = await voice.during(self._turn(response_id, transcript, kind, voice))
         except Exception:
             log.exception("retell.llm_turn_failed", call_id=self.dialog.call_id)
             say = Say(SORRY)
@@ -179,11 +179,12 @@ class LlmSession:
             return
         await self.send(_response(response_id, say))
 
-    async def _turn(self, response_id: int, transcript: list[Any], kind: str) -> Say | None:
+    async def _turn(self, response_id: int, transcript: list[Any], kind: str, voice: Voice) -> Say | None:
         async with self._turn_lock:
             if response_id != self.latest:
                 return None  # a newer request holds the same words and more: it answers them
             self.turn_id = response_id
+            self.dialog.speak = voice.say
             if self.functions is not None:
                 self.functions.wrote = False
                 self.functions.count = 0
@@ -286,17 +287,17 @@ class Dialogs:
             del self._sockets[call_id]
 
 
-async def _live_call(services: Services, call_id: str) -> calls.CallRecord | None:
+async def _live_call(services: Services, call_id: str) -> CallRecord | None:
     """The call if it may be spoken for; Retell connects right after call_inbound, whose record is
     written just after its answer: a call not (yet) known is looked for a little longer."""
     if not call_id or len(call_id) > 128:
         return None
-    record = await calls.get_call(services.database, call_id)
+    record = await services.calls.get(call_id)
     for _ in range(RECORD_WAITS):
         if record is not None:
             break
         await asyncio.sleep(0.1)
-        record = await calls.get_call(services.database, call_id)
+        record = await services.calls.get(call_id)
     if record is None or record.tenant_id is None or record.ended_at is not None:
         return None
     if record.created_at is not None and services.clock.now() - record.created_at > LIVE_FOR:

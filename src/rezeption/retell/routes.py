@@ -31,7 +31,6 @@ from rezeption.retell.signature import verify
 from rezeption.retell.tools import TOOLS
 from rezeption.retell.traces import trace_function
 from rezeption.retell.wire import FunctionEnvelope, InboundCall, InboundEnvelope, WebhookEnvelope
-from rezeption.store import calls, replays
 
 MAX_BODY = 2 * 1024 * 1024
 REPLAY_CHECK = 0.5  # seconds
@@ -84,9 +83,7 @@ async def _seen_before(services: Services, signature: str) -> bool:
     cannot say in time: a replay check must not take the call down with it."""
     digest = hashlib.sha256(signature.encode()).hexdigest()
     try:
-        first = await within(
-            REPLAY_CHECK, replays.first_sight(services.database, digest, now=services.clock.now())
-        )
+        first = await within(REPLAY_CHECK, services.calls.first_sight(digest, now=services.clock.now()))
     except Exception as error:
         log.warning("retell.replay_check_failed", error=type(error).__name__)
         return False
@@ -191,7 +188,7 @@ def build_router() -> APIRouter:
 async def _inbound(
     services: Services, inbound_call: InboundCall, background: BackgroundTasks
 ) -> JSONResponse:
-    tenant_id = await services.routes.tenant_for(
+    tenant_id = await services.calls.tenant_for(
         agent_id=inbound_call.agent_id,
         to_number=normalize_phone(inbound_call.to_number),
     )
@@ -213,8 +210,7 @@ async def _inbound(
     if inbound_call.call_id:
         background.add_task(
             _quietly,
-            calls.ensure_call,
-            services.database,
+            services.calls.open,
             inbound_call.call_id,
             tenant_id=tenant_id,
             at=now,
@@ -231,7 +227,7 @@ async def _inbound_from_memory(services: Services, inbound_call: InboundCall) ->
     try:
         tenant_id = await within(
             0.2,
-            services.routes.tenant_for(
+            services.calls.tenant_for(
                 agent_id=inbound_call.agent_id, to_number=normalize_phone(inbound_call.to_number)
             ),
         )
@@ -259,18 +255,17 @@ async def _call_event(services: Services, envelope: WebhookEnvelope) -> Response
         raise Refused(400, "call-event envelope without a call")
     if envelope.event not in {"call_started", "call_ended", "call_analyzed"}:
         return Response(status_code=204)
-    tenant_id = await services.routes.tenant_for(
+    tenant_id = await services.calls.tenant_for(
         agent_id=call.agent_id, to_number=normalize_phone(call.to_number)
     )
     if tenant_id is None:
         log.warning("retell.webhook_unknown_salon", webhook_event=envelope.event, call_id=call.call_id)
         return Response(status_code=204)
-    known = await calls.get_call(services.database, call.call_id)
+    known = await services.calls.get(call.call_id)
     if (
         known is not None
         and known.tenant_id is not None
-        and not await calls.envelope_agrees(
-            services.routes,
+        and not await services.calls.agrees(
             known,
             agent_id=call.agent_id,
             to_number=normalize_phone(call.to_number),
@@ -279,8 +274,7 @@ async def _call_event(services: Services, envelope: WebhookEnvelope) -> Response
     ):
         log.warning("retell.webhook_refused", webhook_event=envelope.event, call_id=call.call_id)
         raise Refused(403, "the envelope names another call than the one recorded under this id")
-    await calls.record_event(
-        services.database,
+    await services.calls.record_event(
         call.call_id,
         event=envelope.event,
         tenant_id=tenant_id,

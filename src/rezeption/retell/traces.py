@@ -7,10 +7,10 @@ import contextlib
 
 import structlog
 
+from rezeption.booking.calls import Calls
+from rezeption.booking.ports import Trace
 from rezeption.domain.clock import Clock
 from rezeption.retell.functions import Outcome
-from rezeption.store.calls import Trace, add_traces
-from rezeption.store.db import Database
 
 log = structlog.get_logger("rezeption.retell")
 
@@ -18,8 +18,8 @@ log = structlog.get_logger("rezeption.retell")
 class TraceWriter:
     """Collects traces and stores them every `interval` seconds (and on close)."""
 
-    def __init__(self, database: Database, interval: float = 0.5, limit: int = 10_000) -> None:
-        self.database = database
+    def __init__(self, calls: Calls, interval: float = 0.5, limit: int = 10_000) -> None:
+        self.calls = calls
         self.interval = interval
         self.limit = limit
         self._pending: list[Trace] = []
@@ -41,14 +41,14 @@ class TraceWriter:
         if not batch:
             return 0
         try:
-            await add_traces(self.database, batch)
+            await self.calls.add_traces(batch)
             return len(batch)
         except Exception as error:
             log.warning("retell.trace_batch_failed", count=len(batch), error=type(error).__name__)
         stored = 0
         for trace in batch:
             try:
-                await add_traces(self.database, [trace])
+                await self.calls.add_traces([trace])
                 stored += 1
             except Exception as error:
                 self.dropped += 1

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -20,6 +20,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from rezeption.booking.ports import CallRecord, Trace
+from rezeption.store import replays
 from rezeption.store.db import Database
 from rezeption.store.tables import CallRow, FunctionCallTraceRow, TenantRouteRow, table
 
@@ -38,20 +40,6 @@ RECORD_COLUMNS = (
 )
 GET_CALL = select(*RECORD_COLUMNS).where(CALLS.c.retell_call_id == bindparam("call_id"))
 INSERT_TRACES = insert(TRACES)
-
-
-@dataclass(frozen=True)
-class CallRecord:
-    """A call as the adapter needs it."""
-
-    retell_call_id: str
-    tenant_id: int | None
-    from_number: str | None
-    memory: dict[str, Any] = field(default_factory=dict)
-    agent_id: str | None = None
-    to_number: str | None = None
-    created_at: datetime | None = None
-    ended_at: datetime | None = None
 
 
 async def tenant_for(database: Database, *, agent_id: str | None, to_number: str | None) -> int | None:
@@ -117,33 +105,6 @@ def _record(row: Any) -> CallRecord:
         row.created_at,
         row.ended_at,
     )
-
-
-async def envelope_agrees(
-    routes: TenantRoutes,
-    call: CallRecord,
-    *,
-    agent_id: str | None,
-    to_number: str | None,
-    from_number: str | None,
-    check_caller: bool = True,
-) -> bool:
-    """Whether a request names the call we stored, not another salon's: the agent id and the called
-    number it gives equal what the call recorded, lead to no other salon, and at least one leads to
-    the call's salon; and (`check_caller`) the caller's number is the one the call came from."""
-    reaches_salon = False
-    for kind, value, stored in (("agent", agent_id, call.agent_id), ("number", to_number, call.to_number)):
-        if not value:
-            continue
-        if stored is not None and value != stored:
-            return False
-        routed = await routes.tenant_for(
-            agent_id=value if kind == "agent" else None, to_number=value if kind == "number" else None
-        )
-        if routed is not None and routed != call.tenant_id:
-            return False
-        reaches_salon = reaches_salon or routed == call.tenant_id
-    return reaches_salon and (not check_caller or from_number == call.from_number)
 
 
 KNOWN_FIELDS = ("tenant_id", "agent_id", "from_number", "to_number")
@@ -280,19 +241,6 @@ async def record_event(
         return True
 
 
-@dataclass(frozen=True)
-class Trace:
-    """One function call's arguments, reply and latency, for operators."""
-
-    tenant_id: int
-    retell_call_id: str
-    function: str
-    args: dict[str, Any]
-    reply: dict[str, Any]
-    latency_ms: int
-    at: datetime
-
-
 async def add_traces(database: Database, traces: list[Trace]) -> None:
     """Store a batch of traces in one statement."""
     if not traces:
@@ -314,3 +262,56 @@ async def add_traces(database: Database, traces: list[Trace]) -> None:
     ]
     async with database.statement(writes=True) as conn:
         await conn.execute(INSERT_TRACES, rows)
+
+
+class SqlCallStore:
+    """The `CallStore` port on our database (`booking.calls.Calls` is its service)."""
+
+    def __init__(self, database: Database, routes: TenantRoutes) -> None:
+        self.database = database
+        self.routes = routes
+
+    async def get_call(self, call_id: str) -> CallRecord | None:
+        """The call with this Retell id, if we have seen it."""
+        return await get_call(self.database, call_id)
+
+    async def ensure_call(
+        self,
+        call_id: str,
+        *,
+        tenant_id: int,
+        at: datetime,
+        agent_id: str | None = None,
+        from_number: str | None = None,
+        to_number: str | None = None,
+    ) -> CallRecord:
+        """The call, recorded now if it was not."""
+        return await ensure_call(
+            self.database,
+            call_id,
+            tenant_id=tenant_id,
+            at=at,
+            agent_id=agent_id,
+            from_number=from_number,
+            to_number=to_number,
+        )
+
+    async def tenant_for(self, *, agent_id: str | None, to_number: str | None) -> int | None:
+        """The salon of an agent id or called number (cached a few seconds)."""
+        return await self.routes.tenant_for(agent_id=agent_id, to_number=to_number)
+
+    async def remember(self, call_id: str, facts: Mapping[str, Any]) -> None:
+        """Merge facts into the call's memory."""
+        await remember(self.database, call_id, facts)
+
+    async def record_event(self, call_id: str, **event: Any) -> None:
+        """Apply one call event once."""
+        await record_event(self.database, call_id, **event)
+
+    async def add_traces(self, traces: Sequence[Trace]) -> None:
+        """Store a batch of traces in one statement."""
+        await add_traces(self.database, list(traces))
+
+    async def first_sight(self, digest: str, *, now: datetime) -> bool:
+        """Record a signed request's digest; False when it was seen before."""
+        return await replays.first_sight(self.database, digest, now=now)

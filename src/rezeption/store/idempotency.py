@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
@@ -24,8 +23,9 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from rezeption.booking.ports import Claim
 from rezeption.domain.clock import Clock
-from rezeption.store.calls import Step
+from rezeption.store.calls import memory_merge
 from rezeption.store.db import Database
 from rezeption.store.tables import IdempotencyRecordRow, table
 
@@ -60,14 +60,6 @@ RENEW = (
     .where(RECORDS.c.key == bindparam("k"), RECORDS.c.state == "running")
     .values(locked_until=bindparam("until"))
 )
-
-
-@dataclass(frozen=True)
-class Claim:
-    """Either we own the key (do the work), or here is the stored reply."""
-
-    owned: bool
-    reply: dict[str, Any] | None = None
 
 
 class IdempotencyStore:
@@ -109,10 +101,18 @@ class IdempotencyStore:
             taken = await conn.execute(TAKE_OVER, {"k": key, "now": now, "until": now + LEASE})
             return Claim(owned=taken.rowcount == 1)
 
-    async def finish(self, key: str, reply: dict[str, Any], *, also: Step | None = None) -> None:
-        """Store the reply, and apply `also` (an idempotent UPDATE, such as a call-memory merge)
-        atomically with it; later claims get the reply. On PostgreSQL both go in one statement (the
-        UPDATE as a data-modifying CTE), so it costs one round trip and one commit."""
+    async def finish(
+        self,
+        key: str,
+        reply: dict[str, Any],
+        *,
+        call_id: str | None = None,
+        learned: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Store the reply, and merge `learned` into call `call_id`'s memory atomically with it;
+        later claims get the reply. On PostgreSQL both go in one statement (the memory UPDATE as a
+        data-modifying CTE), so it costs one round trip and one commit."""
+        also = memory_merge(self.database.engine.dialect.name, call_id, learned or {}) if call_id else None
         if also is None:
             async with self.database.statement(writes=True) as conn:
                 await conn.execute(FINISH, {"k": key, "reply": reply})

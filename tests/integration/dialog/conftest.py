@@ -23,11 +23,10 @@ async def services(database_url: str, salon_id: int, clock: FixedClock):  # type
 @pytest.fixture
 def phone(services: Services) -> Phone:
     runner = FunctionRunner(
-        database=services.database,
+        calls=services.calls,
         bookings=services.bookings,
         clock=services.clock,
         finder=services.finder,
         callers=services.callers,
-        routes=services.routes,
     )
     return Phone(services, runner)

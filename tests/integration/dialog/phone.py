@@ -10,7 +10,6 @@ from rezeption.bootstrap import Services
 from rezeption.dialog.manager import Caller, Dialog, Say
 from rezeption.domain.model import Catalog
 from rezeption.retell.functions import CallRef, FunctionRunner
-from rezeption.store import calls
 
 AGENT = "agent_friseur1"
 
@@ -43,6 +42,8 @@ class Phone:
         self.services = services
         self.runner = runner
         self.calls = 0
+        self.faults: dict[str, list[dict[str, Any]]] = {}  # function -> replies given instead, in turn
+        self.pauses: list[float] = []
 
     async def call(
         self, from_number: str | None = "+4915123456789", call_id: str | None = None
@@ -50,10 +51,9 @@ class Phone:
         """Ring the salon (as call_inbound would record it) and hear the greeting."""
         self.calls += 1
         call_id = call_id or f"call_dialog_{self.calls}"
-        tenant_id = await self.services.routes.tenant_for(agent_id=AGENT, to_number=None)
+        tenant_id = await self.services.calls.tenant_for(agent_id=AGENT, to_number=None)
         assert tenant_id is not None
-        await calls.ensure_call(
-            self.services.database,
+        await self.services.calls.open(
             call_id,
             tenant_id=tenant_id,
             at=self.services.clock.now(),
@@ -72,9 +72,15 @@ class Phone:
         conversation: Conversation
 
         async def functions(name: str, args: dict[str, Any]) -> dict[str, Any]:
-            outcome = await self.runner.run(name, ref, args)
-            conversation.functions.append((name, args, outcome.reply))
-            return outcome.reply
+            if self.faults.get(name):
+                reply = self.faults[name].pop(0)
+            else:
+                reply = (await self.runner.run(name, ref, args)).reply
+            conversation.functions.append((name, args, reply))
+            return reply
+
+        async def pause(seconds: float) -> None:
+            self.pauses.append(seconds)
 
         match = await self.services.callers.find_caller(tenant_id, from_number)
         salon = await catalog()
@@ -85,6 +91,7 @@ class Phone:
             clock=self.services.clock,
             caller=Caller(match.name if match.status == "known" else None),
             transfer_number=salon.tenant.transfer_number,
+            pause=pause,
         )
         greeting = (await dialog.begin()).text
         conversation = Conversation(dialog, greeting)

@@ -18,7 +18,11 @@ from tests.integration.dialog.phone import Phone
 from rezeption.booking.bookings import BookingRequest
 from rezeption.bootstrap import Services
 
-DIALOGS = yaml.safe_load((Path(__file__).parents[2] / "data" / "dialogs.yaml").read_text(encoding="utf-8"))
+DATA = Path(__file__).parents[2] / "data"
+DIALOGS = [
+    *yaml.safe_load((DATA / "dialogs.yaml").read_text(encoding="utf-8")),
+    *yaml.safe_load((DATA / "dialogs_holdout.yaml").read_text(encoding="utf-8")),
+]
 BERLIN = ZoneInfo("Europe/Berlin")
 ON_POSTGRES = {d["name"] for d in DIALOGS if d.get("postgres")}
 

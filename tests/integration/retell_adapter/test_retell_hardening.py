@@ -17,10 +17,13 @@ import pytest
 from sqlalchemy import select
 from tests.integration.retell_adapter.conftest import AGENT, CALLER, SALON_NUMBER, RetellClient
 
+from rezeption.booking.calls import Calls
+from rezeption.booking.ports import Trace
 from rezeption.domain.clock import FixedClock
 from rezeption.retell.traces import TraceWriter
-from rezeption.store.calls import Trace
+from rezeption.store.calls import SqlCallStore, TenantRoutes
 from rezeption.store.db import Database
+from rezeption.store.idempotency import IdempotencyStore
 from rezeption.store.tables import (
     AppointmentEventRow,
     AppointmentRow,
@@ -189,7 +192,9 @@ async def test_the_same_booking_in_other_words_is_the_callers_own_not_taken(
 async def test_one_bad_trace_is_dropped_alone_and_counted(
     database: Database, clock: FixedClock, salon_id: int
 ) -> None:
-    writer = TraceWriter(database)
+    writer = TraceWriter(
+        Calls(SqlCallStore(database, TenantRoutes(database)), IdempotencyStore(database, clock))
+    )
 
     def trace(tenant_id: int, n: int) -> Trace:
         return Trace(

@@ -1,0 +1,98 @@
+"""The calls the receptionist takes: which salon a call belongs to, whether a request really names
+it, what the caller told us during it (call memory), the replies of writes already made
+(idempotency) and the function-call traces.
+
+One service for both ways a call reaches us: the HTTP functions Retell calls (`retell.functions`)
+and our own dialog engine behind the custom-LLM socket (`retell.llm_socket`). The SQL lives in
+`store` behind the `CallStore` and `ReplyStore` ports (`booking.ports`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from rezeption.booking.ports import CallRecord, CallStore, ReplyStore, Trace
+
+
+class Calls:
+    """Calls, their memory, idempotent replies and traces."""
+
+    def __init__(self, store: CallStore, replies: ReplyStore) -> None:
+        self.store = store
+        self.replies = replies
+
+    async def get(self, call_id: str) -> CallRecord | None:
+        """The call with this Retell id, if we have seen it."""
+        return await self.store.get_call(call_id)
+
+    async def open(
+        self,
+        call_id: str,
+        *,
+        tenant_id: int,
+        at: datetime,
+        agent_id: str | None = None,
+        from_number: str | None = None,
+        to_number: str | None = None,
+    ) -> CallRecord:
+        """The call, recorded now if it was not (call_inbound, or a first function call)."""
+        return await self.store.ensure_call(
+            call_id,
+            tenant_id=tenant_id,
+            at=at,
+            agent_id=agent_id,
+            from_number=from_number,
+            to_number=to_number,
+        )
+
+    async def tenant_for(self, *, agent_id: str | None, to_number: str | None) -> int | None:
+        """The salon an agent id or a called number belongs to."""
+        return await self.store.tenant_for(agent_id=agent_id, to_number=to_number)
+
+    async def agrees(
+        self,
+        call: CallRecord,
+        *,
+        agent_id: str | None,
+        to_number: str | None,
+        from_number: str | None,
+        check_caller: bool = True,
+    ) -> bool:
+        """Whether a request names the call we stored, not another salon's: the agent id and the
+        called number it gives equal what the call recorded, lead to no other salon, and at least one
+        leads to the call's salon; and (`check_caller`) the caller's number is the one the call came
+        from."""
+        reaches_salon = False
+        for kind, value, stored in (
+            ("agent", agent_id, call.agent_id),
+            ("number", to_number, call.to_number),
+        ):
+            if not value:
+                continue
+            if stored is not None and value != stored:
+                return False
+            routed = await self.tenant_for(
+                agent_id=value if kind == "agent" else None, to_number=value if kind == "number" else None
+            )
+            if routed is not None and routed != call.tenant_id:
+                return False
+            reaches_salon = reaches_salon or routed == call.tenant_id
+        return reaches_salon and (not check_caller or from_number == call.from_number)
+
+    async def remember(self, call_id: str, facts: Mapping[str, Any]) -> None:
+        """Merge what the caller told us into the call's memory."""
+        await self.store.remember(call_id, facts)
+
+    async def record_event(self, call_id: str, **event: Any) -> None:
+        """Apply a call event (call_started, call_ended, call_analyzed) once."""
+        await self.store.record_event(call_id, **event)
+
+    async def add_traces(self, traces: Sequence[Trace]) -> None:
+        """Store function-call traces."""
+        await self.store.add_traces(traces)
+
+    async def first_sight(self, digest: str, *, now: datetime) -> bool:
+        """Whether a signed request is new (False: this exact request came before, a replay)."""
+        return await self.store.first_sight(digest, now=now)
