@@ -264,8 +264,10 @@ def booked_names(database: Path) -> dict[str, int]:
 
 
 def main() -> None:
+    keep = os.environ.get("BENCH_KEEP")  # a folder to keep the servers' logs and databases in
     with tempfile.TemporaryDirectory() as folder:
-        workdir = Path(folder)
+        workdir = Path(keep or folder)
+        workdir.mkdir(parents=True, exist_ok=True)
         report = {"calls": CALLS, "local": run("local", workdir), "calcom": run("calcom", workdir)}
     report["targets"] = {"first_chunk_p99_ms": 300, "max_gap_ms": 1000}
     print(json.dumps(report, indent=2, ensure_ascii=False))

@@ -119,7 +119,7 @@ async def test_with_nothing_known_and_cal_com_silent_the_caller_hears_we_could_n
 async def test_reads_over_the_budget_use_the_picture_and_a_booking_still_goes_through(world: World) -> None:
     calendar = await provider(world)
     await warm(world)
-    budget = MemoryRequestBudget(BudgetConfig(per_minute=1, burst=3, write_reserve=2, read_reserve=1))
+    budget = MemoryRequestBudget(BudgetConfig(per_minute=3, write_reserve=2, read_reserve=1))
     calendar.client._transport.budget = budget
     assert await budget.take("read") and not await budget.take("read"), "reads are spent"
     calendar.forget_slots(await _catalog(world))  # everything stale: a read would be due

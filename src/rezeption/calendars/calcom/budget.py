@@ -1,24 +1,27 @@
-"""How many requests we may still send with one Cal.com API key: a token bucket shared by processes.
+"""How many requests we may still send with one Cal.com API key: a sliding window shared by processes.
 
 Cal.com allows 120 requests a minute per key; the request after that gets 429 and the key is
-blocked for 60 s. We never get there: every request first takes a token from the key's bucket.
-The bucket holds at most `burst` tokens and refills at `per_minute` a minute, so any 60 s hold at
-most `burst + per_minute` requests (20 + 96 = 116 by default, under the 120). Three priorities:
+blocked for 60 s. We never get there: every request first takes a place in the key's window, which
+holds at most `per_minute` requests (116 by default, under the 120) sent in the last
+`window_seconds` (60). That is Cal.com's own rule, kept a little tighter, so a busy minute may use
+all of it at once: 50 callers booking in the same ten seconds go through (a token bucket with a
+small burst, what this was before, refused most of them while Cal.com had 70 requests to spare).
+Three priorities:
 - writes (create, cancel, reschedule, and the read-back of an ambiguous write: `write_priority()`)
-  may empty the bucket and wait briefly (`write_patience`) for a token;
-- a caller's reads stop at `write_reserve` tokens and never wait: a read refused here is answered
-  from the slot picture instead;
+  may fill the window and wait briefly (`write_patience`) for a place;
+- a caller's reads stop `write_reserve` places short and never wait: a read refused here is
+  answered from the slot picture instead;
 - background reads (`background()`: the picture's refresh at call_inbound, the reconciler) stop at
-  `write_reserve + read_reserve` and wait patiently (`background_patience`) for their turn.
+  `write_reserve + read_reserve` short and wait patiently (`background_patience`) for their turn.
 So a busy minute's refreshes never crowd out a caller's read, and no read crowds out a booking.
 
 When Cal.com's own `X-RateLimit-Remaining` says fewer are left than we think (another client on the
-same key), the bucket shrinks to match (`observe`).
+same key), the window is filled up to match (`observe`).
 
-`MemoryRequestBudget` serves one process; `RedisRequestBudget` keeps the bucket in Redis (one Lua
-script, atomic, with Redis's own clock), so several server processes and the worker share it.
-Written here rather than taken from a library: the limiters on PyPI (limits, aiolimiter) have no
-priorities and no way to follow the server's remaining count.
+`MemoryRequestBudget` serves one process; `RedisRequestBudget` keeps the window in Redis (a sorted
+set, one Lua script, atomic, with Redis's own clock), so several server processes and the worker
+share it. Written here rather than taken from a library: the limiters on PyPI (limits, aiolimiter)
+have no priorities and no way to follow the server's remaining count.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import asyncio
 import contextvars
 import hashlib
 import time
+import uuid
+from collections import deque
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -76,29 +81,26 @@ def current_kind(write: bool) -> Kind:
 
 @dataclass(frozen=True)
 class BudgetConfig:
-    """The bucket of one API key (the salon file's `calendar.settings.rate_limit`)."""
+    """The window of one API key (the salon file's `calendar.settings.rate_limit`)."""
 
-    per_minute: float = 96.0
-    burst: float = 20.0
+    per_minute: float = 116.0  # requests in any window (Cal.com: 120 a minute)
+    window_seconds: float = 60.0
     write_reserve: float = 4.0
     read_reserve: float = 4.0
-    write_patience: float = 1.0  # seconds a write waits for a token before it is refused
+    write_patience: float = 1.0  # seconds a write waits for a place before it is refused
     background_patience: float = 30.0
+    burst: float | None = None  # accepted from older salon files; the sliding window needs none
 
-    @property
-    def per_second(self) -> float:
-        return self.per_minute / 60.0
-
-    def floor(self, kind: Kind) -> float:
-        """The tokens a request of `kind` must leave in the bucket."""
+    def allowed(self, kind: Kind) -> float:
+        """How many requests in the window a request of `kind` may find before it."""
         if kind == "write":
-            return 0.0
+            return self.per_minute
         if kind == "read":
-            return self.write_reserve
-        return self.write_reserve + self.read_reserve
+            return self.per_minute - self.write_reserve
+        return self.per_minute - self.write_reserve - self.read_reserve
 
     def patience(self, kind: Kind) -> float:
-        """How long a request of `kind` may wait for a token."""
+        """How long a request of `kind` may wait for a place."""
         return {"write": self.write_patience, "read": 0.0, "background": self.background_patience}[kind]
 
 
@@ -117,26 +119,28 @@ class RequestBudget(Protocol):
 
 
 class MemoryRequestBudget:
-    """One process's bucket (monotonic time)."""
+    """One process's window (monotonic time)."""
 
     def __init__(self, config: BudgetConfig | None = None) -> None:
         self.config = config or BudgetConfig()
-        self._tokens = self.config.burst
-        self._at = time.monotonic()
+        self._sent: deque[float] = deque()  # when each request in the window was sent
 
-    def _refill(self) -> None:
-        now = time.monotonic()
-        self._tokens = min(self.config.burst, self._tokens + (now - self._at) * self.config.per_second)
-        self._at = now
+    def _forget_old(self, now: float) -> None:
+        while self._sent and self._sent[0] <= now - self.config.window_seconds:
+            self._sent.popleft()
 
     def _try(self, kind: Kind) -> float:
-        """0 when a token was taken, else the seconds until one could be."""
-        self._refill()
-        floor = self.config.floor(kind)
-        if self._tokens - 1 >= floor:
-            self._tokens -= 1
+        """0 when a place was taken, else the seconds until one could be."""
+        now = time.monotonic()
+        self._forget_old(now)
+        allowed = int(self.config.allowed(kind))
+        if len(self._sent) < allowed:
+            self._sent.append(now)
             return 0.0
-        return (floor + 1 - self._tokens) / self.config.per_second
+        if allowed <= 0:
+            return self.config.window_seconds
+        frees_at = self._sent[len(self._sent) - allowed] + self.config.window_seconds
+        return max(frees_at - now, 0.001)
 
     async def take(self, kind: Kind) -> bool:
         deadline = time.monotonic() + self.config.patience(kind)
@@ -147,54 +151,61 @@ class MemoryRequestBudget:
         return True
 
     async def observe(self, remaining: int) -> None:
-        self._refill()
-        self._tokens = min(self._tokens, max(0.0, remaining - self.config.write_reserve / 2))
+        now = time.monotonic()
+        self._forget_old(now)
+        free = self.config.per_minute - len(self._sent)
+        believe = max(0.0, remaining - self.config.write_reserve / 2)
+        for _ in range(int(free - believe)):
+            self._sent.append(now)  # requests we did not send: another client on the same key
 
 
 _TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local rate, burst, floor = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens, at = tonumber(state[1]), tonumber(state[2])
-if tokens == nil then tokens, at = burst, now end
-tokens = math.min(burst, tokens + (now - at) * rate)
-local wait = 0
-if tokens - 1 >= floor then tokens = tokens - 1 else wait = (floor + 1 - tokens) / rate end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
-redis.call('EXPIRE', KEYS[1], 600)
-return tostring(wait)
+local window, allowed = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local used = redis.call('ZCARD', KEYS[1])
+if used < allowed then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('EXPIRE', KEYS[1], math.ceil(window) * 2)
+  return '0'
+end
+if allowed <= 0 then return tostring(window) end
+local oldest = redis.call('ZRANGE', KEYS[1], used - allowed, used - allowed, 'WITHSCORES')
+return tostring(math.max(tonumber(oldest[2]) + window - now, 0.001))
 """
 
-_CAP = """
+_FILL = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local rate, burst, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens, at = tonumber(state[1]), tonumber(state[2])
-if tokens == nil then tokens, at = burst, now end
-tokens = math.min(burst, tokens + (now - at) * rate, cap)
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
-redis.call('EXPIRE', KEYS[1], 600)
-return 1
+local window, limit, believe = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local used = redis.call('ZCARD', KEYS[1])
+local extra = math.floor(limit - used - believe)
+for i = 1, extra do redis.call('ZADD', KEYS[1], now, ARGV[4] .. ':' .. i) end
+redis.call('EXPIRE', KEYS[1], math.ceil(window) * 2)
+return extra
 """
 
 
 class RedisRequestBudget:
-    """The bucket in Redis, shared by every process that uses the same key."""
+    """The window in Redis, shared by every process that uses the same key."""
 
     def __init__(self, redis: Redis, api_key: str, config: BudgetConfig | None = None) -> None:
         self.redis = redis
         self.config = config or BudgetConfig()
         digest = hashlib.sha256(api_key.encode()).hexdigest()[:16]  # never the key itself
-        self.key = f"rezeption:calcom-budget:{digest}"
+        self.key = f"rezeption:calcom-window:{digest}"
         self._take = redis.register_script(_TAKE)
-        self._cap = redis.register_script(_CAP)
+        self._fill = redis.register_script(_FILL)
         self._fallback = MemoryRequestBudget(self.config)  # while Redis is away: this process alone
 
     async def _try(self, kind: Kind) -> float:
-        floor = self.config.floor(kind)
-        args = [self.config.per_second, self.config.burst, floor]
+        args: list[str | float] = [
+            self.config.window_seconds,
+            int(self.config.allowed(kind)),
+            uuid.uuid4().hex,
+        ]
         try:
             return float(await self._take(keys=[self.key], args=args))
         except (RedisError, OSError):
@@ -209,9 +220,15 @@ class RedisRequestBudget:
         return True
 
     async def observe(self, remaining: int) -> None:
-        cap = max(0.0, remaining - self.config.write_reserve / 2)
+        believe = max(0.0, remaining - self.config.write_reserve / 2)
+        args: list[str | float] = [
+            self.config.window_seconds,
+            self.config.per_minute,
+            believe,
+            f"observed:{uuid.uuid4().hex}",
+        ]
         try:
-            await self._cap(keys=[self.key], args=[self.config.per_second, self.config.burst, cap])
+            await self._fill(keys=[self.key], args=args)
         except (RedisError, OSError):
             await self._fallback.observe(remaining)
 

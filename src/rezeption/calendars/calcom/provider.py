@@ -13,7 +13,7 @@ says where and what (`calendar.settings`):
     webhook_secret: ...                   # X-Cal-Signature-256 of Cal.com's webhooks
     read_timeout: 3.0, write_timeout: 4.0       # seconds per request
     slot_refresh_seconds: 120, slot_horizon_days: 35
-    rate_limit: {per_minute: 100, burst: 15}    # under Cal.com's 120 a minute per key
+    rate_limit: {per_minute: 100}          # requests in any 60 s, under Cal.com's 120 per key
 
 Free slots are a rolling picture (`slot_cache`): one `GET /v2/slots` request per event type covers
 the next `slot_horizon_days` days (five weeks: the three weeks callers ask for, and the fortnight
