@@ -15,7 +15,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -112,7 +112,7 @@ async def _hold_call(
         raise fail(f"rezeption: the call was not taken: {error}") from error
     typer.echo(f"Rezeption: {call.greeting}")
     try:
-        for line in _utterances(lines):
+        async for line in _utterances(lines):
             if lines is not None:
                 typer.echo(f"Anrufer: {line}")
             answer = await call.say(line)
@@ -124,13 +124,16 @@ async def _hold_call(
     return call.ended
 
 
-def _utterances(lines: list[str] | None) -> Iterator[str]:
+async def _utterances(lines: list[str] | None) -> AsyncIterator[str]:
+    """The script's lines, or what the caller types; typing happens in a thread, so the socket
+    keeps answering its keepalive pings while the caller thinks."""
     if lines is not None:
-        yield from lines
+        for line in lines:
+            yield line
         return
     while True:
         try:
-            line = input("Anrufer: ").strip()
+            line = (await asyncio.to_thread(input, "Anrufer: ")).strip()
         except (EOFError, KeyboardInterrupt):
             typer.echo("")
             return

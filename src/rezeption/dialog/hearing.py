@@ -36,7 +36,9 @@ def _any(text: str, phrases: tuple[str, ...]) -> bool:
 
 
 def _stem(text: str, stems: tuple[str, ...]) -> bool:
-    return any(stem in text for stem in stems)
+    """A stem at the start of a word ("absagen", "verschieben"), never inside one ("Streicher")."""
+    padded = f" {text}"
+    return any(f" {stem}" in padded for stem in stems)
 
 
 YES_FIRST = frozenset({"ja", "jawohl", "jep", "jo", "genau", "gerne", "gern", "richtig", "korrekt", "okay",
@@ -55,9 +57,9 @@ GOODBYE = ("tschuess", "auf wiederhoeren", "auf wiedersehen", "wiederhoeren", "c
 GREETINGS = ("hallo", "guten tag", "guten morgen", "guten abend", "gruess gott", "gruess sie", "moin",
              "servus", "hi", "gruezi")  # fmt: skip
 THANKS = ("danke", "vielen dank", "dankeschoen", "danke schoen", "merci")
-CANCEL = ("absag", "storn", "cancel", "streich", "nicht kommen", "nicht wahrnehmen", "abmeld")
-RESCHEDULE = ("verschieb", "verleg", "umbuch", "umleg", "aender", "anderen tag", "andere uhrzeit",
-              "anderen termin", "spaeter kommen", "frueher kommen")  # fmt: skip
+CANCEL = ("absag", "storn", "cancel", "streichen sie", "termin streichen", "nicht kommen", "nicht wahrnehmen",
+          "abmeld", "sage ihn ab", "sage den termin ab", "sagen sie ihn ab")  # fmt: skip
+RESCHEDULE = ("verschieb", "verleg", "umbuch", "umleg", "termin aendern", "termin umaendern")
 BOOK = ("termin", "buch", "reservier", "vorbeikommen", "kommen", "schneiden", "haette gern", "moechte",
         "haerchen", "frisur")  # fmt: skip
 PRICES = ("kost", "preis", "teuer", "euro", "guenstig")
@@ -65,9 +67,13 @@ SERVICES = ("was bieten", "welche leistungen", "was machen sie", "was kann man",
             "was gibt es", "leistungen")  # fmt: skip
 HOURS = ("oeffnungszeit", "geoeffnet", "offen", "wann haben sie", "bis wann", "ab wann", "wann kann man",
          "auf haben", "aufhaben", "zu haben")  # fmt: skip
-PERSON = ("mensch", "mitarbeiter sprechen", "jemanden sprechen", "jemand sprechen", "person sprechen",
-          "verbinden", "weiterleiten", "durchstellen", "chef", "inhaber", "echte person", "echten person",
-          "richtigen person", "mit jemandem", "kollegin sprechen", "kollegen sprechen")  # fmt: skip
+PERSON = ("mit einem menschen", "einen menschen", "echten menschen", "mensch sprechen", "menschen sprechen",
+          "mitarbeiter sprechen", "jemanden sprechen", "jemand sprechen", "person sprechen", "verbinden sie",
+          "verbinden mich", "mich verbinden", "weiterleiten", "durchstellen", "den chef", "die chefin",
+          "dem chef", "der chefin", "inhaber", "echte person", "echten person", "richtigen person",
+          "mit jemandem", "kollegin sprechen", "kollegen sprechen")  # fmt: skip
+ABANDON = ("lassen sie es", "lassen wir das", "lassen wir es", "vergessen sie es", "doch keinen termin",
+           "abbrechen", "brauche keinen termin", "will keinen termin", "moechte keinen termin")  # fmt: skip
 ANYONE = ("egal wer", "egal bei wem", "egal welche", "egal welcher", "irgendwer", "irgendjemand", "beliebig",
           "wer frei ist", "wer zeit hat", "ist mir egal", "egal", "keine vorliebe", "niemand bestimmtes",
           "jemand anderes", "jemand anderem", "wer auch immer")  # fmt: skip
@@ -88,6 +94,43 @@ _NAME_STOP = re.compile(
     r"der|die|das|zum|zur|bei|mit|von|im|in|ab|wegen)\b.*$",
     re.IGNORECASE,
 )
+_NEVER_NAMES = frozenset(
+    [
+        "wie",
+        "was",
+        "wann",
+        "wo",
+        "warum",
+        "wieso",
+        "welche",
+        "welcher",
+        "teuer",
+        "kostet",
+        "falsch",
+        "richtig",
+        "ersten",
+        "erste",
+        "zweiten",
+        "zweite",
+        "dritten",
+        "dritte",
+        "letzten",
+        "letzte",
+        "nochmal",
+        "termin",
+        "uhr",
+        "moment",
+        "nicht",
+        "kein",
+        "keine",
+    ]
+)
+_NOT_THAT_DAY = re.compile(
+    r"\bnicht\s+(?:am\s+|an\s+dem\s+|den\s+|um\s+)?(?:montag|dienstag|mittwoch|donnerstag|freitag|samstag|"
+    r"sonntag|morgen|heute|übermorgen|uebermorgen|\d{1,2}(?::\d\d)?\s*uhr)\b",
+    re.IGNORECASE,
+)
+_INSTEAD = re.compile(r"\b(?:sondern|lieber|stattdessen|besser)\b", re.IGNORECASE)
 _ARTICLE_BEFORE_AM = re.compile(r"\b(?:einen|einem|eine|ein)\s+(?=am\b)", re.IGNORECASE)
 _NAME_HERE = re.compile(r"(?P<name>[A-ZÄÖÜ][a-zäöüß'-]+ [A-ZÄÖÜ][a-zäöüß'-]+) hier\b")
 _DAY_WORDS = re.compile(
@@ -110,6 +153,8 @@ class Heard:
     no: bool = False
     goodbye: bool = False
     greets: bool = False
+    abandon: bool = False  # "lassen Sie es", "ich will doch keinen Termin"
+    books_explicitly: bool = False  # "buchen", "einen neuen Termin"
     call_back: bool = False  # "rufen Sie mich zurück"
     try_again: bool = False  # "versuchen Sie es noch einmal"
     thanks: bool = False
@@ -138,6 +183,7 @@ class Heard:
                 self.no,
                 self.goodbye,
                 self.greets,
+                self.abandon,
                 self.call_back,
                 self.try_again,
                 self.thanks,
@@ -168,9 +214,11 @@ def hear(text: str, catalog: Catalog, now: datetime, *, expecting_name: bool = F
     words = folded.split()
     first = words[0]
     heard.yes = first in YES_FIRST or _any(folded, YES_PHRASES)
-    heard.no = first in NO_FIRST or _any(folded, NO_PHRASES)
-    if heard.no:
+    heard.no = first in NO_FIRST or _any(folded, NO_PHRASES) or "nein" in words
+    if heard.no or "aber" in words:  # "ja, aber …", "ja nein": a change, not a plain yes
         heard.yes = False
+    heard.abandon = _any(folded, ABANDON)
+    heard.books_explicitly = _stem(folded, ("buch", "reservier", "neuen termin", "einen neuen"))
     heard.goodbye = _any(folded, GOODBYE)
     heard.thanks = _any(folded, THANKS)
     heard.greets = _any(folded, GREETINGS)
@@ -195,8 +243,8 @@ def hear(text: str, catalog: Catalog, now: datetime, *, expecting_name: bool = F
     _hear_staff(heard, catalog)
     _hear_when(heard, catalog, now)
     _hear_name(heard, catalog, expecting_name)
-    if heard.name and heard.staff and fold(heard.staff.name) in fold(heard.name).split():
-        heard.staff = None  # "Anna Schmidt" is the caller, not our Anna
+    if heard.name and heard.staff and _named_after(heard.staff, heard.name):
+        heard.staff = None  # "Anna Schmidt" / "Klara Meier" is the caller, not our Anna or Clara
     for word in words:
         if word in ORDINALS and (word.isalpha() or len(words) <= 3):
             heard.choice = ORDINALS[word]
@@ -245,18 +293,24 @@ def _hear_service(heard: Heard, catalog: Catalog) -> None:
 
 
 def _hear_staff(heard: Heard, catalog: Catalog) -> None:
-    words = heard.folded.split()
+    segments = [fold(part).split() for part in re.split(r"[,;.!?]", heard.text)]
     for member in (s for s in catalog.staff if s.active):
         names = {fold(member.name), fold(member.key)}
-        for index, word in enumerate(words):
-            if word in names or any(_sounds_like(word, n) for n in names):
-                if index > 0 and words[index - 1] in {"nicht", "keine", "kein", "ohne"}:
-                    heard.not_staff = member
-                    heard.anyone = True
-                else:
-                    heard.staff = member
+        for words in segments:  # "nicht" counts within its part of the sentence: "nicht bei Anna, Klara …"
+            for index, word in enumerate(words):
+                if word in names or any(_sounds_like(word, n) for n in names):
+                    if set(words[max(0, index - 3) : index]) & {"nicht", "keine", "kein", "ohne"}:
+                        heard.not_staff = member
+                        heard.anyone = True
+                    else:
+                        heard.staff = member
     if heard.staff is None and _any(heard.folded, ANYONE):
         heard.anyone = True
+
+
+def _named_after(member: Staff, name: str) -> bool:
+    staff = fold(member.name)
+    return any(word == staff or _sounds_like(word, staff) for word in fold(name).split())
 
 
 def _sounds_like(word: str, name: str) -> bool:
@@ -271,7 +325,12 @@ def _hear_when(heard: Heard, catalog: Catalog, now: datetime) -> None:
         for member in catalog.staff:
             text = re.sub(rf"\b{re.escape(member.name)}\b", " ", text, flags=re.IGNORECASE)
     text = _ARTICLE_BEFORE_AM.sub("", text)  # "einen am Freitag" is no "1 am" (a.m.)
-    when = resolve_when(text, "", now, opening_hours=weekly_pairs(catalog.tenant.opening_hours))
+    text = _NOT_THAT_DAY.sub(" ", text)  # "nicht am Mittwoch, sondern am Donnerstag"
+    hours = weekly_pairs(catalog.tenant.opening_hours)
+    wanted = _INSTEAD.split(text)
+    when = resolve_when(wanted[-1], "", now, opening_hours=hours) if len(wanted) > 1 else None
+    if when is None or when.reason == "not_understood":  # "lieber Donnerstag": what follows counts
+        when = resolve_when(text, "", now, opening_hours=hours)
     if when.reason == "not_understood" or (
         when.date is None and when.time is None and when.window is None and when.reason is None
     ):
@@ -284,6 +343,8 @@ def _hear_when(heard: Heard, catalog: Catalog, now: datetime) -> None:
 
 def _clean_name(raw: str) -> str | None:
     name = _NAME_STOP.sub("", raw.strip()).strip(" .,!?")
+    if any(fold(word) in _NEVER_NAMES for word in name.split()):
+        return None  # "Wie bitte?", "Nein, der Name ist falsch", "den ersten"
     parts = [p for p in name.split() if p.lower() not in _NOT_NAMES]
     if not parts or len(parts) > 4:
         return None
@@ -321,7 +382,8 @@ def _hear_name(heard: Heard, catalog: Catalog, expecting_name: bool) -> None:
         if name and not _names_a_thing(name, catalog):
             heard.name = name
             return
-    if expecting_name and not (heard.no or heard.intent in {"cancel", "reschedule"}):
+    asking = heard.text.rstrip().endswith("?") or heard.asks_prices or heard.asks_hours or heard.asks_services
+    if expecting_name and not (heard.no or asking or heard.intent in {"cancel", "reschedule"}):
         words = [w for w in re.split(r"[\s,]+", heard.text.strip(" .!?")) if w]
         kept = [w for w in words if fold(w) not in NAME_FILLERS]
         name = _clean_name(" ".join(kept))

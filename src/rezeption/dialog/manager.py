@@ -163,6 +163,9 @@ class Dialog:
         heard = hear(utterance, self.catalog, self.now, expecting_name=s.awaiting == "name")
         if heard.wants_person:
             return self._transfer()
+        if heard.abandon and heard.intent not in {"cancel", "reschedule"}:
+            s.clear_job()
+            return self._ask(f"Gut, dann lassen wir das. {ANYTHING_ELSE}", "anything_else")
         if not heard.has_content:
             return self._repair()
         s.misunderstood = 0
@@ -219,6 +222,9 @@ class Dialog:
     async def _on_choose_offer(self, heard: Heard) -> Say | None:
         s = self.state
         chosen = self._pick_offer(heard)
+        if chosen is None and heard.no and heard.when is None and heard.staff is None:
+            s.offers = []
+            return self._ask("Welcher Tag oder welche Uhrzeit wäre Ihnen lieber?", "day")
         if chosen is None:
             if heard.yes and not heard.when and len(s.offers) > 1:
                 return self._ask(f"Gern. {self._offer_question()}", "choose_offer")
@@ -276,8 +282,12 @@ class Dialog:
         s = self.state
         if s.target is None:
             return None
-        if s.awaiting == "confirm_reschedule" and heard.when is not None and not heard.yes:
-            return None  # a (new) time: asked about below
+        if s.awaiting == "confirm_reschedule" and heard.when is not None and heard.when.reason is None:
+            return None  # a (new) time, even after a "ja, aber": asked about below
+        if heard.no and (heard.when is not None or heard.service is not None):
+            s.target = None  # "nein, den am Mittwoch": another appointment than the one read out
+            s.lookup = {}
+            return None
         if heard.yes:
             if s.intent == "cancel":
                 reply = await self.functions("cancel_appointment", {"referenz": s.target["referenz"]})
@@ -321,7 +331,7 @@ class Dialog:
                 return self._ask(f"Gern. Welchen Termin meinen Sie? {self._appointments_listed()}",
                                  "choose_appointment")  # fmt: skip
         if pick is None:
-            if heard.intent or heard.goodbye:
+            if heard.intent or heard.goodbye or heard.asks_prices or heard.asks_hours or heard.asks_services:
                 return None
             if heard.no or heard.thanks:
                 s.clear_job()
@@ -392,6 +402,9 @@ class Dialog:
             s.clear_job()
             s.intent = heard.intent
         elif heard.intent == "book" and s.intent not in {"cancel", "reschedule"}:
+            s.intent = "book"
+        elif heard.intent == "book" and heard.books_explicitly:  # "doch lieber einen neuen Termin buchen"
+            s.clear_job()
             s.intent = "book"
         if heard.name:
             s.name = heard.name
@@ -769,11 +782,15 @@ class Dialog:
 
 
 def _last_question(text: str) -> str | None:
-    """The question a reply ends with (what to ask again after a misunderstanding or silence)."""
+    """The question a reply ends with (what to ask again after a misunderstanding or silence); a
+    sentence ends at . ! ? before a capital letter, not at the dot of "5. November"."""
     if not text.rstrip().endswith("?"):
         return None
-    cut = max(text.rfind(". ", 0, len(text) - 1), text.rfind("! ", 0, len(text) - 1))
-    return text[cut + 2 :].strip() if cut >= 0 else text.strip()
+    sentences = _SENTENCE_END.split(text.strip())
+    return sentences[-1].strip()
+
+
+_SENTENCE_END = re.compile(r"(?<=[^\d\s][.!?])\s+(?=[A-ZÄÖÜ])")
 
 
 def _euro(value: float) -> str:

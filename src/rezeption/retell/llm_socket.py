@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import time
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -42,7 +44,7 @@ LIVE_FOR = timedelta(hours=2)  # a call older than this is over, whatever the we
 MAX_MESSAGE = 512 * 1024  # characters of one frame; Retell's transcripts are far smaller
 MAX_UTTERANCE = 2000
 RECORD_WAITS = 10  # x 0.1 s for a call_inbound's record to land
-KEPT_DIALOGS = 10_000  # dialogs remembered for reconnects, oldest dropped first
+KEPT_DIALOGS = 2_000  # dialogs remembered for reconnects, oldest dropped first
 SORRY = "Entschuldigung, da ist etwas schiefgegangen. Können Sie das bitte wiederholen?"
 
 
@@ -55,7 +57,6 @@ class SocketFunctions:
         self.runner = runner
         self.ref = ref
         self.services = services
-        self.wrote = False
         self.count = 0
 
     async def __call__(self, name: str, args: dict[str, Any]) -> Reply:
@@ -76,7 +77,7 @@ class SocketFunctions:
             self.session.traces, self.services.clock, name, self.ref.call_id, outcome, latency, channel="llm"
         )
         if writes(name) and name != "record_consent":
-            self.wrote = True
+            self.session.call.wrote = True
         await self.session.send(
             {
                 "response_type": "tool_call_result",
@@ -88,19 +89,31 @@ class SocketFunctions:
         return outcome.reply
 
 
+@dataclass
+class LiveCall:
+    """What a call keeps across its sockets (Retell reconnects): the dialog, the caller's words
+    already answered (by transcript index), and the lock that runs its turns one at a time."""
+
+    dialog: Dialog
+    consumed: dict[int, str] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    started: bool = False
+    wrote: bool = False  # the running turn booked, cancelled or moved something
+    last_answer: str = ""
+
+
 class LlmSession:
     """One connected socket of one call."""
 
-    def __init__(self, websocket: WebSocket, dialog: Dialog, traces: Any) -> None:
+    def __init__(self, websocket: WebSocket, call: LiveCall, traces: Any) -> None:
         self.websocket = websocket
-        self.dialog = dialog
+        self.call = call
+        self.dialog = call.dialog
         self.traces = traces
         self.latest = -1
         self.turn_id = 0
         self.closed = False
-        self._turn_lock = asyncio.Lock()
         self._send_lock = asyncio.Lock()
-        self._consumed: dict[int, str] = {}
         self.functions: SocketFunctions | None = None
 
     async def send(self, payload: dict[str, Any]) -> None:
@@ -180,48 +193,70 @@ class LlmSession:
         await self.send(_response(response_id, say))
 
     async def _turn(self, response_id: int, transcript: list[Any], kind: str, voice: Voice) -> Say | None:
-        async with self._turn_lock:
-            if response_id != self.latest:
+        async with self.call.lock:  # one turn at a time per call, across a reconnect's sessions too
+            if response_id != self.latest or self.closed:
                 return None  # a newer request holds the same words and more: it answers them
             self.turn_id = response_id
             self.dialog.speak = voice.say
+            self.call.wrote = False
             if self.functions is not None:
-                self.functions.wrote = False
                 self.functions.count = 0
+            before = copy.deepcopy(self.dialog.state), dict(self.call.consumed)
             words = self._new_words(transcript)
             if words:
                 say = await self.dialog.respond(words)
             elif kind == "reminder_required":
                 say = await self.dialog.reminder()
+            elif self.call.last_answer and self.call.last_answer not in _agent_said(transcript):
+                say = Say(self.call.last_answer)  # the answer got lost on the way (a reconnect): again
             else:
                 say = Say(self.dialog.state.question)
             if self.dialog.unsaid:
                 say = Say(f"{self.dialog.unsaid} {say.text}", say.end_call, say.transfer_number)
                 self.dialog.unsaid = ""
-            if response_id != self.latest:  # superseded while working: the newer answer speaks
-                if self.functions is not None and self.functions.wrote:  # what was booked or changed
+            if response_id != self.latest or self.closed:  # superseded (or hung up) while working
+                if self.call.wrote:  # what was booked or changed must still be said
                     self.dialog.unsaid = say.text.removesuffix(ANYTHING_ELSE).strip()
+                else:  # nothing happened that the caller did not hear: the newer turn hears it all
+                    self.dialog.state, self.call.consumed = before
                 return None
+            self.call.last_answer = say.text
             return say
 
     def _new_words(self, transcript: list[Any]) -> str:
-        """The caller's words since the agent last spoke that no earlier turn has answered."""
+        """The caller's words no turn has answered yet: what grew or came since, and what a turn
+        that was superseded without effect had taken (given back). Before the agent last spoke,
+        an answered utterance is never heard twice; on a call's first turn here, nothing before."""
+        consumed = self.call.consumed
         last_agent = max(
             (i for i, u in enumerate(transcript) if isinstance(u, dict) and u.get("role") == "agent"),
             default=-1,
         )
         parts = []
-        for index in range(last_agent + 1, len(transcript)):
-            utterance = transcript[index]
+        for index, utterance in enumerate(transcript):
             if not isinstance(utterance, dict) or utterance.get("role") != "user":
                 continue
             content = strip_controls(str(utterance.get("content") or ""))[:MAX_UTTERANCE].strip()
-            seen = self._consumed.get(index, "")
-            fresh = content[len(seen) :] if seen and content.startswith(seen) else content
-            self._consumed[index] = content
+            seen = consumed.get(index)
+            if seen is None and index < last_agent and not self.call.started:
+                seen = content  # a call new to this process (a reconnect elsewhere): not the past
+            if seen is None:
+                fresh = content
+            elif index < last_agent:
+                continue
+            else:
+                fresh = content[len(seen) :] if content.startswith(seen) else content
+            consumed[index] = content
             if fresh.strip(" ,.!?"):
                 parts.append(fresh.strip(" ,"))
+        self.call.started = True
         return " ".join(parts)
+
+
+def _agent_said(transcript: list[Any]) -> list[str]:
+    return [
+        str(u.get("content") or "") for u in transcript if isinstance(u, dict) and u.get("role") == "agent"
+    ]
 
 
 def _response(response_id: int, say: Say) -> dict[str, Any]:
@@ -255,17 +290,17 @@ class Dialogs:
 
     def __init__(self, limit: int = KEPT_DIALOGS) -> None:
         self.limit = limit
-        self._dialogs: OrderedDict[str, Dialog] = OrderedDict()
+        self._dialogs: OrderedDict[str, LiveCall] = OrderedDict()
         self._sockets: dict[str, WebSocket] = {}
 
-    def get(self, call_id: str) -> Dialog | None:
+    def get(self, call_id: str) -> LiveCall | None:
         """The call's dialog if this process holds it."""
         return self._dialogs.get(call_id)
 
-    def keep(self, dialog: Dialog) -> None:
-        """Remember a dialog (dropping the oldest beyond the limit)."""
-        self._dialogs[dialog.call_id] = dialog
-        self._dialogs.move_to_end(dialog.call_id)
+    def keep(self, call: LiveCall) -> None:
+        """Remember a call's dialog (dropping the oldest beyond the limit)."""
+        self._dialogs[call.dialog.call_id] = call
+        self._dialogs.move_to_end(call.dialog.call_id)
         while len(self._dialogs) > self.limit:
             self._dialogs.popitem(last=False)
 
@@ -323,27 +358,30 @@ def build_llm_router() -> APIRouter:
         tenant_id = record.tenant_id
         await websocket.accept()
         await dialogs.take_over(call_id, websocket)
-        dialog = dialogs.get(call_id)
-        resumed = dialog is not None
+        live = dialogs.get(call_id)
+        resumed = live is not None
         session_ref = CallRef(call_id, record.agent_id, record.from_number, record.to_number)
 
         async def catalog() -> Catalog:
             async with services.uow.reading() as tx:
                 return await services.bookings.catalogs.get(tx, tenant_id, services.clock.now().date())
 
-        if dialog is None:
+        if live is None:
             salon = await catalog()
             match = await services.callers.find_caller(tenant_id, record.from_number)
-            dialog = Dialog(
-                call_id=call_id,
-                catalog=catalog,
-                functions=_unbound,
-                clock=services.clock,
-                caller=Caller(match.name if match.status == "known" else None),
-                transfer_number=salon.tenant.transfer_number,
+            live = LiveCall(
+                Dialog(
+                    call_id=call_id,
+                    catalog=catalog,
+                    functions=_unbound,
+                    clock=services.clock,
+                    caller=Caller(match.name if match.status == "known" else None),
+                    transfer_number=salon.tenant.transfer_number,
+                )
             )
-            dialogs.keep(dialog)
-        session = LlmSession(websocket, dialog, websocket.app.state.retell_traces)
+            dialogs.keep(live)
+        dialog = live.dialog
+        session = LlmSession(websocket, live, websocket.app.state.retell_traces)
         session.functions = SocketFunctions(session, runner, session_ref, services)
         dialog.functions = session.functions
         log.info("retell.llm_connected", call_id=call_id, resumed=resumed)

@@ -198,3 +198,40 @@ async def test_broken_frames_are_ignored(call: RetellCall) -> None:
     await call.socket.send(json.dumps(["a", "list"]))
     answer = await call.say("Wann haben Sie geöffnet?")
     assert "Dienstag" in answer.text
+
+
+async def test_a_superseded_turn_that_wrote_nothing_leaves_no_trace(
+    app: FastAPI, call: RetellCall, database: Database
+) -> None:
+    """The caller says "Okay" to the holding line: the read-back the first request prepared was never
+    heard, so "Okay" is no yes to it; the newer request answers both utterances with the read-back."""
+    slow(app, "check_availability", 1.0)
+    call.transcript.append({"role": "user", "content": "Herrenhaarschnitt am Mittwoch um 10, Hans Schuster"})
+    await call.send_required(50)
+    await asyncio.sleep(0.5)  # the holding line is out; the caller answers it
+    call.transcript += [{"role": "agent", "content": HOLD}, {"role": "user", "content": "Okay"}]
+    await call.send_required(51)
+    answer = await call.collect(51)
+    assert "Ich fasse zusammen: Herrenhaarschnitt am Mittwoch" in answer.text
+    assert "Soll ich den Termin so eintragen?" in answer.text and "gebucht" not in answer.text
+    assert await confirmed(database) == 0
+
+
+async def test_a_reconnect_does_not_hear_answered_words_again(
+    server: str, call: RetellCall, database: Database
+) -> None:
+    """The line drops after "Ja" was answered but before the answer was spoken: on the reconnect
+    Retell asks again with the same words; they are not heard (or booked) twice, and the answer the
+    caller missed is said again."""
+    await call.say("Herrenhaarschnitt am Mittwoch um 10, Hans Schuster")
+    await call.say("Ja")
+    await call.socket.close()
+    unheard = call.transcript[:-1]  # the booking's answer never reached the caller
+    async with connect(f"{server.replace('http', 'ws')}/retell/llm/{call.call_id}") as socket:
+        [json.loads(await socket.recv()) for _ in range(2)]
+        resumed = RetellCall(socket, call.call_id, "", transcript=unheard, next_id=60)
+        await resumed.send_required(60)
+        again = await resumed.collect(60)
+    assert "Ich habe Ihren Termin gebucht" in again.text
+    assert not [t for t in again.tools if t.get("name") == "book_appointment"], "said again, not booked again"
+    assert await confirmed(database) == 1
