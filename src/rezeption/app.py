@@ -11,12 +11,14 @@ API docs are off (unless `REZEPTION_DOCS=true`) and /ready says only "ready" or 
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -25,6 +27,7 @@ from rezeption.calendars.calcom.webhook import build_calcom_webhook_router
 from rezeption.domain.clock import Clock
 from rezeption.ops import readiness
 from rezeption.ops.logging import configure_logging
+from rezeption.ops.metrics import exposition
 from rezeption.ops.slot_refresher import slot_refresher
 from rezeption.ops.warmup import warm_up
 from rezeption.ops.worker import embedded_worker
@@ -105,6 +108,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     for trouble in DATABASE_TROUBLE:
         app.add_exception_handler(trouble, database_unavailable)
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics (a bearer token when REZEPTION_METRICS_TOKEN is set)."""
+        token = settings.metrics_token
+        if token is not None:
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token.get_secret_value()}".encode()):
+                return JSONResponse({"error": "a bearer token is required"}, status_code=401)
+        return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/health", tags=["ops"])
     async def health() -> dict[str, str]:

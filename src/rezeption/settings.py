@@ -132,6 +132,8 @@ class Settings(BaseSettings):
     slot_refresher: bool = True  # keep Cal.com salons' slot pictures warm (ops.slot_refresher)
     warmup: bool = True  # open the pool and run the hot reads once before taking traffic (ops.warmup)
     docs: bool | None = None  # /docs, /redoc, /openapi.json; default: on except in production
+    # /metrics asks for `Authorization: Bearer <token>` when set (unset: open, keep it off the internet)
+    metrics_token: SecretStr | None = None
     # uvicorn, in `rezeption serve` (it has no timeout for slow request headers: see the README)
     http_parser: Literal["h11", "httptools"] = "h11"  # h11 bounds the request head; httptools does not
     # h11: a request head still incomplete after a read may hold this much (a head arriving in one

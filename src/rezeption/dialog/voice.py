@@ -14,6 +14,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from rezeption.ops.metrics import FIRST_WORDS_SECONDS
+from rezeption.ops.metrics import HOLDING_LINES as HOLDING_LINES_SPOKEN
+
 HOLD_AFTER = 0.25  # seconds after response_required: below the 300 ms the caller notices
 PAUSE = 0.5  # seconds of quiet after a holding sentence before the next one
 CHARS_PER_SECOND = 12.0
@@ -49,8 +52,15 @@ class Voice:
         if not text or not self.alive():
             return
         now = self._clock()
+        if self.speech_ends is None:
+            FIRST_WORDS_SECONDS.observe(now - self.started)
         self.speech_ends = max(now, self.speech_ends or now) + speaking_time(text)
         await self._send(text)
+
+    def answered(self) -> None:
+        """The final part goes out now (counted as the first words when nothing came before)."""
+        if self.speech_ends is None:
+            FIRST_WORDS_SECONDS.observe(self._clock() - self.started)
 
     def _next_hold(self) -> float:
         if self.speech_ends is None:
@@ -69,3 +79,4 @@ class Voice:
                 return await asyncio.shield(task)
             await self.say(HOLDING_LINES[self.holding])
             self.holding += 1
+            HOLDING_LINES_SPOKEN.inc()

@@ -190,6 +190,7 @@ class LlmSession:
             say = Say(SORRY)
         if say is None or not voice.alive():
             return
+        voice.answered()
         await self.send(_response(response_id, say))
 
     async def _turn(self, response_id: int, transcript: list[Any], kind: str, voice: Voice) -> Say | None:

@@ -10,6 +10,7 @@ import structlog
 from rezeption.booking.calls import Calls
 from rezeption.booking.ports import Trace
 from rezeption.domain.clock import Clock
+from rezeption.ops.metrics import observe_function
 from rezeption.retell.functions import Outcome
 
 log = structlog.get_logger("rezeption.retell")
@@ -83,7 +84,9 @@ def trace_function(
     latency_ms: int,
     **logged: str,
 ) -> None:
-    """Log one function call (no personal data) and queue its trace (arguments, reply, latency)."""
+    """Log one function call (no personal data), count it, and queue its trace (arguments, reply,
+    latency)."""
+    observe_function(name, logged.get("channel", "http"), outcome.reply, latency_ms / 1000)
     log.info(
         "retell.function",
         function=name,

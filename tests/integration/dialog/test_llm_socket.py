@@ -235,3 +235,36 @@ async def test_a_reconnect_does_not_hear_answered_words_again(
     assert "Ich habe Ihren Termin gebucht" in again.text
     assert not [t for t in again.tools if t.get("name") == "book_appointment"], "said again, not booked again"
     assert await confirmed(database) == 1
+
+
+async def test_first_words_and_holding_lines_are_measured(
+    app: FastAPI, server: str, call: RetellCall
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def scrape() -> dict[str, float]:
+        import httpx
+
+        text = httpx.get(f"{server}/metrics").text
+        wanted = {"rezeption_dialog_first_words_seconds_count", "rezeption_dialog_holding_lines_total"}
+        return {
+            s.name: s.value
+            for f in text_string_to_metric_families(text)
+            for s in f.samples
+            if s.name in wanted
+        }
+
+    before = scrape()
+    slow(app, "check_availability", 1.0)
+    await call.say("Herrenhaarschnitt am Mittwoch um 10, Hans Schuster")  # a holding line first
+    await call.say("Nein danke, tschüss")  # at once: nothing to look up
+    after = scrape()
+    assert (
+        after["rezeption_dialog_first_words_seconds_count"]
+        - before.get("rezeption_dialog_first_words_seconds_count", 0)
+        == 2
+    )
+    assert (
+        after["rezeption_dialog_holding_lines_total"] - before.get("rezeption_dialog_holding_lines_total", 0)
+        == 1
+    )
