@@ -10,7 +10,7 @@ recognised stays None: the manager asks, it never guesses.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from rapidfuzz import fuzz
@@ -172,7 +172,6 @@ class Heard:
     anyone: bool = False
     name: str | None = None
     choice: int | None = None  # "den ersten", "die zweite", "die letzte"
-    extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def has_content(self) -> bool:

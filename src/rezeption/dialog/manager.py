@@ -14,7 +14,7 @@ import re
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, time
 from typing import Any, Protocol
 
 from rezeption.dialog.hearing import Heard, hear
@@ -806,8 +806,3 @@ def _prices(reply: Reply, service: Service | None) -> str:
                 return f"{item['name']} kostet {price} und dauert etwa {minutes} Minuten."
     listed = [f"{i['name']} {_euro(i['preis_euro'])}" for i in items]
     return f"Unsere Preise: {join_alternatives(listed, 'und')}."
-
-
-def local_now(clock: Clock, catalog: Catalog) -> datetime:
-    """The salon's 'now'."""
-    return clock.now().astimezone(catalog.tenant.zone)

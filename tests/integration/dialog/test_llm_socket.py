@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -268,3 +269,16 @@ async def test_first_words_and_holding_lines_are_measured(
         after["rezeption_dialog_holding_lines_total"] - before.get("rezeption_dialog_holding_lines_total", 0)
         == 1
     )
+
+
+async def test_a_call_older_than_two_hours_is_refused(
+    server: str, phone: RetellPhone, clock: FixedClock
+) -> None:
+    """Someone who learned an old call's id cannot speak in it: a call is live for two hours at most."""
+    placed = await phone.call("call_socket_old", from_number=CALLER, to_number=SALON_NUMBER)
+    await placed.socket.close()
+    clock.advance(timedelta(hours=2, minutes=1))
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(f"{server.replace('http', 'ws')}/retell/llm/call_socket_old"):
+            pass
+    assert refused.value.response.status_code == 403
