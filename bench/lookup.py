@@ -47,6 +47,7 @@ from rezeption.booking.references import References, reference_key  # noqa: E402
 from rezeption.domain.clock import FixedClock  # noqa: E402
 from rezeption.store import migrate  # noqa: E402
 from rezeption.store.db import Database  # noqa: E402
+from rezeption.store.flags import flag_book  # noqa: E402
 from rezeption.store.lookup import SqlLookupStore  # noqa: E402
 from rezeption.store.uow import SqlUnitOfWork  # noqa: E402
 
@@ -133,7 +134,7 @@ async def measure(
 ) -> dict[str, dict[str, float]]:
     store = SqlLookupStore(database)
     uow, clock = SqlUnitOfWork(database), FixedClock(NOW)
-    caller = CallerId(store=store, uow=uow, clock=clock)
+    caller = CallerId(store=store, uow=uow, clock=clock, flags=flag_book(database))
     finder = AppointmentFinder(store, uow, clock, References(reference_key("bench-secret-0123456789")))
     results = {}
     for shape, make in shapes(store, caller, finder, bases).items():

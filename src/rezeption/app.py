@@ -28,7 +28,9 @@ from rezeption.domain.clock import Clock
 from rezeption.ops import readiness
 from rezeption.ops.logging import configure_logging
 from rezeption.ops.metrics import exposition
+from rezeption.ops.metrics_db import database_facts
 from rezeption.ops.slot_refresher import slot_refresher
+from rezeption.ops.tracing import configure_tracing, shutdown_tracing
 from rezeption.ops.warmup import warm_up
 from rezeption.ops.worker import embedded_worker
 from rezeption.retell.functions import FunctionRunner
@@ -55,12 +57,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.state.bare_args = settings.retell_bare_args
         services = build(settings, clock=clock)
         app.state.services = services
+        configure_tracing(settings.otlp_endpoint, engines=[services.database.engine.sync_engine])
         app.state.retell_runner = FunctionRunner(
             calls=services.calls,
             bookings=services.bookings,
             clock=services.clock,
             finder=services.finder,
             callers=services.callers,
+            flags=services.flags,
         )
         app.state.retell_traces = traces = TraceWriter(services.calls)
         app.state.llm_dialogs = Dialogs()
@@ -81,6 +85,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             finally:
                 await traces.close()
         await services.close()
+        shutdown_tracing()
 
     docs = settings.docs_enabled
     app = FastAPI(
@@ -117,7 +122,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             given = request.headers.get("authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {token.get_secret_value()}".encode()):
                 return JSONResponse({"error": "a bearer token is required"}, status_code=401)
-        return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
+        services: Services = app.state.services
+        facts = await database_facts(services.database, services.clock.now())
+        return Response(exposition(facts), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/health", tags=["ops"])
     async def health() -> dict[str, str]:

@@ -13,9 +13,11 @@ from rezeption.booking.references import References, reference_key
 from rezeption.calendars.directory import CalendarDirectory
 from rezeption.calendars.slot_cache import RedisSlotCache, slot_cache_from_url
 from rezeption.domain.clock import Clock
+from rezeption.domain.flags import FlagBook
 from rezeption.settings import Settings
 from rezeption.store.calls import SqlCallStore, TenantRoutes
 from rezeption.store.db import Database
+from rezeption.store.flags import flag_book
 from rezeption.store.idempotency import IdempotencyStore
 from rezeption.store.lookup import SqlLookupStore
 from rezeption.store.uow import SqlUnitOfWork
@@ -36,6 +38,7 @@ class Services:
     callers: CallerId
     routes: TenantRoutes
     calls: Calls
+    flags: FlagBook
 
     async def close(self) -> None:
         """Release connections (database, Cal.com clients, Redis)."""
@@ -52,8 +55,13 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
         settings.database_url, pool_size=settings.db_pool_size, timeouts=settings.timeouts
     )
     uow = SqlUnitOfWork(database)
+    flags = flag_book(database)
     calendars = CalendarDirectory(
-        uow, clock=clock, slot_cache=slot_cache_from_url(settings.redis_url), redis_url=settings.redis_url
+        uow,
+        clock=clock,
+        slot_cache=slot_cache_from_url(settings.redis_url),
+        redis_url=settings.redis_url,
+        flags=flags,
     )
     bookings = Bookings(uow=uow, calendars=calendars, clock=clock)
     reconciler = Reconciler(uow=uow, calendars=calendars, clock=clock)
@@ -72,7 +80,8 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Services:
         finder=AppointmentFinder(
             store=lookups, uow=uow, clock=clock, references=references, catalogs=bookings.catalogs
         ),
-        callers=CallerId(store=lookups, uow=uow, clock=clock, catalogs=bookings.catalogs),
+        callers=CallerId(store=lookups, uow=uow, clock=clock, flags=flags, catalogs=bookings.catalogs),
         routes=routes,
         calls=Calls(SqlCallStore(database, routes), IdempotencyStore(database, clock)),
+        flags=flags,
     )

@@ -134,6 +134,8 @@ class Settings(BaseSettings):
     docs: bool | None = None  # /docs, /redoc, /openapi.json; default: on except in production
     # /metrics asks for `Authorization: Bearer <token>` when set (unset: open, keep it off the internet)
     metrics_token: SecretStr | None = None
+    # OpenTelemetry: spans over OTLP/HTTP to this collector (e.g. http://127.0.0.1:4318); unset: off
+    otlp_endpoint: str | None = None
     # uvicorn, in `rezeption serve` (it has no timeout for slow request headers: see the README)
     http_parser: Literal["h11", "httptools"] = "h11"  # h11 bounds the request head; httptools does not
     # h11: a request head still incomplete after a read may hold this much (a head arriving in one

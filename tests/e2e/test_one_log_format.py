@@ -63,4 +63,9 @@ def test_every_server_line_is_one_json_object(tmp_path: Path) -> None:
     names = {e.get("logger") for e in events}
     assert {"uvicorn.error", "uvicorn.access"} <= names
     assert any(e["event"] == "retell.function" for e in events)
+    call_lines = [e for e in events if e.get("call_id") == "c1"]
+    assert {e["event"] for e in call_lines} >= {"retell.function"}
+    access = [e for e in events if "POST /retell/functions/check_availability" in e["event"]]
+    assert len(access) == 1 and access[0] in call_lines, "the access line of the call's request too"
+    assert all(e.get("salon") == "friseur1" for e in call_lines), call_lines
     assert any("rezeption serves on" in e["event"] for e in events)

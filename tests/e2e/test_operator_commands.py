@@ -281,3 +281,27 @@ def test_every_command_says_in_one_line_when_the_database_is_not_there(
         lines = done.stderr.strip().splitlines()
         assert done.returncode in (1, 2) and len(lines) == 1, done.stderr
         assert lines[0].startswith("rezeption: ") and ("db upgrade" in lines[0] or "cannot open" in lines[0])
+
+
+def test_flags_are_set_listed_and_cleared_and_bad_input_changes_nothing(env: dict[str, str]) -> None:
+    cli(env, "tenants", "load", str(DEMO_SALON))
+    assert cli(env, "flags", "set", "caller_id", "--percent", "30").returncode == 0
+    salon = cli(env, "flags", "set", "caller_id", "--off", "--salon", "friseur1")
+    assert salon.returncode == 0 and "caller_id für friseur1: aus" in salon.stdout
+    before = cli(env, "flags", "list").stdout
+    assert "global: 30 %" in before and "friseur1: aus" in before and "interim_lines" in before
+    for args, why in [
+        (("caller_id", "--percent", "130"), "between 0 and 100, not 130"),
+        (("caller_id", "--percent", "-5"), "between 0 and 100, not -5"),
+        (("caller_idd", "--on"), "unknown flag 'caller_idd'"),
+        (("caller_id", "--on", "--salon", "friseur9"), "no salon 'friseur9' (salons: friseur1)"),
+        (("caller_id", "--on", "--off"), "exactly one of --on, --off, --percent"),
+        (("caller_id",), "exactly one of --on, --off, --percent"),
+    ]:
+        refused = cli(env, "flags", "set", *args)
+        assert refused.returncode == 2 and why in refused.stderr and "nothing changed" in refused.stderr, args
+    assert cli(env, "flags", "list").stdout == before
+    overridden = cli(env, "flags", "set", "caller_id", "--on")
+    assert "Salons mit eigener Regel (gehen vor): friseur1 (aus)" in overridden.stdout
+    assert "entfernt" in cli(env, "flags", "clear", "caller_id", "--salon", "friseur1").stdout
+    assert "friseur1: aus" not in cli(env, "flags", "list").stdout

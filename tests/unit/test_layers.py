@@ -35,3 +35,20 @@ def test_the_booking_use_cases_do_not_import_the_store() -> None:
 def test_the_retell_adapter_reaches_calls_through_the_service() -> None:
     bad = [(f, m) for f, m in imports("retell") if m.startswith("rezeption.store") and (f, m) not in ALLOWED]
     assert bad == []
+
+
+def test_ops_is_reached_from_below_only_through_its_observability_leaves() -> None:
+    """Every floor records metrics and logs with the call's id (DESIGN: observability is part of the
+    feature), so the floors below ops may import `ops.metrics`, `ops.tracing` and `ops.logging`, and
+    those import nothing of ours but each other: no way up through them."""
+    leaves = {"rezeption.ops.metrics", "rezeption.ops.tracing", "rezeption.ops.logging"}
+    below = ("domain", "language", "booking", "calendars", "store", "dialog", "retell")
+    bad = [
+        (f, m) for folder in below for f, m in imports(folder)
+        if m.startswith("rezeption.ops") and m not in leaves and not f.startswith("store/migrations")
+    ]  # fmt: skip
+    assert bad == []
+    for leaf in ("ops/metrics.py", "ops/tracing.py", "ops/logging.py"):
+        ours = {m for f, m in imports("ops") if f == leaf and m.startswith("rezeption")}
+        assert ours <= leaves, (leaf, ours)
+    assert [(f, m) for f, m in imports("domain") if m.startswith("rezeption.ops")] == []

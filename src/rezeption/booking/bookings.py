@@ -53,6 +53,7 @@ from rezeption.domain.errors import (
 )
 from rezeption.domain.model import Appointment, AppointmentStatus, Catalog, Interval, Service, Slot, Staff
 from rezeption.domain.schedule import StartCheck, block_of
+from rezeption.ops.metrics import observe_booking
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,24 @@ class Bookings:
 
     async def book(self, request: BookingRequest) -> BookingResult:
         """Book `request`, or replay the booking made earlier under the same idempotency key."""
+        try:
+            result = await self._book_or_replay(request)
+        except BookingError as error:
+            observe_booking(self._provider(request.tenant_id), error.code)
+            raise
+        except Exception:
+            observe_booking(self._provider(request.tenant_id), "other")
+            raise
+        if not result.replayed:
+            observe_booking(result.appointment.provider, None)
+        return result
+
+    def _provider(self, tenant_id: int) -> str:
+        """The salon's calendar provider as last loaded (a metric label; "unknown" before any load)."""
+        catalog = self.catalogs.last_known(tenant_id)
+        return catalog.tenant.calendar_provider if catalog is not None else "unknown"
+
+    async def _book_or_replay(self, request: BookingRequest) -> BookingResult:
         try:
             return await self._book(request)
         except KeyAlreadyUsed:

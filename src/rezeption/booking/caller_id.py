@@ -23,7 +23,10 @@ from rezeption.booking.lookup_model import AppointmentHit, CustomerHit
 from rezeption.booking.lookup_speech import speak_day_time
 from rezeption.booking.ports import Clock, UnitOfWork
 from rezeption.domain.clock import require_aware
+from rezeption.domain.flags import CALLER_ID as CALLER_ID_FLAG
+from rezeption.domain.flags import FlagBook
 from rezeption.language import join_alternatives, mask_phone, normalize_name, normalize_phone
+from rezeption.ops.metrics import CALLER_ID
 
 log = structlog.get_logger(__name__)
 NEXT_APPOINTMENTS = 2
@@ -37,8 +40,6 @@ class CallerStore(Protocol):
     async def by_customers(
         self, tenant_id: int, customer_ids: list[int], *, after: datetime, limit: int = ...
     ) -> list[AppointmentHit]: ...
-
-    async def caller_id_enabled(self, tenant_id: int) -> bool: ...
 
     async def record_consent(
         self,
@@ -80,14 +81,18 @@ class CallerId:
     store: CallerStore
     uow: UnitOfWork
     clock: Clock
+    flags: FlagBook
     catalogs: CatalogCache = field(default_factory=CatalogCache)
 
     async def find_caller(self, tenant_id: int, raw_from_number: str | None) -> CallerMatch:
         """Recognize the caller by number (see the module rules); never a name for a shared number."""
         phone = normalize_phone(raw_from_number)
         if phone is None:
+            CALLER_ID.labels("no_number").inc()
             return CallerMatch("unknown")
-        if not await self.store.caller_id_enabled(tenant_id):
+        await self.flags.fresh()
+        if not self.flags.on(CALLER_ID_FLAG, tenant_id=tenant_id):
+            CALLER_ID.labels("disabled").inc()
             return CallerMatch("disabled", phone)
         people: dict[str, list[CustomerHit]] = {}
         for customer in await self.store.customers_by_phone(tenant_id, phone):
@@ -95,14 +100,17 @@ class CallerId:
                 people.setdefault(normalize_name(customer.name), []).append(customer)
         if len(people) > 1:
             log.info("caller_id", outcome="shared", phone=mask_phone(phone), people=len(people))
+            CALLER_ID.labels("shared").inc()
             return CallerMatch("shared", phone)
         rows = next(iter(people.values()), [])
         consented = [c for c in rows if c.consent_at is not None]
         if not consented:
+            CALLER_ID.labels("no_consent" if rows else "unknown").inc()
             return CallerMatch("unknown", phone)
         chosen = max(consented, key=lambda c: (c.consent_at, c.id))
         spoken = await self._next_appointments(tenant_id, [c.id for c in rows])
         log.info("caller_id", outcome="known", phone=mask_phone(phone))
+        CALLER_ID.labels("matched").inc()
         return CallerMatch("known", phone, chosen.id, chosen.name, spoken)
 
     async def _next_appointments(self, tenant_id: int, customer_ids: list[int]) -> str:

@@ -363,6 +363,8 @@ class Trace:
     reply: dict[str, Any]
     latency_ms: int
     at: datetime
+    flags: dict[str, Any] | None = None
+    """The feature-flag decisions taken for this call: {flag: {"on": bool, "why": rule}}."""
 
 
 @dataclass(frozen=True)

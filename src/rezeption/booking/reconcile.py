@@ -40,6 +40,7 @@ from rezeption.booking.saga import request_callback
 from rezeption.domain.errors import technical_cause
 from rezeption.domain.model import Appointment, AppointmentStatus, Catalog, Interval
 from rezeption.domain.schedule import block_of
+from rezeption.ops.metrics import RECONCILE_FOUND, RECONCILE_RUNS, SAGA_STEPS
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,22 @@ class ReconcileReport:
         self.cancelled_here += other.cancelled_here
         self.conflicts += other.conflicts
         self.errors.extend(other.errors)
+
+
+def _count(report: ReconcileReport) -> None:
+    """One salon's run, in /metrics (orphans and pending rows found are what an operator watches)."""
+    RECONCILE_RUNS.inc()
+    found = {
+        "orphan": report.orphans_cancelled,
+        "pending": report.pending_failed,
+        "imported": report.imported,
+        "cancelled_here": report.cancelled_here,
+        "conflict": report.conflicts,
+        "error": len(report.errors),
+    }
+    for kind, count in found.items():
+        if count:
+            RECONCILE_FOUND.labels(kind).inc(count)
 
 
 class Reconciler:
@@ -116,6 +133,7 @@ class Reconciler:
             bookings = await calendar.bookings(catalog, window)
         except Exception as error:
             report.errors.append(f"listing the calendar's bookings: {technical_cause(error)}")
+            _count(report)
             return report
         for booking in bookings:
             try:
@@ -124,6 +142,7 @@ class Reconciler:
                 report.errors.append(f"calendar booking {booking.uid}: {technical_cause(error)}")
         for problem in report.errors:
             log.warning("reconcile: salon %s: %s", tenant_id, problem)
+        _count(report)
         return report
 
     async def resolve_pending(self, tenant_id: int, appointment_id: int) -> str:
@@ -133,7 +152,9 @@ class Reconciler:
             appointment = await tx.appointment(tenant_id, appointment_id)
         if calendar is None or appointment is None:
             return "unchanged"
-        return await self._resolve(catalog, calendar, appointment)
+        outcome = await self._resolve(catalog, calendar, appointment)
+        SAGA_STEPS.labels("resolve", outcome).inc()
+        return outcome
 
     async def _resolve(self, catalog: Catalog, calendar: ExternalCalendar, appointment: Appointment) -> str:
         if appointment.status is not AppointmentStatus.PENDING:

@@ -43,6 +43,7 @@ from rezeption.booking.ports import (
 from rezeption.domain.errors import BookingError, SlotTaken
 from rezeption.domain.model import Appointment, AppointmentStatus, Catalog, Interval, Slot
 from rezeption.domain.schedule import block_of
+from rezeption.ops.metrics import COMPENSATIONS, SAGA_STEPS
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +76,18 @@ class Saga:
         try:
             booking = await self.calendar.create(self.catalog, appointment)
         except CalendarRefused as refused:
+            SAGA_STEPS.labels("create", "refused").inc()
             await self._fail(appointment, "slot_taken", {"calendar": str(refused)})
             raise SlotTaken(alternatives=list(await _quietly(alternatives))) from refused
         except CalendarOutcomeUnknown as unknown:
+            SAGA_STEPS.labels("create", "unknown").inc()
             await self._park(appointment, unknown)
             raise
         except CalendarUnavailable as down:
+            SAGA_STEPS.labels("create", "unavailable").inc()
             await self._fail(appointment, "calendar_unavailable", {"calendar": down.details.get("detail")})
             raise
+        SAGA_STEPS.labels("create", "ok").inc()
         return await self.settle(appointment, booking, alternatives)
 
     async def settle(
@@ -113,8 +118,10 @@ class Saga:
                     data={"uid": booking.uid, "calendar_status": booking.status},
                 )
                 await tx.commit()
+                SAGA_STEPS.labels("confirm", "ok").inc()
                 return confirmed
         except Exception as error:
+            SAGA_STEPS.labels("confirm", "failed").inc()
             log.error(
                 "saga: local confirm failed for appointment %s: %s", appointment.id, type(error).__name__
             )
@@ -128,7 +135,9 @@ class Saga:
         try:
             await self.calendar.cancel_uid(self.catalog, uid)
             outcome = "compensated"
+            COMPENSATIONS.labels("ok").inc()
         except CalendarUnavailable as error:
+            COMPENSATIONS.labels("queued").inc()
             log.error("saga: compensation failed for appointment %s, queued", appointment.id)
             outcome = "compensation_queued"
             await self._enqueue_cancel(appointment, uid, why, type(error).__name__)
@@ -239,11 +248,14 @@ class Saga:
             else:
                 booking = await self.calendar.create(self.catalog, claim)
         except CalendarRefused as refused:
+            SAGA_STEPS.labels("move", "refused").inc()
             await self._undo_move(old, claim, "slot_taken")
             raise SlotTaken(alternatives=list(await _quietly(alternatives))) from refused
         except CalendarUnavailable as down:
+            SAGA_STEPS.labels("move", "unavailable").inc()
             await self._undo_move(old, claim, "calendar_unavailable")
             raise CalendarUnavailable(str(down.details.get("detail")), moved=False) from down
+        SAGA_STEPS.labels("move", "ok").inc()
         new_end = new_start + (old.ends_at - old.starts_at)
         if booking.start != new_start or booking.end != new_end:
             log.error("saga: calendar moved appointment %s to another time", old.id)

@@ -20,6 +20,7 @@ from rezeption.calendars.local import LocalCalendar
 from rezeption.calendars.slot_cache import MemorySlotCache, SlotCache
 from rezeption.domain.clock import Clock
 from rezeption.domain.errors import BookingError
+from rezeption.domain.flags import CALCOM_PROVIDER, FlagBook, current_call
 from rezeption.domain.model import Catalog
 
 
@@ -39,6 +40,8 @@ class CalendarDirectory:
     """`booking.ports.CalendarDirectory`: local or Cal.com, per salon.
 
     `client_options` go to every `CalcomClient` (tests pass fast backoff; the benchmark a breaker).
+    With `flags`, a Cal.com salon's provider is refused during a call whose `calcom_provider` flag
+    is off (the worker and the reconciler, outside any call, keep working).
     """
 
     def __init__(
@@ -49,7 +52,9 @@ class CalendarDirectory:
         slot_cache: SlotCache | None = None,
         client_options: dict[str, Any] | None = None,
         redis_url: str | None = None,
+        flags: FlagBook | None = None,
     ) -> None:
+        self.flags = flags
         self.local = LocalCalendar(uow)
         self.clock = clock
         self.slot_cache: SlotCache = slot_cache or MemorySlotCache()
@@ -68,6 +73,10 @@ class CalendarDirectory:
         if provider == "local":
             return self.local
         if provider == "calcom":
+            flags = self.flags
+            in_call = flags is not None and current_call() is not None
+            if in_call and flags is not None and not flags.on(CALCOM_PROVIDER, tenant_id=catalog.tenant.id):
+                raise CalendarNotConfigured("calcom (flag calcom_provider off)")
             return self.calcom(catalog)
         raise CalendarNotConfigured(provider)
 
@@ -85,6 +94,7 @@ class CalendarDirectory:
             "clock": self._now(),
             "read_attempts": 2,
             "budget": self.budget_for(settings),
+            "salon": catalog.tenant.slug,
             **self.client_options,
         }
         client = CalcomClient(settings.base_url, settings.api_key, **options)

@@ -16,7 +16,9 @@ from rezeption.cli.agent import agent_app
 from rezeption.cli.appointments import appointments_app
 from rezeption.cli.call import call
 from rezeption.cli.customers import customers_app
+from rezeption.cli.flags import flags_app
 from rezeption.cli.jobs import jobs_app
+from rezeption.cli.monitor import monitor
 from rezeption.cli.salons import TenantOption, closures_app, tenants_app
 from rezeption.cli.support import load_settings
 from rezeption.cli.try_call import try_function
@@ -41,8 +43,10 @@ app.add_typer(appointments_app, name="appointments")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(customers_app, name="customers")
 app.add_typer(agent_app, name="agent")
+app.add_typer(flags_app, name="flags")
 app.command("try")(try_function)
 app.command("call")(call)
+app.command("monitor")(monitor)
 console = Console()
 err = Console(stderr=True)
 
@@ -255,10 +259,16 @@ def worker(
     dead: Annotated[bool, typer.Option(help="List dead jobs and exit.")] = False,
     poll: Annotated[float, typer.Option(help="Seconds between polls when idle.")] = 1.0,
     reconcile_every: Annotated[float, typer.Option(help="Seconds between reconcile runs.")] = 60.0,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve this worker's /metrics (orphans, compensations, jobs) on this port."),
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Bind address of --metrics-port.")] = "127.0.0.1",
 ) -> None:
     """Run the outbox worker (jobs and the scheduled reconcile) until interrupted."""
     import signal
 
+    from rezeption.ops.tracing import configure_tracing, shutdown_tracing
     from rezeption.ops.worker import WorkerOptions, run_once, run_worker
     from rezeption.store import outbox
 
@@ -282,9 +292,16 @@ def worker(
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
+            if metrics_port is not None:  # no token here: keep the port on the internal network
+                from prometheus_client import start_http_server
+
+                start_http_server(metrics_port, addr=metrics_host)
+            engines = [services.database.engine.sync_engine]
+            configure_tracing(settings.otlp_endpoint, engines=engines, service="rezeption-worker")
             await run_worker(services, stop=stop, options=options)
         finally:
             await services.close()
+            shutdown_tracing()
 
     run_with_schema(run)
 

@@ -38,9 +38,10 @@ def speaking_time(text: str) -> float:
 class Voice:
     """The voice of one response: streams holding lines while `during` waits, then the answer."""
 
-    def __init__(self, send: Send, *, alive: Callable[[], bool] = lambda: True) -> None:
+    def __init__(self, send: Send, *, alive: Callable[[], bool] = lambda: True, hold: bool = True) -> None:
         self._send = send
         self.alive = alive
+        self.hold = hold  # holding lines at all (the interim_lines flag)
         loop = asyncio.get_running_loop()
         self._clock = loop.time
         self.started = self._clock()
@@ -75,7 +76,7 @@ class Voice:
             done, _ = await asyncio.wait({task}, timeout=timeout)
             if done:
                 return task.result()
-            if not self.alive() or self.holding >= len(HOLDING_LINES):
+            if not self.hold or not self.alive() or self.holding >= len(HOLDING_LINES):
                 return await asyncio.shield(task)
             await self.say(HOLDING_LINES[self.holding])
             self.holding += 1

@@ -186,3 +186,11 @@ def configure_logging(level: str = "info", *, as_json: bool = False) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=True,
     )
+
+
+def bind_request(*, call_id: str | None = None, salon: str | None = None) -> None:
+    """Put the call id and the salon's slug on every later log line of this request (its task and
+    the tasks it starts; uvicorn's access line included). Values that are None are left out."""
+    values = {k: v for k, v in (("call_id", call_id), ("salon", salon)) if v}
+    if values:
+        structlog.contextvars.bind_contextvars(**values)

@@ -25,6 +25,7 @@ from rezeption.booking.reconcile import Reconciler
 from rezeption.booking.saga import JOB_CANCEL, JOB_REREAD, JOB_RESOLVE
 from rezeption.domain.errors import BookingError, technical_cause
 from rezeption.ops.logging import safe_message
+from rezeption.ops.metrics import COMPENSATION_REASONS, COMPENSATIONS, OUTBOX_RUNS
 from rezeption.store import outbox, replays
 from rezeption.store.db import Database
 from rezeption.store.gdpr import purge_transcripts
@@ -77,6 +78,14 @@ class WorkerOptions:
     lease: timedelta = timedelta(seconds=120)
 
 
+def _count(job: OutboxJob, outcome: str) -> None:
+    """A job run in /metrics; a compensation (a cancel the saga could not send at once) also counts
+    as a compensation that finally worked or failed."""
+    OUTBOX_RUNS.labels(job.kind, outcome).inc()
+    if job.kind == JOB_CANCEL and job.payload.get("why") in COMPENSATION_REASONS and outcome != "retry":
+        COMPENSATIONS.labels("ok" if outcome == "ok" else "failed").inc()
+
+
 async def run_once(deps: WorkerDeps, options: WorkerOptions | None = None) -> int:
     """Claim and run one batch of due jobs; return how many ran."""
     options = options or WorkerOptions()
@@ -101,8 +110,10 @@ async def run_once(deps: WorkerDeps, options: WorkerOptions | None = None) -> in
                 max_attempts=options.max_attempts,
             )
             log.warning("worker: job %s (%s) failed, now %s", job.id, job.kind, status)
+            _count(job, "dead" if status == "dead" else "retry")
         else:
             await outbox.complete(deps.database, job, now=deps.clock.now())
+            _count(job, "ok")
     return len(jobs)
 
 

@@ -14,6 +14,7 @@ import asyncio
 from dataclasses import dataclass
 
 from rezeption.booking.ports import SlotClaimFailed
+from rezeption.ops.metrics import DEADLOCKS
 from rezeption.retell.replies import Reply, reply
 from rezeption.store.db import is_unavailable
 
@@ -75,6 +76,8 @@ def classify(error: BaseException) -> Failure:
         return Failure(reply(False, CHANGED_MEANWHILE, "changed_meanwhile"), False, "conflict")
     if isinstance(error, OverflowError | UnicodeError):
         return Failure(reply(False, INVALID_INPUT, "invalid_input"), False, "input")
+    if getattr(getattr(error, "orig", None), "sqlstate", None) == "40P01":
+        DEADLOCKS.labels("unhandled").inc()  # a deadlock outside the slot claim: a bug to page for
     if database_trouble(error):
         return Failure(reply(False, UNAVAILABLE, "unavailable", ergebnis=NOTHING_CHANGED), True, "database")
     return Failure(reply(False, SORRY, "internal_error"), True, "bug")

@@ -24,7 +24,11 @@ from rezeption.booking.lookup import AppointmentFinder
 from rezeption.booking.ports import CallRecord
 from rezeption.domain.clock import Clock
 from rezeption.domain.errors import BookingError
+from rezeption.domain.flags import FlagBook, as_trace, recording
 from rezeption.language import normalize_phone
+from rezeption.ops.logging import bind_request
+from rezeption.ops.metrics import outcome_label
+from rezeption.ops.tracing import call_span
 from rezeption.retell.appointment_functions import (
     cancel_appointment,
     find_appointments,
@@ -99,6 +103,7 @@ class Outcome:
     tenant_id: int | None = None
     args: dict[str, Any] = field(default_factory=dict)
     replayed: bool = False
+    flags: dict[str, Any] | None = None  # the feature-flag decisions taken for it
 
 
 def idempotency_key(call_id: str, name: str, args: dict[str, Any]) -> str:
@@ -118,8 +123,10 @@ class FunctionRunner:
         clock: Clock,
         finder: AppointmentFinder,
         callers: CallerId,
+        flags: FlagBook,
         budget: float = BUDGET_SECONDS,
     ) -> None:
+        self.flags = flags
         self.budget = budget
         self.calls = calls
         self.bookings = bookings
@@ -129,7 +136,17 @@ class FunctionRunner:
         self.idempotency = calls.replies
 
     async def run(self, name: str, ref: CallRef, raw_args: dict[str, Any]) -> Outcome:
-        """One function call, start to reply, within the time budget; never an exception."""
+        """One function call, start to reply, within the time budget; never an exception. The
+        feature flags are decided for this call, and the decisions go with the outcome (its trace)."""
+        with recording(ref.call_id) as decisions, call_span(f"function {name}", ref.call_id) as span:
+            await self.flags.fresh()
+            outcome = await self._run_in_budget(name, ref, raw_args)
+            span.set_attribute("rezeption.salon", self.flags.slug(outcome.tenant_id) or "-")
+            span.set_attribute("rezeption.outcome", outcome_label(outcome.reply))
+        outcome.flags = as_trace(decisions)
+        return outcome
+
+    async def _run_in_budget(self, name: str, ref: CallRef, raw_args: dict[str, Any]) -> Outcome:
         entry = HANDLERS.get(name)
         if entry is None:
             return Outcome(404, reply(False, "Diese Funktion gibt es bei uns nicht.", "unknown_function"))
@@ -183,6 +200,7 @@ class FunctionRunner:
             )
             return Outcome(403, reply(False, MISMATCH, "call_mismatch"))
         tenant_id = progress.tenant_id = call.tenant_id
+        bind_request(salon=self.flags.slug(tenant_id))
         try:
             args = TOOLS[name].model_validate(raw_args)
         except ValidationError as error:

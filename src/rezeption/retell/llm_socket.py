@@ -30,12 +30,14 @@ import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
-from rezeption.booking.ports import CallRecord
+from rezeption.booking.ports import CallRecord, Trace
 from rezeption.bootstrap import Services
 from rezeption.dialog.manager import ANYTHING_ELSE, Caller, Dialog, Reply, Say
 from rezeption.dialog.voice import Voice
+from rezeption.domain.flags import DIALOG_ENGINE, INTERIM_LINES, as_trace, recording
 from rezeption.domain.model import Catalog
 from rezeption.language.text import strip_controls
+from rezeption.ops.logging import bind_request
 from rezeption.retell.functions import CallRef, FunctionRunner, writes
 from rezeption.retell.traces import trace_function
 
@@ -100,6 +102,8 @@ class LiveCall:
     started: bool = False
     wrote: bool = False  # the running turn booked, cancelled or moved something
     last_answer: str = ""
+    interim_lines: bool = True  # the interim_lines flag's answer for this call
+    declined: Say | None = None  # the dialog_engine flag is off for this call: this is all it hears
 
 
 class LlmSession:
@@ -134,7 +138,10 @@ class LlmSession:
                 "config": {"auto_reconnect": True, "call_details": True, "transcript_with_tool_calls": False},
             }
         )
-        greeting = Say("") if resumed else await self.dialog.begin()
+        if self.call.declined is not None:
+            greeting = self.call.declined
+        else:
+            greeting = Say("") if resumed else await self.dialog.begin()
         await self.send(_response(0, greeting))
         turns: set[asyncio.Task[None]] = set()
         while True:
@@ -182,7 +189,14 @@ class LlmSession:
                 }
             )
 
-        voice = Voice(send_part, alive=lambda: self.latest == response_id and not self.closed)
+        if self.call.declined is not None:
+            await self.send(_response(response_id, self.call.declined))
+            return
+        voice = Voice(
+            send_part,
+            alive=lambda: self.latest == response_id and not self.closed,
+            hold=self.call.interim_lines,
+        )
         try:
             say = await voice.during(self._turn(response_id, transcript, kind, voice))
         except Exception:
@@ -258,6 +272,22 @@ def _agent_said(transcript: list[Any]) -> list[str]:
     return [
         str(u.get("content") or "") for u in transcript if isinstance(u, dict) and u.get("role") == "agent"
     ]
+
+
+def _declined(salon: Catalog) -> Say:
+    """What a call hears when the dialog engine is switched off for it: put through to the salon,
+    or (no number to put through to) a polite goodbye."""
+    hello = f"Guten Tag, hier ist {salon.tenant.name}."
+    if salon.tenant.transfer_number:
+        return Say(
+            f"{hello} Einen Moment bitte, ich verbinde Sie mit dem Salon.",
+            transfer_number=salon.tenant.transfer_number,
+        )
+    return Say(
+        f"{hello} Leider kann ich Ihren Anruf gerade nicht annehmen. "
+        "Bitte rufen Sie später noch einmal an. Auf Wiederhören!",
+        end_call=True,
+    )
 
 
 def _response(response_id: int, say: Say) -> dict[str, Any]:
@@ -357,6 +387,8 @@ def build_llm_router() -> APIRouter:
             return
         assert record.tenant_id is not None
         tenant_id = record.tenant_id
+        await services.flags.fresh()
+        bind_request(call_id=call_id, salon=services.flags.slug(tenant_id))
         await websocket.accept()
         await dialogs.take_over(call_id, websocket)
         live = dialogs.get(call_id)
@@ -369,7 +401,24 @@ def build_llm_router() -> APIRouter:
 
         if live is None:
             salon = await catalog()
-            match = await services.callers.find_caller(tenant_id, record.from_number)
+            started = time.perf_counter()
+            with recording(call_id) as decisions:
+                await services.flags.fresh()
+                engine = services.flags.on(DIALOG_ENGINE, tenant_id=tenant_id)
+                interim = services.flags.on(INTERIM_LINES, tenant_id=tenant_id)
+                match = await services.callers.find_caller(tenant_id, record.from_number)
+            websocket.app.state.retell_traces.add(
+                Trace(
+                    tenant_id=tenant_id,
+                    retell_call_id=call_id,
+                    function="llm_connect",
+                    args={},
+                    reply={"ok": engine, "caller": match.status},
+                    latency_ms=int((time.perf_counter() - started) * 1000),
+                    at=services.clock.now(),
+                    flags=as_trace(decisions),
+                )
+            )
             live = LiveCall(
                 Dialog(
                     call_id=call_id,
@@ -378,7 +427,9 @@ def build_llm_router() -> APIRouter:
                     clock=services.clock,
                     caller=Caller(match.name if match.status == "known" else None),
                     transfer_number=salon.tenant.transfer_number,
-                )
+                ),
+                interim_lines=interim,
+                declined=None if engine else _declined(salon),
             )
             dialogs.keep(live)
         dialog = live.dialog

@@ -19,17 +19,20 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
 from rezeption.booking.caller_id import CallerMatch
+from rezeption.booking.ports import Trace
 from rezeption.booking.prefetch import prefetch
 from rezeption.bootstrap import Services
+from rezeption.domain.flags import as_trace, recording
 from rezeption.http_body import BodyTooLarge, read_bounded
 from rezeption.language import mask_phone, normalize_phone
 from rezeption.language.text import strip_controls
+from rezeption.ops.logging import bind_request
 from rezeption.retell.budget import within
 from rezeption.retell.functions import CallRef, FunctionRunner, writes
 from rezeption.retell.inbound import inbound_response
 from rezeption.retell.signature import verify
 from rezeption.retell.tools import TOOLS
-from rezeption.retell.traces import trace_function
+from rezeption.retell.traces import TraceWriter, trace_function
 from rezeption.retell.wire import FunctionEnvelope, InboundCall, InboundEnvelope, WebhookEnvelope
 
 MAX_BODY = 2 * 1024 * 1024
@@ -158,8 +161,12 @@ def build_router() -> APIRouter:
                 raise Refused(409, "this signed request was already answered")
         except Refused as error:
             return _refusal(error)
+        bind_request(call_id=envelope.call_inbound.call_id)
         try:
-            return await within(INBOUND_BUDGET, _inbound(services, envelope.call_inbound, background))
+            return await within(
+                INBOUND_BUDGET,
+                _inbound(services, envelope.call_inbound, background, request.app.state.retell_traces),
+            )
         except Exception as error:
             log.warning("retell.inbound_from_memory", error=type(error).__name__)
             return JSONResponse(await _inbound_from_memory(services, envelope.call_inbound))
@@ -172,6 +179,7 @@ def build_router() -> APIRouter:
             envelope = await verified_envelope(request, services, WebhookEnvelope, "call-event")
         except Refused as error:
             return _refusal(error)
+        bind_request(call_id=envelope.the_call.call_id if envelope.the_call is not None else None)
         try:
             return await within(WEBHOOK_BUDGET, _call_event(services, envelope))
         except Refused as error:
@@ -186,8 +194,9 @@ def build_router() -> APIRouter:
 
 
 async def _inbound(
-    services: Services, inbound_call: InboundCall, background: BackgroundTasks
+    services: Services, inbound_call: InboundCall, background: BackgroundTasks, traces: TraceWriter
 ) -> JSONResponse:
+    started = time.perf_counter()
     tenant_id = await services.calls.tenant_for(
         agent_id=inbound_call.agent_id,
         to_number=normalize_phone(inbound_call.to_number),
@@ -198,6 +207,7 @@ async def _inbound(
     now = services.clock.now()
     async with services.uow.reading() as tx:
         catalog = await services.bookings.catalogs.get(tx, tenant_id, now.date())
+    bind_request(salon=catalog.tenant.slug)
     background.add_task(
         _quietly,
         prefetch,
@@ -218,7 +228,21 @@ async def _inbound(
             from_number=normalize_phone(inbound_call.from_number),
             to_number=normalize_phone(inbound_call.to_number),
         )
-    caller = await services.callers.find_caller(tenant_id, inbound_call.from_number)
+    with recording(inbound_call.call_id) as decisions:
+        caller = await services.callers.find_caller(tenant_id, inbound_call.from_number)
+    if inbound_call.call_id and decisions:  # the caller-ID flag's answer, in the call's traces
+        traces.add(
+            Trace(
+                tenant_id=tenant_id,
+                retell_call_id=inbound_call.call_id,
+                function="call_inbound",
+                args={},
+                reply={"ok": True, "caller": caller.status},
+                latency_ms=int((time.perf_counter() - started) * 1000),
+                at=now,
+                flags=as_trace(decisions),
+            )
+        )
     return JSONResponse(inbound_response(catalog, now, caller.dynamic_variables()))
 
 
@@ -261,6 +285,8 @@ async def _call_event(services: Services, envelope: WebhookEnvelope) -> Response
     if tenant_id is None:
         log.warning("retell.webhook_unknown_salon", webhook_event=envelope.event, call_id=call.call_id)
         return Response(status_code=204)
+    await services.flags.fresh()
+    bind_request(salon=services.flags.slug(tenant_id))
     known = await services.calls.get(call.call_id)
     if (
         known is not None
@@ -303,7 +329,9 @@ async def _run_function(name: str, request: Request) -> JSONResponse:
         ref, args = _envelope(name, body, request.headers, bare_allowed=request.app.state.bare_args)
     except Refused as error:
         return _refusal(error)
+    bind_request(call_id=ref.call_id)
     outcome = await runner.run(name, ref, args)
+    bind_request(salon=services.flags.slug(outcome.tenant_id))
     latency = int((time.perf_counter() - started) * 1000)
     trace_function(request.app.state.retell_traces, services.clock, name, ref.call_id, outcome, latency)
     return JSONResponse(outcome.reply, status_code=outcome.status)

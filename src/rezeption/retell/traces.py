@@ -107,5 +107,6 @@ def trace_function(
                 reply=outcome.reply,
                 latency_ms=latency_ms,
                 at=clock.now(),
+                flags=outcome.flags,
             )
         )

@@ -7,6 +7,7 @@ first and from the call's memory second.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -14,6 +15,7 @@ from rezeption.domain.model import Catalog, Service, Staff
 from rezeption.language import join_alternatives, match_service, resolve_when, speak_date
 from rezeption.language.names import LIKELY_SAME, name_score
 from rezeption.language.when import weekly_pairs
+from rezeption.ops.metrics import PAST_YEAR_DATES
 from rezeption.retell.context import CallContext
 
 
@@ -80,6 +82,9 @@ def resolve_staff(catalog: Catalog, words: str | None) -> Staff | None:
     )
 
 
+_YEAR = re.compile(r"\b((?:19|20)\d\d)\b")
+
+
 @dataclass(frozen=True)
 class Moment:
     """A resolved day, and a time unless the caller gave a part of the day (then `window`); a span
@@ -104,6 +109,8 @@ def resolve_moment(
                 time.fromisoformat(remembered_time) if remembered_time else None,
             )
         raise Clarify("missing_date", "An welchem Tag möchten Sie kommen?")
+    if any(int(year) < ctx.today.year for year in _YEAR.findall(date_text)):
+        PAST_YEAR_DATES.inc()  # the old system's LLM said 2023: we never book it, but we watch for it
     hours = weekly_pairs(ctx.catalog.tenant.opening_hours)
     when = resolve_when(date_text, time_words or "", ctx.now, opening_hours=hours)
     if when.reason is not None:

@@ -257,6 +257,7 @@ async def add_traces(database: Database, traces: list[Trace]) -> None:
             "reason": t.reply.get("reason"),
             "latency_ms": t.latency_ms,
             "at": t.at,
+            "flags": t.flags,
         }
         for t in traces
     ]

@@ -1,73 +1,105 @@
-"""Feature flags: switches an operator flips without a deploy (table `feature_flags`).
+"""Feature-flag rules in the database (table `feature_flags`): read them all, set one, list them.
 
-A flag row has a scope (``"global"`` or a tenant slug), a key and ``enabled``. Flags here are kill
-switches: a feature is on unless a row turns it off. A global row that says off wins over every
-salon; otherwise the salon's own row decides; with no row the caller's default applies.
+A row is one rule: a scope ("global" or a salon's slug), a flag, on/off and an optional percentage.
+What a rule means for a call is decided in `domain.flags`; this module only stores rules, and
+refuses what it cannot store sensibly (an unknown flag or salon, a percentage outside 0-100)
+before anything is written.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import delete, select
 
 from rezeption.domain.clock import require_aware
+from rezeption.domain.errors import UnknownTenant
+from rezeption.domain.flags import FLAGS, GLOBAL, FlagBook, Rule, RulesByTenant, flag
+from rezeption.ops.metrics import FLAG_DECISIONS
+from rezeption.store.db import Database
 from rezeption.store.tables import FeatureFlagRow, TenantRow
 
-GLOBAL = "global"
-CALLER_ID = "caller_id"
+
+@dataclass(frozen=True)
+class FlagRow:
+    """One stored rule, for `rezeption flags list`."""
+
+    flag: str
+    scope: str
+    rule: Rule
+    updated_at: datetime
 
 
-FLAG_ROWS = select(FeatureFlagRow.scope, FeatureFlagRow.enabled).where(
-    FeatureFlagRow.key == bindparam("key"), FeatureFlagRow.scope.in_(bindparam("scopes", expanding=True))
-)
-
-FLAG_ROWS_FOR_TENANT = select(FeatureFlagRow.scope, FeatureFlagRow.enabled).where(
-    FeatureFlagRow.key == bindparam("key"),
-    or_(
-        FeatureFlagRow.scope == GLOBAL,
-        FeatureFlagRow.scope
-        == select(TenantRow.slug).where(TenantRow.id == bindparam("tenant_id")).scalar_subquery(),
-    ),
-)
-
-
-async def flag_enabled(
-    session: AsyncSession | AsyncConnection, key: str, *, tenant_slug: str | None = None, default: bool = True
-) -> bool:
-    """Whether `key` is on for the salon `tenant_slug` (global off wins; then the salon's row)."""
-    scopes = [GLOBAL] if tenant_slug is None else [GLOBAL, tenant_slug]
-    rows = await session.execute(FLAG_ROWS, {"key": key, "scopes": scopes})
-    return _decide({scope: bool(enabled) for scope, enabled in rows}, default)
+async def load_rules(database: Database) -> RulesByTenant:
+    """Every rule by flag and scope, and every salon's slug by id (two small reads)."""
+    async with database.statement() as conn:
+        rows = await conn.execute(
+            select(FeatureFlagRow.key, FeatureFlagRow.scope, FeatureFlagRow.enabled, FeatureFlagRow.percent)
+        )
+        rules: dict[str, dict[str, Rule]] = {}
+        for key, scope, enabled, percent in rows:
+            if key in FLAGS:  # a row of a flag this version no longer has is ignored
+                rules.setdefault(key, {})[scope] = Rule(bool(enabled), percent)
+        slugs = {
+            tenant_id: slug for tenant_id, slug in await conn.execute(select(TenantRow.id, TenantRow.slug))
+        }
+    return rules, slugs
 
 
-async def flag_enabled_for_tenant(
-    conn: AsyncConnection, key: str, tenant_id: int, *, default: bool = True
-) -> bool:
-    """`flag_enabled` for the salon with this id, in one statement (the slug is looked up inside)."""
-    rows = await conn.execute(FLAG_ROWS_FOR_TENANT, {"key": key, "tenant_id": tenant_id})
-    return _decide({scope: bool(enabled) for scope, enabled in rows}, default)
+def flag_book(database: Database, *, ttl: float = 5.0) -> FlagBook:
+    """The process's flag cache over this database; decisions are counted in /metrics."""
+
+    async def load() -> RulesByTenant:
+        return await load_rules(database)
+
+    return FlagBook(
+        load, ttl=ttl, on_decision=lambda d: FLAG_DECISIONS.labels(d.flag, str(d.on).lower()).inc()
+    )
 
 
-def _decide(found: dict[str, bool], default: bool) -> bool:
-    """Global off wins; then the salon's row (the only other scope asked for); then global or default."""
-    if found.get(GLOBAL) is False:
-        return False
-    salon = [enabled for scope, enabled in found.items() if scope != GLOBAL]
-    if salon:
-        return salon[0]
-    return found.get(GLOBAL, default)
+async def set_rule(database: Database, name: str, rule: Rule, *, at: datetime, scope: str = GLOBAL) -> None:
+    """Store `rule` for flag `name` in `scope` ("global" or a salon's slug). An unknown flag or salon
+    is refused (UnknownFlag, UnknownTenant) and nothing is written."""
+    flag(name)
+    at = require_aware(at)
+    async with database.write() as session, session.begin():
+        if scope != GLOBAL:
+            found = await session.scalar(select(TenantRow.id).where(TenantRow.slug == scope))
+            if found is None:
+                raise UnknownTenant(scope)
+        row = await session.get(FeatureFlagRow, (scope, name))
+        if row is None:
+            session.add(
+                FeatureFlagRow(
+                    scope=scope, key=name, enabled=rule.enabled, percent=rule.percent, updated_at=at
+                )
+            )
+        else:
+            row.enabled, row.percent, row.updated_at = rule.enabled, rule.percent, at
 
 
-async def set_flag(
-    session: AsyncSession, key: str, enabled: bool, *, at: datetime, scope: str = GLOBAL
-) -> None:
-    """Turn `key` on or off for `scope` ("global" or a tenant slug); the caller commits."""
-    row = await session.get(FeatureFlagRow, (scope, key))
-    if row is None:
-        session.add(FeatureFlagRow(scope=scope, key=key, enabled=enabled, updated_at=require_aware(at)))
-    else:
-        row.enabled = enabled
-        row.updated_at = require_aware(at)
-    await session.flush()
+async def clear_rule(database: Database, name: str, *, scope: str) -> bool:
+    """Remove the rule of `name` in `scope` (the global rule or the default then decides)."""
+    flag(name)
+    async with database.write() as session, session.begin():
+        result = await session.execute(
+            delete(FeatureFlagRow).where(FeatureFlagRow.key == name, FeatureFlagRow.scope == scope)
+        )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def list_rules(database: Database) -> list[FlagRow]:
+    """Every stored rule, by flag then scope (global first)."""
+    async with database.statement() as conn:
+        rows = await conn.execute(
+            select(
+                FeatureFlagRow.key,
+                FeatureFlagRow.scope,
+                FeatureFlagRow.enabled,
+                FeatureFlagRow.percent,
+                FeatureFlagRow.updated_at,
+            )
+        )
+        found = [FlagRow(k, s, Rule(bool(e), p), u) for k, s, e, p, u in rows]
+    return sorted(found, key=lambda r: (r.flag, r.scope != GLOBAL, r.scope))

@@ -34,7 +34,6 @@ from rezeption.domain.clock import require_aware
 from rezeption.domain.model import ACTIVE_STATUSES
 from rezeption.language.names import normalize_name, said_keys, search_keys
 from rezeption.store.db import Database
-from rezeption.store.flags import CALLER_ID, flag_enabled_for_tenant
 from rezeption.store.tables import AppointmentRow, CallRow, CustomerNameKeyRow, CustomerRow, table
 
 ACTIVE = sorted(s.value for s in ACTIVE_STATUSES)
@@ -278,11 +277,6 @@ class SqlLookupStore:
         async with self.database.statement() as conn:
             rows = await conn.execute(CALLERS, {"tenant_id": tenant_id, "phone": phone_e164})
             return [CustomerHit(id=i, name=n, consent_at=at) for i, n, at in rows]
-
-    async def caller_id_enabled(self, tenant_id: int) -> bool:
-        """The caller-ID kill switch for this salon (feature flag "caller_id", on by default)."""
-        async with self.database.statement() as conn:
-            return await flag_enabled_for_tenant(conn, CALLER_ID, tenant_id)
 
     async def record_consent(
         self,

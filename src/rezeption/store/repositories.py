@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from rezeption.booking.ports import KeyAlreadyUsed, NewAppointment, SlotClaimFailed
 from rezeption.domain.errors import UnknownTenant
 from rezeption.domain.model import ACTIVE_STATUSES, Appointment, AppointmentStatus, Catalog, Interval
+from rezeption.ops.metrics import DEADLOCKS
 from rezeption.store import outbox
 from rezeption.store.mapping import (
     appointment_from_row,
@@ -248,6 +249,7 @@ class SqlBookingTx:
             raise
         except DBAPIError as error:
             if is_deadlock(error):
+                DEADLOCKS.labels("handled").inc()
                 raise SlotClaimFailed(str(appointment.staff_id)) from error
             raise
         if row is None:

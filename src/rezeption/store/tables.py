@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -204,6 +205,12 @@ class AppointmentRow(Base):
         Index("ix_appointments_tenant_staff_block", "tenant_id", "staff_id", "block_starts_at"),
         Index("ix_appointments_customer_start", "customer_id", "starts_at"),
         Index("ix_appointments_tenant_start_status", "tenant_id", "starts_at", "status"),
+        Index(
+            "ix_appointments_pending",
+            "created_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
         Index("ix_appointments_call", "call_id"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -266,7 +273,10 @@ class FunctionCallTraceRow(Base):
     """One function call from the voice agent: arguments, reply, outcome and latency."""
 
     __tablename__ = "function_call_traces"
-    __table_args__ = (Index("ix_function_call_traces_call", "retell_call_id"),)
+    __table_args__ = (
+        Index("ix_function_call_traces_call", "retell_call_id"),
+        Index("ix_function_call_traces_at", "at"),
+    )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     retell_call_id: Mapped[str | None] = mapped_column(String(128))
@@ -278,6 +288,8 @@ class FunctionCallTraceRow(Base):
     reason: Mapped[str | None] = mapped_column(String(64))
     latency_ms: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime]
+    flags: Mapped[dict[str, Any] | None]
+    """The feature-flag decisions of the call ({flag: {"on", "why"}}), null when none was asked."""
 
 
 class OutboxJobRow(Base):
@@ -305,12 +317,17 @@ class OutboxJobRow(Base):
 
 
 class FeatureFlagRow(Base):
-    """A switch an operator can flip without a deploy; scope 'global' or a tenant slug."""
+    """A switch an operator can flip without a deploy; scope 'global' or a tenant slug (store.flags)."""
 
     __tablename__ = "feature_flags"
+    __table_args__ = (
+        CheckConstraint("percent IS NULL OR (percent >= 0 AND percent <= 100)", name="percent_range"),
+    )
     scope: Mapped[str] = mapped_column(String(64), primary_key=True)
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     enabled: Mapped[bool] = mapped_column(Boolean)
+    percent: Mapped[int | None] = mapped_column(Integer)
+    """A rollout: on for this share of calls (by call id); null: `enabled` decides."""
     updated_at: Mapped[datetime]
 
 

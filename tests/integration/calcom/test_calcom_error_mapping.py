@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from calcom_harness import RunningEmulator
+from tests.metrics import sample
 
 from rezeption.calendars.calcom.client import CalcomClient
 from rezeption.calendars.calcom.errors import (
@@ -59,11 +60,13 @@ async def test_bad_keys_fail_even_on_public_endpoints(
     message: str,
 ) -> None:
     emulator = start_emulator(expired_api_keys=["cal_expired"])
-    client = make_client(emulator, api_key=api_key)
+    client = make_client(emulator, api_key=api_key, salon="bad-key-test")
+    refused = sample("rezeption_calcom_key_refused_total", salon="bad-key-test")
 
     with pytest.raises(CalcomAuthError, match=message):
         await client.get_slots(42, TEN, TEN + timedelta(hours=4))
     assert len(emulator.requests()) == 1  # 401 is not retried
+    assert sample("rezeption_calcom_key_refused_total", salon="bad-key-test") == refused + 1
 
 
 async def test_a_key_revoked_mid_session_fails_every_call(

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from calcom_harness import FakeClock, RunningEmulator
+from tests.metrics import Growth, sample
 
 from rezeption.calendars.calcom.breaker import BreakerState, CircuitBreaker
 from rezeption.calendars.calcom.client import CalcomClient
@@ -81,13 +82,17 @@ async def test_the_breaker_opens_after_consecutive_failures_and_half_opens_after
     emulator: RunningEmulator, make_client: Callable[..., CalcomClient], clock: FakeClock
 ) -> None:
     breaker = CircuitBreaker(failure_threshold=3, cooldown=timedelta(seconds=30), clock=clock)
-    client = make_client(emulator, read_breaker=breaker, read_attempts=1)
+    client = make_client(emulator, read_breaker=breaker, read_attempts=1, salon="breaker-test")
     emulator.add_faults({"mode": "server_error", **SLOTS, "count": 4})
+    grew = Growth()
 
     for _ in range(3):
         with pytest.raises(CalcomServerError):
             await client.get_slots(42, DAY_START, DAY_END)
     assert breaker.state is BreakerState.OPEN
+    assert sample("rezeption_calendar_breaker_state", salon="breaker-test", breaker="read") == 2
+    errors = {"provider": "calcom", "route": "/v2/slots", "kind": "http_5xx"}
+    assert grew.of("rezeption_calendar_errors_total", **errors) == 3
 
     with pytest.raises(CalcomCircuitOpen):
         await client.get_booking("anything")
@@ -106,6 +111,7 @@ async def test_the_breaker_opens_after_consecutive_failures_and_half_opens_after
     assert slots
     assert breaker.state is BreakerState.CLOSED
     assert len(emulator.requests()) == 5
+    assert sample("rezeption_calendar_breaker_state", salon="breaker-test", breaker="read") == 0
 
 
 async def test_the_breaker_stops_a_read_retry_loop_early(
@@ -173,9 +179,11 @@ async def test_an_exhausted_remaining_header_blocks_before_the_429(
     make_client: Callable[..., CalcomClient],
 ) -> None:
     emulator = start_emulator(rate_limit={"limit": 2, "window_seconds": 60, "block_seconds": 60})
-    client = make_client(emulator)
+    client = make_client(emulator, salon="remaining-test")
     await client.list_event_types()
+    assert sample("rezeption_calcom_rate_limit_remaining", salon="remaining-test") == 1
     await client.list_event_types()  # Remaining: 0
+    assert sample("rezeption_calcom_rate_limit_remaining", salon="remaining-test") == 0
 
     with pytest.raises(CalcomRateLimited) as caught:
         await client.list_event_types()

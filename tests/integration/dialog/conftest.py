@@ -28,5 +28,6 @@ def phone(services: Services) -> Phone:
         clock=services.clock,
         finder=services.finder,
         callers=services.callers,
+        flags=services.flags,
     )
     return Phone(services, runner)

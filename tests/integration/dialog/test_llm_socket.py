@@ -18,9 +18,11 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from rezeption.domain.clock import FixedClock
+from rezeption.domain.flags import DIALOG_ENGINE, INTERIM_LINES, Rule
 from rezeption.emulators.retell.caller import RetellCall, RetellPhone
 from rezeption.retell.functions import FunctionRunner, Outcome
 from rezeption.store.db import Database
+from rezeption.store.flags import set_rule
 
 HOLD = "Einen Moment bitte, ich schaue nach."
 
@@ -282,3 +284,70 @@ async def test_a_call_older_than_two_hours_is_refused(
         async with connect(f"{server.replace('http', 'ws')}/retell/llm/call_socket_old"):
             pass
     assert refused.value.response.status_code == 403
+
+
+async def traces_of(database: Database, call_id: str, function: str) -> list[Any]:
+    for _ in range(60):  # traces are written in batches after the reply
+        async with database.statement() as conn:
+            rows = (
+                await conn.execute(
+                    text(
+                        "SELECT flags, reply FROM function_call_traces"
+                        " WHERE retell_call_id = :c AND function = :f"
+                    ),
+                    {"c": call_id, "f": function},
+                )
+            ).all()
+        if rows:
+            return [(_json(flags), _json(reply)) for flags, reply in rows]
+        await asyncio.sleep(0.05)
+    return []
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+async def test_with_the_dialog_engine_off_for_the_salon_the_call_is_put_through_to_it(
+    app: FastAPI, server: str, phone: RetellPhone, database: Database, clock: FixedClock
+) -> None:
+    await set_rule(database, DIALOG_ENGINE, Rule(False), scope="friseur1", at=clock.now())
+    app.state.services.flags.forget()  # as every process does within the cache's few seconds
+    await phone.post(
+        "/retell/inbound",
+        {"event": "call_inbound",
+         "call_inbound": {"call_id": "call_off", "from_number": CALLER, "to_number": SALON_NUMBER}},
+    )  # fmt: skip
+    await asyncio.sleep(0.3)
+    async with connect(f"{server.replace('http', 'ws')}/retell/llm/call_off") as socket:
+        await socket.recv()  # config
+        greeting = json.loads(await socket.recv())
+        words = [{"role": "user", "content": "Einen Termin bitte"}]
+        await socket.send(
+            json.dumps({"interaction_type": "response_required", "response_id": 1, "transcript": words})
+        )
+        again = json.loads(await socket.recv())
+    assert (
+        greeting["transfer_number"] == "+493012345678" and "verbinde Sie mit dem Salon" in greeting["content"]
+    )
+    assert again["response_id"] == 1 and again["transfer_number"] == "+493012345678"
+    ((flags, reply),) = await traces_of(database, "call_off", "llm_connect")
+    assert flags["dialog_engine"] == {"on": False, "why": "salon"} and reply["ok"] is False
+    assert flags["interim_lines"] == {"on": True, "why": "default"} and "caller_id" in flags
+
+
+async def test_with_interim_lines_off_a_slow_calendar_is_waited_for_in_silence(
+    app: FastAPI, phone: RetellPhone, database: Database, clock: FixedClock
+) -> None:
+    await set_rule(database, INTERIM_LINES, Rule(True, percent=0), at=clock.now())
+    app.state.services.flags.forget()
+    placed = await phone.call("call_quiet", from_number=CALLER, to_number=SALON_NUMBER)
+    try:
+        slow(app, "check_availability", 1.0)
+        answer = await placed.say("Herrenhaarschnitt am Mittwoch um 10, Hans Schuster")
+    finally:
+        await placed.socket.close()
+    assert all(HOLD not in chunk for _, chunk in answer.chunks)
+    assert "Soll ich den Termin so eintragen?" in answer.text
+    ((flags, _),) = await traces_of(database, "call_quiet", "llm_connect")
+    assert flags["interim_lines"] == {"on": False, "why": "global 0 %"}

@@ -13,8 +13,9 @@ from tests.integration.lookup.world import World, build_world
 
 from rezeption.booking.caller_id import CallerId
 from rezeption.domain.clock import FixedClock
+from rezeption.domain.flags import CALLER_ID, Rule, recording
 from rezeption.store.db import Database
-from rezeption.store.flags import CALLER_ID, flag_enabled, set_flag
+from rezeption.store.flags import clear_rule, flag_book, set_rule
 from rezeption.store.lookup import SqlLookupStore
 from rezeption.store.tables import CallRow, CustomerRow
 from rezeption.store.uow import SqlUnitOfWork
@@ -40,7 +41,12 @@ async def world(database: Database, clock: FixedClock, salon_id: int, other_salo
 
 @pytest.fixture
 def caller_id(database: Database, clock: FixedClock) -> CallerId:
-    return CallerId(store=SqlLookupStore(database), uow=SqlUnitOfWork(database), clock=clock)
+    return CallerId(
+        store=SqlLookupStore(database),
+        uow=SqlUnitOfWork(database),
+        clock=clock,
+        flags=flag_book(database, ttl=0),
+    )
 
 
 async def test_a_consenting_customer_is_greeted_with_name_and_next_appointments(
@@ -108,24 +114,33 @@ async def test_consent_at_another_salon_does_not_count_here(
     )
 
 
-async def test_the_kill_switch_turns_caller_id_off_globally_or_per_salon(
-    caller_id: CallerId, database: Database, clock: FixedClock, world: World, salon_id: int
+async def test_the_caller_id_flag_turns_greetings_off_globally_or_per_salon(
+    caller_id: CallerId,
+    database: Database,
+    clock: FixedClock,
+    world: World,
+    salon_id: int,
+    other_salon_id: int,
 ) -> None:
     await caller_id.record_consent(salon_id, call_id="c1", customer_id=world.customer_ids["peter"])
-    for scope, enabled, expected in [
-        ("another-salon", False, "known"),  # another salon's switch never reaches this one
-        ("friseur1", False, "disabled"),
-        ("friseur1", True, "known"),
-        ("global", False, "disabled"),
-        ("global", True, "known"),
-    ]:
-        async with database.write() as session, session.begin():
-            await set_flag(session, CALLER_ID, enabled, scope=scope, at=clock.now())
-        assert (await caller_id.find_caller(salon_id, "+4915110000001")).status == expected, (scope, enabled)
-    async with database.write() as session, session.begin():
-        await set_flag(session, CALLER_ID, False, scope="global", at=clock.now())
-    async with database.read() as session:
-        assert await flag_enabled(session, CALLER_ID, tenant_slug="friseur1") is False  # global off wins
+    steps: list[tuple[str, Rule | None, str]] = [
+        ("friseur2", Rule(False), "known"),  # another salon's rule never reaches this one
+        ("friseur1", Rule(False), "disabled"),
+        ("friseur1", Rule(True), "known"),
+        ("global", Rule(False), "known"),  # the salon's own rule wins: an allow-list
+        ("friseur1", None, "disabled"),  # without it, the global rule decides
+        ("global", Rule(True, percent=0), "disabled"),
+        ("global", Rule(True, percent=100), "known"),
+        ("global", Rule(True), "known"),
+    ]
+    for scope, rule, expected in steps:
+        if rule is None:
+            await clear_rule(database, CALLER_ID, scope=scope)
+        else:
+            await set_rule(database, CALLER_ID, rule, scope=scope, at=clock.now())
+        with recording("call-flag-test"):
+            found = await caller_id.find_caller(salon_id, "+4915110000001")
+        assert found.status == expected, (scope, rule)
 
 
 async def test_consent_by_number_and_name_creates_the_person_and_links_the_call(

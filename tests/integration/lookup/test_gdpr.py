@@ -24,6 +24,7 @@ from rezeption.cli.customers import customers_app, erase_customer_data
 from rezeption.domain.clock import FixedClock
 from rezeption.domain.errors import AppointmentInPast, TooLateToChange
 from rezeption.store.db import Database
+from rezeption.store.flags import flag_book
 from rezeption.store.gdpr import (
     CustomerRefError,
     erase_customer,
@@ -536,7 +537,9 @@ async def test_erasing_one_person_of_a_family_line_leaves_the_other_their_number
         await SqlLookupStore(database).record_consent(
             salon_id, call_id=call, at=clock.now(), customer_id=ids[call]
         )
-    caller = CallerId(store=SqlLookupStore(database), uow=SqlUnitOfWork(database), clock=clock)
+    caller = CallerId(
+        store=SqlLookupStore(database), uow=SqlUnitOfWork(database), clock=clock, flags=flag_book(database)
+    )
     assert (await caller.find_caller(salon_id, "030 98765432")).status == "shared"
 
     counts = await erase_customer_data(database, bookings, str(ids["call_a"]))
@@ -699,7 +702,9 @@ async def test_erase_anonymizes_person_and_calls_but_keeps_appointment_statistic
         assert b_keys.all() != []
     gone = await finder.find_appointments(by_name(salon_id, "Peter Schuster"))
     assert gone.kind == "none"
-    caller = CallerId(store=SqlLookupStore(database), uow=SqlUnitOfWork(database), clock=clock)
+    caller = CallerId(
+        store=SqlLookupStore(database), uow=SqlUnitOfWork(database), clock=clock, flags=flag_book(database)
+    )
     assert (await caller.find_caller(salon_id, "+4915110000001")).status == "unknown"
 
 

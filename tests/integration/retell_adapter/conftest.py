@@ -4,6 +4,7 @@ salon loaded, and a client that signs like Retell (with retell-sdk's own `sign`)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import threading
@@ -91,6 +92,13 @@ def app(database_url: str, salon_id: int, clock: FixedClock) -> FastAPI:
 @pytest.fixture
 def server(app: FastAPI) -> Iterator[str]:
     """The app under uvicorn, in a thread, on a free port of 127.0.0.1."""
+    with running(app) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def running(app: FastAPI) -> Iterator[str]:
+    """Serve `app` under uvicorn in a thread on a free port of 127.0.0.1; its base URL."""
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)

@@ -8,10 +8,14 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from tests.metrics import Growth
 
 from rezeption.booking.bookings import BookingRequest
 from rezeption.booking.ports import CalendarUnavailable
+from rezeption.calendars.directory import CalendarNotConfigured
 from rezeption.domain.errors import SlotTaken
+from rezeption.domain.flags import CALCOM_PROVIDER, Rule, as_trace, recording
+from rezeption.store.flags import flag_book, set_rule
 
 from .conftest import TUESDAY_10, World
 
@@ -152,6 +156,7 @@ async def test_a_timeout_whose_create_commits_late_is_an_orphan_the_reconciler_c
     calendar = world.calendars.calcom(catalog)
     calendar.settings = dataclasses.replace(calendar.settings, write_timeout=0.3)
     world.emulator.faults({"mode": "latency", **CREATE, "count": 1, "params": {"seconds": 0.8}})
+    grew = Growth()
 
     with pytest.raises(CalendarUnavailable):
         await book(world)
@@ -168,6 +173,11 @@ async def test_a_timeout_whose_create_commits_late_is_an_orphan_the_reconciler_c
 
     assert report.orphans_cancelled == 1
     assert world.emulator.active() == []
+    assert grew.of("rezeption_reconcile_found_total", kind="orphan") == 1
+    assert grew.of("rezeption_saga_steps_total", step="create", outcome="unavailable") == 1
+    timeouts = {"provider": "calcom", "route": "/v2/bookings", "kind": "timeout"}
+    assert grew.of("rezeption_calendar_errors_total", **timeouts) == 1
+    assert grew.of("rezeption_calendar_request_seconds_count", provider="calcom", route="/v2/bookings") >= 2
 
 
 async def test_a_booking_cal_com_holds_as_pending_is_held_here_and_told_as_a_request(world: World) -> None:
@@ -223,3 +233,24 @@ async def test_a_wrong_length_at_cal_com_is_cancelled_there_and_refused(world: W
     assert world.emulator.active() == []
     assert [b["status"] for b in world.emulator.bookings()] == ["cancelled"]
     assert ("compensated", "compensated") in await world.events(row.id)
+
+
+async def test_with_the_calcom_flag_off_a_call_sends_nothing_to_cal_com_and_the_worker_still_can(
+    world: World,
+) -> None:
+    async with world.uow.reading() as tx:
+        catalog = await tx.load_catalog(world.tenant_id)
+    flags = flag_book(world.db, ttl=0)
+    world.calendars.flags = flags
+    await set_rule(world.db, CALCOM_PROVIDER, Rule(False), scope=catalog.tenant.slug, at=world.clock.now())
+    await flags.fresh()
+    sent = len(world.emulator.requests("POST", "/v2/bookings"))
+
+    with recording("call-flag-off") as decisions, pytest.raises(CalendarNotConfigured) as refused:
+        await book(world)
+
+    assert "Kalender ist gerade nicht erreichbar" in refused.value.message
+    assert as_trace(decisions) == {CALCOM_PROVIDER: {"on": False, "why": "salon"}}
+    assert len(world.emulator.requests("POST", "/v2/bookings")) == sent
+    assert await world.appointments() == []
+    assert world.calendars.for_tenant(catalog) is world.calendars.calcom(catalog), "outside a call: Cal.com"

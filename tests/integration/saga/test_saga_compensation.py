@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from tests.metrics import Growth, sample
 
 from rezeption.booking.bookings import BookingRequest
 from rezeption.booking.ports import CalendarUnavailable
@@ -70,8 +71,15 @@ class Deps:
 
 
 async def test_a_failed_local_confirm_is_compensated_at_cal_com_at_once(broken: World) -> None:
+    grew = Growth()
     with pytest.raises(CalendarUnavailable):
         await broken.bookings.book(herren(broken, "k1"))
+
+    assert grew.of("rezeption_saga_steps_total", step="create", outcome="ok") == 1
+    assert grew.of("rezeption_saga_steps_total", step="confirm", outcome="failed") == 1
+    assert grew.of("rezeption_saga_compensations_total", outcome="ok") == 1
+    failed = {"provider": "calcom", "result": "failed", "reason": "calendar_unavailable"}
+    assert grew.of("rezeption_bookings_total", **failed) == 1
 
     (row,) = await broken.appointments()
     assert row.status == "failed"
@@ -86,9 +94,11 @@ async def test_a_failed_compensation_becomes_a_job_the_worker_retries_until_done
         {"mode": "server_error", **CANCEL, "count": 3, "params": {"kind": "html", "status": 502}}
     )
 
+    grew = Growth()
     with pytest.raises(CalendarUnavailable):
         await broken.bookings.book(herren(broken, "k1"))
 
+    assert grew.of("rezeption_saga_compensations_total", outcome="queued") == 1
     assert len(broken.emulator.active()) == 1, "Cal.com still holds it until the job runs"
     (job,) = await broken.jobs("calendar_cancel")
     assert job.status == "pending"
@@ -107,6 +117,9 @@ async def test_a_failed_compensation_becomes_a_job_the_worker_retries_until_done
     (job,) = await broken.jobs("calendar_cancel")
     assert job.status == "done"
     assert broken.emulator.active() == []
+    assert grew.of("rezeption_outbox_job_runs_total", kind="calendar_cancel", outcome="retry") >= 1
+    assert grew.of("rezeption_outbox_job_runs_total", kind="calendar_cancel", outcome="ok") == 1
+    assert grew.of("rezeption_saga_compensations_total", outcome="ok") == 1, "the worker finished it"
 
 
 async def test_a_job_that_keeps_failing_goes_dead_and_stays_visible(world: World) -> None:
@@ -120,6 +133,7 @@ async def test_a_job_that_keeps_failing_goes_dead_and_stays_visible(world: World
 
     (dead,) = await outbox.jobs(world.db, status="dead")
     assert dead.attempts == 3 and "no tenant" in (dead.last_error or "")
+    assert sample("rezeption_outbox_job_runs_total", kind="calendar_cancel", outcome="dead") >= 1
 
 
 async def test_two_workers_never_claim_the_same_job(world: World) -> None:

@@ -14,6 +14,7 @@ import dataclasses
 from datetime import datetime, timedelta
 
 import pytest
+from tests.metrics import Growth
 
 from rezeption.booking.bookings import BookingRequest
 from rezeption.booking.ports import CalendarUnavailable
@@ -90,6 +91,7 @@ async def test_a_stale_day_with_cal_com_slow_is_answered_from_the_last_known_pic
     calendar.forget_slots(await _catalog(world), TUESDAY_10)  # a webhook said the day changed
     await asyncio.sleep(0.05)
     world.emulator.faults({"mode": "latency", **SLOTS, "params": {"seconds": 1.5}})
+    grew = Growth()
 
     answer = await world.bookings.availability(
         tenant_id=world.tenant_id, service="Herrenhaarschnitt", start=TUESDAY_10, staff="Anna"
@@ -97,6 +99,7 @@ async def test_a_stale_day_with_cal_com_slow_is_answered_from_the_last_known_pic
 
     assert answer.free, "the last known picture says free; Cal.com checks it again when booking"
     assert calendar.stale_answers >= 1
+    assert grew.of("rezeption_slot_cache_lookups_total", result="stale") == calendar.stale_answers
 
 
 async def test_with_nothing_known_and_cal_com_silent_the_caller_hears_we_could_not_check(

@@ -66,8 +66,10 @@ class CalcomApi:
         budget: RequestBudget | None = None,
         clock: Callable[[], datetime] = _utc_now,
         readback_delay: float = 0.0,
+        salon: str = "-",
     ) -> None:
         self._transport = CalcomTransport(
+            salon=salon,
             base_url=base_url,
             api_key=api_key,
             http_client=http_client,

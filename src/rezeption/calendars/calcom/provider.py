@@ -70,6 +70,7 @@ from rezeption.calendars.calcom.models import CalcomAttendee, CalcomBooking
 from rezeption.calendars.slot_cache import MemorySlotCache, Picture, SlotCache, SlotSpans
 from rezeption.domain.model import Appointment, Catalog, Interval, Service, Slot, Staff
 from rezeption.domain.schedule import block_of, working_intervals
+from rezeption.ops.metrics import SLOT_CACHE
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +234,7 @@ class CalcomCalendar:
         away or over budget. CalcomError only when nothing at all is known of that day."""
         known = await self._known(day, event_type)
         if known is not None and known.fresh(self.settings.slot_refresh_seconds):
+            SLOT_CACHE.labels("fresh").inc()
             return known.spans
         fetch = self._fetch(catalog, event_type, *self._range_for(catalog, day))
         patience = self.settings.voice_wait if known is not None else self.settings.voice_wait_unknown
@@ -250,8 +252,10 @@ class CalcomCalendar:
                     f"Cal.com slots not answered within {patience:g} s", path="/v2/slots"
                 ) from error
             self.stale_answers += 1
+            SLOT_CACHE.labels("stale").inc()
             log.info("calcom slots: answered from the last known picture (%s)", type(error).__name__)
             return known.spans
+        SLOT_CACHE.labels("fetched").inc()
         return fetched.get(day, [])
 
     async def _known(self, day: date, event_type: int) -> Picture | None:

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from rezeption.calendars.calcom.breaker import CircuitBreaker
+from rezeption.calendars.calcom.breaker import BreakerState, CircuitBreaker
 from rezeption.calendars.calcom.budget import RequestBudget, current_kind
 from rezeption.calendars.calcom.errors import (
     CalcomCircuitOpen,
@@ -31,6 +31,14 @@ from rezeption.calendars.calcom.errors import (
     CalcomUnavailable,
     error_from_response,
     rate_limit_numbers,
+)
+from rezeption.ops.metrics import (
+    BREAKER_STATE,
+    CALCOM_KEY_REFUSED,
+    CALCOM_RATE_REMAINING,
+    CALENDAR_ERRORS,
+    CALENDAR_SECONDS,
+    route_label,
 )
 
 __all__ = ["API_VERSIONS", "CalcomTransport", "mask_phone"]
@@ -74,6 +82,20 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+_BREAKER_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
+
+def _error_kind(status: int) -> str | None:
+    """The metric's error kind of an HTTP status (None for a success)."""
+    if status < 400:
+        return None
+    if status in (401, 403):
+        return "key_refused"
+    if status == 429:
+        return "rate_limited"
+    return "http_5xx" if status >= 500 else "http_4xx"
+
+
 def _is_retryable(error: BaseException) -> bool:
     return isinstance(error, CalcomUnavailable) and not isinstance(error, CalcomCircuitOpen)
 
@@ -96,7 +118,9 @@ class CalcomTransport:
         read_breaker: CircuitBreaker | None = None,
         budget: RequestBudget | None = None,
         clock: Callable[[], datetime] = _utc_now,
+        salon: str = "-",
     ) -> None:
+        self.salon = salon  # the salon's slug, for metric labels only
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._owns_client = http_client is None
@@ -198,8 +222,10 @@ class CalcomTransport:
         kind = current_kind(write)
         breaker = self.breaker if kind == "write" else self.read_breaker
         breaker.before_call(path)
+        route = route_label(path)
         if self.budget is not None and not await self.budget.take(kind):
             breaker.release_probe()
+            CALENDAR_ERRORS.labels("calcom", route, "budget").inc()
             raise CalcomRateLimited(
                 f"Cal.com request budget spent: {kind} to {path} not sent",
                 retry_after_seconds=1.0,
@@ -222,19 +248,25 @@ class CalcomTransport:
             breaker.record_failure()
             error = self._transport_error(exc, path, write)
             self._log(method, path, request_id, started, None, type(exc).__name__)
+            kind_of_error = "timeout" if isinstance(exc, httpx.TimeoutException) else "unreachable"
+            self._observe(route, started, kind_of_error)
             raise error from exc
         except BaseException:
             breaker.release_probe()  # e.g. cancelled: says nothing about Cal.com's health
             raise
         self._log(method, path, request_id, started, response.status_code, None)
         remaining = self._note_rate_headers(response.headers, response.status_code)
-        if remaining is not None and self.budget is not None:
-            await self.budget.observe(remaining)
+        if remaining is not None:
+            CALCOM_RATE_REMAINING.labels(self.salon).set(remaining)
+            if self.budget is not None:
+                await self.budget.observe(remaining)
         if response.status_code >= 500:
             breaker.record_failure()
         else:
             breaker.record_success()
+        self._observe(route, started, _error_kind(response.status_code))
         if response.status_code in (401, 403):
+            CALCOM_KEY_REFUSED.labels(self.salon).inc()
             self.key_refused = True
             logger.error(
                 "calcom key refused: %s on %s (check the salon's Cal.com API key)", response.status_code, path
@@ -259,6 +291,14 @@ class CalcomTransport:
             write=write,
             default_block_seconds=DEFAULT_BLOCK_SECONDS,
         )
+
+    def _observe(self, route: str, started: float, error: str | None) -> None:
+        """Latency, the error kind if any, and both breakers' states, for /metrics."""
+        CALENDAR_SECONDS.labels("calcom", route).observe(time.monotonic() - started)
+        if error is not None:
+            CALENDAR_ERRORS.labels("calcom", route, error).inc()
+        for name, breaker in (("write", self.breaker), ("read", self.read_breaker)):
+            BREAKER_STATE.labels(self.salon, name).set(_BREAKER_VALUE[breaker.state])
 
     @staticmethod
     def _transport_error(exc: httpx.TransportError, path: str, write: bool) -> CalcomError:
