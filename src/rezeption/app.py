@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from rezeption.admin.pages import install as install_admin
 from rezeption.bootstrap import Services, build
 from rezeption.calendars.calcom.webhook import build_calcom_webhook_router
 from rezeption.domain.clock import Clock
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(build_router())
     app.include_router(build_llm_router())
     app.include_router(build_calcom_webhook_router())
+    install_admin(app)
 
     async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
         if not is_unavailable(error):

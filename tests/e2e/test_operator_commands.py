@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from rezeption.cli import app
 from rezeption.store.db import Database
-from rezeption.store.tables import OutboxJobRow
+from rezeption.store.tables import AdminUserRow, OutboxJobRow
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -305,3 +305,44 @@ def test_flags_are_set_listed_and_cleared_and_bad_input_changes_nothing(env: dic
     assert "Salons mit eigener Regel (gehen vor): friseur1 (aus)" in overridden.stdout
     assert "entfernt" in cli(env, "flags", "clear", "caller_id", "--salon", "friseur1").stdout
     assert "friseur1: aus" not in cli(env, "flags", "list").stdout
+
+
+def test_admin_users_are_created_from_a_prompt_or_stdin_and_bad_input_creates_nothing(
+    env: dict[str, str],
+) -> None:
+    cli(env, "tenants", "load", str(DEMO_SALON))
+    runner = CliRunner()
+    prompted = runner.invoke(
+        app, ["admin", "create-user", "Inhaberin@Example.de", "--salon", "friseur1", "--role", "owner"],
+        env=env, input="lang-genug-123\nlang-genug-123\n",
+    )  # fmt: skip
+    assert prompted.exit_code == 0, prompted.stderr
+    assert "inhaberin@example.de angelegt" in prompted.stdout and "lang-genug" not in prompted.stdout
+    for args, stdin, why in [
+        (["inhaberin@example.de", "--salon", "friseur1"], "anderes-passwort-1\n", "exists already"),
+        (
+            ["team@example.de", "--salon", "friseur9"],
+            "anderes-passwort-1\n",
+            "no salon friseur9 (salons: friseur1)",
+        ),
+        (["team@example.de", "--salon", "friseur1"], "kurz\n", "at least 10 characters"),
+        (
+            ["team@example.de", "--salon", "friseur1", "--role", "chef"],
+            "anderes-passwort-1\n",
+            "role must be",
+        ),
+    ]:
+        refused = runner.invoke(
+            app, ["admin", "create-user", *args, "--password-stdin"], env=env, input=stdin
+        )
+        assert refused.exit_code == 2 and why in refused.stderr and "nothing created" in refused.stderr, args
+
+    async def count() -> int:
+        database = Database.from_url(env["REZEPTION_DATABASE_URL"])
+        try:
+            async with database.read() as session:
+                return len((await session.scalars(select(AdminUserRow))).all())
+        finally:
+            await database.dispose()
+
+    assert asyncio.run(count()) == 1

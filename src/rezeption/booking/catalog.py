@@ -74,6 +74,10 @@ class CatalogCache:
         self._entries[tenant_id] = (version, today.year, catalog, checked)
         return catalog
 
+    def forget(self, tenant_id: int) -> None:
+        """Reload the salon's catalog on its next use (this process changed it just now)."""
+        self._entries.pop(tenant_id, None)
+
     def last_known(self, tenant_id: int) -> Catalog | None:
         """The catalog this process last loaded for the salon, however old (for when the database
         is away: call_inbound still tells the agent the salon's name, hours and services)."""

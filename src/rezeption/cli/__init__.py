@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from rezeption.bootstrap import build
+from rezeption.cli.admin import admin_app
 from rezeption.cli.agent import agent_app
 from rezeption.cli.appointments import appointments_app
 from rezeption.cli.call import call
@@ -44,6 +45,7 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(customers_app, name="customers")
 app.add_typer(agent_app, name="agent")
 app.add_typer(flags_app, name="flags")
+app.add_typer(admin_app, name="admin")
 app.command("try")(try_function)
 app.command("call")(call)
 app.command("monitor")(monitor)

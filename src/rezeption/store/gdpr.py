@@ -7,7 +7,7 @@ and the function-call traces and stored replies of those calls. Erasing removes 
 and only theirs: a call they share with someone else (a mother booking for her son, a family line)
 is redacted, not blanked (see `erase_customer`). Appointment rows stay, so statistics (times,
 services, statuses) survive; their future appointments are cancelled before, through the booking
-use case (`erasure_plan`, `cli.customers.erase_customer_data`). Nothing here logs a name or number.
+use case (`erasure_plan`, `ops.erasure.erase_customer_data`). Nothing here logs a name or number.
 """
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ async def erasure_plan(
     """The customers `ref` names, and their active appointments that start after `now`.
 
     Those appointments are cancelled through the booking use case before `erase_customer` runs
-    (the store cannot cancel at the salon's calendar; `cli.customers.erase_customer_data` does).
+    (the store cannot cancel at the salon's calendar; `ops.erasure.erase_customer_data` does).
     """
     async with database.read() as session:
         customers = await find_customers(session, ref, tenant_slug=tenant_slug)

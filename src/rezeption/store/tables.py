@@ -363,3 +363,55 @@ class SeenRequestRow(Base):
 def table(model: type[Base]) -> Table:
     """The Core table behind a model, for hot paths that skip the ORM (see `store.db`)."""
     return cast(Table, model.__table__)
+
+
+ADMIN_ROLES = ("owner", "staff")
+
+
+class AdminUserRow(Base):
+    """A person who logs in to the web admin: an argon2 hash, never the password; a role."""
+
+    __tablename__ = "admin_users"
+    __table_args__ = (CheckConstraint(f"role IN {ADMIN_ROLES!r}", name="role"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+
+
+class AdminUserSalonRow(Base):
+    """Which salons a web-admin user may see and change."""
+
+    __tablename__ = "admin_user_salons"
+    user_id: Mapped[int] = mapped_column(ForeignKey("admin_users.id", ondelete="CASCADE"), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+
+
+class AdminSessionRow(Base):
+    """A logged-in browser: the sha256 of its cookie token (the token itself is never stored), its
+    CSRF secret, and when it ends (idle or absolute)."""
+
+    __tablename__ = "admin_sessions"
+    __table_args__ = (Index("ix_admin_sessions_user", "user_id"),)
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("admin_users.id", ondelete="CASCADE"))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class AdminLoginAttemptRow(Base):
+    """A failed login, by account (normalized e-mail) and address: the rate limit counts these."""
+
+    __tablename__ = "admin_login_attempts"
+    __table_args__ = (
+        Index("ix_admin_login_attempts_email", "email", "at"),
+        Index("ix_admin_login_attempts_address", "address", "at"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    address: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
