@@ -66,6 +66,11 @@ DAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SOURCES = {"phone": "Telefon", "admin": "Salon", "calendar": "Kalender"}
 STATUSES = {"confirmed": "bestätigt", "pending": "offen", "cancelled": "abgesagt", "failed": "fehlgeschlagen"}
 PIXELS_PER_MINUTE = 2.2
+REPAIR_NAMES = {
+    "orphan_cancelled": "verwaiste Kalenderbuchung storniert (Abgleich)",
+    "compensated": "Kalenderbuchung zurückgenommen",
+    "compensation_queued": "Zurücknahme wird wiederholt",
+}
 
 
 def install(app: FastAPI) -> None:
@@ -606,6 +611,9 @@ async def operations(request: Request, fehler: str | None = None) -> HTMLRespons
         if j.status in ("pending", "dead") and (j.kind == "callback_request" or j.status == "dead")
     ]
     pending = await admin_views.pending(services.database, me.tenant_id)
+    repaired = await admin_views.repairs(
+        services.database, me.tenant_id, since=services.clock.now() - timedelta(days=7)
+    )
     await services.flags.fresh()
     rules = await flag_store.list_rules(services.database)
     flags = []
@@ -628,6 +636,10 @@ async def operations(request: Request, fehler: str | None = None) -> HTMLRespons
                 for i, s, c in pending
             ],
             "flags": flags,
+            "repairs": [
+                (_local(at, catalog).strftime("%d.%m.%Y %H:%M"), REPAIR_NAMES.get(k, k), i)
+                for at, k, i in repaired
+            ],
             "error": fehler,
         },
     )

@@ -222,6 +222,13 @@ class Reconciler:
                 await calendar.cancel_uid(catalog, booking.uid)
                 report.orphans_cancelled += 1
                 log.warning("reconcile: orphan %s cancelled at the calendar", booking.uid)
+                if origin is not None:  # on the appointment it was made for: operators see it there
+                    async with self.uow.writing() as tx:
+                        await tx.add_event(
+                            origin, "orphan_cancelled", at=self.clock.now(), recovery_point="done",
+                            data={"uid": booking.uid},
+                        )  # fmt: skip
+                        await tx.commit()
                 return
             if ours is None:
                 await self._import(catalog, booking, report)

@@ -246,3 +246,27 @@ async def pending(
             )
         ).all()
     return [(int(i), s, c) for i, s, c in rows]
+
+
+REPAIRS = ("orphan_cancelled", "compensated", "compensation_queued")
+"""Events that say a calendar booking had to be undone: by the reconciler (an orphan) or the saga."""
+
+
+async def repairs(
+    database: Database, tenant_id: int, *, since: datetime, limit: int = 100
+) -> list[tuple[datetime, str, int]]:
+    """The salon's undone calendar bookings since `since`: when, what, which appointment."""
+    async with database.read() as session:
+        rows = (
+            await session.execute(
+                select(AppointmentEventRow.at, AppointmentEventRow.kind, AppointmentEventRow.appointment_id)
+                .where(
+                    AppointmentEventRow.tenant_id == tenant_id,
+                    AppointmentEventRow.kind.in_(REPAIRS),
+                    AppointmentEventRow.at >= since,
+                )
+                .order_by(AppointmentEventRow.at.desc())
+                .limit(limit)
+            )
+        ).all()
+    return [(at, str(kind), int(i)) for at, kind, i in rows]

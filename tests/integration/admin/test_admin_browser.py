@@ -172,3 +172,23 @@ async def test_calls_show_their_functions_and_customers_are_exported_and_erased_
     await expect(page.locator("h1")).to_have_text("Gelöscht")
     found = await retell.function("find_appointments", {"name": "Peter Schuster"}, call_id="call_admin_4")
     assert not found.get("termine"), found
+
+
+async def test_a_move_on_the_page_is_what_the_phone_finds_and_a_taken_time_is_refused_in_german(
+    page: Page, server: str, retell: RetellClient, users: dict[str, tuple[str, str]]
+) -> None:
+    await retell.function("book_appointment", BOOK)
+    other = {**BOOK, "name": "Eva Engel", "uhrzeit": "14 Uhr"}
+    assert (await retell.function("book_appointment", other, call_id="call_other"))["gebucht"] is True
+    await log_in(page, server, users["owner"])
+    await page.goto(f"{server}/admin/?tag={THURSDAY}")
+    await page.locator("a.appt", has_text="Peter Schuster").click()
+    await page.fill("input[name=zeit]", "14:00")
+    await page.click("button:has-text('Verschieben')")
+    await expect(page.locator("p.error")).to_contain_text("Um 14 Uhr ist leider schon belegt")
+    await expect(page.locator("dd.status")).to_have_text("bestätigt")
+    await page.fill("input[name=zeit]", "15:00")
+    await page.click("button:has-text('Verschieben')")
+    await expect(page.locator("dl.facts")).to_contain_text("15:00–15:20 Uhr")
+    found = await retell.function("find_appointments", {"name": "Peter Schuster"}, call_id="call_admin_5")
+    assert "15 Uhr" in found["message"], found

@@ -9,11 +9,13 @@ import re
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, update
 from tests.integration.retell_adapter.conftest import RetellClient
 
+from rezeption.domain.clock import FixedClock
+from rezeption.store import outbox
 from rezeption.store.db import Database
-from rezeption.store.tables import AppointmentRow, ServiceRow
+from rezeption.store.tables import AppointmentRow, OutboxJobRow, ServiceRow, StaffRow
 
 BOOK = {"name": "Peter Schuster", "dienstleistung": "Bartpflege", "datum": "Donnerstag", "uhrzeit": "13 Uhr"}
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -199,4 +201,61 @@ async def test_a_name_with_markup_is_shown_as_text_never_run(
     assert answer.status_code == 303, answer.text[:500]
     day = await client.get("/admin/?tag=2025-11-06")
     assert "&lt;script&gt;alert(1)&lt;/script&gt; Engel" in day.text and "<script>alert" not in day.text
+    await client.aclose()
+
+
+async def test_the_operations_page_closes_and_retries_only_this_salons_jobs(
+    server: str, database: Database, clock: FixedClock, users: dict[str, tuple[str, str]], salon_id: int
+) -> None:
+    async with database.write() as session, session.begin():
+        made = [("callback_request", salon_id, "cb-1"), ("calendar_cancel", salon_id, "dead-1"),
+                ("callback_request", None, "cb-other")]  # fmt: skip
+        for kind, tenant, key in made:
+            await outbox.enqueue(session, kind, {"reason": "calendar_unavailable"}, at=clock.now(),
+                                 tenant_id=tenant, dedupe_key=key)  # fmt: skip
+        await session.execute(
+            update(OutboxJobRow).where(OutboxJobRow.dedupe_key == "dead-1").values(status="dead", attempts=8)
+        )
+    jobs = {j.kind + ("-other" if j.tenant_id is None else ""): j.id for j in await outbox.jobs(database)}
+    client, _ = await login(server, users["owner"])
+    page = await client.get("/admin/betrieb")
+    assert page.status_code == 200 and "Rückruf" in page.text and "aufgegeben" in page.text
+    token = await csrf_of(client, "/admin/betrieb")
+    other = await client.post(
+        f"/admin/betrieb/jobs/{jobs['callback_request-other']}/erledigt", data={"csrf": token}
+    )
+    assert other.status_code == 404
+    done = await client.post(f"/admin/betrieb/jobs/{jobs['callback_request']}/erledigt", data={"csrf": token})
+    retried = await client.post(
+        f"/admin/betrieb/jobs/{jobs['calendar_cancel']}/wiederholen", data={"csrf": token}
+    )
+    assert done.status_code == retried.status_code == 303
+    status = {j.id: j.status for j in await outbox.jobs(database)}
+    assert status[jobs["callback_request"]] == "done" and status[jobs["calendar_cancel"]] == "pending"
+    assert status[jobs["callback_request-other"]] == "pending"
+    staff, _ = await login(server, users["staff"])
+    assert (await staff.post(f"/admin/betrieb/jobs/{jobs['callback_request-other']}/erledigt",
+                             data={"csrf": await csrf_of(staff)})).status_code == 403  # fmt: skip
+    await client.aclose()
+    await staff.aclose()
+
+
+async def test_a_stylists_hours_edit_changes_the_next_answer(
+    server: str, retell: RetellClient, database: Database, users: dict[str, tuple[str, str]], salon_id: int
+) -> None:
+    ask = {"dienstleistung": "Bartpflege", "datum": "Donnerstag", "uhrzeit": "13 Uhr", "mitarbeiter": "Ben"}
+    assert (await retell.function("check_availability", ask))["frei"] is True
+    async with database.read() as session:
+        query = select(StaffRow).where(StaffRow.tenant_id == salon_id, StaffRow.name == "Ben")
+        ben = (await session.scalars(query)).one()
+    client, _ = await login(server, users["owner"])
+    token = await csrf_of(client, "/admin/salon")
+    path = f"/admin/salon/mitarbeiter/{ben.id}"
+    bad = await client.post(path, data={"csrf": token, "zeiten-thu": "12:00-12:00"})
+    assert bad.status_code == 400 and f"mitarbeiter-{ben.id}-thu" in bad.text
+    assert (await retell.function("check_availability", ask))["frei"] is True
+    good = await client.post(path, data={"csrf": token, "zeiten-thu": "09:00-12:00"})
+    assert good.status_code == 303
+    after = await retell.function("check_availability", ask)
+    assert after["frei"] is False, after
     await client.aclose()

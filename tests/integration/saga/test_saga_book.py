@@ -173,6 +173,7 @@ async def test_a_timeout_whose_create_commits_late_is_an_orphan_the_reconciler_c
 
     assert report.orphans_cancelled == 1
     assert world.emulator.active() == []
+    assert ("orphan_cancelled", "done") in await world.events(row.id), "operators see it on the appointment"
     assert grew.of("rezeption_reconcile_found_total", kind="orphan") == 1
     assert grew.of("rezeption_saga_steps_total", step="create", outcome="unavailable") == 1
     timeouts = {"provider": "calcom", "route": "/v2/bookings", "kind": "timeout"}
