@@ -291,3 +291,21 @@ def test_nobody_working_then_is_not_called_taken_but_a_busy_colleague_is() -> No
     assert day_reason(catalog, cut, (early,), date(2025, 12, 2)) == "day_full"
     away = dataclasses.replace(early, absences=(Interval(at(2025, 12, 2, 0, 0), at(2025, 12, 3, 0, 0)),))
     assert day_reason(catalog, cut, (away,), date(2025, 12, 2)) == "nobody_that_day"
+
+
+def test_a_start_that_runs_into_a_break_says_break_not_taken() -> None:
+    """Found by the model-based test: Damenhaarschnitt at 11:30 with Clara (break 12:30) on an empty
+    day was refused as "schon alles vergeben"; nothing was booked, so that was untrue."""
+    member = stylist(working=hours("09:00", "18:00"), breaks=hours("12:30", "13:00"))
+    catalog = make_catalog(hours("09:00", "18:00"), (member,))
+    now = at(2025, 11, 3, 8, 0)
+    start = at(2025, 11, 4, 11, 30)
+    assert (
+        check_start(catalog, service(90), catalog.staff, {}, start, now, named=True).reason == "staff_break"
+    )
+    assert check_start(catalog, service(90), catalog.staff, {}, start, now).reason == "nobody_then"
+    booked = {1: [Interval(at(2025, 11, 4, 12, 0), at(2025, 11, 4, 12, 30))]}
+    assert (
+        check_start(catalog, service(90), catalog.staff, booked, start, now, named=True).reason
+        == "slot_taken"
+    )

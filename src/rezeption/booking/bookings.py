@@ -50,6 +50,7 @@ from rezeption.domain.errors import (
     NotBookable,
     SlotTaken,
     TooLateToChange,
+    TooManyAppointments,
 )
 from rezeption.domain.model import Appointment, AppointmentStatus, Catalog, Interval, Service, Slot, Staff
 from rezeption.domain.schedule import StartCheck, block_of
@@ -245,6 +246,7 @@ class Bookings:
                     if earlier.provider == "local" or earlier.status is AppointmentStatus.CONFIRMED:
                         return replay
                     resumed = earlier
+            await _within_caller_limit(tx, catalog, request, now)
             check = await check_claims(tx, catalog, service, members, start, now, named=_named(request.staff))
             booked = (
                 await self._claim(tx, catalog, service, check, request, start, now)
@@ -689,3 +691,19 @@ def _replay(
     if not same:
         raise IdempotencyConflict(key)
     return BookingResult(earlier, service, catalog.staff_by_id(earlier.staff_id), replayed=True)
+
+
+async def _within_caller_limit(
+    tx: BookingTx, catalog: Catalog, request: BookingRequest, now: datetime
+) -> None:
+    """Refuse a caller's booking when their number or name already holds the salon's maximum of
+    future appointments (a caller or a bot cannot hoard slots). The salon's own bookings pass. Two
+    bookings of one caller in the same instant may both pass the count: a bound, not a lock."""
+    if request.source == "admin":
+        return
+    limit = catalog.tenant.policy.max_active_per_caller
+    held = await tx.active_future_for_caller(
+        request.tenant_id, phone_e164=request.phone_e164, name=request.customer_name, now=now
+    )
+    if held >= limit:
+        raise TooManyAppointments(limit)

@@ -153,6 +153,10 @@ class BookingTx(Protocol):
 
     async def appointment_by_key(self, idempotency_key: str) -> Appointment | None: ...
 
+    async def active_future_for_caller(
+        self, tenant_id: int, *, phone_e164: str | None, name: str | None, now: datetime
+    ) -> int: ...
+
     async def insert_appointment(self, new: NewAppointment, *, at: datetime) -> Appointment:
         """Insert; SlotClaimFailed on an overlap, KeyAlreadyUsed on a duplicate idempotency key."""
         ...

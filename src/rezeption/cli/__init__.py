@@ -19,6 +19,7 @@ from rezeption.cli.call import call
 from rezeption.cli.customers import customers_app
 from rezeption.cli.flags import flags_app
 from rezeption.cli.jobs import jobs_app
+from rezeption.cli.loadtest import loadtest
 from rezeption.cli.monitor import monitor
 from rezeption.cli.salons import TenantOption, closures_app, tenants_app
 from rezeption.cli.support import load_settings
@@ -49,6 +50,7 @@ app.add_typer(admin_app, name="admin")
 app.command("try")(try_function)
 app.command("call")(call)
 app.command("monitor")(monitor)
+app.command("loadtest")(loadtest)
 console = Console()
 err = Console(stderr=True)
 

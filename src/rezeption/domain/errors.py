@@ -12,7 +12,7 @@ any `BookingError` to a reply, never to a 5xx.
     ├── StaffDoesNotOfferService    the named stylist does not do this service
     ├── NotBookable                 a time that can never be booked, by reason:
     │       in_past, too_short_notice, beyond_horizon, holiday, closed,
-    │       outside_hours, staff_absent, staff_not_working
+    │       outside_hours, staff_absent, staff_not_working, staff_break
     ├── SlotTaken                   the time is bookable in principle but already taken
     ├── AppointmentNotFound         no such appointment for this salon
     ├── AppointmentNotActive        cancelled or failed already
@@ -123,6 +123,7 @@ NOT_BOOKABLE_MESSAGES: dict[str, str] = {
     "outside_hours": "Zu dieser Uhrzeit haben wir leider nicht geöffnet.",
     "staff_absent": "Die gewünschte Person ist an diesem Tag leider nicht im Salon.",
     "staff_not_working": "Die gewünschte Person arbeitet zu dieser Zeit leider nicht.",
+    "staff_break": "Die gewünschte Person hat zu dieser Zeit Pause; dafür reicht die Zeit leider nicht.",
 }
 
 
@@ -133,6 +134,19 @@ class NotBookable(BookingError):
         if reason not in NOT_BOOKABLE_MESSAGES:
             raise ValueError(f"unknown reason {reason!r}")
         super().__init__(NOT_BOOKABLE_MESSAGES[reason], code=reason, **details)
+
+
+class TooManyAppointments(BookingError):
+    """The caller's number (or name) holds as many future appointments as the salon allows."""
+
+    code = "too_many_appointments"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"Unter Ihrer Nummer oder Ihrem Namen sind schon {limit} Termine eingetragen; mehr kann ich "
+            "am Telefon leider nicht buchen. Der Salon hilft Ihnen gern persönlich weiter.",
+            limit=limit,
+        )
 
 
 class SlotTaken(BookingError):

@@ -73,6 +73,9 @@ class BookingPolicy:
     horizon_days: int = 90
     slot_grid: timedelta = timedelta(minutes=15)
     change_min_notice: timedelta = timedelta(hours=2)
+    max_active_per_caller: int = 4
+    """Active future appointments one number, or one name, may hold (a caller or a bot cannot
+    hoard the salon's slots); the salon's own bookings are not limited."""
 
 
 @dataclass(frozen=True)

@@ -281,5 +281,7 @@ def _staff_verdict(
     if not any(w.contains(block) for w in working_intervals(catalog, member, day)):
         return "staff_not_working"
     if any(b.overlaps(block) for b in blocked_intervals(catalog, member, day, busy, block)):
-        return "slot_taken"
+        taken = any(b.overlaps(block) for b in busy)
+        # a break is not a booking: "taken" would be untrue (found by the model-based test)
+        return "slot_taken" if taken else "staff_break"
     return None

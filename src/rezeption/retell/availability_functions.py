@@ -85,6 +85,7 @@ async def check_availability(ctx: CallContext, args: CheckAvailabilityArgs) -> R
 _STAFF_REASONS = {
     "staff_absent": "ist an diesem Tag leider nicht im Salon.",
     "staff_not_working": "arbeitet zu dieser Zeit leider nicht.",
+    "staff_break": "hat zu dieser Zeit Pause; dafür reicht die Zeit leider nicht.",
 }
 
 

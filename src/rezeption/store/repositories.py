@@ -14,7 +14,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, case, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -76,6 +76,21 @@ CUSTOMER_BY_PHONE_AND_NAME = (
     .limit(1)
 )
 INSERT_CUSTOMER = insert(CUSTOMERS).returning(CUSTOMERS.c.id)
+_BY_PHONE = CUSTOMERS.c.phone_e164 == bindparam("phone")
+_BY_NAME = CUSTOMERS.c.name_normalized == bindparam("normalized")
+ACTIVE_FUTURE_FOR_CALLER = (
+    select(
+        func.sum(case((_BY_PHONE, 1), else_=0)),
+        func.sum(case((_BY_NAME, 1), else_=0)),
+    )
+    .select_from(APPOINTMENTS.join(CUSTOMERS, CUSTOMERS.c.id == APPOINTMENTS.c.customer_id))
+    .where(
+        APPOINTMENTS.c.tenant_id == bindparam("tenant_id"),
+        APPOINTMENTS.c.status.in_([s.value for s in ACTIVE_STATUSES]),
+        APPOINTMENTS.c.starts_at > bindparam("now"),
+        or_(_BY_PHONE, _BY_NAME),
+    )
+)
 CATALOG_VERSION = select(TENANTS.c.catalog_version).where(TENANTS.c.id == bindparam("id"))
 
 
@@ -299,6 +314,28 @@ class SqlBookingTx:
             )
         ).first()
         return (row.idempotency_key, dict(row.data)) if row else None
+
+    async def active_future_for_caller(
+        self, tenant_id: int, *, phone_e164: str | None, name: str | None, now: datetime
+    ) -> int:
+        """The most active future appointments held at this salon by this number or by this name
+        (each counted on its own; the larger count)."""
+        normalized = " ".join(name.casefold().split()) if name else None
+        if not phone_e164 and not normalized:
+            return 0
+        conn = await self._conn()
+        row = (
+            await conn.execute(
+                ACTIVE_FUTURE_FOR_CALLER,
+                {
+                    "tenant_id": tenant_id,
+                    "phone": phone_e164 or "",
+                    "normalized": normalized or "",
+                    "now": now,
+                },
+            )
+        ).one()
+        return max(int(row[0] or 0), int(row[1] or 0))
 
     async def upsert_customer(
         self, tenant_id: int, *, name: str | None, phone_e164: str | None, at: datetime

@@ -54,6 +54,7 @@ class BookingSection(Strict):
     slot_grid_minutes: int = Field(15, ge=5, le=120)
     change_min_notice_hours: int = Field(2, ge=0)
     transcript_retention_days: int = Field(90, ge=1, le=3650)  # calls' transcripts purged after this
+    max_active_per_caller: int = Field(4, ge=1, le=50)  # future appointments per number / per name
 
 
 class Absence(Strict):

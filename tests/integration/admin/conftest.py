@@ -44,6 +44,8 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest.fixture
 async def page(browser: Browser) -> AsyncIterator[Page]:
+    """A tablet-sized page. Tests name `server` before `page`: the page then closes before the server
+    stops (an open keep-alive connection holds the server's graceful shutdown for its timeout)."""
     context = await browser.new_context(viewport={"width": 1180, "height": 820}, locale="de-DE")  # a tablet
     opened = await context.new_page()
     yield opened

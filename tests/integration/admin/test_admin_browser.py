@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from pathlib import Path
 
+import pytest
 from playwright.async_api import Page, expect
 from tests.integration.admin.conftest import log_in, screenshot_path
 from tests.integration.retell_adapter.conftest import CALLER, SALON_NUMBER, RetellClient
@@ -20,11 +22,22 @@ from rezeption.store import flags as flag_store
 from rezeption.store.db import Database
 
 THURSDAY = "2025-11-06"
+
+
+@pytest.fixture
+def database_url(sqlite_template: Path, tmp_path: Path) -> str:
+    """The browser tests run on SQLite only: what they prove is the pages; the same routes run on
+    PostgreSQL in test_admin_security.py (and the use cases behind them everywhere else)."""
+    path = tmp_path / "admin.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
 BOOK = {"name": "Peter Schuster", "dienstleistung": "Bartpflege", "datum": "Donnerstag", "uhrzeit": "13 Uhr"}
 
 
 async def test_the_owner_sees_the_phone_booking_cancels_it_and_the_phone_hears_it(
-    page: Page, server: str, retell: RetellClient, users: dict[str, tuple[str, str]]
+    server: str, page: Page, retell: RetellClient, users: dict[str, tuple[str, str]]
 ) -> None:
     booked = await retell.function("book_appointment", BOOK, call_id="call_admin_1")
     assert booked["gebucht"] is True
@@ -56,7 +69,7 @@ async def test_the_owner_sees_the_phone_booking_cancels_it_and_the_phone_hears_i
 
 
 async def test_an_opening_hours_edit_changes_the_next_answer_and_a_bad_one_saves_nothing(
-    page: Page, server: str, retell: RetellClient, users: dict[str, tuple[str, str]]
+    server: str, page: Page, retell: RetellClient, users: dict[str, tuple[str, str]]
 ) -> None:
     ask = {"dienstleistung": "Bartpflege", "datum": "Donnerstag", "uhrzeit": "13 Uhr"}
     assert (await retell.function("check_availability", ask))["frei"] is True
@@ -77,7 +90,7 @@ async def test_an_opening_hours_edit_changes_the_next_answer_and_a_bad_one_saves
 
 
 async def test_a_flag_set_on_the_page_decides_the_next_call(
-    page: Page, server: str, retell: RetellClient, database: Database, users: dict[str, tuple[str, str]]
+    server: str, page: Page, retell: RetellClient, database: Database, users: dict[str, tuple[str, str]]
 ) -> None:
     await retell.function("book_appointment", BOOK)
     await retell.function("record_consent", {})
@@ -98,7 +111,7 @@ async def test_a_flag_set_on_the_page_decides_the_next_call(
 
 
 async def test_staff_see_the_day_with_masked_numbers_and_are_refused_owner_pages(
-    page: Page, server: str, retell: RetellClient, users: dict[str, tuple[str, str]]
+    server: str, page: Page, retell: RetellClient, users: dict[str, tuple[str, str]]
 ) -> None:
     await retell.function("book_appointment", BOOK)
     await log_in(page, server, users["staff"])
@@ -114,7 +127,7 @@ async def test_staff_see_the_day_with_masked_numbers_and_are_refused_owner_pages
 
 
 async def test_a_new_appointment_on_the_page_follows_the_phones_rules(
-    page: Page, server: str, retell: RetellClient, users: dict[str, tuple[str, str]], clock: FixedClock
+    server: str, page: Page, retell: RetellClient, users: dict[str, tuple[str, str]], clock: FixedClock
 ) -> None:
     await retell.function("book_appointment", BOOK)
     await log_in(page, server, users["owner"])
@@ -132,7 +145,7 @@ async def test_a_new_appointment_on_the_page_follows_the_phones_rules(
 
 
 async def test_calls_show_their_functions_and_customers_are_exported_and_erased_after_confirmation(
-    page: Page, server: str, retell: RetellClient, database: Database, users: dict[str, tuple[str, str]]
+    server: str, page: Page, retell: RetellClient, database: Database, users: dict[str, tuple[str, str]]
 ) -> None:
     call = {"call_id": "call_admin_3", "from_number": CALLER, "to_number": SALON_NUMBER}
     inbound = {"event": "call_inbound", "call_inbound": call}
@@ -175,7 +188,7 @@ async def test_calls_show_their_functions_and_customers_are_exported_and_erased_
 
 
 async def test_a_move_on_the_page_is_what_the_phone_finds_and_a_taken_time_is_refused_in_german(
-    page: Page, server: str, retell: RetellClient, users: dict[str, tuple[str, str]]
+    server: str, page: Page, retell: RetellClient, users: dict[str, tuple[str, str]]
 ) -> None:
     await retell.function("book_appointment", BOOK)
     other = {**BOOK, "name": "Eva Engel", "uhrzeit": "14 Uhr"}

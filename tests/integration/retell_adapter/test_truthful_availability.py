@@ -78,6 +78,7 @@ async def test_a_booked_out_day_is_said_to_be_booked_out(retell: RetellClient) -
                 "mitarbeiter": "Ben",
             },
             call_id=f"call_fill_{n}",
+            from_number=f"+4917000000{n:02d}",  # five callers: one number holds at most four
         )
         assert booked["gebucht"] is True, booked
     # the 25-minute gaps left do not hold a 20-minute beard on the 15-minute grid

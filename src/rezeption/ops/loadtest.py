@@ -1,0 +1,295 @@
+"""A load generator that calls like Retell (`rezeption loadtest`): N phone calls, at most C at once,
+each a signed call_inbound, call_started, function calls with think time between them, and a signed
+call_ended. Each call is drawn from a scenario mix (book 70 %, reschedule 15 %, cancel 10 %, only ask
+5 % by default) with German phrases from a scenario file; the days and times are few on purpose, so
+callers compete for the same slots and take the offered alternatives as a caller would.
+
+It only talks to 127.0.0.1 / localhost, stops after its calls or its deadline, and counts what each
+caller heard. What really happened is counted by `ops.loadcheck` from the database afterwards, not
+from the server's own counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+import yaml
+
+from rezeption.emulators.retell.caller import RetellPhone
+from rezeption.ops.metrics import SYSTEM_FAILURES
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+NOT_OURS = frozenset({*SYSTEM_FAILURES, "internal_error", "over_budget", "http_error", "timeout"})
+"""Outcomes that are our failure, not a refusal the caller's ask deserved."""
+
+
+class NotLocal(ValueError):
+    """The load test sends traffic to 127.0.0.1 only."""
+
+
+@dataclass(frozen=True)
+class Scenarios:
+    """The phrases and the mix (`bench/loadtest_scenarios.yaml`)."""
+
+    mix: dict[str, int]
+    services: list[str]
+    days: list[str]
+    times: list[str]
+    first_names: list[str]
+    last_names: list[str]
+
+    @classmethod
+    def load(cls, path: str | Path) -> Scenarios:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        mix = {str(k): int(v) for k, v in doc["mix"].items()}
+        if set(mix) - {"book", "reschedule", "cancel", "ask"} or sum(mix.values()) <= 0:
+            raise ValueError("mix: weights for book, reschedule, cancel, ask")
+        return cls(
+            mix, list(doc["services"]), list(doc["days"]), list(doc["times"]),
+            list(doc["first_names"]), list(doc["last_names"]),
+        )  # fmt: skip
+
+    def name(self, n: int) -> str:
+        """The n-th caller's name: first and last names combined, so one name recurs only every
+        len(first) x len(last) calls (the per-name booking limit stays out of a plain load test)."""
+        first = self.first_names[n % len(self.first_names)]
+        return f"{first} {self.last_names[(n // len(self.first_names)) % len(self.last_names)]}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much load: `calls` calls, at most `concurrency` at once, `think` seconds between two
+    function calls on average (exponential), at most `deadline` seconds in all."""
+
+    calls: int
+    concurrency: int
+    think: float = 2.0
+    deadline: float = 600.0
+    seed: int = 7
+    to_number: str = "+493012345670"
+    agent_id: str | None = "agent_friseur1"
+    function_patience: float = 10.0  # Retell waits 8 s; a reply later than this counts as a timeout
+
+
+@dataclass
+class CallResult:
+    """What one caller did and heard."""
+
+    call_id: str
+    scenario: str
+    booked: bool = False
+    cancelled: bool = False  # the caller cancelled what they booked (their own wish)
+    booking_attempts: int = 0
+    failures: list[str] = field(default_factory=list)  # our failures (reason codes) the caller heard
+    refusals: list[str] = field(default_factory=list)  # refusals the ask deserved (slot_taken, ...)
+    latencies: list[tuple[str, float]] = field(default_factory=list)  # function, ms
+
+
+@dataclass
+class LoadResult:
+    """Every call's result and the run's length."""
+
+    calls: list[CallResult]
+    seconds: float
+
+    def latency_percentiles(self) -> dict[str, dict[str, float]]:
+        by_function: dict[str, list[float]] = {}
+        for call in self.calls:
+            for name, ms in call.latencies:
+                by_function.setdefault(name, []).append(ms)
+        return {name: _percentiles(values) for name, values in sorted(by_function.items())}
+
+    def expected_active(self) -> dict[str, int]:
+        """Per call, the active appointments its caller was told of: 1 after a booking (moved or
+        not), 0 after a cancellation or none."""
+        return {c.call_id: int(c.booked and not c.cancelled) for c in self.calls}
+
+    @property
+    def success_rate(self) -> float:
+        """Calls that booked / calls that tried and were not refused for their ask."""
+        tried = [c for c in self.calls if c.booking_attempts and (c.booked or c.failures)]
+        return sum(c.booked for c in tried) / len(tried) if tried else 1.0
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+    return {
+        "count": len(ordered),
+        "p50_ms": at(0.50),
+        "p95_ms": at(0.95),
+        "p99_ms": at(0.99),
+        "max_ms": ordered[-1],
+    }
+
+
+def require_local(url: str) -> None:
+    host = urlparse(url).hostname
+    if host not in LOCAL_HOSTS:
+        raise NotLocal(f"the load test sends traffic to 127.0.0.1 only, not to {host!r}")
+
+
+class LoadTest:
+    """Runs a `Plan` against the server at `base_url` (signed with its Retell key)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        plan: Plan,
+        scenarios: Scenarios,
+        *,
+        now_ms: Callable[[], int] | None = None,
+        on_call_done: Callable[[CallResult], None] | None = None,
+    ) -> None:
+        require_local(base_url)
+        self.plan = plan
+        self.scenarios = scenarios
+        self.random = random.Random(plan.seed)
+        self.run_id = f"{plan.seed:x}{int(time.time()) % 100000:05d}"
+        self.http = httpx.AsyncClient(
+            timeout=plan.function_patience, limits=httpx.Limits(max_connections=plan.concurrency * 2)
+        )
+        self.phone = RetellPhone(base_url, api_key, http=self.http, **({"now_ms": now_ms} if now_ms else {}))
+        self.on_call_done = on_call_done
+
+    async def run(self) -> LoadResult:
+        started = time.monotonic()
+        gate = asyncio.Semaphore(self.plan.concurrency)
+        draws = [self._draw(n) for n in range(self.plan.calls)]
+
+        async def one(n: int, draw: dict[str, Any]) -> CallResult:
+            async with gate:
+                result = await self._call(n, draw)
+            if self.on_call_done is not None:
+                self.on_call_done(result)
+            return result
+
+        try:
+            results = await asyncio.wait_for(
+                asyncio.gather(*(one(n, d) for n, d in enumerate(draws))), self.plan.deadline
+            )
+        finally:
+            await self.http.aclose()
+        return LoadResult(list(results), time.monotonic() - started)
+
+    def _draw(self, n: int) -> dict[str, Any]:
+        kinds, weights = zip(*self.scenarios.mix.items(), strict=True)
+        pick = self.random.choice
+        return {
+            "kind": self.random.choices(kinds, weights)[0],
+            "service": pick(self.scenarios.services),
+            "day": pick(self.scenarios.days),
+            "time": pick(self.scenarios.times),
+            "name": self.scenarios.name(n),
+            "move_day": pick(self.scenarios.days),
+            "move_time": pick(self.scenarios.times),
+            "from": f"+49151{n:08d}",
+        }
+
+    async def _think(self) -> None:
+        if self.plan.think > 0:
+            await asyncio.sleep(min(self.random.expovariate(1 / self.plan.think), self.plan.think * 5))
+
+    def _envelope(self, call_id: str, draw: dict[str, Any]) -> dict[str, Any]:
+        return {"call_id": call_id, "agent_id": self.plan.agent_id, "from_number": draw["from"],
+                "to_number": self.plan.to_number}  # fmt: skip
+
+    async def _function(
+        self, result: CallResult, draw: dict[str, Any], name: str, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        body = {"name": name, "call": self._envelope(result.call_id, draw), "args": args}
+        started = time.perf_counter()
+        try:
+            response = await self.phone.post(f"/retell/functions/{name}", body)
+        except httpx.TimeoutException:
+            result.failures.append("timeout")
+            return {"ok": False, "reason": "timeout"}
+        except httpx.HTTPError:
+            result.failures.append("http_error")
+            return {"ok": False, "reason": "http_error"}
+        result.latencies.append((name, (time.perf_counter() - started) * 1000))
+        if response.status_code != 200:
+            result.failures.append("http_error")
+            return {"ok": False, "reason": "http_error"}
+        reply: dict[str, Any] = response.json()
+        if not reply.get("ok"):
+            reason = str(reply.get("reason", "other"))
+            (result.failures if reason in NOT_OURS else result.refusals).append(reason)
+        return reply
+
+    async def _call(self, n: int, draw: dict[str, Any]) -> CallResult:
+        result = CallResult(f"load-{self.run_id}-{n}", str(draw["kind"]))
+        envelope = self._envelope(result.call_id, draw)
+        inbound = await self._post("/retell/inbound", {"event": "call_inbound", "call_inbound": envelope})
+        if inbound is None:
+            result.failures.append("http_error")
+            return result
+        await self._post("/retell/webhook", {"event": "call_started", "call": envelope})
+        await self._think()
+        if draw["kind"] == "ask":
+            await self._function(result, draw, "list_services", {})
+            await self._think()
+            await self._function(result, draw, "get_opening_hours", {})
+        else:
+            await self._book(result, draw)
+            if result.booked and draw["kind"] in ("cancel", "reschedule"):
+                await self._think()
+                await self._change(result, draw)
+        await self._post("/retell/webhook", {"event": "call_ended", "call": envelope})
+        return result
+
+    async def _book(self, result: CallResult, draw: dict[str, Any]) -> None:
+        when = {"datum": draw["day"], "uhrzeit": draw["time"]}
+        for _ in range(3):  # the asked time, then an offered alternative, twice at most
+            ask = {"dienstleistung": draw["service"], **when}
+            checked = await self._function(result, draw, "check_availability", ask)
+            if not checked.get("frei"):
+                offered = checked.get("alternativen") or []
+                if not offered:
+                    return
+                when = {"datum": offered[0]["datum"], "uhrzeit": offered[0]["uhrzeit"]}
+                await self._think()
+                continue
+            await self._think()
+            result.booking_attempts += 1
+            booked = await self._function(result, draw, "book_appointment", {**ask, "name": draw["name"]})
+            if booked.get("gebucht") or booked.get("angefragt"):
+                result.booked = True
+                return
+            offered = booked.get("alternativen") or []
+            if not offered:
+                return
+            when = {"datum": offered[0]["datum"], "uhrzeit": offered[0]["uhrzeit"]}
+
+    async def _change(self, result: CallResult, draw: dict[str, Any]) -> None:
+        name = "cancel_appointment" if draw["kind"] == "cancel" else "reschedule_appointment"
+        args: dict[str, Any] = {"name": draw["name"]}
+        if name == "reschedule_appointment":
+            args.update(neues_datum=draw["move_day"], neue_uhrzeit=draw["move_time"])
+        read_back = await self._function(result, draw, name, args)
+        referenz = read_back.get("referenz")
+        if not referenz:
+            return
+        await self._think()
+        done = await self._function(result, draw, name, {**args, "referenz": referenz})
+        if name == "cancel_appointment" and done.get("ok"):
+            result.cancelled = True
+
+    async def _post(self, path: str, body: dict[str, Any]) -> httpx.Response | None:
+        try:
+            response = await self.phone.post(path, body)
+        except httpx.HTTPError:
+            return None
+        return response if response.status_code < 500 else None
