@@ -1,6 +1,6 @@
 """Benchmark: `rezeption loadtest` against `rezeption serve` on PostgreSQL with the local calendar.
 
-200 phone calls at once (400 in all, think time 2 s on average, the scenario mix of
+200 phone calls at once (400 in all, one function call every ~8 s per call on average, the mix of
 bench/loadtest_scenarios.yaml: book 70 %, reschedule 15 %, cancel 10 %, ask 5 %, callers competing
 for few days and times), then the separate checker reads the database. Prints the figures and writes
 bench/results/loadtest.json: concurrent_calls, calls, success_rate (of bookable requests: booked /
@@ -36,6 +36,7 @@ from rezeption.store.salon_import import import_salon  # noqa: E402
 FULL = os.environ.get("BENCH") == "full"
 CONCURRENCY = 1000 if FULL else 200
 CALLS = 2 * CONCURRENCY
+THINK = float(os.environ.get("BENCH_THINK", "8.0"))  # seconds between two function calls of a call
 
 
 async def load(url: str) -> None:
@@ -47,7 +48,7 @@ async def load(url: str) -> None:
 
 
 async def measure(base: str, url: str) -> dict[str, object]:
-    plan = Plan(calls=CALLS, concurrency=CONCURRENCY, think=2.0, deadline=900, seed=11)
+    plan = Plan(calls=CALLS, concurrency=CONCURRENCY, think=THINK, deadline=900, seed=11)
     test = LoadTest(base, KEY, plan, Scenarios.load(ROOT / "bench" / "loadtest_scenarios.yaml"))
     result = await test.run()
     database = Database.from_url(url)
@@ -73,6 +74,7 @@ async def measure(base: str, url: str) -> dict[str, object]:
         "mismatched_calls": len(found.mismatched_calls),
         "p99_ms": max(v["p99_ms"] for v in per_function.values()),
         "per_function": per_function,
+        "think_seconds": THINK,
         "server_processes": 1,
         "machine": "2 cores (this sandbox), server and load generator on the same machine",
     }

@@ -67,7 +67,9 @@ class Scenarios:
 @dataclass(frozen=True)
 class Plan:
     """How much load: `calls` calls, at most `concurrency` at once, `think` seconds between two
-    function calls on average (exponential), at most `deadline` seconds in all."""
+    function calls on average (exponential), at most `deadline` seconds in all. The first
+    `concurrency` calls ring at random moments within the first `think` seconds (an open loop, as
+    phones ring), each later one when a line is free."""
 
     calls: int
     concurrency: int
@@ -170,6 +172,10 @@ class LoadTest:
         draws = [self._draw(n) for n in range(self.plan.calls)]
 
         async def one(n: int, draw: dict[str, Any]) -> CallResult:
+            if (
+                n < self.plan.concurrency and self.plan.think > 0
+            ):  # phones ring spread out, not at one instant
+                await asyncio.sleep(draw["ring_after"])
             async with gate:
                 result = await self._call(n, draw)
             if self.on_call_done is not None:
@@ -196,6 +202,7 @@ class LoadTest:
             "move_day": pick(self.scenarios.days),
             "move_time": pick(self.scenarios.times),
             "from": f"+49151{n:08d}",
+            "ring_after": self.random.uniform(0, self.plan.think),
         }
 
     async def _think(self) -> None:
