@@ -54,8 +54,10 @@ def loadtest(
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("Anrufe", total=calls)
             try:
+                clock = settings.clock()  # sign at the server's time (REZEPTION_CLOCK_START moves it)
                 test = LoadTest(
                     base, settings.retell_api_key.get_secret_value(), plan, mix,
+                    now_ms=lambda: int(clock.now().timestamp() * 1000),
                     on_call_done=lambda _: progress.advance(task),
                 )  # fmt: skip
             except NotLocal as error:
