@@ -267,7 +267,7 @@ def test_random_bookings_cancellations_moves_retries_and_crashes_keep_the_calend
         BookingMachine.new_url = staticmethod(lambda: url)  # emptied by each machine
     runner = BookingMachine.TestCase
     runner.settings = settings(
-        max_examples=int(os.environ.get("REZEPTION_MODEL_EXAMPLES", "15")),
+        max_examples=int(os.environ.get("REZEPTION_MODEL_EXAMPLES", "10")),
         stateful_step_count=30,
         deadline=None,
         suppress_health_check=list(HealthCheck),

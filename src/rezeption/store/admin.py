@@ -6,6 +6,7 @@ only reads and writes these rows.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -138,7 +139,7 @@ async def check_password(database: Database, email: str, password: str) -> int |
                 )
             )
         ).first()
-    stored = row[1] if row is not None else _DUMMY
+    stored = row[1] if row is not None else _dummy_hash()
     try:
         HASHER.verify(stored, password)
     except (VerificationError, InvalidHashError):
@@ -146,7 +147,10 @@ async def check_password(database: Database, email: str, password: str) -> int |
     return int(row[0]) if row is not None and row[2] else None
 
 
-_DUMMY = HASHER.hash("no such user, never matches " + secrets.token_hex(8))
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash no password matches, made once on first use (not at import: every command imports this)."""
+    return HASHER.hash("no such user, never matches " + secrets.token_hex(8))
 
 
 async def open_session(database: Database, user_id: int, *, now: datetime) -> str:
