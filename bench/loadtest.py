@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from _pg import throwaway_database  # noqa: E402
 from functions import KEY, Server, free_port  # noqa: E402, F401
+from rezeption.cli.loadtest import summary  # noqa: E402
 from rezeption.ops.loadcheck import check  # noqa: E402
 from rezeption.ops.loadtest import LoadTest, Plan, Scenarios  # noqa: E402
 from rezeption.store import migrate  # noqa: E402
@@ -56,24 +57,15 @@ async def measure(base: str, url: str) -> dict[str, object]:
         found = await check(database, result.expected_active(), call_prefix=f"load-{test.run_id}-")
     finally:
         await database.dispose()
-    per_function = result.latency_percentiles()
     return {
         "benchmark": "loadtest",
         "calendar": "local",
         "database": "postgresql",
-        "concurrent_calls": CONCURRENCY,
-        "calls": len(result.calls),
-        "seconds": round(result.seconds, 1),
-        "success_rate": round(result.success_rate, 4),
-        "booked": sum(c.booked for c in result.calls),
-        "refusals": sum(len(c.refusals) for c in result.calls),
-        "failures": sum(len(c.failures) for c in result.calls),
+        **summary(result, plan),  # the figures `rezeption loadtest` prints
         "double_bookings": found.double_bookings,
         "orphans": 0,
         "pending_left": found.pending_left,
         "mismatched_calls": len(found.mismatched_calls),
-        "p99_ms": max(v["p99_ms"] for v in per_function.values()),
-        "per_function": per_function,
         "think_seconds": THINK,
         "server_processes": 1,
         "machine": "2 cores (this sandbox), server and load generator on the same machine",

@@ -13,6 +13,7 @@ import secrets
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, FastAPI, Request
@@ -474,8 +475,6 @@ def _weekly_text(weekly: Any) -> dict[str, str]:
 
 
 def _quote(text: str) -> str:
-    from urllib.parse import quote
-
     return quote(text)
 
 
@@ -604,7 +603,7 @@ async def operations(request: Request, fehler: str | None = None) -> HTMLRespons
     me = await visitor(request, owner=True)
     catalog = await _catalog(request, me)
     services = _services(request)
-    jobs = [j for j in await outbox.jobs(services.database, limit=500) if j.tenant_id == me.tenant_id]
+    jobs = await outbox.jobs(services.database, tenant_id=me.tenant_id, limit=500)
     waiting = [
         j
         for j in jobs
@@ -646,8 +645,7 @@ async def operations(request: Request, fehler: str | None = None) -> HTMLRespons
 
 
 async def _own_job(request: Request, me: Visitor, job_id: int) -> None:
-    jobs = await outbox.jobs(_services(request).database, limit=1000)
-    if not any(j.id == job_id and j.tenant_id == me.tenant_id for j in jobs):
+    if not await outbox.jobs(_services(request).database, tenant_id=me.tenant_id, job_id=job_id, limit=1):
         raise NotFound
 
 

@@ -25,6 +25,7 @@ import yaml
 
 from rezeption.emulators.retell.caller import RetellPhone
 from rezeption.ops.metrics import SYSTEM_FAILURES
+from rezeption.retell.tools import TOOL_TIMEOUT_MS
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 NOT_OURS = frozenset({*SYSTEM_FAILURES, "internal_error", "over_budget", "http_error", "timeout"})
@@ -78,7 +79,7 @@ class Plan:
     seed: int = 7
     to_number: str = "+493012345670"
     agent_id: str | None = "agent_friseur1"
-    function_patience: float = 10.0  # Retell waits 8 s; a reply later than this counts as a timeout
+    function_patience: float = TOOL_TIMEOUT_MS / 1000  # Retell's own wait: a later reply is a timeout
 
 
 @dataclass

@@ -165,10 +165,20 @@ async def fail(
 
 
 async def jobs(
-    database: Database, *, status: str | None = None, kind: str | None = None, limit: int = 100
+    database: Database,
+    *,
+    status: str | None = None,
+    kind: str | None = None,
+    tenant_id: int | None = None,
+    job_id: int | None = None,
+    limit: int = 100,
 ) -> list[JobView]:
-    """Jobs for an operator, newest first."""
+    """Jobs for an operator, newest first (one salon's, or one job, when asked)."""
     query = select(OutboxJobRow).order_by(OutboxJobRow.id.desc()).limit(limit)
+    if tenant_id is not None:
+        query = query.where(OutboxJobRow.tenant_id == tenant_id)
+    if job_id is not None:
+        query = query.where(OutboxJobRow.id == job_id)
     if status:
         query = query.where(OutboxJobRow.status == status)
     if kind:

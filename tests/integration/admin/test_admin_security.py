@@ -259,3 +259,17 @@ async def test_a_stylists_hours_edit_changes_the_next_answer(
     after = await retell.function("check_availability", ask)
     assert after["frei"] is False, after
     await client.aclose()
+
+
+async def test_an_address_trying_many_accounts_is_locked_too(
+    server: str, users: dict[str, tuple[str, str]]
+) -> None:
+    """The liar who rotates accounts: twenty wrong tries from one address, each for another e-mail,
+    lock that address, even for the right password of a real account."""
+    for n in range(20):
+        client, answer = await login(server, (f"versuch{n}@nirgends.de", "irgendein-passwort"))
+        assert answer.status_code == 401
+        await client.aclose()
+    client, locked = await login(server, users["owner"])
+    assert locked.status_code == 429 and "rezeption_admin" not in locked.cookies
+    await client.aclose()
