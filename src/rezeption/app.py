@@ -7,6 +7,8 @@ A dead database never stops the server: start-up bounds its waits (the warm-up g
 few seconds), /health answers regardless, /ready answers 503 within `REZEPTION_READY_TIMEOUT`, and
 database trouble that escapes a route is a 503 with Retry-After, never a 500. In production the
 API docs are off (unless `REZEPTION_DOCS=true`) and /ready says only "ready" or "not ready".
+Overload never queues without bound: `ops.admission` lets a bounded number of requests work at once,
+first come, first served, and turns the rest away with a reply before any of their work starts.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from rezeption.bootstrap import Services, build
 from rezeption.calendars.calcom.webhook import build_calcom_webhook_router
 from rezeption.domain.clock import Clock
 from rezeption.ops import readiness
+from rezeption.ops.admission import AdmissionMiddleware, FairGate, Receive, Scope, Send
 from rezeption.ops.logging import configure_logging
 from rezeption.ops.metrics import exposition
 from rezeption.ops.metrics_db import database_facts
@@ -34,6 +37,7 @@ from rezeption.ops.slot_refresher import slot_refresher
 from rezeption.ops.tracing import configure_tracing, shutdown_tracing
 from rezeption.ops.warmup import warm_up
 from rezeption.ops.worker import embedded_worker
+from rezeption.retell.failures import server_busy
 from rezeption.retell.functions import FunctionRunner
 from rezeption.retell.llm_socket import Dialogs, build_llm_router
 from rezeption.retell.routes import build_router
@@ -46,6 +50,18 @@ log = structlog.get_logger("rezeption.app")
 DATABASE_TROUBLE = (DBAPIError, PoolTimeout, OSError, TimeoutError)
 """Exceptions that may mean the database refused, dropped, hung, is locked or full (`is_unavailable`
 decides): a route that lets one escape answers 503, not 500."""
+
+
+async def turned_away(scope: Scope, receive: Receive, send: Send) -> None:
+    """A request the admission gate had no turn for: a function call hears that it is busy (and that
+    nothing changed), everything else gets 503 with Retry-After (Retell retries call_inbound and the
+    webhooks; the phone keeps ringing meanwhile)."""
+    if scope["path"].startswith("/retell/functions/"):
+        response = JSONResponse(server_busy())
+    else:
+        body = {"error": "overloaded, try again shortly"}
+        response = JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+    await response(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
@@ -115,6 +131,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     for trouble in DATABASE_TROUBLE:
         app.add_exception_handler(trouble, database_unavailable)
+
+    gate = FairGate(
+        settings.admission_concurrency or settings.db_pool_size,
+        max_wait=settings.admission_max_wait,
+        max_waiting=settings.admission_max_waiting,
+    )
+    app.state.admission = gate
+    app.add_middleware(AdmissionMiddleware, gate=gate, shed=turned_away)
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def metrics(request: Request) -> Response:

@@ -118,6 +118,11 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = False
     db_pool_size: int = Field(10, ge=1, le=200)
+    # Overload (ops.admission): requests at work at once (unset: the pool size), how long one may wait
+    # for its turn (first come, first served), how many may wait; the rest are turned away politely.
+    admission_concurrency: int | None = Field(None, ge=1, le=1000)
+    admission_max_wait: float = Field(1.0, gt=0, le=8)
+    admission_max_waiting: int = Field(500, ge=0, le=100_000)
     # Every database wait is bounded, well inside the time Retell waits for a function (ops: README).
     db_connect_timeout: float = Field(Timeouts.connect, gt=0, le=60)
     db_statement_timeout: float = Field(5.0, gt=0, le=600)

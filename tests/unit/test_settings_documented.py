@@ -37,7 +37,8 @@ def test_the_readme_names_every_setting() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     table = readme[readme.index("## Configuration") : readme.index("## Troubleshooting")]
     for variable in VARIABLES:  # a group may be written once: `REZEPTION_DB_CONNECT_TIMEOUT`, `_POOL_TIMEOUT`
-        group = next((g for g in ("REZEPTION_DB", "REZEPTION_HTTP") if variable.startswith(g + "_")), None)
+        groups = ("REZEPTION_DB", "REZEPTION_HTTP", "REZEPTION_ADMISSION")
+        group = next((g for g in groups if variable.startswith(g + "_")), None)
         short = variable.removeprefix(group) if group else variable
         assert f"`{variable}`" in table or (group and f"`{short}`" in table), variable
 

@@ -51,6 +51,7 @@ from rezeption.domain.errors import (
     SlotTaken,
     TooLateToChange,
     TooManyAppointments,
+    TooManyInOneCall,
 )
 from rezeption.domain.model import Appointment, AppointmentStatus, Catalog, Interval, Service, Slot, Staff
 from rezeption.domain.schedule import StartCheck, block_of
@@ -697,13 +698,19 @@ async def _within_caller_limit(
     tx: BookingTx, catalog: Catalog, request: BookingRequest, now: datetime
 ) -> None:
     """Refuse a caller's booking when their number or name already holds the salon's maximum of
-    future appointments (a caller or a bot cannot hoard slots). The salon's own bookings pass. Two
-    bookings of one caller in the same instant may both pass the count: a bound, not a lock."""
+    future appointments, or when this call has booked its maximum already (a caller who withholds
+    the number and gives a new name each time): a caller or a bot cannot hoard slots. The salon's
+    own bookings pass. Two bookings of one caller in the same instant may both pass the count: a
+    bound, not a lock."""
     if request.source == "admin":
         return
-    limit = catalog.tenant.policy.max_active_per_caller
+    policy = catalog.tenant.policy
+    if request.call_id:
+        in_call = await tx.active_future_for_call(request.tenant_id, request.call_id, now=now)
+        if in_call >= policy.max_bookings_per_call:
+            raise TooManyInOneCall(policy.max_bookings_per_call)
     held = await tx.active_future_for_caller(
         request.tenant_id, phone_e164=request.phone_e164, name=request.customer_name, now=now
     )
-    if held >= limit:
-        raise TooManyAppointments(limit)
+    if held >= policy.max_active_per_caller:
+        raise TooManyAppointments(policy.max_active_per_caller)

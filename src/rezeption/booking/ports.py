@@ -157,6 +157,10 @@ class BookingTx(Protocol):
         self, tenant_id: int, *, phone_e164: str | None, name: str | None, now: datetime
     ) -> int: ...
 
+    async def active_future_for_call(self, tenant_id: int, call_id: str, *, now: datetime) -> int:
+        """Active future appointments booked in this call (the per-call limit)."""
+        ...
+
     async def insert_appointment(self, new: NewAppointment, *, at: datetime) -> Appointment:
         """Insert; SlotClaimFailed on an overlap, KeyAlreadyUsed on a duplicate idempotency key."""
         ...
@@ -254,6 +258,8 @@ class ExternalBooking:
     service_id: int | None = None
     staff_id: int | None = None
     rescheduled_to_uid: str | None = None
+    rescheduled_from_uid: str | None = None  # the booking this one was moved from (Cal.com reschedule)
+    created_at: datetime | None = None  # when the provider made it (its own clock)
 
     @property
     def active(self) -> bool:

@@ -605,7 +605,7 @@ class Dialog:
         if reply.get("alternativen"):
             s.proposal = None
             return self._offers_from(reply)
-        if reply.get("reason") in {"pending", "too_many_appointments"}:  # nothing to ask again
+        if reply.get("reason") in {"pending", "too_many_appointments", "too_many_in_call"}:  # no retry
             s.clear_job()
             return self._ask(f"{reply['message']} {ANYTHING_ELSE}", "anything_else")
         if reply.get("reason") in {"calendar_busy", "calendar_unavailable"}:

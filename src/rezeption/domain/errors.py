@@ -18,6 +18,8 @@ any `BookingError` to a reply, never to a 5xx.
     ├── AppointmentNotActive        cancelled or failed already
     ├── AppointmentInPast           it already happened
     ├── TooLateToChange             inside the salon's cancellation window
+    ├── TooManyAppointments         the caller's number or name holds the salon's maximum
+    ├── TooManyInOneCall            this call has booked the salon's maximum already
     └── IdempotencyConflict         the same key was used for a different request
 """
 
@@ -136,6 +138,11 @@ class NotBookable(BookingError):
         super().__init__(NOT_BOOKABLE_MESSAGES[reason], code=reason, **details)
 
 
+def _appointments(count: int) -> str:
+    """ "einen Termin", "4 Termine": a limit as the caller hears it."""
+    return "einen Termin" if count == 1 else f"{count} Termine"
+
+
 class TooManyAppointments(BookingError):
     """The caller's number (or name) holds as many future appointments as the salon allows."""
 
@@ -143,8 +150,21 @@ class TooManyAppointments(BookingError):
 
     def __init__(self, limit: int) -> None:
         super().__init__(
-            f"Unter Ihrer Nummer oder Ihrem Namen sind schon {limit} Termine eingetragen; mehr kann ich "
-            "am Telefon leider nicht buchen. Der Salon hilft Ihnen gern persönlich weiter.",
+            f"Unter Ihrer Nummer oder Ihrem Namen sind schon {_appointments(limit)} eingetragen; "
+            "mehr kann ich am Telefon leider nicht buchen. Der Salon hilft Ihnen gern persönlich weiter.",
+            limit=limit,
+        )
+
+
+class TooManyInOneCall(BookingError):
+    """This phone call already booked as many appointments as the salon allows in one call."""
+
+    code = "too_many_in_call"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"In diesem Gespräch habe ich schon {_appointments(limit)} eingetragen; mehr kann ich am "
+            "Telefon leider nicht buchen. Der Salon hilft Ihnen gern persönlich weiter.",
             limit=limit,
         )
 

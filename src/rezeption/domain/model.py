@@ -76,6 +76,9 @@ class BookingPolicy:
     max_active_per_caller: int = 4
     """Active future appointments one number, or one name, may hold (a caller or a bot cannot
     hoard the salon's slots); the salon's own bookings are not limited."""
+    max_bookings_per_call: int = 3
+    """Active future appointments one phone call may book (a caller who withholds the number and
+    gives a new name each time is bounded too); a parent booking for two children still fits."""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,10 @@ from sqlalchemy.exc import StatementError
 
 DRIVER_MODULES = ("asyncpg", "sqlite3", "aiosqlite", "psycopg", "sqlalchemy.dialects")
 MAX_MESSAGE = 500
+VALUES_AT_DEBUG = ("aiosqlite",)
+"""Libraries whose debug lines quote a statement's values (aiosqlite logs every call it runs with
+its parameters: phone numbers and names): held at INFO or above whatever the level, so
+REZEPTION_LOG_LEVEL=debug does not write every caller's number and name."""
 
 
 def safe_message(error: BaseException) -> str:
@@ -171,6 +175,8 @@ def configure_logging(level: str = "info", *, as_json: bool = False) -> None:
     root = logging.getLogger()
     root.handlers = [h for h in root.handlers if not getattr(h, _HANDLER_MARK, False)] + [handler]
     root.setLevel(level.upper())
+    for name in VALUES_AT_DEBUG:
+        logging.getLogger(name).setLevel(max(root.level, logging.INFO))
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):  # through the root handler only
         named = logging.getLogger(name)
         named.handlers = []

@@ -155,6 +155,23 @@ DEADLOCKS = Counter(
 FLAG_DECISIONS = Counter(
     "rezeption_flag_decisions", "Feature-flag decisions by flag and answer.", ["flag", "answer"]
 )
+ADMISSION_SHED = Counter(
+    "rezeption_admission_shed",
+    "Requests turned away under overload before any work (ops.admission), by route kind and why: "
+    "full (the line was full), late (the expected wait too long), waited (no turn in time).",
+    ["route", "reason"],
+)
+ADMISSION_WAIT = Histogram(
+    "rezeption_admission_wait_seconds",
+    "Time an admitted request waited in line for its turn.",
+    ["route"],
+    buckets=VOICE_BUCKETS,
+)
+ADMISSION_IN_FLIGHT = Gauge(
+    "rezeption_admission_in_flight",
+    "Requests at work now (the admission gate's turns in use).",
+    multiprocess_mode="livesum",
+)
 
 
 def route_label(path: str) -> str:

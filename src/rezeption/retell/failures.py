@@ -4,8 +4,8 @@
 an appointment another request just changed) is a clear refusal that keeps the idempotency key, so
 a retry gets the same answer instead of doing the work again. Only real transient trouble (the
 database or the calendar away, the time budget spent, a bug) says "gleich noch einmal" and releases
-the key. Replies never carry SQL, parameters or personal data; the log line carries only the
-exception's type.
+the key; so does a booking limit, which a cancellation in the same call lifts. Replies never carry
+SQL, parameters or personal data; the log line carries only the exception's type.
 """
 
 from __future__ import annotations
@@ -34,6 +34,10 @@ OVER_BUDGET_CHECKING = (
     "Entschuldigung, das dauert gerade länger. Ich prüfe, ob es geklappt hat: "
     "Fragen Sie mich bitte gleich noch einmal danach."
 )
+SERVER_BUSY = (
+    "Im Moment ist bei uns sehr viel los, deshalb komme ich gerade nicht an den Kalender. "
+    "Es wurde nichts geändert. Einen Moment bitte, ich versuche es gleich noch einmal."
+)
 CHANGED_MEANWHILE = (
     "Dieser Termin wurde gerade eben geändert. Ich schaue ihn mir noch einmal an: Wann ist Ihr Termin jetzt?"
 )
@@ -51,8 +55,13 @@ TRANSIENT = frozenset(
         "busy",
         "unavailable",
         "over_budget",
+        "server_busy",
     }
 )
+LIFTED_IN_THE_CALL = frozenset({"too_many_in_call", "too_many_appointments"})
+"""Refusals the caller's own next step can lift (a cancellation frees a place): like TRANSIENT
+they release the idempotency key, so the same request asked again after it is decided anew
+instead of replaying the old "no"."""
 
 
 @dataclass(frozen=True)
@@ -88,3 +97,9 @@ def over_budget(write_started: bool) -> Reply:
     if write_started:
         return reply(False, OVER_BUDGET_CHECKING, "over_budget", ergebnis=BEING_CHECKED)
     return reply(False, OVER_BUDGET_NOTHING_DONE, "over_budget", ergebnis=NOTHING_CHANGED)
+
+
+def server_busy() -> Reply:
+    """What the caller hears when the server turned the function call away under overload (before
+    any work: nothing changed, the agent may simply ask again)."""
+    return reply(False, SERVER_BUSY, "server_busy", ergebnis=NOTHING_CHANGED)

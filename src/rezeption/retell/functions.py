@@ -38,7 +38,7 @@ from rezeption.retell.appointment_functions import (
 from rezeption.retell.availability_functions import book_appointment, check_availability
 from rezeption.retell.budget import BudgetSpent, within
 from rezeption.retell.context import CallContext
-from rezeption.retell.failures import TRANSIENT, classify, over_budget
+from rezeption.retell.failures import LIFTED_IN_THE_CALL, TRANSIENT, classify, over_budget
 from rezeption.retell.replies import Reply, refusal, reply
 from rezeption.retell.salon_functions import get_opening_hours, list_services
 from rezeption.retell.tools import TOOLS, Arguments
@@ -229,7 +229,7 @@ class FunctionRunner:
         progress.write_started = True
         async with self.idempotency.holding(key):
             answer, learned = await self._call(handler, name, call, args, f"retell:{key}")
-        if answer.get("reason") in TRANSIENT:
+        if answer.get("reason") in TRANSIENT | LIFTED_IN_THE_CALL:
             await self.idempotency.release(key)
             if learned:
                 await self.calls.remember(ref.call_id, learned)

@@ -67,6 +67,7 @@ def policy_from_json(doc: Mapping[str, Any]) -> BookingPolicy:
             hours=doc.get("change_min_notice_hours", default.change_min_notice.total_seconds() / 3600)
         ),
         max_active_per_caller=int(doc.get("max_active_per_caller", default.max_active_per_caller)),
+        max_bookings_per_call=int(doc.get("max_bookings_per_call", default.max_bookings_per_call)),
     )
 
 

@@ -91,6 +91,16 @@ ACTIVE_FUTURE_FOR_CALLER = (
         or_(_BY_PHONE, _BY_NAME),
     )
 )
+ACTIVE_FUTURE_FOR_CALL = (
+    select(func.count())
+    .select_from(APPOINTMENTS)
+    .where(
+        APPOINTMENTS.c.tenant_id == bindparam("tenant_id"),
+        APPOINTMENTS.c.call_id == bindparam("call_id"),
+        APPOINTMENTS.c.status.in_(ACTIVE),
+        APPOINTMENTS.c.starts_at > bindparam("now"),
+    )
+)
 CATALOG_VERSION = select(TENANTS.c.catalog_version).where(TENANTS.c.id == bindparam("id"))
 
 
@@ -336,6 +346,15 @@ class SqlBookingTx:
             )
         ).one()
         return max(int(row[0] or 0), int(row[1] or 0))
+
+    async def active_future_for_call(self, tenant_id: int, call_id: str, *, now: datetime) -> int:
+        """The active future appointments at this salon booked in the call `call_id` (a move keeps
+        the call of the booking it moves, so it does not count twice)."""
+        conn = await self._conn()
+        held = await conn.scalar(
+            ACTIVE_FUTURE_FOR_CALL, {"tenant_id": tenant_id, "call_id": call_id, "now": now}
+        )
+        return int(held or 0)
 
     async def upsert_customer(
         self, tenant_id: int, *, name: str | None, phone_e164: str | None, at: datetime

@@ -55,6 +55,7 @@ class BookingSection(Strict):
     change_min_notice_hours: int = Field(2, ge=0)
     transcript_retention_days: int = Field(90, ge=1, le=3650)  # calls' transcripts purged after this
     max_active_per_caller: int = Field(4, ge=1, le=50)  # future appointments per number / per name
+    max_bookings_per_call: int = Field(3, ge=1, le=20)  # future appointments booked in one phone call
 
 
 class Absence(Strict):
