@@ -705,12 +705,14 @@ async def _within_caller_limit(
     if request.source == "admin":
         return
     policy = catalog.tenant.policy
-    if request.call_id:
-        in_call = await tx.active_future_for_call(request.tenant_id, request.call_id, now=now)
-        if in_call >= policy.max_bookings_per_call:
-            raise TooManyInOneCall(policy.max_bookings_per_call)
-    held = await tx.active_future_for_caller(
-        request.tenant_id, phone_e164=request.phone_e164, name=request.customer_name, now=now
+    held = await tx.held_by_caller(
+        request.tenant_id,
+        phone_e164=request.phone_e164,
+        name=request.customer_name,
+        call_id=request.call_id,
+        now=now,
     )
-    if held >= policy.max_active_per_caller:
+    if request.call_id and held.in_call >= policy.max_bookings_per_call:
+        raise TooManyInOneCall(policy.max_bookings_per_call)
+    if held.by_caller >= policy.max_active_per_caller:
         raise TooManyAppointments(policy.max_active_per_caller)

@@ -132,6 +132,15 @@ class NewAppointment:
     pending_until: datetime | None = None
 
 
+@dataclass(frozen=True)
+class Held:
+    """What a caller holds now: active future appointments by their number or name (the larger of
+    the two counts), and booked in this very call."""
+
+    by_caller: int
+    in_call: int = 0
+
+
 class BookingTx(Protocol):
     """One transaction's view of the store."""
 
@@ -153,12 +162,16 @@ class BookingTx(Protocol):
 
     async def appointment_by_key(self, idempotency_key: str) -> Appointment | None: ...
 
-    async def active_future_for_caller(
-        self, tenant_id: int, *, phone_e164: str | None, name: str | None, now: datetime
-    ) -> int: ...
-
-    async def active_future_for_call(self, tenant_id: int, call_id: str, *, now: datetime) -> int:
-        """Active future appointments booked in this call (the per-call limit)."""
+    async def held_by_caller(
+        self,
+        tenant_id: int,
+        *,
+        phone_e164: str | None,
+        name: str | None,
+        call_id: str | None,
+        now: datetime,
+    ) -> Held:
+        """Active future appointments held by this number or name, and booked in this call."""
         ...
 
     async def insert_appointment(self, new: NewAppointment, *, at: datetime) -> Appointment:

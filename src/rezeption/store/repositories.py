@@ -14,12 +14,12 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from rezeption.booking.ports import KeyAlreadyUsed, NewAppointment, SlotClaimFailed
+from rezeption.booking.ports import Held, KeyAlreadyUsed, NewAppointment, SlotClaimFailed
 from rezeption.domain.errors import UnknownTenant
 from rezeption.domain.model import ACTIVE_STATUSES, Appointment, AppointmentStatus, Catalog, Interval
 from rezeption.ops.metrics import DEADLOCKS
@@ -78,28 +78,38 @@ CUSTOMER_BY_PHONE_AND_NAME = (
 INSERT_CUSTOMER = insert(CUSTOMERS).returning(CUSTOMERS.c.id)
 _BY_PHONE = CUSTOMERS.c.phone_e164 == bindparam("phone")
 _BY_NAME = CUSTOMERS.c.name_normalized == bindparam("normalized")
-ACTIVE_FUTURE_FOR_CALLER = (
-    select(
-        func.sum(case((_BY_PHONE, 1), else_=0)),
-        func.sum(case((_BY_NAME, 1), else_=0)),
-    )
-    .select_from(APPOINTMENTS.join(CUSTOMERS, CUSTOMERS.c.id == APPOINTMENTS.c.customer_id))
-    .where(
-        APPOINTMENTS.c.tenant_id == bindparam("tenant_id"),
-        APPOINTMENTS.c.status.in_([s.value for s in ACTIVE_STATUSES]),
-        APPOINTMENTS.c.starts_at > bindparam("now"),
-        or_(_BY_PHONE, _BY_NAME),
-    )
+_ACTIVE_FUTURE = (
+    APPOINTMENTS.c.status.in_([s.value for s in ACTIVE_STATUSES]),
+    APPOINTMENTS.c.starts_at > bindparam("now"),
 )
-ACTIVE_FUTURE_FOR_CALL = (
+
+
+def _held_by(customer_match: Any) -> Any:
+    """Active future appointments of the salon's customers matching `customer_match`: an index
+    step on customers, then appointments (customer_id, starts_at). The salon is the customers'
+    (an appointment's customer is of its salon); a filter on appointments' own tenant_id let the
+    planner walk the salon's whole future by (tenant_id, starts_at) instead (1.5 s per booking on
+    a fresh table with 2,000 appointments)."""
+    customers = select(CUSTOMERS.c.id).where(CUSTOMERS.c.tenant_id == bindparam("tenant_id"), customer_match)
+    return (
+        select(func.count())
+        .select_from(APPOINTMENTS)
+        .where(APPOINTMENTS.c.customer_id.in_(customers), *_ACTIVE_FUTURE)
+        .scalar_subquery()
+    )
+
+
+HELD_BY_CALLER = select(
+    # One statement for both booking limits, each count on its own index: by number, by name, and
+    # booked in this call (whose appointments may belong to other customers: a withheld number and
+    # a new name each time; Retell's call ids are unique and signed, so the call id alone decides).
+    # One OR over all three read every active appointment of the salon.
+    _held_by(_BY_PHONE),
+    _held_by(_BY_NAME),
     select(func.count())
     .select_from(APPOINTMENTS)
-    .where(
-        APPOINTMENTS.c.tenant_id == bindparam("tenant_id"),
-        APPOINTMENTS.c.call_id == bindparam("call_id"),
-        APPOINTMENTS.c.status.in_(ACTIVE),
-        APPOINTMENTS.c.starts_at > bindparam("now"),
-    )
+    .where(APPOINTMENTS.c.call_id == bindparam("call_id"), *_ACTIVE_FUTURE)
+    .scalar_subquery(),
 )
 CATALOG_VERSION = select(TENANTS.c.catalog_version).where(TENANTS.c.id == bindparam("id"))
 
@@ -325,36 +335,35 @@ class SqlBookingTx:
         ).first()
         return (row.idempotency_key, dict(row.data)) if row else None
 
-    async def active_future_for_caller(
-        self, tenant_id: int, *, phone_e164: str | None, name: str | None, now: datetime
-    ) -> int:
-        """The most active future appointments held at this salon by this number or by this name
-        (each counted on its own; the larger count)."""
+    async def held_by_caller(
+        self,
+        tenant_id: int,
+        *,
+        phone_e164: str | None,
+        name: str | None,
+        call_id: str | None,
+        now: datetime,
+    ) -> Held:
+        """Active future appointments at this salon held by this number, by this name (each
+        counted on its own) and booked in this call (a move keeps the call of the booking it
+        moves, so it does not count twice)."""
         normalized = " ".join(name.casefold().split()) if name else None
-        if not phone_e164 and not normalized:
-            return 0
+        if not phone_e164 and not normalized and not call_id:
+            return Held(0, 0)
         conn = await self._conn()
         row = (
             await conn.execute(
-                ACTIVE_FUTURE_FOR_CALLER,
+                HELD_BY_CALLER,
                 {
                     "tenant_id": tenant_id,
                     "phone": phone_e164 or "",
                     "normalized": normalized or "",
+                    "call_id": call_id or "",
                     "now": now,
                 },
             )
         ).one()
-        return max(int(row[0] or 0), int(row[1] or 0))
-
-    async def active_future_for_call(self, tenant_id: int, call_id: str, *, now: datetime) -> int:
-        """The active future appointments at this salon booked in the call `call_id` (a move keeps
-        the call of the booking it moves, so it does not count twice)."""
-        conn = await self._conn()
-        held = await conn.scalar(
-            ACTIVE_FUTURE_FOR_CALL, {"tenant_id": tenant_id, "call_id": call_id, "now": now}
-        )
-        return int(held or 0)
+        return Held(by_caller=max(int(row[0] or 0), int(row[1] or 0)), in_call=int(row[2] or 0))
 
     async def upsert_customer(
         self, tenant_id: int, *, name: str | None, phone_e164: str | None, at: datetime

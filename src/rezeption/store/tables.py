@@ -171,7 +171,10 @@ class CustomerRow(Base):
     """A person who booked; caller-ID recognition only with recorded consent."""
 
     __tablename__ = "customers"
-    __table_args__ = (Index("ix_customers_tenant_phone", "tenant_id", "phone_e164"),)
+    __table_args__ = (
+        Index("ix_customers_tenant_phone", "tenant_id", "phone_e164"),
+        Index("ix_customers_name_normalized_tenant", "name_normalized", "tenant_id"),
+    )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     name: Mapped[str | None] = mapped_column(String(200))
