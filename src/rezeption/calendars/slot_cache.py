@@ -8,6 +8,9 @@ without asking Cal.com is the caller's decision (`Picture.fresh`).
 
 - `put_days` stores the days of one range fetch (one /v2/slots request covers many days) and notes
   when the event type's whole range was fetched (`range_fetched_at`).
+- `claim_refresh` lets one process at a time refresh an event type's range in the background
+  (replicas without it each fetched the same range at the same call_inbound burst: measured 117
+  slot requests for 60 calls with two servers against 66 with one, and the key's budget ran out).
 - `invalidate` marks days (or the whole salon) stale without dropping them: a Cal.com webhook or a
   cancel frees a slot we do not know yet. Stale entries still answer when Cal.com is slow, away or
   over our request budget. A fetch that began before the invalidation does not make a day fresh.
@@ -62,6 +65,11 @@ class SlotCache(Protocol):
 
     async def range_fetched_at(self, scope: str, event_type_id: int) -> float: ...
 
+    async def claim_refresh(self, scope: str, event_type_id: int, seconds: float) -> bool:
+        """Whether this process may refresh the event type's range now: True for the first to ask
+        within `seconds` (one refresh at a time across the processes that share the picture)."""
+        ...
+
     async def invalidate(self, scope: str, days: Sequence[date] | None = None) -> None:
         """Mark the salon's `days` (all of its days when None) stale; they stay as a fallback."""
         ...
@@ -86,6 +94,7 @@ class MemorySlotCache:
         self._invalid_days: dict[tuple[str, date], float] = {}
         self._invalid_all: dict[str, float] = {}
         self._ranges: dict[tuple[str, int], float] = {}
+        self._claims: dict[tuple[str, int], float] = {}  # monotonic time a refresh claim ends
 
     async def get(self, scope: str, day: date, event_type_id: int) -> Picture | None:
         entry = self._entries.get((scope, day, event_type_id))
@@ -107,6 +116,13 @@ class MemorySlotCache:
             self._entries[(scope, day, event_type_id)] = (fetched_at, list(spans))
         if whole_range:
             self._ranges[(scope, event_type_id)] = fetched_at
+
+    async def claim_refresh(self, scope: str, event_type_id: int, seconds: float) -> bool:
+        now = time.monotonic()
+        if self._claims.get((scope, event_type_id), 0.0) > now:
+            return False
+        self._claims[(scope, event_type_id)] = now + seconds
+        return True
 
     async def range_fetched_at(self, scope: str, event_type_id: int) -> float:
         at = self._ranges.get((scope, event_type_id), 0.0)
@@ -183,6 +199,10 @@ class RedisSlotCache:
                 pipe.hset(self._marks(scope), f"range:{event_type_id}", str(fetched_at))
             pipe.expire(self._marks(scope), int(self.keep))
             await pipe.execute()
+
+    async def claim_refresh(self, scope: str, event_type_id: int, seconds: float) -> bool:
+        key = f"rezeption:slots-refresh:{scope}:{event_type_id}"
+        return bool(await self.redis.set(key, "1", nx=True, px=max(1, int(seconds * 1000))))
 
     async def range_fetched_at(self, scope: str, event_type_id: int) -> float:
         at, invalid = await self.redis.hmget(self._marks(scope), f"range:{event_type_id}", "all")

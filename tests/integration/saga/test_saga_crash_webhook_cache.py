@@ -202,3 +202,24 @@ async def test_the_redis_slot_picture_is_shared_marks_stale_and_keeps_the_last_k
     finally:
         await cache.aclose()
         await other.aclose()
+
+
+@pytest.mark.redis
+async def test_one_replica_at_a_time_refreshes_a_range_in_the_background() -> None:
+    """Two replicas of a burst of call_inbounds each found the range due and both fetched it (two
+    servers read Cal.com's slots nearly twice as often as one): the first claim wins, the claim
+    lapses so a failed refresh is tried again, and other ranges are not held by it."""
+    cache = slot_cache_from_url("redis://127.0.0.1:6379/15")
+    other = slot_cache_from_url("redis://127.0.0.1:6379/15")
+    assert isinstance(cache, RedisSlotCache) and isinstance(other, RedisSlotCache)
+    scope = f"test-salon-{time.time_ns()}"
+    try:
+        assert await cache.claim_refresh(scope, 101, 0.3)
+        assert not await other.claim_refresh(scope, 101, 0.3), "the other replica leaves it"
+        assert not await cache.claim_refresh(scope, 101, 0.3), "and so does this one"
+        assert await other.claim_refresh(scope, 102, 0.3), "another event type is free"
+        await asyncio.sleep(0.4)
+        assert await other.claim_refresh(scope, 101, 0.3), "a lapsed claim: tried again"
+    finally:
+        await cache.aclose()
+        await other.aclose()

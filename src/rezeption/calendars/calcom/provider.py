@@ -188,6 +188,8 @@ class CalcomCalendar:
             service_id=service_id,
             staff_id=staff_id,
             rescheduled_to_uid=booking.rescheduled_to_uid,
+            rescheduled_from_uid=booking.rescheduled_from_uid,
+            created_at=booking.created_at,
         )
 
     def _require_event_type(self, catalog: Catalog, appointment: Appointment) -> int:
@@ -357,11 +359,23 @@ class CalcomCalendar:
         due = []
         for event_type in sorted(self._reverse(catalog)):
             fetched_at = await self.cache.range_fetched_at(self.scope, event_type)
-            if time_module.time() - fetched_at >= self.settings.slot_refresh_seconds:
-                with background():  # the task copies this context: it waits behind callers' reads
-                    due.append(self._fetch(catalog, event_type, first, last))
+            if time_module.time() - fetched_at < self.settings.slot_refresh_seconds:
+                continue
+            if not await self._claim_refresh(event_type):
+                continue  # another process (or this one) is refreshing it right now
+            with background():  # the task copies this context: it waits behind callers' reads
+                due.append(self._fetch(catalog, event_type, first, last))
         results = await asyncio.gather(*due, return_exceptions=True)
         return sum(1 for r in results if not isinstance(r, BaseException))
+
+    async def _claim_refresh(self, event_type: int) -> bool:
+        """One background refresh of a range at a time across the processes sharing the picture;
+        the claim lapses after a read's timeout and a little (a refresh that failed is tried again)."""
+        try:
+            return await self.cache.claim_refresh(self.scope, event_type, self.settings.read_timeout + 2.0)
+        except Exception as error:  # a cache outage costs a refresh, never one less
+            log.warning("slot cache claim failed: %s", type(error).__name__)
+            return True
 
     # --- writes ----------------------------------------------------------------------------
 
