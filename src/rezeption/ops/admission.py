@@ -8,7 +8,8 @@ within `max_wait` seconds, in the order it came, or is shed before anything of i
 half-written, the caller hears a polite sentence (functions) or the client gets 503 + Retry-After.
 
 A request's body is read before it gets in line (up to `BODY_CAP` bytes, within `body_timeout`
-seconds, else 408): a client that sends its body slowly must not hold a turn while it dawdles.
+seconds, else 408): a client that sends its body slowly must not hold a turn while it dawdles. A
+body declared longer than that is left to its route, which refuses it before reading.
 
 Shedding happens on arrival when the line is already longer than `max_waiting` or when the expected
 wait (requests ahead / N x the recent service time) exceeds the wait allowed now, and after
@@ -44,7 +45,8 @@ Shed = Callable[[Scope, Receive, Send], Awaitable[None]]
 """Answers a request that was turned away (the app decides the words per route)."""
 
 UNGATED = ("/health", "/ready", "/metrics")
-BODY_CAP = 1 << 20  # bytes read ahead before the turn; a longer body (every route refuses it) streams
+BODY_CAP = 64 * 1024  # bytes read ahead before the turn (a function call is a few KB); a body
+# declared longer is not read ahead at all: its route refuses it (413) before reading a byte
 
 
 class Overloaded(Exception):
@@ -163,7 +165,8 @@ class AdmissionMiddleware:
             return
         kind = route_kind(scope["path"])
         try:
-            receive = await read_ahead(receive, self.body_timeout)
+            if _declared_length(scope) <= BODY_CAP:
+                receive = await read_ahead(receive, self.body_timeout)
         except TimeoutError:
             ADMISSION_SHED.labels(kind, "slow_body").inc()
             await _answer(send, 408, b'{"error": "the request body came too slowly"}')
@@ -201,6 +204,14 @@ async def read_ahead(receive: Receive, patience: float) -> Receive:
         return buffered.pop(0) if buffered else await receive()
 
     return replay
+
+
+def _declared_length(scope: Scope) -> int:
+    """The request's Content-Length (0 without one: a chunked body is read ahead up to the cap)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return int(value) if value.isdigit() else BODY_CAP + 1
+    return 0
 
 
 async def _answer(send: Send, status: int, body: bytes) -> None:
