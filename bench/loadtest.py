@@ -6,7 +6,8 @@ for few days and times), then the separate checker reads the database. Prints th
 bench/results/loadtest.json: concurrent_calls, calls, success_rate (of bookable requests: booked /
 booked + our failures), double_bookings, orphans (the local calendar is the database: none can
 exist; the Cal.com run counts them at the emulator), p99_ms (worst function), pending_left,
-mismatched_calls, per function p50/p95/p99. BENCH=full: 1,000 calls at once.
+mismatched_calls, per function p50/p95/p99, floor_ratio (from bench/capacity.py's last run, which
+`make bench` runs first). BENCH=full: 1,000 calls at once.
 
 Run: .venv/bin/python bench/loadtest.py
 """
@@ -25,6 +26,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _pg import throwaway_database  # noqa: E402
+from _results import floor_ratio  # noqa: E402
 from functions import KEY, Server, free_port  # noqa: E402, F401
 from rezeption.cli.loadtest import summary  # noqa: E402
 from rezeption.ops.loadcheck import check  # noqa: E402
@@ -64,6 +66,8 @@ async def measure(base: str, url: str) -> dict[str, object]:
         **summary(result, plan),  # the figures `rezeption loadtest` prints
         "double_bookings": found.double_bookings,
         "orphans": 0,
+        "floor_ratio": floor_ratio()[0],
+        "floor_ratio_source": floor_ratio()[1],
         "pending_left": found.pending_left,
         "mismatched_calls": len(found.mismatched_calls),
         "think_seconds": THINK,

@@ -6,7 +6,11 @@ Owns the repair rules, each a read of the calendar first and never a blind write
   cancelled (the caller was never told yes: we only say yes after the local confirm) and the row
   is marked failed; nothing there -> failed;
 - a calendar booking carrying one of our tokens without a confirmed row of ours is an orphan:
-  cancelled there and counted;
+  cancelled there and counted — unless it is one of our appointments moved there (Cal.com's
+  reschedule makes a new booking with our token and cancels the old one) by a move whose confirm
+  here never came (the process died in between): once the pending deadline has passed, the move is
+  completed here (the appointment lives at its new time there) and a callback request tells the
+  salon to tell the caller; before it, both are left alone (the move may still be running);
 - a booking made directly in the calendar (walk-in, staff) is imported as an external appointment
   so our availability stays true; one cancelled (or rejected by its host) there is cancelled here,
   and when a caller booked it with us, a callback request tells the salon to call them.
@@ -36,7 +40,7 @@ from rezeption.booking.ports import (
     UnitOfWork,
     appointment_id_of_token,
 )
-from rezeption.booking.saga import request_callback
+from rezeption.booking.saga import PENDING_DEADLINE, insert_moved, request_callback
 from rezeption.domain.errors import technical_cause
 from rezeption.domain.model import Appointment, AppointmentStatus, Catalog, Interval
 from rezeption.domain.schedule import block_of
@@ -56,6 +60,7 @@ class ReconcileReport:
     imported: int = 0
     cancelled_here: int = 0
     conflicts: int = 0
+    moves_completed: int = 0
     errors: list[str] = field(default_factory=list)
 
     def add(self, other: ReconcileReport) -> None:
@@ -65,6 +70,7 @@ class ReconcileReport:
         self.imported += other.imported
         self.cancelled_here += other.cancelled_here
         self.conflicts += other.conflicts
+        self.moves_completed += other.moves_completed
         self.errors.extend(other.errors)
 
 
@@ -77,6 +83,7 @@ def _count(report: ReconcileReport) -> None:
         "imported": report.imported,
         "cancelled_here": report.cancelled_here,
         "conflict": report.conflicts,
+        "move_completed": report.moves_completed,
         "error": len(report.errors),
     }
     for kind, count in found.items():
@@ -219,6 +226,9 @@ class Reconciler:
             if booking.token is not None:
                 if origin is not None and origin.status is AppointmentStatus.PENDING and ours is None:
                     return  # its saga is still running; the pending deadline decides
+                if ours is None and origin is not None and _moved_from(booking, origin):
+                    await self._complete_move(catalog, origin, booking, report)
+                    return
                 await calendar.cancel_uid(catalog, booking.uid)
                 report.orphans_cancelled += 1
                 log.warning("reconcile: orphan %s cancelled at the calendar", booking.uid)
@@ -234,6 +244,14 @@ class Reconciler:
                 await self._import(catalog, booking, report)
             return
         if ours is not None and ours.status is AppointmentStatus.CONFIRMED:
+            if booking.rescheduled_to_uid:  # moved there: follow it to its new booking
+                moved = await calendar.get(catalog, booking.rescheduled_to_uid)
+                if moved is not None and moved.active and _moved_from(moved, ours):
+                    async with self.uow.reading() as tx:
+                        known = await tx.appointments_by_uid(catalog.tenant.id, [moved.uid or ""])
+                    if not known:
+                        await self._complete_move(catalog, ours, moved, report)
+                        return
             now = self.clock.now()
             async with self.uow.writing() as tx:
                 current = await tx.appointment(ours.tenant_id, ours.id) or ours
@@ -249,6 +267,48 @@ class Reconciler:
                     await request_callback(tx, cancelled, now, f"calendar_{booking.status or 'cancelled'}")
                 await tx.commit()
             report.cancelled_here += 1
+
+    async def _complete_move(
+        self, catalog: Catalog, old: Appointment, moved: ExternalBooking, report: ReconcileReport
+    ) -> None:
+        """`moved` is `old` moved at the calendar by a move whose confirm here never came: make it
+        the appointment here (as the saga's confirm would have), once the pending deadline has
+        passed since the calendar made it; until then the move may still be running."""
+        now = self.clock.now()
+        if moved.created_at is not None and now - moved.created_at < PENDING_DEADLINE:
+            return
+        service = catalog.service_by_id(old.service_id)
+        async with self.uow.writing() as tx:
+            current = await tx.appointment(old.tenant_id, old.id)
+            if (
+                current is None
+                or current.status is not AppointmentStatus.CONFIRMED
+                or current.external_uid != moved.rescheduled_from_uid
+            ):
+                return  # settled meanwhile
+            released = await tx.set_status(current, AppointmentStatus.CANCELLED, at=now)
+            try:
+                confirmed = await insert_moved(
+                    tx, released, block_of(service, moved.start), moved.end, moved, now, None
+                )
+            except SlotClaimFailed:  # the move's own claim still holds the time: a later run
+                log.warning("reconcile: moved booking %s waits for its claim to be resolved", moved.uid)
+                return
+            await tx.add_event(
+                confirmed, "confirmed", at=now, recovery_point="done",
+                data={"uid": moved.uid, "from": old.id, "reconciled": "moved_at_calendar"},
+            )  # fmt: skip
+            await tx.add_event(
+                released, "rescheduled", at=now, recovery_point="done",
+                data={"to": confirmed.id, "reconciled": "moved_at_calendar"},
+            )  # fmt: skip
+            if current.source != "calendar":  # the caller never heard the new time for sure
+                await request_callback(tx, confirmed, now, "calendar_moved")
+            await tx.commit()
+        report.moves_completed += 1
+        log.warning(
+            "reconcile: appointment %s moved at the calendar to %s, completed here", old.id, moved.uid
+        )
 
     async def _import(self, catalog: Catalog, booking: ExternalBooking, report: ReconcileReport) -> None:
         """A booking made directly in the calendar becomes an external appointment here."""
@@ -286,3 +346,13 @@ class Reconciler:
             )
             await tx.commit()
         report.imported += 1
+
+
+def _moved_from(booking: ExternalBooking, appointment: Appointment) -> bool:
+    """Whether the calendar made `booking` by moving `appointment`'s booking there."""
+    return (
+        booking.rescheduled_from_uid is not None
+        and booking.rescheduled_from_uid == appointment.external_uid
+        and booking.token is not None
+        and appointment_id_of_token(booking.token) == appointment.id
+    )

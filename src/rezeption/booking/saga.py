@@ -265,7 +265,7 @@ class Saga:
             released = await tx.set_status(current_old, AppointmentStatus.CANCELLED, at=now)
             if widened:
                 service = self.catalog.service_by_id(old.service_id)
-                moved = await _insert_moved(
+                moved = await insert_moved(
                     tx, released, block_of(service, new_start), new_end, booking, now, idempotency_key
                 )
             else:
@@ -310,7 +310,7 @@ class Saga:
             await tx.commit()
 
 
-async def _insert_moved(
+async def insert_moved(
     tx: BookingTx,
     old: Appointment,
     block: Interval,

@@ -1,21 +1,39 @@
 """After a load run, count from the database what really happened — not from the server's counters
 nor from what the callers heard: double bookings (two active appointments of one stylist whose
 blocks overlap), pending rows left behind, and for every call how many active appointments were made
-in it against what its caller heard (one after "gebucht" or a move, none after a cancellation).
+in it against what its caller heard (one after "gebucht" or a move, none after a cancellation; zero
+or one when a write's answer never came), and which calls heard "gebucht" but hold no confirmed
+appointment (`lost_confirmed`).
+
+For a salon on Cal.com the emulator's side is read too (`check_calcom`, from its admin API
+`/_emulator/state` and request log): orphans (bookings live there with our token and no confirmed
+appointment here), appointments confirmed here but not live there, double bookings there (two live
+bookings of one host overlapping), and how many Cal.com requests the run sent per phone call. Run
+`reconcile_after_run` first: it resolves what a run leaves in flight, as the worker would once the
+pending deadline has passed.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
+import httpx
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import aliased
 
+from rezeption.booking.ports import CalendarDirectory, Clock, UnitOfWork
+from rezeption.booking.reconcile import Reconciler, ReconcileReport
+from rezeption.booking.saga import PENDING_DEADLINE
 from rezeption.store.db import Database
 from rezeption.store.tables import AppointmentRow
 
 ACTIVE = ("pending", "confirmed")
+LIVE_AT_CALCOM = ("accepted", "pending")
+TOKEN_KEY = "rezeption_token"
 
 
 @dataclass(frozen=True)
@@ -26,11 +44,18 @@ class Check:
     pending_left: int
     mismatched_calls: list[str]  # calls whose active appointments are not what the caller heard
     appointments: int
+    lost_confirmed: list[str] = field(default_factory=list)  # heard "gebucht", hold no confirmed one
+    uncertain_calls: int = 0  # calls where a write went unanswered (0 or 1 allowed)
 
 
-async def check(database: Database, expected: Mapping[str, int], *, call_prefix: str = "") -> Check:
+def _allowed(expected: int | None) -> tuple[int, ...]:
+    return (0, 1) if expected is None else (expected,)
+
+
+async def check(database: Database, expected: Mapping[str, int | None], *, call_prefix: str = "") -> Check:
     """Count doubles and pending rows (of calls starting with `call_prefix`), and which calls do not
-    hold the active appointments `expected` says their callers were told of (call id -> 0 or 1)."""
+    hold the active appointments `expected` says their callers were told of (call id -> 0 or 1, or
+    None: 0 or 1, the answer never came)."""
     a, b = aliased(AppointmentRow), aliased(AppointmentRow)
     overlap = (
         select(func.count())
@@ -47,29 +72,181 @@ async def check(database: Database, expected: Mapping[str, int], *, call_prefix:
         )
         .where(a.status.in_(ACTIVE), b.status.in_(ACTIVE))
     )
+    ours = AppointmentRow.call_id.like(f"{call_prefix}%")
     async with database.read() as session:
         doubles = int(await session.scalar(overlap) or 0)
         pending = int(
-            await session.scalar(
-                select(func.count()).where(
-                    AppointmentRow.status == "pending", AppointmentRow.call_id.like(f"{call_prefix}%")
+            await session.scalar(select(func.count()).where(AppointmentRow.status == "pending", ours)) or 0
+        )
+        rows = (
+            await session.execute(
+                select(AppointmentRow.call_id, AppointmentRow.status, func.count())
+                .where(ours, AppointmentRow.status.in_(ACTIVE))
+                .group_by(AppointmentRow.call_id, AppointmentRow.status)
+            )
+        ).all()
+        total = int(await session.scalar(select(func.count()).select_from(AppointmentRow)) or 0)
+    made: dict[str | None, int] = {}
+    confirmed: dict[str | None, int] = {}
+    for call_id, status, count in rows:
+        made[call_id] = made.get(call_id, 0) + int(count)
+        if status == "confirmed":
+            confirmed[call_id] = int(count)
+    mismatched = sorted(c for c, n in expected.items() if made.get(c, 0) not in _allowed(n))
+    mismatched += sorted(c for c in made if c is not None and c not in expected)
+    lost = sorted(c for c, n in expected.items() if n == 1 and confirmed.get(c, 0) != 1)
+    uncertain = sum(1 for n in expected.values() if n is None)
+    return Check(doubles, pending, mismatched, total, lost, uncertain)
+
+
+@dataclass(frozen=True)
+class CalcomCheck:
+    """What the Cal.com emulator holds after the run, against our database."""
+
+    orphans: list[str]  # uids live there with our token, without a confirmed appointment here
+    missing_at_calcom: list[int]  # appointment ids confirmed here (this run) but not live there
+    double_bookings: int  # pairs of live bookings of one host that overlap there
+    lost_confirmed: list[str]  # calls told "gebucht" whose appointment is not live there (or not 1)
+    requests: int  # Cal.com API requests the emulator received in the run's window
+    requests_per_call: float
+    rate_limited: int  # of them answered 429
+    requests_by_kind: dict[str, int]
+    faults_fired: dict[str, int]  # injected faults by mode (the emulator's own counters)
+
+
+async def emulator_state(emulator: str) -> dict[str, Any]:
+    """The emulator's `/_emulator/state` (bookings, fault counters, request log)."""
+    from rezeption.ops.loadtest import require_local
+
+    require_local(emulator)
+    async with httpx.AsyncClient(base_url=emulator, timeout=30) as http:
+        response = await http.get("/_emulator/state")
+        response.raise_for_status()
+        state: dict[str, Any] = response.json()
+        return state
+
+
+async def emulator_requests_seen(emulator: str) -> int:
+    """How many requests the emulator has logged so far (a mark to count a run's requests from)."""
+    from rezeption.ops.loadtest import require_local
+
+    require_local(emulator)
+    async with httpx.AsyncClient(base_url=emulator, timeout=30) as http:
+        response = await http.get("/_emulator/requests")
+        response.raise_for_status()
+        return len(response.json())
+
+
+def _kind(entry: Mapping[str, Any]) -> str:
+    method, path = entry["method"], str(entry["path"])
+    if path.startswith("/v2/slots"):
+        return "slots"
+    if method == "POST" and path == "/v2/bookings":
+        return "create"
+    if method == "POST" and path.endswith("/cancel"):
+        return "cancel"
+    if method == "POST" and path.endswith("/reschedule"):
+        return "reschedule"
+    return "read" if method == "GET" else "other"
+
+
+def _overlapping_pairs(spans: list[tuple[datetime, datetime]]) -> int:
+    return sum(1 for (s1, e1), (s2, e2) in itertools.combinations(spans, 2) if s1 < e2 and s2 < e1)
+
+
+async def check_calcom(
+    database: Database,
+    emulator: str,
+    expected: Mapping[str, int | None],
+    *,
+    call_prefix: str,
+    calls: int,
+    requests_from: int = 0,
+    requests_until: int | None = None,
+) -> CalcomCheck:
+    """Compare the emulator at `emulator` with our database. Requests are counted from the log's
+    entries `requests_from` to `requests_until` (the run's window: marks taken with
+    `emulator_requests_seen` before and after it), per phone call of the `calls` made."""
+    state = await emulator_state(emulator)
+    live = [b for b in state["bookings"] if b["status"] in LIVE_AT_CALCOM]
+    live_uids = {b["uid"] for b in live}
+    async with database.read() as session:
+        confirmed_uids = set(
+            await session.scalars(
+                select(AppointmentRow.external_uid).where(
+                    AppointmentRow.status == "confirmed", AppointmentRow.external_uid.is_not(None)
                 )
             )
-            or 0
         )
-        made: dict[str | None, int] = dict(
-            (
-                await session.execute(
-                    select(AppointmentRow.call_id, func.count())
-                    .where(
-                        AppointmentRow.call_id.like(f"{call_prefix}%"),
-                        AppointmentRow.status.in_(ACTIVE),
-                    )
-                    .group_by(AppointmentRow.call_id)
+        run_rows = (
+            await session.execute(
+                select(AppointmentRow.id, AppointmentRow.call_id, AppointmentRow.external_uid).where(
+                    AppointmentRow.status == "confirmed",
+                    AppointmentRow.call_id.like(f"{call_prefix}%"),
+                    AppointmentRow.provider != "local",
                 )
-            ).all()
-        )
-        total = int(await session.scalar(select(func.count()).select_from(AppointmentRow)) or 0)
-    mismatched = sorted(c for c, n in expected.items() if made.get(c, 0) != n)
-    mismatched += sorted(c for c in made if c is not None and c not in expected)
-    return Check(doubles, pending, mismatched, total)
+            )
+        ).all()
+    orphans = sorted(
+        b["uid"] for b in live if (b.get("metadata") or {}).get(TOKEN_KEY) and b["uid"] not in confirmed_uids
+    )
+    missing = sorted(row.id for row in run_rows if row.external_uid not in live_uids)
+    live_by_call: dict[str, int] = {}
+    for row in run_rows:
+        if row.external_uid in live_uids and row.call_id is not None:
+            live_by_call[row.call_id] = live_by_call.get(row.call_id, 0) + 1
+    lost = sorted(c for c, n in expected.items() if n == 1 and live_by_call.get(c, 0) != 1)
+    by_host: dict[Any, list[tuple[datetime, datetime]]] = {}
+    for booking in live:
+        hosts = booking.get("hosts") or [{"id": ("event type", booking["eventTypeId"])}]
+        span = (datetime.fromisoformat(booking["start"]), datetime.fromisoformat(booking["end"]))
+        by_host.setdefault(hosts[0]["id"], []).append(span)
+    doubles = sum(_overlapping_pairs(spans) for spans in by_host.values())
+    window = [e for e in state["requests"][requests_from:requests_until] if str(e["path"]).startswith("/v2/")]
+    by_kind: dict[str, int] = {}
+    for entry in window:
+        by_kind[_kind(entry)] = by_kind.get(_kind(entry), 0) + 1
+    fired: dict[str, int] = {}
+    for rule in state.get("faults", []):
+        if rule.get("fired"):
+            fired[rule["mode"]] = fired.get(rule["mode"], 0) + int(rule["fired"])
+    return CalcomCheck(
+        orphans=orphans,
+        missing_at_calcom=missing,
+        double_bookings=doubles,
+        lost_confirmed=lost,
+        requests=len(window),
+        requests_per_call=round(len(window) / calls, 3) if calls else 0.0,
+        rate_limited=sum(1 for e in window if e.get("status") == 429),
+        requests_by_kind=dict(sorted(by_kind.items())),
+        faults_fired=dict(sorted(fired.items())),
+    )
+
+
+class _Later:
+    """A clock `shift` ahead of another: the reconciler's view once the pending deadline has passed."""
+
+    def __init__(self, clock: Clock, shift: timedelta) -> None:
+        self.clock, self.shift = clock, shift
+
+    def now(self) -> datetime:
+        return self.clock.now() + self.shift
+
+
+async def reconcile_after_run(
+    uow: UnitOfWork, calendars: CalendarDirectory, clock: Clock, *, passes: int = 3
+) -> ReconcileReport:
+    """Reconcile every external salon as the worker does once the run's last pending claims are past
+    their deadline (the clock is moved past `PENDING_DEADLINE` rather than waited out: call it after
+    the run's requests have ended). Passes repeat, at most `passes`, while a pass reports errors (a
+    fault the calendar injected into one of its requests); the reports are summed."""
+    reconciler = Reconciler(
+        uow=uow, calendars=calendars, clock=_Later(clock, PENDING_DEADLINE + timedelta(minutes=1))
+    )
+    total = ReconcileReport()
+    for _ in range(max(1, passes)):
+        report = await reconciler.reconcile_all()
+        total.add(report)
+        if not report.errors:
+            break
+    return total

@@ -6,7 +6,14 @@ callers compete for the same slots and take the offered alternatives as a caller
 
 It only talks to 127.0.0.1 / localhost, stops after its calls or its deadline, and counts what each
 caller heard. What really happened is counted by `ops.loadcheck` from the database afterwards, not
-from the server's own counters.
+from the server's own counters. A write whose answer never came (a timeout, a connection dropped by a
+dying server) leaves its call *uncertain*: it may or may not have happened, and the checker allows
+either, but never two.
+
+For a salon on Cal.com, `CALCOM_FAULT_PROFILES` are the named fault sets the run puts on the Cal.com
+emulator (`POST /_emulator/faults`): about a second per request, as Cal.com answers, and for
+`faulty` also 5xx (JSON and HTML), slow and lost answers and stolen slots. None of them touches the
+emulator's rate limit (Cal.com's 120 requests a minute per key).
 """
 
 from __future__ import annotations
@@ -28,8 +35,46 @@ from rezeption.ops.metrics import SYSTEM_FAILURES
 from rezeption.retell.tools import TOOL_TIMEOUT_MS
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
-NOT_OURS = frozenset({*SYSTEM_FAILURES, "internal_error", "over_budget", "http_error", "timeout"})
-"""Outcomes that are our failure, not a refusal the caller's ask deserved."""
+NOT_OURS = frozenset(
+    {
+        *SYSTEM_FAILURES,
+        "availability_unchecked",
+        "internal_error",
+        "over_budget",
+        "server_busy",
+        "http_error",
+        "timeout",
+    }
+)
+"""Outcomes that are our failure (or the calendar's), not a refusal the caller's ask deserved."""
+CALENDAR_FAILURES = frozenset({"calendar_unavailable", "calendar_busy", "availability_unchecked"})
+"""Failures the external calendar caused (down, 5xx on every try, its rate limit): the requests it
+could not serve. The emulator's fault counters say how many faults it injected."""
+UNCERTAIN_WHEN_UNANSWERED = frozenset({"book_appointment", "cancel_appointment"})
+"""Writes that change how many appointments a call holds; a move keeps exactly one either way."""
+
+_SECOND = {"min": 0.8, "max": 1.2}
+_SLOW: list[dict[str, Any]] = [{"mode": "latency", "method": "*", "path": "/v2/*", "params": _SECOND}]
+CALCOM_FAULT_PROFILES: dict[str, list[dict[str, Any]]] = {
+    "none": [],
+    "slow": _SLOW,
+    "faulty": [
+        *_SLOW,
+        {"mode": "server_error", "method": "POST", "path": "/v2/bookings", "probability": 0.05,
+         "params": {"kind": "json", "status": 500}},
+        {"mode": "server_error", "method": "POST", "path": "/v2/bookings", "probability": 0.05,
+         "params": {"kind": "html", "status": 503}},
+        {"mode": "latency", "method": "POST", "path": "/v2/bookings", "probability": 0.05,
+         "params": {"seconds": 2.5}},
+        {"mode": "lost_response", "method": "POST", "path": "/v2/bookings", "probability": 0.01},
+        {"mode": "slot_stolen", "method": "POST", "path": "/v2/bookings", "probability": 0.01},
+        {"mode": "server_error", "method": "POST", "path": "/v2/bookings/*", "probability": 0.05,
+         "params": {"kind": "json", "status": 500}},
+    ],
+}  # fmt: skip
+"""Fault sets for the Cal.com emulator: `slow` is every request at 0.8-1.2 s; `faulty` adds to
+creates 5 % JSON 500, 5 % HTML 503, 5 % answers after 2.5 s, 1 % lost answers (booked, reply
+dropped), 1 % stolen slots, and 5 % JSON 500 to cancels and reschedules."""
 
 
 class NotLocal(ValueError):
@@ -80,6 +125,7 @@ class Plan:
     to_number: str = "+493012345670"
     agent_id: str | None = "agent_friseur1"
     function_patience: float = TOOL_TIMEOUT_MS / 1000  # Retell's own wait: a later reply is a timeout
+    first_caller: int = 0  # callers' names and numbers start here (successive runs on one database)
 
 
 @dataclass
@@ -91,6 +137,7 @@ class CallResult:
     booked: bool = False
     cancelled: bool = False  # the caller cancelled what they booked (their own wish)
     booking_attempts: int = 0
+    uncertain: bool = False  # a write's answer never came: it may have happened or not
     failures: list[str] = field(default_factory=list)  # our failures (reason codes) the caller heard
     refusals: list[str] = field(default_factory=list)  # refusals the ask deserved (slot_taken, ...)
     latencies: list[tuple[str, float]] = field(default_factory=list)  # function, ms
@@ -110,15 +157,33 @@ class LoadResult:
                 by_function.setdefault(name, []).append(ms)
         return {name: _percentiles(values) for name, values in sorted(by_function.items())}
 
-    def expected_active(self) -> dict[str, int]:
+    def expected_active(self) -> dict[str, int | None]:
         """Per call, the active appointments its caller was told of: 1 after a booking (moved or
-        not), 0 after a cancellation or none."""
-        return {c.call_id: int(c.booked and not c.cancelled) for c in self.calls}
+        not), 0 after a cancellation or none; None when a write's answer never came (0 or 1)."""
+        return {c.call_id: None if c.uncertain else int(c.booked and not c.cancelled) for c in self.calls}
+
+    def failure_reasons(self) -> dict[str, int]:
+        """How often callers heard each failure (our own or the calendar's)."""
+        counted: dict[str, int] = {}
+        for call in self.calls:
+            for reason in call.failures:
+                counted[reason] = counted.get(reason, 0) + 1
+        return dict(sorted(counted.items()))
 
     @property
     def success_rate(self) -> float:
         """Calls that booked / calls that tried and were not refused for their ask."""
         tried = [c for c in self.calls if c.booking_attempts and (c.booked or c.failures)]
+        return sum(c.booked for c in tried) / len(tried) if tried else 1.0
+
+    @property
+    def servable_success_rate(self) -> float:
+        """Like `success_rate`, leaving out the calls whose only failures the external calendar
+        caused (`CALENDAR_FAILURES`: it could not serve them)."""
+        tried = [
+            c for c in self.calls
+            if c.booking_attempts and (c.booked or set(c.failures) - CALENDAR_FAILURES)
+        ]  # fmt: skip
         return sum(c.booked for c in tried) / len(tried) if tried else 1.0
 
 
@@ -173,11 +238,9 @@ class LoadTest:
         draws = [self._draw(n) for n in range(self.plan.calls)]
 
         async def one(n: int, draw: dict[str, Any]) -> CallResult:
-            if (
-                n < self.plan.concurrency and self.plan.think > 0
-            ):  # phones ring spread out, not at one instant
-                await asyncio.sleep(draw["ring_after"])
-            async with gate:
+            async with gate:  # a line first: a later call waits for one of the first to end
+                if n < self.plan.concurrency and self.plan.think > 0:
+                    await asyncio.sleep(draw["ring_after"])  # phones ring spread out, not at once
                 result = await self._call(n, draw)
             if self.on_call_done is not None:
                 self.on_call_done(result)
@@ -199,10 +262,10 @@ class LoadTest:
             "service": pick(self.scenarios.services),
             "day": pick(self.scenarios.days),
             "time": pick(self.scenarios.times),
-            "name": self.scenarios.name(n),
+            "name": self.scenarios.name(n + self.plan.first_caller),
             "move_day": pick(self.scenarios.days),
             "move_time": pick(self.scenarios.times),
-            "from": f"+49151{n:08d}",
+            "from": f"+49151{n + self.plan.first_caller:08d}",
             "ring_after": self.random.uniform(0, self.plan.think),
         }
 
@@ -221,15 +284,21 @@ class LoadTest:
         started = time.perf_counter()
         try:
             response = await self.phone.post(f"/retell/functions/{name}", body)
+        except httpx.ConnectError:  # nothing reached the server (it is down): nothing happened
+            result.failures.append("http_error")
+            return {"ok": False, "reason": "http_error"}
         except httpx.TimeoutException:
             result.failures.append("timeout")
+            result.uncertain |= name in UNCERTAIN_WHEN_UNANSWERED
             return {"ok": False, "reason": "timeout"}
         except httpx.HTTPError:
             result.failures.append("http_error")
+            result.uncertain |= name in UNCERTAIN_WHEN_UNANSWERED
             return {"ok": False, "reason": "http_error"}
         result.latencies.append((name, (time.perf_counter() - started) * 1000))
         if response.status_code != 200:
             result.failures.append("http_error")
+            result.uncertain |= name in UNCERTAIN_WHEN_UNANSWERED and response.status_code >= 500
             return {"ok": False, "reason": "http_error"}
         reply: dict[str, Any] = response.json()
         if not reply.get("ok"):
@@ -243,6 +312,7 @@ class LoadTest:
         inbound = await self._post("/retell/inbound", {"event": "call_inbound", "call_inbound": envelope})
         if inbound is None:
             result.failures.append("http_error")
+            await self._think()  # the caller listens to a line that does not answer, then hangs up
             return result
         await self._post("/retell/webhook", {"event": "call_started", "call": envelope})
         await self._think()
