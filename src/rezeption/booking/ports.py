@@ -346,8 +346,9 @@ class ExternalCalendar(CalendarProvider, Protocol):
         """Every booking of the salon's mapped event types that starts inside `window` (any status)."""
         ...
 
-    async def cancel_uid(self, catalog: Catalog, uid: str) -> None:
-        """Cancel by provider uid; done when it is cancelled there (also if it already was)."""
+    async def cancel_uid(self, catalog: Catalog, uid: str, *, start: datetime | None = None) -> None:
+        """Cancel by provider uid; done when it is cancelled there (also if it already was). With
+        the booking's `start`, only that day's free slots are forgotten, else all of the salon's."""
         ...
 
     def forget_slots(self, catalog: Catalog, start: datetime | None = None) -> None:

@@ -169,7 +169,7 @@ class Reconciler:
         found = await calendar.find(catalog, appointment)
         outcome = "nothing_there"
         if found is not None and found.active and found.uid:
-            await calendar.cancel_uid(catalog, found.uid)
+            await calendar.cancel_uid(catalog, found.uid, start=found.start)
             outcome = "cancelled_there"
         now = self.clock.now()
         async with self.uow.writing() as tx:
@@ -229,7 +229,7 @@ class Reconciler:
                 if ours is None and origin is not None and _moved_from(booking, origin):
                     await self._complete_move(catalog, origin, booking, report)
                     return
-                await calendar.cancel_uid(catalog, booking.uid)
+                await calendar.cancel_uid(catalog, booking.uid, start=booking.start)
                 report.orphans_cancelled += 1
                 log.warning("reconcile: orphan %s cancelled at the calendar", booking.uid)
                 if origin is not None:  # on the appointment it was made for: operators see it there

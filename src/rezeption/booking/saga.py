@@ -133,7 +133,7 @@ class Saga:
         """Cancel the calendar's booking; if that fails, leave a job that retries until done."""
         uid = booking.uid or ""
         try:
-            await self.calendar.cancel_uid(self.catalog, uid)
+            await self.calendar.cancel_uid(self.catalog, uid, start=booking.start)
             outcome = "compensated"
             COMPENSATIONS.labels("ok").inc()
         except CalendarUnavailable as error:
@@ -220,7 +220,9 @@ class Saga:
         if not appointment.external_uid:
             return True
         try:
-            await self.calendar.cancel_uid(self.catalog, appointment.external_uid)
+            await self.calendar.cancel_uid(
+                self.catalog, appointment.external_uid, start=appointment.starts_at
+            )
         except CalendarUnavailable:
             return False
         await self._event(

@@ -140,7 +140,7 @@ class CallResult:
     uncertain: bool = False  # a write's answer never came: it may have happened or not
     failures: list[str] = field(default_factory=list)  # our failures (reason codes) the caller heard
     refusals: list[str] = field(default_factory=list)  # refusals the ask deserved (slot_taken, ...)
-    latencies: list[tuple[str, float]] = field(default_factory=list)  # function, ms
+    latencies: list[tuple[str, float, float]] = field(default_factory=list)  # function, ms, sent at (s)
 
 
 @dataclass
@@ -150,11 +150,14 @@ class LoadResult:
     calls: list[CallResult]
     seconds: float
 
-    def latency_percentiles(self) -> dict[str, dict[str, float]]:
+    def latency_percentiles(self, *, sent_after: float = 0.0) -> dict[str, dict[str, float]]:
+        """p50/p95/p99 per function, of the requests sent `sent_after` seconds into the run or later
+        (after the phones' ring-in, say)."""
         by_function: dict[str, list[float]] = {}
         for call in self.calls:
-            for name, ms in call.latencies:
-                by_function.setdefault(name, []).append(ms)
+            for name, ms, at in call.latencies:
+                if at >= sent_after:
+                    by_function.setdefault(name, []).append(ms)
         return {name: _percentiles(values) for name, values in sorted(by_function.items())}
 
     def expected_active(self) -> dict[str, int | None]:
@@ -231,9 +234,11 @@ class LoadTest:
         )
         self.phone = RetellPhone(base_url, api_key, http=self.http, **({"now_ms": now_ms} if now_ms else {}))
         self.on_call_done = on_call_done
+        self._began = time.perf_counter()
 
     async def run(self) -> LoadResult:
         started = time.monotonic()
+        self._began = time.perf_counter()
         gate = asyncio.Semaphore(self.plan.concurrency)
         draws = [self._draw(n) for n in range(self.plan.calls)]
 
@@ -283,7 +288,14 @@ class LoadTest:
         body = {"name": name, "call": self._envelope(result.call_id, draw), "args": args}
         started = time.perf_counter()
         try:
-            response = await self.phone.post(f"/retell/functions/{name}", body)
+            # Retell's wait is for the whole reply; httpx's timeout is per phase (connect, pool, read)
+            response = await asyncio.wait_for(
+                self.phone.post(f"/retell/functions/{name}", body), self.plan.function_patience
+            )
+        except TimeoutError:
+            result.failures.append("timeout")
+            result.uncertain |= name in UNCERTAIN_WHEN_UNANSWERED
+            return {"ok": False, "reason": "timeout"}
         except httpx.ConnectError:  # nothing reached the server (it is down): nothing happened
             result.failures.append("http_error")
             return {"ok": False, "reason": "http_error"}
@@ -295,7 +307,7 @@ class LoadTest:
             result.failures.append("http_error")
             result.uncertain |= name in UNCERTAIN_WHEN_UNANSWERED
             return {"ok": False, "reason": "http_error"}
-        result.latencies.append((name, (time.perf_counter() - started) * 1000))
+        result.latencies.append((name, (time.perf_counter() - started) * 1000, started - self._began))
         if response.status_code != 200:
             result.failures.append("http_error")
             result.uncertain |= name in UNCERTAIN_WHEN_UNANSWERED and response.status_code >= 500

@@ -84,6 +84,27 @@ async def test_our_own_booking_leaves_the_picture_at_once_without_a_new_read(wor
     assert slot_reads(world) == before
 
 
+async def test_cancelling_a_booking_by_uid_makes_only_its_day_stale(world: World) -> None:
+    """A compensation or an orphan cancelled by uid made every day stale: the next callers re-read
+    every event type from Cal.com (most slot reads of a load through it). Now only its own day."""
+    calendar = await provider(world)
+    await warm(world)
+    booked = (await world.bookings.book(anna(world, "k"))).appointment
+    assert booked.external_uid
+    await calendar.cancel_uid(await _catalog(world), booked.external_uid, start=booked.starts_at)
+    await asyncio.sleep(0.05)  # the picture is updated after the cancel
+    before = slot_reads(world)
+
+    await world.bookings.availability(
+        tenant_id=world.tenant_id, service="Herrenhaarschnitt", start=TUESDAY_10 + timedelta(days=1)
+    )
+    assert slot_reads(world) == before, "another day stays fresh"
+    await world.bookings.availability(
+        tenant_id=world.tenant_id, service="Herrenhaarschnitt", start=TUESDAY_10, staff="Anna"
+    )
+    assert slot_reads(world) > before, "its own day is read again"
+
+
 async def test_a_stale_day_with_cal_com_slow_is_answered_from_the_last_known_picture(world: World) -> None:
     calendar = await provider(world)
     calendar.settings = dataclasses.replace(calendar.settings, voice_wait=0.2)

@@ -1,0 +1,311 @@
+"""Benchmark: the capacity curve on PostgreSQL, and the floor our booking is measured against.
+
+(a) Curve: `rezeption loadtest` (the scenario mix of bench/loadtest_scenarios.yaml, signed like
+    Retell, phones ringing spread over the first think period, one function call every ~8 s per call
+    on average) at 50, 200, 500 and 1,000 concurrent calls, with one and two server processes, each
+    on a fresh database: p50/p99 per function, errors, the server's CPU seconds per call and its
+    memory (resident, all processes), from /proc. p99_ms counts every request; steady_p99_ms those
+    sent after the ring-in (the first wave of calls rings within one think period, so 1,000 calls
+    start at 125 a second: a flash crowd, not the steady state of 1,000 calls at once).
+(b) Floor: a bare FastAPI + SQLAlchemy endpoint doing a booking's four statements
+    (bench/_floor_app.py) against ours (`book_appointment`, signed), same database, same server
+    processes, same closed-loop client (10 at once, never colliding slots): bookings/s and p99,
+    and floor_ratio = ours / floor.
+
+Short by default (curve: 50 and 200 calls, one process; floor: one process); BENCH=full for all of
+it. Writes bench/results/capacity.json. The load generator runs on the same two cores as the server.
+
+Run: .venv/bin/python bench/capacity.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _pg import throwaway_database  # noqa: E402
+from functions import BERLIN, KEY, Server, Slots, closed_loop, free_port, prepare  # noqa: E402
+from loadtest import load  # noqa: E402
+from rezeption.cli.loadtest import summary  # noqa: E402
+from rezeption.ops.loadcheck import check  # noqa: E402
+from rezeption.ops.loadtest import LoadTest, Plan, Scenarios  # noqa: E402
+from rezeption.store import migrate  # noqa: E402
+from rezeption.store.db import Database  # noqa: E402
+
+FULL = os.environ.get("BENCH") == "full"
+CURVE = [50, 200, 500, 1000] if FULL else [50, 200]
+PROCESSES = [1, 2] if FULL else [1]
+THINK = 8.0
+FLOOR_REQUESTS = 2000 if FULL else 800
+TICK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+OUT = ROOT / "bench" / "results" / "capacity.json"
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (uvicorn's workers), from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+    tree, frontier = [pid], [pid]
+    while frontier:
+        children = [p for p, parent in parents.items() if parent in frontier]
+        tree += children
+        frontier = children
+    return tree
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / TICK
+
+
+def resident_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+        except OSError:
+            continue
+    return total * PAGE / 2**20
+
+
+class MemoryWatch:
+    """The highest resident memory of a process tree, sampled every 0.5 s in a thread."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids, self.peak, self._stop = pids, 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self.peak = max(self.peak, resident_mb(self.pids))
+
+    def __enter__(self) -> MemoryWatch:
+        self.peak = resident_mb(self.pids)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def server_pid(server: Server) -> int:
+    assert server.proc is not None
+    return server.proc.pid
+
+
+async def curve_point(base: str, url: str, concurrency: int, pids: list[int]) -> dict[str, Any]:
+    plan = Plan(calls=concurrency, concurrency=concurrency, think=THINK, deadline=900, seed=concurrency)
+    test = LoadTest(base, KEY, plan, Scenarios.load(ROOT / "bench" / "loadtest_scenarios.yaml"))
+    cpu_before = cpu_seconds(pids)
+    with MemoryWatch(pids) as memory:
+        result = await test.run()
+    cpu = cpu_seconds(pids) - cpu_before
+    database = Database.from_url(url)
+    try:
+        found = await check(database, result.expected_active(), call_prefix=f"load-{test.run_id}-")
+    finally:
+        await database.dispose()
+    figures = summary(result, plan)
+    return {
+        **figures,
+        "server_cpu_seconds": round(cpu, 2),
+        "cpu_ms_per_call": round(cpu * 1000 / concurrency, 1),
+        "server_memory_peak_mb": round(memory.peak, 1),
+        "double_bookings": found.double_bookings,
+        "pending_left": found.pending_left,
+        "mismatched_calls": len(found.mismatched_calls),
+    }
+
+
+def run_curve() -> list[dict[str, Any]]:
+    points = []
+    for processes in PROCESSES:
+        for concurrency in CURVE:
+            with throwaway_database("rezeption_bench_capacity") as url:
+                migrate.upgrade(url)
+                asyncio.run(load(url))
+                server = Server(url, processes)
+                with server as base:
+                    pids = process_tree(server_pid(server))
+                    point = asyncio.run(curve_point(base, url, concurrency, pids))
+            point = {"concurrent_calls": concurrency, "server_processes": processes, **point}
+            points.append(point)
+            print(
+                f"  {processes} process(es), {concurrency:5} calls: p99 {point['p99_ms']:8.1f} ms "
+                f"(after the ring-in {point['steady_p99_ms']:.1f}), "
+                f"success {point['success_rate']:.3f}, failures {point['failures']}, "
+                f"{point['cpu_ms_per_call']} ms CPU/call, {point['server_memory_peak_mb']} MB",
+                flush=True,
+            )
+    return points
+
+
+class FloorServer:
+    """bench/_floor_app.py under uvicorn in a subprocess."""
+
+    def __init__(self, url: str, workers: int) -> None:
+        self.url, self.workers, self.port = url, workers, free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> str:
+        env = {**os.environ, "REZEPTION_DATABASE_URL": self.url, "REZEPTION_DB_POOL_SIZE": "20"}
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "_floor_app:app",
+            "--app-dir",
+            str(ROOT / "bench"),
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+            "--log-level",
+            "warning",
+        ]
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{self.port}"
+        for _ in range(300):
+            try:
+                httpx.get(f"{base}/docs", timeout=1)
+                return base
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError("floor server did not start")
+
+    def __exit__(self, *_: object) -> None:
+        assert self.proc is not None
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+
+
+async def floor_loop(base: str, tenant_id: int, requests: int, run: int, clients: int = 10) -> dict[str, Any]:
+    """The closed loop of `functions.closed_loop`, against the floor's /book."""
+    slots = Slots(datetime.now(BERLIN).date() + timedelta(days=2), 11)
+    counter = iter(range(10**9))
+    offset = (run * 40 + 10) * 24 * 20
+    samples: list[float] = []
+    booked = 0
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+
+        async def worker() -> None:
+            nonlocal booked
+            while (k := next(counter)) < requests:
+                day, at = slots.sequential(offset + k)
+                start = datetime.fromisoformat(f"{day}T{at}").replace(tzinfo=BERLIN).astimezone(UTC)
+                body = {
+                    "tenant_id": tenant_id,
+                    "service": "herren",
+                    "staff": f"s{k % 20}",
+                    "start": start.isoformat(),
+                    "name": f"Kunde {k}",
+                    "phone": f"+49151{k:08d}",
+                }
+                t0 = time.perf_counter()
+                response = await client.post("/book", json=body)
+                samples.append((time.perf_counter() - t0) * 1000)
+                booked += bool(response.json().get("ok"))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        wall = time.perf_counter() - started
+    ordered = sorted(samples)
+    return {
+        "bookings_per_s": round(booked / wall, 1),
+        "refused": requests - booked,
+        "p50_ms": round(ordered[len(ordered) // 2], 2),
+        "p99_ms": round(ordered[int(len(ordered) * 0.99)], 2),
+    }
+
+
+async def _tenant_id(url: str) -> int:
+    database = Database.from_url(url)
+    try:
+        async with database.statement() as conn:
+            from sqlalchemy import text
+
+            found = await conn.execute(text("SELECT id FROM tenants WHERE slug = 'bench'"))
+            return int(found.scalar_one())
+    finally:
+        await database.dispose()
+
+
+def run_floor() -> list[dict[str, Any]]:
+    rows = []
+    for processes in PROCESSES:
+        with throwaway_database("rezeption_bench_floor") as url:
+            prepare(url)
+            tenant_id = asyncio.run(_tenant_id(url))
+            with FloorServer(url, processes) as base:
+                asyncio.run(floor_loop(base, tenant_id, 200, run=5))  # warm: connections, compiled SQL
+                floor = asyncio.run(floor_loop(base, tenant_id, FLOOR_REQUESTS, run=0))
+            with Server(url, processes) as base:
+                asyncio.run(closed_loop(base, "book_appointment", 200, run=6))
+                ours = asyncio.run(closed_loop(base, "book_appointment", FLOOR_REQUESTS, run=1))
+        row = {
+            "server_processes": processes,
+            "floor": floor,
+            "ours": {k: ours[k] for k in ("bookings_per_s", "refused", "p50_ms", "p99_ms")},
+            "floor_ratio": round(ours["bookings_per_s"] / floor["bookings_per_s"], 2),
+            "p99_ratio": round(ours["p99_ms"] / floor["p99_ms"], 2),
+        }
+        rows.append(row)
+        print(
+            f"  floor, {processes} process(es): floor {floor['bookings_per_s']}/s p99 {floor['p99_ms']} ms; "
+            f"ours {ours['bookings_per_s']}/s p99 {ours['p99_ms']} ms; ratio {row['floor_ratio']}",
+            flush=True,
+        )
+    return rows
+
+
+def main() -> None:
+    print("== floor: a bare FastAPI + SQLAlchemy booking vs our book_appointment", flush=True)
+    floor = run_floor()
+    print("== capacity curve (rezeption loadtest, PostgreSQL, local calendar)", flush=True)
+    curve = run_curve()
+    report = {
+        "benchmark": "capacity",
+        "database": "postgresql",
+        "calendar": "local",
+        "think_seconds": THINK,
+        "floor_ratio": floor[0]["floor_ratio"],
+        "floor": floor,
+        "curve": curve,
+        "machine": "2 cores (this sandbox), server and load generator on the same machine",
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    OUT.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps({k: v for k, v in report.items() if k != "curve"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
