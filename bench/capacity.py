@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -251,8 +252,6 @@ async def _tenant_id(url: str) -> int:
     database = Database.from_url(url)
     try:
         async with database.statement() as conn:
-            from sqlalchemy import text
-
             found = await conn.execute(text("SELECT id FROM tenants WHERE slug = 'bench'"))
             return int(found.scalar_one())
     finally:
