@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -129,8 +130,9 @@ class ServedApp:
 
 
 @contextmanager
-def serve_app(app: FastAPI, *, start_within: float = 15.0) -> Iterator[ServedApp]:
-    """Run `app` under uvicorn on a free port of 127.0.0.1 in a thread, until the block ends.
+def serve_app(app: FastAPI, *, start_within: float = 15.0, **options: Any) -> Iterator[ServedApp]:
+    """Run `app` under uvicorn on a free port of 127.0.0.1 in a thread, until the block ends
+    (`options` go to uvicorn.Config).
 
     AssertionError when the server has not started (lifespan done, socket bound) within
     `start_within` seconds; the measured start-up time is `started_in`.
@@ -139,7 +141,7 @@ def serve_app(app: FastAPI, *, start_within: float = 15.0) -> Iterator[ServedApp
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     began = time.monotonic()

@@ -142,8 +142,9 @@ class Settings(BaseSettings):
     # OpenTelemetry: spans over OTLP/HTTP to this collector (e.g. http://127.0.0.1:4318); unset: off
     otlp_endpoint: str | None = None
     # uvicorn, in `rezeption serve` (it has no timeout for slow request headers: see the README)
-    http_parser: Literal["h11", "httptools"] = "h11"  # h11 bounds the request head; httptools does not
-    # h11: a request head still incomplete after a read may hold this much (a head arriving in one
+    # httptools (faster; the head bounded by rezeption.http_head) or h11 (pure Python)
+    http_parser: Literal["h11", "httptools"] = "httptools"
+    # a request head still incomplete after a read may hold this much (h11: a head arriving in one
     # read of the socket, up to 256 KB, is parsed whole): a 1 MB head is refused, not buffered
     http_max_head_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)
     http_keep_alive_timeout: int = Field(5, ge=1, le=300)

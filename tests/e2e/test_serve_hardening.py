@@ -1,5 +1,5 @@
 """`rezeption serve` as an operator starts it: it refuses to listen beyond loopback with weak or equal
-secrets (exit 2, one line, nothing bound), bounds the request head (h11: what is still incomplete
+secrets (exit 2, one line, nothing bound), bounds the request head (httptools, rezeption.http_head: what is still incomplete
 after one read of the socket may be 16 KB), closes idle keep-alive
 connections, and on a really full disk (a 4 MB tmpfs in a private mount namespace) /ready says 503
 and a write that cannot be stored is a 503, not a 500.

@@ -70,13 +70,14 @@ def serve(
     `--migrate` brings it there first; one that does not answer does not stop the start (/ready 503).
 
     Beyond loopback it refuses (exit 2) to start with weak or equal secrets, in any environment.
-    uvicorn bounds what it can: the request head (h11, REZEPTION_HTTP_MAX_HEAD_BYTES), idle
+    uvicorn bounds what it can: the request head (REZEPTION_HTTP_MAX_HEAD_BYTES, both parsers), idle
     keep-alive connections, concurrent connections and the graceful shutdown. It has no timeout for
     a client that sends its headers or body slowly: put a reverse proxy in front (see the README).
     """
     import structlog
     import uvicorn
 
+    from rezeption.http_head import BoundedHttpToolsProtocol
     from rezeption.ops.logging import configure_logging
 
     settings = load_settings()
@@ -111,7 +112,7 @@ def serve(
         port=port,
         workers=workers,
         log_level=settings.log_level,
-        http=settings.http_parser,
+        http=BoundedHttpToolsProtocol if settings.http_parser == "httptools" else "h11",
         h11_max_incomplete_event_size=settings.http_max_head_bytes,
         timeout_keep_alive=settings.http_keep_alive_timeout,
         limit_concurrency=settings.http_max_concurrency,
