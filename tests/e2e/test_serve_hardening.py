@@ -1,7 +1,8 @@
 """`rezeption serve` as an operator starts it: it refuses to listen beyond loopback with weak or equal
 secrets (exit 2, one line, nothing bound), bounds the request head (rezeption.http_head: what is
 still incomplete after a read of the socket may be 16 KB), closes idle keep-alive connections, and
-on a really full disk (a 4 MB tmpfs in a private mount namespace) /ready says 503 and a write that cannot be stored is a 503, not a 500.
+on a really full disk (a 4 MB tmpfs in a private mount namespace) /ready says 503 and a write that
+cannot be stored is a 503, not a 500.
 
 Before (issue 11): the server started on 0.0.0.0 with `changeme`; a request head of 2 MB was
 accepted (uvicorn's httptools has no limit); on a full disk writes answered 500 while /ready said 200.
