@@ -32,8 +32,10 @@ from rezeption.booking.ports import (
     CalendarUnavailable,
     Clock,
     ExternalCalendar,
+    Held,
     KeyAlreadyUsed,
     NewAppointment,
+    NewEvent,
     SlotClaimFailed,
     UnitOfWork,
     booking_token,
@@ -240,14 +242,21 @@ class Bookings:
             catalog = await self._catalog(tx, request.tenant_id, now)
             service = find_service(catalog, request.service)
             members = candidate_staff(catalog, service, request.staff)
-            if request.idempotency_key:
-                earlier = await tx.appointment_by_key(request.idempotency_key)
-                if earlier is not None:
-                    replay = _replay(catalog, earlier, service, start, members, request.idempotency_key)
-                    if earlier.provider == "local" or earlier.status is AppointmentStatus.CONFIRMED:
-                        return replay
-                    resumed = earlier
-            await _within_caller_limit(tx, catalog, request, now)
+            held = await tx.held_by_caller(
+                request.tenant_id,
+                phone_e164=request.phone_e164,
+                name=request.customer_name,
+                call_id=request.call_id,
+                now=now,
+                idempotency_key=request.idempotency_key,
+            )
+            earlier = await tx.appointment_by_key(request.idempotency_key or "") if held.key_used else None
+            if earlier is not None:
+                replay = _replay(catalog, earlier, service, start, members, request.idempotency_key or "")
+                if earlier.provider == "local" or earlier.status is AppointmentStatus.CONFIRMED:
+                    return replay
+                resumed = earlier
+            _within_caller_limit(catalog, request, held)
             check = await check_claims(tx, catalog, service, members, start, now, named=_named(request.staff))
             booked = (
                 await self._claim(tx, catalog, service, check, request, start, now)
@@ -329,8 +338,17 @@ class Bookings:
                 spoken_name=request.customer_name,
                 pending_until=now + PENDING_DEADLINE if provider.external else None,
             )
+            # the local calendar's claim is the booking: its two steps are stored with it
+            steps = (
+                ()
+                if provider.external
+                else (
+                    NewEvent("reserved", idempotency_key=request.idempotency_key),
+                    NewEvent("confirmed", recovery_point="done"),
+                )
+            )
             try:
-                booked = await tx.insert_appointment(new, at=now)
+                booked = await tx.insert_appointment(new, at=now, events=steps)
             except SlotClaimFailed:
                 continue
             if provider.external:
@@ -342,10 +360,6 @@ class Bookings:
                     recovery_point="calendar_requested",
                     data={"token": booking_token(booked)},
                 )
-                return booked
-            await tx.add_event(booked, "reserved", at=now, idempotency_key=request.idempotency_key)
-            if status is AppointmentStatus.CONFIRMED:
-                await tx.add_event(booked, "confirmed", at=now, recovery_point="done")
             return booked
         return None
 
@@ -694,9 +708,7 @@ def _replay(
     return BookingResult(earlier, service, catalog.staff_by_id(earlier.staff_id), replayed=True)
 
 
-async def _within_caller_limit(
-    tx: BookingTx, catalog: Catalog, request: BookingRequest, now: datetime
-) -> None:
+def _within_caller_limit(catalog: Catalog, request: BookingRequest, held: Held) -> None:
     """Refuse a caller's booking when their number or name already holds the salon's maximum of
     future appointments, or when this call has booked its maximum already (a caller who withholds
     the number and gives a new name each time): a caller or a bot cannot hoard slots. The salon's
@@ -705,13 +717,6 @@ async def _within_caller_limit(
     if request.source == "admin":
         return
     policy = catalog.tenant.policy
-    held = await tx.held_by_caller(
-        request.tenant_id,
-        phone_e164=request.phone_e164,
-        name=request.customer_name,
-        call_id=request.call_id,
-        now=now,
-    )
     if request.call_id and held.in_call >= policy.max_bookings_per_call:
         raise TooManyInOneCall(policy.max_bookings_per_call)
     if held.by_caller >= policy.max_active_per_caller:

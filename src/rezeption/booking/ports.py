@@ -133,12 +133,23 @@ class NewAppointment:
 
 
 @dataclass(frozen=True)
+class NewEvent:
+    """A step of a new appointment's life story, stored with its claim (`insert_appointment`)."""
+
+    kind: str
+    idempotency_key: str | None = None
+    recovery_point: str | None = None
+
+
+@dataclass(frozen=True)
 class Held:
     """What a caller holds now: active future appointments by their number or name (the larger of
     the two counts), and booked in this very call."""
 
     by_caller: int
     in_call: int = 0
+    key_used: bool = False
+    """An appointment was already made under the request's idempotency key (a retry): read it."""
 
 
 class BookingTx(Protocol):
@@ -170,12 +181,17 @@ class BookingTx(Protocol):
         name: str | None,
         call_id: str | None,
         now: datetime,
+        idempotency_key: str | None = None,
     ) -> Held:
-        """Active future appointments held by this number or name, and booked in this call."""
+        """Active future appointments held by this number or name, and booked in this call; and
+        whether an appointment exists under `idempotency_key` (all in one round trip)."""
         ...
 
-    async def insert_appointment(self, new: NewAppointment, *, at: datetime) -> Appointment:
-        """Insert; SlotClaimFailed on an overlap, KeyAlreadyUsed on a duplicate idempotency key."""
+    async def insert_appointment(
+        self, new: NewAppointment, *, at: datetime, events: Sequence[NewEvent] = ()
+    ) -> Appointment:
+        """Insert, with `events` when it is in; SlotClaimFailed on an overlap, KeyAlreadyUsed on a
+        duplicate idempotency key."""
         ...
 
     async def set_status(

@@ -10,6 +10,7 @@ leading "+", "00" or "0" ("49151..." is not a German number), and invalid or too
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import phonenumbers
 
@@ -20,6 +21,7 @@ _ALLOWED = re.compile(r"\+?[\d\s\-/().]+")
 _NON_DIGITS = re.compile(r"\D")
 
 
+@lru_cache(maxsize=4096)  # a function call normalizes the same two numbers several times
 def normalize_phone(raw: str | None, region: str = "DE") -> str | None:
     """Return the E.164 form of a phone number, or None when it is withheld, ambiguous or invalid."""
     if raw is None:

@@ -61,15 +61,16 @@ async def read_body(request: Request) -> bytes:
         raise Refused(413, "request body larger than 2 MB") from error
 
 
-async def verified_json(request: Request, services: Services) -> dict[str, Any]:
-    """Read, verify and parse the body; Refused on any problem."""
+async def verified_json(request: Request, services: Services, *, replay_check: bool = True) -> dict[str, Any]:
+    """Read, verify and parse the body; Refused on any problem. `replay_check=False` skips the
+    record of signed requests seen (a write function's replay gets its stored reply instead)."""
     raw = await read_body(request)
     now_ms = int(services.clock.now().timestamp() * 1000)
     key = services.settings.retell_api_key.get_secret_value()
     signature = request.headers.get("x-retell-signature")
     if not verify(raw, key, signature, now_ms):
         raise Refused(401, "missing, malformed, stale or forged X-Retell-Signature")
-    request.state.replayed = await _seen_before(services, signature or "")
+    request.state.replayed = replay_check and await _seen_before(services, signature or "")
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -321,11 +322,12 @@ async def _run_function(name: str, request: Request) -> JSONResponse:
     runner: FunctionRunner = request.app.state.retell_runner
     started = time.perf_counter()
     try:
-        body = await verified_json(request, services)
+        # a write's replay gets the reply stored under its idempotency key: no replay record needed
+        body = await verified_json(request, services, replay_check=name not in TOOLS or not writes(name))
         if name not in TOOLS:
             raise Refused(404, f"no function {name!r}")
-        if request.state.replayed and not writes(name):
-            raise Refused(409, "this signed request was already answered")  # writes: the stored reply
+        if request.state.replayed:
+            raise Refused(409, "this signed request was already answered")
         ref, args = _envelope(name, body, request.headers, bare_allowed=request.app.state.bare_args)
     except Refused as error:
         return _refusal(error)

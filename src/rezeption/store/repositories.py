@@ -10,18 +10,21 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import String, bindparam, exists, func, insert, select, union_all, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from rezeption.booking.ports import Held, KeyAlreadyUsed, NewAppointment, SlotClaimFailed
+from rezeption.booking.ports import Held, KeyAlreadyUsed, NewAppointment, NewEvent, SlotClaimFailed
 from rezeption.domain.errors import UnknownTenant
 from rezeption.domain.model import ACTIVE_STATUSES, Appointment, AppointmentStatus, Catalog, Interval
+from rezeption.language.names import search_keys
 from rezeption.ops.metrics import DEADLOCKS
 from rezeption.store import outbox
 from rezeption.store.mapping import (
@@ -35,6 +38,7 @@ from rezeption.store.tables import (
     AppointmentEventRow,
     AppointmentRow,
     ClosureRow,
+    CustomerNameKeyRow,
     CustomerRow,
     OutboxJobRow,
     ServiceRow,
@@ -48,6 +52,7 @@ from rezeption.store.tables import (
 APPOINTMENTS = table(AppointmentRow)
 EVENTS = table(AppointmentEventRow)
 CUSTOMERS = table(CustomerRow)
+NAME_KEYS = table(CustomerNameKeyRow)
 TENANTS = table(TenantRow)
 OVERLAP_CONSTRAINT = "appointments_no_overlap"
 ACTIVE = [s.value for s in ACTIVE_STATUSES]
@@ -65,6 +70,39 @@ APPOINTMENT_BY_ID = select(APPOINTMENTS).where(APPOINTMENTS.c.id == bindparam("i
 APPOINTMENT_BY_KEY = select(APPOINTMENTS).where(APPOINTMENTS.c.idempotency_key == bindparam("key"))
 INSERT_APPOINTMENT = insert(APPOINTMENTS).returning(*APPOINTMENTS.c)
 CLAIM_APPOINTMENT = pg_insert(APPOINTMENTS).on_conflict_do_nothing().returning(*APPOINTMENTS.c)
+_CLAIMED = [f.name for f in fields(NewAppointment)] + ["version", "created_at", "updated_at"]
+
+
+@cache
+def _claim_with_events(count: int) -> Any:
+    """PostgreSQL: CLAIM_APPOINTMENT and its first `count` events in one statement (data-modifying
+    CTEs): an event is written only when the claim returns its row."""
+    claimed = (
+        pg_insert(APPOINTMENTS)
+        .values({name: bindparam(name, type_=APPOINTMENTS.c[name].type) for name in _CLAIMED})
+        .on_conflict_do_nothing()
+        .returning(*APPOINTMENTS.c)
+        .cte("claimed")
+    )
+    steps = [
+        select(
+            claimed.c.tenant_id,
+            claimed.c.id,
+            bindparam(f"kind_{n}", type_=EVENTS.c.kind.type),
+            bindparam(f"recovery_point_{n}", type_=EVENTS.c.recovery_point.type),
+            bindparam(f"idempotency_key_{n}", type_=EVENTS.c.idempotency_key.type),
+            bindparam(f"data_{n}", type_=EVENTS.c.data.type),
+            bindparam("created_at", type_=EVENTS.c.at.type),
+        )
+        for n in range(count)
+    ]
+    written = insert(EVENTS).from_select(  # one INSERT: the steps get their ids in order
+        ["tenant_id", "appointment_id", "kind", "recovery_point", "idempotency_key", "data", "at"],
+        union_all(*steps) if count > 1 else steps[0],
+    )
+    return select(claimed).add_cte(written.cte("events"))
+
+
 INSERT_EVENT = insert(EVENTS)
 CUSTOMER_BY_PHONE_AND_NAME = (
     select(CUSTOMERS.c.id)
@@ -76,6 +114,42 @@ CUSTOMER_BY_PHONE_AND_NAME = (
     .limit(1)
 )
 INSERT_CUSTOMER = insert(CUSTOMERS).returning(CUSTOMERS.c.id)
+
+
+def _customer_in_one_statement() -> Any:
+    """PostgreSQL: find the customer by number and name, or create it with its name's search keys,
+    in one round trip (data-modifying CTEs) instead of three."""
+    found = CUSTOMER_BY_PHONE_AND_NAME.cte("found")
+    tenant = bindparam("tenant_id", type_=CUSTOMERS.c.tenant_id.type)
+    at = bindparam("at", type_=CUSTOMERS.c.created_at.type)
+    created = (
+        insert(CUSTOMERS)
+        .from_select(
+            ["tenant_id", "name", "name_normalized", "phone_e164", "created_at", "updated_at"],
+            select(
+                tenant,
+                bindparam("name", type_=CUSTOMERS.c.name.type),
+                bindparam("normalized", type_=CUSTOMERS.c.name_normalized.type),
+                bindparam("phone", type_=CUSTOMERS.c.phone_e164.type),
+                at,
+                at,
+            ).where(~exists(select(found.c.id))),
+        )
+        .returning(CUSTOMERS.c.id)
+        .cte("created")
+    )
+    keys = (
+        insert(NAME_KEYS)
+        .from_select(
+            ["customer_id", "tenant_id", "key"],
+            select(created.c.id, tenant, func.unnest(bindparam("keys", type_=ARRAY(String)))),
+        )
+        .cte("keys")
+    )
+    return select(found.c.id).union_all(select(created.c.id)).add_cte(keys)
+
+
+CUSTOMER_IN_ONE_STATEMENT = _customer_in_one_statement()
 _BY_PHONE = CUSTOMERS.c.phone_e164 == bindparam("phone")
 _BY_NAME = CUSTOMERS.c.name_normalized == bindparam("normalized")
 _ACTIVE_FUTURE = (
@@ -110,6 +184,8 @@ HELD_BY_CALLER = select(
     .select_from(APPOINTMENTS)
     .where(APPOINTMENTS.c.call_id == bindparam("call_id"), *_ACTIVE_FUTURE)
     .scalar_subquery(),
+    # and the retry's question, asked in the same round trip: was this key's booking made already?
+    exists().where(APPOINTMENTS.c.idempotency_key == bindparam("key")),
 )
 CATALOG_VERSION = select(TENANTS.c.catalog_version).where(TENANTS.c.id == bindparam("id"))
 
@@ -226,20 +302,34 @@ class SqlBookingTx:
         row = (await conn.execute(APPOINTMENT_BY_KEY, {"key": idempotency_key})).first()
         return appointment_from_row(row) if row else None
 
-    async def insert_appointment(self, new: NewAppointment, *, at: datetime) -> Appointment:
-        """Claim the slot; SlotClaimFailed on overlap, KeyAlreadyUsed on a duplicate key.
+    async def insert_appointment(
+        self, new: NewAppointment, *, at: datetime, events: Sequence[NewEvent] = ()
+    ) -> Appointment:
+        """Claim the slot, with `events` when it is claimed; SlotClaimFailed on overlap,
+        KeyAlreadyUsed on a duplicate key.
 
         PostgreSQL: INSERT ... ON CONFLICT DO NOTHING, which takes the no-overlap exclusion
         constraint and the unique key as arbiters: a refused claim returns no row instead of an
         error, so no savepoint (two round trips) is needed, and the speculative insertion waits for
-        a concurrent claimant instead of deadlocking with it. SQLite: its triggers abort only the
-        statement; the savepoint keeps the transaction clean either way.
+        a concurrent claimant instead of deadlocking with it; the events go in the same statement.
+        SQLite: its triggers abort only the statement; the savepoint keeps the transaction clean
+        either way.
         """
         values = asdict(new)
         values.update(status=new.status.value, version=1, created_at=at, updated_at=at)
         conn = await self._conn()
         if conn.dialect.name == "postgresql":
-            row = (await conn.execute(CLAIM_APPOINTMENT, values)).first()
+            for n, step in enumerate(events):
+                values.update(
+                    {
+                        f"kind_{n}": step.kind,
+                        f"recovery_point_{n}": step.recovery_point,
+                        f"idempotency_key_{n}": step.idempotency_key,
+                        f"data_{n}": {},
+                    }
+                )
+            statement = _claim_with_events(len(events)) if events else CLAIM_APPOINTMENT
+            row = (await conn.execute(statement, values)).first()
             if row is not None:
                 return appointment_from_row(row)
             if new.idempotency_key and await self.appointment_by_key(new.idempotency_key) is not None:
@@ -254,7 +344,16 @@ class SqlBookingTx:
             if "idempotency_key" in str(error.orig):
                 raise KeyAlreadyUsed() from error
             raise
-        return appointment_from_row(row)
+        claimed = appointment_from_row(row)
+        for step in events:
+            await self.add_event(
+                claimed,
+                step.kind,
+                at=at,
+                idempotency_key=step.idempotency_key,
+                recovery_point=step.recovery_point,
+            )
+        return claimed
 
     async def set_status(
         self, appointment: Appointment, status: AppointmentStatus, *, at: datetime
@@ -343,12 +442,13 @@ class SqlBookingTx:
         name: str | None,
         call_id: str | None,
         now: datetime,
+        idempotency_key: str | None = None,
     ) -> Held:
         """Active future appointments at this salon held by this number, by this name (each
         counted on its own) and booked in this call (a move keeps the call of the booking it
-        moves, so it does not count twice)."""
+        moves, so it does not count twice); and whether one exists under `idempotency_key`."""
         normalized = " ".join(name.casefold().split()) if name else None
-        if not phone_e164 and not normalized and not call_id:
+        if not phone_e164 and not normalized and not call_id and not idempotency_key:
             return Held(0, 0)
         conn = await self._conn()
         row = (
@@ -360,10 +460,13 @@ class SqlBookingTx:
                     "normalized": normalized or "",
                     "call_id": call_id or "",
                     "now": now,
+                    "key": idempotency_key or "",
                 },
             )
         ).one()
-        return Held(by_caller=max(int(row[0] or 0), int(row[1] or 0)), in_call=int(row[2] or 0))
+        return Held(
+            by_caller=max(int(row[0] or 0), int(row[1] or 0)), in_call=int(row[2] or 0), key_used=bool(row[3])
+        )
 
     async def upsert_customer(
         self, tenant_id: int, *, name: str | None, phone_e164: str | None, at: datetime
@@ -373,6 +476,10 @@ class SqlBookingTx:
 
         normalized = " ".join(name.casefold().split()) if name else None
         conn = await self._conn()
+        if conn.dialect.name == "postgresql":
+            values = {"tenant_id": tenant_id, "name": name, "normalized": normalized, "phone": phone_e164}
+            keys = search_keys(name)
+            return int(await conn.scalar(CUSTOMER_IN_ONE_STATEMENT, {**values, "at": at, "keys": keys}))
         if phone_e164:
             existing = await conn.scalar(
                 CUSTOMER_BY_PHONE_AND_NAME,
