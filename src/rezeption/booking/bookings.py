@@ -223,15 +223,31 @@ class Bookings:
             return await self._book(request)
         except KeyAlreadyUsed:
             # A concurrent duplicate committed first: answer exactly what it answered.
-            start, now = _aware(request.start), self.clock.now()
-            async with self.uow.reading() as tx:
-                catalog = await self._catalog(tx, request.tenant_id, now)
-                service = find_service(catalog, request.service)
-                members = candidate_staff(catalog, service, request.staff)
-                earlier = await tx.appointment_by_key(request.idempotency_key or "")
-            if earlier is None:
+            replay = await self._replay_of(request)
+            if replay is None:
                 raise
-            return _replay(catalog, earlier, service, start, members, request.idempotency_key or "")
+            return replay
+        except (SlotTaken, TooManyAppointments, TooManyInOneCall):
+            # The slot (or the caller's limit) may have been taken by a concurrent duplicate under
+            # the same key that committed after this request looked: then answer what it answered.
+            if not request.idempotency_key:
+                raise
+            replay = await self._replay_of(request)
+            if replay is None:
+                raise
+            return replay
+
+    async def _replay_of(self, request: BookingRequest) -> BookingResult | None:
+        """The answer of the booking made under the request's key, if there is one."""
+        start, now = _aware(request.start), self.clock.now()
+        async with self.uow.reading() as tx:
+            catalog = await self._catalog(tx, request.tenant_id, now)
+            service = find_service(catalog, request.service)
+            members = candidate_staff(catalog, service, request.staff)
+            earlier = await tx.appointment_by_key(request.idempotency_key or "")
+        if earlier is None:
+            return None
+        return _replay(catalog, earlier, service, start, members, request.idempotency_key or "")
 
     async def _book(self, request: BookingRequest) -> BookingResult:
         start = _aware(request.start)

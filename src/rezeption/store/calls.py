@@ -21,7 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rezeption.booking.ports import CallRecord, Trace
-from rezeption.store import replays
+from rezeption.store import direct, replays
 from rezeption.store.db import Database
 from rezeption.store.tables import CallRow, FunctionCallTraceRow, TenantRouteRow, table
 
@@ -90,7 +90,7 @@ class TenantRoutes:
 async def get_call(database: Database, retell_call_id: str) -> CallRecord | None:
     """The call with this Retell id, if we have seen it."""
     async with database.statement() as conn:
-        row = (await conn.execute(GET_CALL, {"call_id": retell_call_id})).first()
+        row = await direct.first(conn, GET_CALL, {"call_id": retell_call_id})
     return _record(row) if row else None
 
 
@@ -114,7 +114,10 @@ KNOWN_FIELDS = ("tenant_id", "agent_id", "from_number", "to_number")
 def _upsert_statement(dialect: str) -> Any:
     """INSERT ... ON CONFLICT DO UPDATE filling only what is still missing, built once per backend
     (a statement built per request spent more CPU on its cache key than the database on the row)."""
-    statement = (sqlite_insert if dialect == "sqlite" else pg_insert)(CALLS)
+    columns = ("retell_call_id", "memory", "created_at", "status", *KNOWN_FIELDS)
+    statement = (sqlite_insert if dialect == "sqlite" else pg_insert)(CALLS).values(
+        direct.placeholders(CALLS, columns)
+    )
     fill = {name: func.coalesce(CALLS.c[name], statement.excluded[name]) for name in KNOWN_FIELDS}
     return statement.on_conflict_do_update(index_elements=["retell_call_id"], set_=fill).returning(
         *RECORD_COLUMNS
@@ -129,7 +132,8 @@ async def _upsert(conn: AsyncConnection, retell_call_id: str, at: datetime, **kn
     """
     values = {"retell_call_id": retell_call_id, "memory": {}, "created_at": at, "status": "inbound"}
     values.update({name: known.get(name) for name in KNOWN_FIELDS})
-    row = (await conn.execute(_upsert_statement(conn.dialect.name), values)).one()
+    row = await direct.first(conn, _upsert_statement(conn.dialect.name), values)
+    assert row is not None  # an upsert returns its row
     return _record(row)
 
 

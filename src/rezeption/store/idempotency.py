@@ -25,6 +25,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from rezeption.booking.ports import Claim
 from rezeption.domain.clock import Clock
+from rezeption.store import direct
 from rezeption.store.calls import memory_merge
 from rezeption.store.db import Database
 from rezeption.store.tables import IdempotencyRecordRow, table
@@ -47,9 +48,23 @@ def _finish_with(statement: Any) -> Any:
     return FINISH.add_cte(statement.cte("also"))
 
 
+_CLAIMED = (
+    "key",
+    "call_id",
+    "tenant_id",
+    "scope",
+    "state",
+    "reply",
+    "locked_until",
+    "created_at",
+    "expires_at",
+)
 CLAIM = {
-    "sqlite": sqlite_insert(RECORDS).on_conflict_do_nothing().returning(RECORDS.c.key),
-    "postgresql": pg_insert(RECORDS).on_conflict_do_nothing().returning(RECORDS.c.key),
+    name: insert(RECORDS)
+    .values(direct.placeholders(RECORDS, _CLAIMED))
+    .on_conflict_do_nothing()
+    .returning(RECORDS.c.key)
+    for name, insert in (("sqlite", sqlite_insert), ("postgresql", pg_insert))
 }
 
 RETENTION = timedelta(hours=48)
@@ -90,7 +105,7 @@ class IdempotencyStore:
         # Each statement is atomic on its own (autocommit on PostgreSQL, one write transaction on
         # SQLite): the insert claims, the conditional update takes over only an expired lease.
         async with self.database.statement(writes=True) as conn:
-            inserted = await conn.scalar(CLAIM[conn.dialect.name], values)
+            inserted = await direct.scalar(conn, CLAIM[conn.dialect.name], values)
             if inserted is not None:
                 return Claim(owned=True)
             row = (await conn.execute(READ_RECORD, {"k": key})).first()
@@ -115,7 +130,7 @@ class IdempotencyStore:
         also = memory_merge(self.database.engine.dialect.name, call_id, learned or {}) if call_id else None
         if also is None:
             async with self.database.statement(writes=True) as conn:
-                await conn.execute(FINISH, {"k": key, "reply": reply})
+                await direct.rows(conn, FINISH, {"k": key, "reply": reply})
             return
         values = {**also.values, "k": key, "reply": reply}
         if self.database.is_sqlite:
@@ -124,7 +139,7 @@ class IdempotencyStore:
                 await conn.execute(FINISH, {"k": key, "reply": reply})
             return
         async with self.database.statement(writes=True) as conn:
-            await conn.execute(_finish_with(also.statement), values)
+            await direct.rows(conn, _finish_with(also.statement), values)
 
     @asynccontextmanager
     async def holding(self, key: str) -> AsyncIterator[None]:

@@ -12,22 +12,27 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from rezeption.domain.clock import require_aware
+from rezeption.store import direct
 from rezeption.store.db import Database
 from rezeption.store.tables import SeenRequestRow, table
 
 SEEN = table(SeenRequestRow)
 KEEP = timedelta(minutes=10)  # longer than the signature's window (five minutes either way)
+_SIGHT = ("digest", "expires_at")
 FIRST_SIGHT = {
-    "sqlite": sqlite_insert(SEEN).on_conflict_do_nothing().returning(SEEN.c.digest),
-    "postgresql": pg_insert(SEEN).on_conflict_do_nothing().returning(SEEN.c.digest),
+    name: insert(SEEN)
+    .values(direct.placeholders(SEEN, _SIGHT))
+    .on_conflict_do_nothing()
+    .returning(SEEN.c.digest)
+    for name, insert in (("sqlite", sqlite_insert), ("postgresql", pg_insert))
 }
 
 
 async def first_sight(database: Database, digest: str, *, now: datetime) -> bool:
     """Record the signature `digest`; False when it was seen before (a replay)."""
     async with database.statement(writes=True) as conn:
-        inserted = await conn.scalar(
-            FIRST_SIGHT[conn.dialect.name], {"digest": digest, "expires_at": require_aware(now) + KEEP}
+        inserted = await direct.scalar(
+            conn, FIRST_SIGHT[conn.dialect.name], {"digest": digest, "expires_at": require_aware(now) + KEEP}
         )
     return inserted is not None
 

@@ -15,7 +15,19 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import String, bindparam, exists, func, insert, select, union_all, update
+from sqlalchemy import (
+    BigInteger,
+    String,
+    any_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal_column,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -26,7 +38,7 @@ from rezeption.domain.errors import UnknownTenant
 from rezeption.domain.model import ACTIVE_STATUSES, Appointment, AppointmentStatus, Catalog, Interval
 from rezeption.language.names import search_keys
 from rezeption.ops.metrics import DEADLOCKS
-from rezeption.store import outbox
+from rezeption.store import direct, outbox
 from rezeption.store.mapping import (
     appointment_from_row,
     closure_from_row,
@@ -56,34 +68,43 @@ NAME_KEYS = table(CustomerNameKeyRow)
 TENANTS = table(TenantRow)
 OVERLAP_CONSTRAINT = "appointments_no_overlap"
 ACTIVE = [s.value for s in ACTIVE_STATUSES]
+# The active statuses as a constant list in the SQL (no bound list: see store.direct).
+IS_ACTIVE = APPOINTMENTS.c.status.op("IN")(literal_column("(" + ", ".join(f"'{s}'" for s in ACTIVE) + ")"))
 
 # The hot statements, built once with placeholders: a statement built per call spent more CPU on
 # its cache key than the database spent executing it.
-BUSY = select(APPOINTMENTS.c.staff_id, APPOINTMENTS.c.block_starts_at, APPOINTMENTS.c.block_ends_at).where(
+_BUSY_WHERE = (
     APPOINTMENTS.c.tenant_id == bindparam("tenant_id"),
-    APPOINTMENTS.c.staff_id.in_(bindparam("staff_ids", expanding=True)),
-    APPOINTMENTS.c.status.in_(ACTIVE),
+    IS_ACTIVE,
     APPOINTMENTS.c.block_starts_at < bindparam("window_end"),
     APPOINTMENTS.c.block_ends_at > bindparam("window_start"),
 )
+BUSY = select(APPOINTMENTS.c.staff_id, APPOINTMENTS.c.block_starts_at, APPOINTMENTS.c.block_ends_at).where(
+    APPOINTMENTS.c.staff_id.in_(bindparam("staff_ids", expanding=True)), *_BUSY_WHERE
+)
+BUSY_BY_ARRAY = select(
+    APPOINTMENTS.c.staff_id, APPOINTMENTS.c.block_starts_at, APPOINTMENTS.c.block_ends_at
+).where(APPOINTMENTS.c.staff_id == any_(bindparam("staff_ids", type_=ARRAY(BigInteger))), *_BUSY_WHERE)
+"""BUSY for PostgreSQL's direct path: the stylists as one array parameter."""
 APPOINTMENT_BY_ID = select(APPOINTMENTS).where(APPOINTMENTS.c.id == bindparam("id"))
 APPOINTMENT_BY_KEY = select(APPOINTMENTS).where(APPOINTMENTS.c.idempotency_key == bindparam("key"))
 INSERT_APPOINTMENT = insert(APPOINTMENTS).returning(*APPOINTMENTS.c)
-CLAIM_APPOINTMENT = pg_insert(APPOINTMENTS).on_conflict_do_nothing().returning(*APPOINTMENTS.c)
 _CLAIMED = [f.name for f in fields(NewAppointment)] + ["version", "created_at", "updated_at"]
+CLAIM_APPOINTMENT = (
+    pg_insert(APPOINTMENTS)
+    .values({name: bindparam(name, type_=APPOINTMENTS.c[name].type) for name in _CLAIMED})
+    .on_conflict_do_nothing()
+    .returning(*APPOINTMENTS.c)
+)
 
 
 @cache
 def _claim_with_events(count: int) -> Any:
     """PostgreSQL: CLAIM_APPOINTMENT and its first `count` events in one statement (data-modifying
     CTEs): an event is written only when the claim returns its row."""
-    claimed = (
-        pg_insert(APPOINTMENTS)
-        .values({name: bindparam(name, type_=APPOINTMENTS.c[name].type) for name in _CLAIMED})
-        .on_conflict_do_nothing()
-        .returning(*APPOINTMENTS.c)
-        .cte("claimed")
-    )
+    if count == 0:
+        return CLAIM_APPOINTMENT
+    claimed = CLAIM_APPOINTMENT.cte("claimed")
     steps = [
         select(
             claimed.c.tenant_id,
@@ -153,7 +174,7 @@ CUSTOMER_IN_ONE_STATEMENT = _customer_in_one_statement()
 _BY_PHONE = CUSTOMERS.c.phone_e164 == bindparam("phone")
 _BY_NAME = CUSTOMERS.c.name_normalized == bindparam("normalized")
 _ACTIVE_FUTURE = (
-    APPOINTMENTS.c.status.in_([s.value for s in ACTIVE_STATUSES]),
+    IS_ACTIVE,
     APPOINTMENTS.c.starts_at > bindparam("now"),
 )
 
@@ -274,8 +295,10 @@ class SqlBookingTx:
     ) -> dict[int, list[Interval]]:
         """Blocks of active appointments per stylist overlapping `window`."""
         conn = await self._conn()
-        rows = await conn.execute(
-            BUSY,
+        postgres = conn.dialect.name == "postgresql"
+        rows = await direct.rows(
+            conn,
+            BUSY_BY_ARRAY if postgres else BUSY,
             {
                 "tenant_id": tenant_id,
                 "staff_ids": list(staff_ids),
@@ -299,7 +322,7 @@ class SqlBookingTx:
     async def appointment_by_key(self, idempotency_key: str) -> Appointment | None:
         """The appointment created under this idempotency key."""
         conn = await self._conn()
-        row = (await conn.execute(APPOINTMENT_BY_KEY, {"key": idempotency_key})).first()
+        row = await direct.first(conn, APPOINTMENT_BY_KEY, {"key": idempotency_key})
         return appointment_from_row(row) if row else None
 
     async def insert_appointment(
@@ -328,8 +351,7 @@ class SqlBookingTx:
                         f"data_{n}": {},
                     }
                 )
-            statement = _claim_with_events(len(events)) if events else CLAIM_APPOINTMENT
-            row = (await conn.execute(statement, values)).first()
+            row = await direct.first(conn, _claim_with_events(len(events)), values)
             if row is not None:
                 return appointment_from_row(row)
             if new.idempotency_key and await self.appointment_by_key(new.idempotency_key) is not None:
@@ -451,19 +473,19 @@ class SqlBookingTx:
         if not phone_e164 and not normalized and not call_id and not idempotency_key:
             return Held(0, 0)
         conn = await self._conn()
-        row = (
-            await conn.execute(
-                HELD_BY_CALLER,
-                {
-                    "tenant_id": tenant_id,
-                    "phone": phone_e164 or "",
-                    "normalized": normalized or "",
-                    "call_id": call_id or "",
-                    "now": now,
-                    "key": idempotency_key or "",
-                },
-            )
-        ).one()
+        row = await direct.first(
+            conn,
+            HELD_BY_CALLER,
+            {
+                "tenant_id": tenant_id,
+                "phone": phone_e164 or "",
+                "normalized": normalized or "",
+                "call_id": call_id or "",
+                "now": now,
+                "key": idempotency_key or "",
+            },
+        )
+        assert row is not None  # one row of scalar subqueries, always
         return Held(
             by_caller=max(int(row[0] or 0), int(row[1] or 0)), in_call=int(row[2] or 0), key_used=bool(row[3])
         )
@@ -479,7 +501,9 @@ class SqlBookingTx:
         if conn.dialect.name == "postgresql":
             values = {"tenant_id": tenant_id, "name": name, "normalized": normalized, "phone": phone_e164}
             keys = search_keys(name)
-            return int(await conn.scalar(CUSTOMER_IN_ONE_STATEMENT, {**values, "at": at, "keys": keys}))
+            found = await direct.scalar(conn, CUSTOMER_IN_ONE_STATEMENT, {**values, "at": at, "keys": keys})
+            assert found is not None  # found or created
+            return int(found)
         if phone_e164:
             existing = await conn.scalar(
                 CUSTOMER_BY_PHONE_AND_NAME,
