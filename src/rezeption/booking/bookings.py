@@ -232,20 +232,21 @@ class Bookings:
             # the same key that committed after this request looked: then answer what it answered.
             if not request.idempotency_key:
                 raise
-            replay = await self._replay_of(request)
+            replay = await self._replay_of(request, active_only=True)
             if replay is None:
                 raise
             return replay
 
-    async def _replay_of(self, request: BookingRequest) -> BookingResult | None:
-        """The answer of the booking made under the request's key, if there is one."""
+    async def _replay_of(self, request: BookingRequest, *, active_only: bool = False) -> BookingResult | None:
+        """The answer of the booking made under the request's key, if there is one (`active_only`:
+        one that holds its slot, not this very request's own failed attempt at Cal.com)."""
         start, now = _aware(request.start), self.clock.now()
         async with self.uow.reading() as tx:
             catalog = await self._catalog(tx, request.tenant_id, now)
             service = find_service(catalog, request.service)
             members = candidate_staff(catalog, service, request.staff)
             earlier = await tx.appointment_by_key(request.idempotency_key or "")
-        if earlier is None:
+        if earlier is None or (active_only and not earlier.active):
             return None
         return _replay(catalog, earlier, service, start, members, request.idempotency_key or "")
 
