@@ -21,7 +21,10 @@ bench/results/loadtest-calcom.json:
   appointment here, after reconcile), missing_at_calcom, pending_left, mismatched_calls,
   lost_confirmed (heard "gebucht", not exactly one confirmed appointment on both sides);
 - p99_ms (worst function), check_availability_p95_ms, calcom_requests_per_call (Cal.com requests
-  the emulator received during the calls / calls, the slot picture's background refreshes included);
+  the emulator received during the calls / calls, the slot picture's background refreshes and the
+  worker's reconcile passes included), calcom_requests_per_booked_call (the same / calls that booked,
+  a cancel or move after it included), calcom_reads (lists: the reconciler's pass and read-backs by
+  token; by_uid: read-backs of a cancel or move and webhook re-reads);
 - floor_ratio: our booking throughput / the bare floor's, from bench/capacity.py's last run (the
   server's own speed, measured on the local calendar; null when never measured).
 BENCH=full: 40 calls at once, 200 in all (short: 20 and 60).
@@ -107,6 +110,7 @@ async def measure(url: str) -> dict[str, Any]:
             remote = await check_calcom(
                 services.database, running.emulator, expected, call_prefix=prefix,
                 calls=len(result.calls), requests_from=began, requests_until=ended,
+                booked_calls=sum(c.booked for c in result.calls),
             )  # fmt: skip
     figures = summary(result, plan)
     per_function = figures.pop("per_function")

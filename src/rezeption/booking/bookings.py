@@ -40,7 +40,7 @@ from rezeption.booking.ports import (
     UnitOfWork,
     booking_token,
 )
-from rezeption.booking.saga import JOB_CANCEL, PENDING_DEADLINE, Saga
+from rezeption.booking.saga import INLINE_GRACE, JOB_CANCEL, PENDING_DEADLINE, Saga
 from rezeption.domain.clock import require_aware
 from rezeption.domain.errors import (
     AppointmentInPast,
@@ -439,6 +439,7 @@ class Bookings:
                     at=now,
                     tenant_id=tenant_id,
                     dedupe_key=f"{JOB_CANCEL}:{cancelled.external_uid}",
+                    run_after=now + INLINE_GRACE,  # the cancel below goes first
                 )
             await tx.commit()
         if (

@@ -362,13 +362,32 @@ class ExternalCalendar(CalendarProvider, Protocol):
         """Every booking of the salon's mapped event types that starts inside `window` (any status)."""
         ...
 
-    async def cancel_uid(self, catalog: Catalog, uid: str, *, start: datetime | None = None) -> None:
+    async def cancel_uid(
+        self,
+        catalog: Catalog,
+        uid: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        staff_id: int | None = None,
+    ) -> None:
         """Cancel by provider uid; done when it is cancelled there (also if it already was). With
-        the booking's `start`, only that day's free slots are forgotten, else all of the salon's."""
+        the booking's stylist, `start` and `end` its time is free again in the cached slots at
+        once; with `start` only, that day's are read again; with neither, all of the salon's."""
         ...
 
     def forget_slots(self, catalog: Catalog, start: datetime | None = None) -> None:
         """Drop cached free slots (of the day of `start`, or all of the salon's)."""
+        ...
+
+    def note(self, catalog: Catalog, booking: ExternalBooking) -> None:
+        """The cached free slots learn of a booking found there (active: its time is taken;
+        cancelled: it is free again), without asking the calendar."""
+        ...
+
+    async def claim_reconcile(self, seconds: float) -> bool:
+        """Whether this process runs the salon's scheduled reconcile pass now (one per `seconds`
+        across the processes sharing the calendar's state)."""
         ...
 
 

@@ -20,7 +20,13 @@ locked) and reports each failed step with its cause (`ReconcileReport.errors`): 
 exception's type and text, never personal data.
 
 Runs as a scheduled worker job (`ops.worker`) and as `rezeption reconcile`; webhooks and outbox jobs
-call the targeted variants (`reread`, `resolve_pending`, `cancel_uid`).
+call the targeted variants (`reread`, `resolve_pending`, `cancel_uid`). What it costs at the
+calendar: one listing per pass for all of a salon's event types (`ExternalCalendar.bookings`), and
+with several workers one pass per interval between them (`reconcile_all(claim_for=...)`: the first
+to claim the salon's pass runs it). A webhook's re-read is skipped when our database already tells
+the story the signed delivery tells (our own booking created, a cancelled one cancelled here): the
+echo of our own writes costs no read. What it learns goes into the calendar's cached free slots too
+(`ExternalCalendar.note`): an imported booking takes its time, one cancelled there gives it back.
 """
 
 from __future__ import annotations
@@ -61,6 +67,7 @@ class ReconcileReport:
     cancelled_here: int = 0
     conflicts: int = 0
     moves_completed: int = 0
+    skipped: int = 0  # salons whose scheduled pass another worker had claimed
     errors: list[str] = field(default_factory=list)
 
     def add(self, other: ReconcileReport) -> None:
@@ -71,6 +78,7 @@ class ReconcileReport:
         self.cancelled_here += other.cancelled_here
         self.conflicts += other.conflicts
         self.moves_completed += other.moves_completed
+        self.skipped += other.skipped
         self.errors.extend(other.errors)
 
 
@@ -106,23 +114,29 @@ class Reconciler:
         provider = self.calendars.for_tenant(catalog)
         return catalog, provider if isinstance(provider, ExternalCalendar) else None
 
-    async def reconcile_all(self) -> ReconcileReport:
-        """Reconcile every salon with an external calendar."""
+    async def reconcile_all(self, *, claim_for: float | None = None) -> ReconcileReport:
+        """Reconcile every salon with an external calendar; with `claim_for` (the worker's schedule)
+        only the salons whose pass this process claims for that many seconds."""
         async with self.uow.reading() as tx:
             tenants = await tx.external_tenants()
         report = ReconcileReport()
         for tenant_id in tenants:
             try:
-                report.add(await self.reconcile_tenant(tenant_id))
+                report.add(await self.reconcile_tenant(tenant_id, claim_for=claim_for))
             except Exception as error:  # one salon's outage must not stop the others
                 report.errors.append(f"salon {tenant_id}: {technical_cause(error)}")
         return report
 
-    async def reconcile_tenant(self, tenant_id: int) -> ReconcileReport:
-        """Resolve overdue pending rows, cancel orphans, import and follow the calendar's own changes."""
+    async def reconcile_tenant(self, tenant_id: int, *, claim_for: float | None = None) -> ReconcileReport:
+        """Resolve overdue pending rows, cancel orphans, import and follow the calendar's own changes.
+        With `claim_for`, nothing happens unless this process claims the salon's pass (another
+        worker ran it within that many seconds: `skipped`)."""
         catalog, calendar = await self._context(tenant_id)
         report = ReconcileReport()
         if calendar is None:
+            return report
+        if claim_for is not None and not await calendar.claim_reconcile(claim_for):
+            report.skipped += 1
             return report
         now = self.clock.now()
         async with self.uow.reading() as tx:
@@ -169,8 +183,16 @@ class Reconciler:
         found = await calendar.find(catalog, appointment)
         outcome = "nothing_there"
         if found is not None and found.active and found.uid:
-            await calendar.cancel_uid(catalog, found.uid, start=found.start)
+            await calendar.cancel_uid(
+                catalog,
+                found.uid,
+                start=appointment.starts_at,
+                end=appointment.ends_at,
+                staff_id=appointment.staff_id,
+            )
             outcome = "cancelled_there"
+        elif found is None:  # its create never landed: the time it held in the cached slots is free
+            calendar.note(catalog, _gone(appointment))
         now = self.clock.now()
         async with self.uow.writing() as tx:
             current = await tx.appointment(appointment.tenant_id, appointment.id)
@@ -192,24 +214,41 @@ class Reconciler:
         log.info("reconcile: pending appointment %s resolved: %s", appointment.id, outcome)
         return outcome
 
-    async def reread(self, tenant_id: int, uid: str) -> str:
-        """A webhook's hint: read this one booking back and follow it."""
+    async def reread(self, tenant_id: int, uid: str, trigger: str | None = None) -> str:
+        """A webhook's hint: read this one booking back and follow it, unless our database already
+        agrees with what the delivery's `trigger` says of it ("known": nothing read)."""
         catalog, calendar = await self._context(tenant_id)
         if calendar is None:
             return "unchanged"
-        calendar.forget_slots(catalog)
+        if trigger is not None:
+            async with self.uow.reading() as tx:
+                ours = (await tx.appointments_by_uid(tenant_id, [uid])).get(uid)
+            if _agrees(trigger, ours):
+                return "known"
         booking = await calendar.get(catalog, uid)
         if booking is None:
             return "unknown"
+        calendar.note(catalog, booking)
         report = ReconcileReport()
         await self._follow(catalog, calendar, booking, report)
         return "followed"
 
-    async def cancel_uid(self, tenant_id: int, uid: str) -> None:
-        """Cancel one booking at the calendar (a compensation or cancellation job)."""
+    async def cancel_uid(self, tenant_id: int, uid: str, appointment_id: int | None = None) -> None:
+        """Cancel one booking at the calendar (a compensation or cancellation job); with the
+        appointment it was made for, its time is free again in the cached slots at once."""
         catalog, calendar = await self._context(tenant_id)
-        if calendar is not None:
+        if calendar is None:
+            return
+        appointment = None
+        if appointment_id is not None:
+            async with self.uow.reading() as tx:
+                appointment = await tx.appointment(tenant_id, appointment_id)
+        if appointment is None:
             await calendar.cancel_uid(catalog, uid)
+            return
+        await calendar.cancel_uid(
+            catalog, uid, start=appointment.starts_at, end=appointment.ends_at, staff_id=appointment.staff_id
+        )
 
     async def _follow(
         self, catalog: Catalog, calendar: ExternalCalendar, booking: ExternalBooking, report: ReconcileReport
@@ -229,7 +268,9 @@ class Reconciler:
                 if ours is None and origin is not None and _moved_from(booking, origin):
                     await self._complete_move(catalog, origin, booking, report)
                     return
-                await calendar.cancel_uid(catalog, booking.uid, start=booking.start)
+                await calendar.cancel_uid(
+                    catalog, booking.uid, start=booking.start, end=booking.end, staff_id=booking.staff_id
+                )
                 report.orphans_cancelled += 1
                 log.warning("reconcile: orphan %s cancelled at the calendar", booking.uid)
                 if origin is not None:  # on the appointment it was made for: operators see it there
@@ -242,6 +283,7 @@ class Reconciler:
                 return
             if ours is None:
                 await self._import(catalog, booking, report)
+                calendar.note(catalog, booking)  # its time is taken, imported or not
             return
         if ours is not None and ours.status is AppointmentStatus.CONFIRMED:
             if booking.rescheduled_to_uid:  # moved there: follow it to its new booking
@@ -266,6 +308,7 @@ class Reconciler:
                 if current.source != "calendar":  # a caller was told yes: someone must tell them
                     await request_callback(tx, cancelled, now, f"calendar_{booking.status or 'cancelled'}")
                 await tx.commit()
+            calendar.note(catalog, booking)
             report.cancelled_here += 1
 
     async def _complete_move(
@@ -346,6 +389,35 @@ class Reconciler:
             )
             await tx.commit()
         report.imported += 1
+
+
+TAKES_TIME = frozenset({"BOOKING_CREATED", "BOOKING_REQUESTED", "BOOKING_RESCHEDULED"})
+"""Webhook triggers (Cal.com's names) after which the booking holds its time there."""
+GIVES_TIME_BACK = frozenset({"BOOKING_CANCELLED", "BOOKING_REJECTED"})
+"""Webhook triggers after which it holds it no more."""
+
+
+def _agrees(trigger: str, ours: Appointment | None) -> bool:
+    """Whether our row for a booking already says what a webhook's trigger says of it: a booking
+    made or moved there that we hold confirmed (our own write's echo), or one cancelled there that
+    we never held or hold no more. Anything else is read back."""
+    if trigger in TAKES_TIME:
+        return ours is not None and ours.status is AppointmentStatus.CONFIRMED
+    if trigger in GIVES_TIME_BACK:
+        return ours is None or ours.status not in (AppointmentStatus.CONFIRMED, AppointmentStatus.PENDING)
+    return False
+
+
+def _gone(appointment: Appointment) -> ExternalBooking:
+    """The appointment's time as a booking that no longer holds it."""
+    return ExternalBooking(
+        uid=None,
+        start=appointment.starts_at,
+        end=appointment.ends_at,
+        status="cancelled",
+        service_id=appointment.service_id,
+        staff_id=appointment.staff_id,
+    )
 
 
 def _moved_from(booking: ExternalBooking, appointment: Appointment) -> bool:

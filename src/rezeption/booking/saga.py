@@ -14,8 +14,9 @@ Owns the steps after the local claim, their recovery points and their compensati
 Reschedule keeps the old appointment valid until the new time is confirmed at both sides: the same
 stylist moves through Cal.com's reschedule (the old row's block is widened to claim the new time
 when they overlap); another stylist gets a new booking first and the old one is cancelled after.
-Cancel is local first, with the calendar cancellation in the same transaction as an outbox job that
-runs at once and is retried by the worker until done. A retry of any step resumes from the last
+Cancel is local first, with the calendar cancellation in the same transaction as an outbox job; the
+cancel is then sent at once, and the job (due after `INLINE_GRACE`, marked done when the inline
+cancel worked) is retried by the worker until done. A retry of any step resumes from the last
 recovery point: creates carry the same token, so a repeat finds the first booking instead of making
 a second one.
 """
@@ -49,6 +50,11 @@ log = logging.getLogger(__name__)
 
 PENDING_DEADLINE = timedelta(minutes=2)
 """How long a pending claim may wait for the calendar before the reconciler resolves it."""
+INLINE_GRACE = timedelta(seconds=30)
+"""How long an outbox cancellation queued beside the same cancel sent at once waits before a worker
+may run it: by then the inline one (a write timeout, once more after a 5xx, a read-back) is done and
+has marked the job done. Due at once, a polling worker often sent the same cancel while the inline
+one was still in flight (a second cancel, "already cancelled", and a read-back: three requests)."""
 
 JOB_CANCEL = "calendar_cancel"
 JOB_RESOLVE = "resolve_pending"
@@ -130,10 +136,17 @@ class Saga:
             raise CalendarUnavailable("confirm failed", appointment_id=appointment.id) from error
 
     async def _compensate(self, appointment: Appointment, booking: ExternalBooking, why: str) -> None:
-        """Cancel the calendar's booking; if that fails, leave a job that retries until done."""
+        """Cancel the calendar's booking; if that fails, leave a job that retries until done. The
+        appointment's time is free again in the cached slots (the create held it there)."""
         uid = booking.uid or ""
         try:
-            await self.calendar.cancel_uid(self.catalog, uid, start=booking.start)
+            await self.calendar.cancel_uid(
+                self.catalog,
+                uid,
+                start=appointment.starts_at,
+                end=appointment.ends_at,
+                staff_id=appointment.staff_id,
+            )
             outcome = "compensated"
             COMPENSATIONS.labels("ok").inc()
         except CalendarUnavailable as error:
@@ -221,7 +234,11 @@ class Saga:
             return True
         try:
             await self.calendar.cancel_uid(
-                self.catalog, appointment.external_uid, start=appointment.starts_at
+                self.catalog,
+                appointment.external_uid,
+                start=appointment.starts_at,
+                end=appointment.ends_at,
+                staff_id=appointment.staff_id,
             )
         except CalendarUnavailable:
             return False
@@ -284,6 +301,7 @@ class Saga:
                     at=now,
                     tenant_id=old.tenant_id,
                     dedupe_key=f"{JOB_CANCEL}:{old.external_uid}",
+                    run_after=now + INLINE_GRACE,  # cancel_at_calendar below goes first
                 )
             await tx.commit()
         if not same_staff:

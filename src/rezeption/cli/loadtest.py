@@ -141,6 +141,7 @@ def loadtest(
                     remote = await check_calcom(
                         services.database, calcom, result.expected_active(), call_prefix=prefix,
                         calls=len(result.calls), requests_from=marks[0], requests_until=marks[1],
+                        booked_calls=sum(c.booked for c in result.calls),
                     )  # fmt: skip
                     report.update(calcom_report(remote))
                     report["lost_confirmed"] = len(set(found.lost_confirmed) | set(remote.lost_confirmed))
@@ -183,6 +184,9 @@ def calcom_report(found: CalcomCheck) -> dict[str, Any]:
         "calcom_double_bookings": found.double_bookings,
         "calcom_requests": found.requests,
         "calcom_requests_per_call": found.requests_per_call,
+        "calcom_requests_per_booked_call": found.requests_per_booked_call,
+        "calcom_booked_calls": found.booked_calls,
+        "calcom_reads": found.reads,
         "calcom_requests_by_kind": found.requests_by_kind,
         "calcom_rate_limited": found.rate_limited,
         "calcom_faults_fired": found.faults_fired,

@@ -8,7 +8,9 @@ appointment (`lost_confirmed`).
 For a salon on Cal.com the emulator's side is read too (`check_calcom`, from its admin API
 `/_emulator/state` and request log): orphans (bookings live there with our token and no confirmed
 appointment here), appointments confirmed here but not live there, double bookings there (two live
-bookings of one host overlapping), and how many Cal.com requests the run sent per phone call. Run
+bookings of one host overlapping), and how many Cal.com requests the run sent per phone call (the
+target's measure: at most one on average) and per call that booked (the requests a booking
+really costs, its cancel or move, slot reads and the reconciler's share included). Run
 `reconcile_after_run` first: it resolves what a run leaves in flight, as the worker would once the
 pending deadline has passed.
 """
@@ -109,9 +111,12 @@ class CalcomCheck:
     lost_confirmed: list[str]  # calls told "gebucht" whose appointment is not live there (or not 1)
     requests: int  # Cal.com API requests the emulator received in the run's window
     requests_per_call: float
+    booked_calls: int  # calls whose caller heard "gebucht" (a cancel or move after it included)
+    requests_per_booked_call: float
     rate_limited: int  # of them answered 429
     requests_by_kind: dict[str, int]
     faults_fired: dict[str, int]  # injected faults by mode (the emulator's own counters)
+    reads: dict[str, int] = field(default_factory=dict)  # "list" (GET /v2/bookings), "by_uid"
 
 
 async def emulator_state(emulator: str) -> dict[str, Any]:
@@ -163,10 +168,12 @@ async def check_calcom(
     calls: int,
     requests_from: int = 0,
     requests_until: int | None = None,
+    booked_calls: int | None = None,
 ) -> CalcomCheck:
     """Compare the emulator at `emulator` with our database. Requests are counted from the log's
     entries `requests_from` to `requests_until` (the run's window: marks taken with
-    `emulator_requests_seen` before and after it), per phone call of the `calls` made."""
+    `emulator_requests_seen` before and after it), per phone call of the `calls` made and per call
+    that booked (`booked_calls`; by default the calls `expected` to hold one appointment)."""
     state = await emulator_state(emulator)
     live = [b for b in state["bookings"] if b["status"] in LIVE_AT_CALCOM]
     live_uids = {b["uid"] for b in live}
@@ -210,6 +217,12 @@ async def check_calcom(
     for rule in state.get("faults", []):
         if rule.get("fired"):
             fired[rule["mode"]] = fired.get(rule["mode"], 0) + int(rule["fired"])
+    booked = sum(1 for n in expected.values() if n == 1) if booked_calls is None else booked_calls
+    reads: dict[str, int] = {}
+    for entry in window:
+        if _kind(entry) == "read":
+            name = "list" if entry["path"] == "/v2/bookings" else "by_uid"
+            reads[name] = reads.get(name, 0) + 1
     return CalcomCheck(
         orphans=orphans,
         missing_at_calcom=missing,
@@ -217,6 +230,9 @@ async def check_calcom(
         lost_confirmed=lost,
         requests=len(window),
         requests_per_call=round(len(window) / calls, 3) if calls else 0.0,
+        booked_calls=booked,
+        requests_per_booked_call=round(len(window) / booked, 3) if booked else 0.0,
+        reads=dict(sorted(reads.items())),
         rate_limited=sum(1 for e in window if e.get("status") == 429),
         requests_by_kind=dict(sorted(by_kind.items())),
         faults_fired=dict(sorted(fired.items())),

@@ -5,7 +5,9 @@ Owns the loop and the job handlers. `rezeption worker` runs it as its own proces
 them on PostgreSQL: jobs are claimed with `FOR UPDATE SKIP LOCKED`); on SQLite the web app runs it
 inside `serve` (`embedded_worker` / `start_embedded_worker`). A failed job is retried with
 exponential backoff and goes `dead` after `max_attempts`; `callback_request` jobs have no handler on
-purpose: they wait for a person.
+purpose: they wait for a person. The scheduled reconcile pass of a salon runs in one worker per
+interval (the first to claim it; the claim lives with the calendar's shared state, in Redis when
+configured), so adding workers adds no listing requests at Cal.com.
 """
 
 from __future__ import annotations
@@ -45,7 +47,10 @@ class WorkerDeps(Protocol):
 
 
 async def _cancel(reconciler: Reconciler, job: OutboxJob) -> None:
-    await reconciler.cancel_uid(_tenant(job), str(job.payload["uid"]))
+    appointment_id = job.payload.get("appointment_id")
+    await reconciler.cancel_uid(
+        _tenant(job), str(job.payload["uid"]), int(appointment_id) if appointment_id is not None else None
+    )
 
 
 async def _resolve(reconciler: Reconciler, job: OutboxJob) -> None:
@@ -53,7 +58,8 @@ async def _resolve(reconciler: Reconciler, job: OutboxJob) -> None:
 
 
 async def _reread(reconciler: Reconciler, job: OutboxJob) -> None:
-    await reconciler.reread(_tenant(job), str(job.payload["uid"]))
+    trigger = job.payload.get("trigger")
+    await reconciler.reread(_tenant(job), str(job.payload["uid"]), str(trigger) if trigger else None)
 
 
 def _tenant(job: OutboxJob) -> int:
@@ -118,7 +124,8 @@ async def run_once(deps: WorkerDeps, options: WorkerOptions | None = None) -> in
 
 
 async def run_worker(deps: WorkerDeps, *, stop: asyncio.Event, options: WorkerOptions | None = None) -> None:
-    """Run jobs and the scheduled reconcile until `stop` is set."""
+    """Run jobs and the scheduled reconcile until `stop` is set. With several workers, a salon's
+    scheduled pass runs in whichever claims it first, once per `reconcile_every` between them."""
     options = options or WorkerOptions()
     loop = asyncio.get_running_loop()
     next_reconcile = next_housekeeping = loop.time()
@@ -127,7 +134,7 @@ async def run_worker(deps: WorkerDeps, *, stop: asyncio.Event, options: WorkerOp
         try:
             ran = await run_once(deps, options)
             if loop.time() >= next_reconcile:
-                report = await deps.reconciler.reconcile_all()
+                report = await deps.reconciler.reconcile_all(claim_for=options.reconcile_every)
                 next_reconcile = loop.time() + options.reconcile_every
                 if report.orphans_cancelled or report.pending_failed or report.errors:
                     log.warning("worker: reconcile %s", report)

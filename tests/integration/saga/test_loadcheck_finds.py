@@ -74,3 +74,10 @@ async def test_the_checker_counts_orphans_missing_doubles_and_lost_confirmations
     assert kept not in remote.orphans
     assert remote.requests_by_kind == {"create": 5} and remote.requests == 5
     assert remote.requests_per_call == 1.0
+    assert remote.booked_calls == 3, "by default the calls expected to hold one appointment"
+    assert remote.requests_per_booked_call == round(5 / 3, 3)
+    assert remote.reads == {}
+    counted = await check_calcom(world.db, world.emulator.url, expected, call_prefix="load-t-", calls=5,
+                                 requests_from=began, booked_calls=4)  # fmt: skip
+    assert counted.requests_by_kind == {"cancel": 1, "create": 5}, "to the end of the log"
+    assert counted.requests_per_booked_call == 1.5, "per call that booked, a cancel after it included"

@@ -13,6 +13,7 @@ from tests.metrics import Growth, sample
 
 from rezeption.booking.bookings import BookingRequest
 from rezeption.booking.ports import CalendarUnavailable
+from rezeption.booking.saga import INLINE_GRACE
 from rezeption.domain.errors import SlotTaken
 from rezeption.ops.worker import WorkerOptions, run_once
 from rezeption.store import outbox
@@ -90,8 +91,8 @@ async def test_a_failed_local_confirm_is_compensated_at_cal_com_at_once(broken: 
 
 
 async def test_a_failed_compensation_becomes_a_job_the_worker_retries_until_done(broken: World) -> None:
-    broken.emulator.faults(
-        {"mode": "server_error", **CANCEL, "count": 3, "params": {"kind": "html", "status": 502}}
+    broken.emulator.faults(  # each cancel is sent once more after a 5xx: inline twice, the worker twice
+        {"mode": "server_error", **CANCEL, "count": 4, "params": {"kind": "html", "status": 502}}
     )
 
     grew = Growth()
@@ -157,8 +158,8 @@ async def test_two_workers_never_claim_the_same_job(world: World) -> None:
 
 async def test_cancel_is_final_here_at_once_and_at_cal_com_now_or_by_the_worker(world: World) -> None:
     booked = await world.bookings.book(herren(world, "k1"))
-    world.emulator.faults(
-        {"mode": "server_error", **CANCEL, "count": 1, "params": {"kind": "json", "status": 500}}
+    world.emulator.faults(  # the cancel and the one resend after its 5xx
+        {"mode": "server_error", **CANCEL, "count": 2, "params": {"kind": "json", "status": 500}}
     )
 
     cancelled = await world.bookings.cancel(tenant_id=world.tenant_id, appointment_id=booked.appointment.id)
@@ -167,6 +168,8 @@ async def test_cancel_is_final_here_at_once_and_at_cal_com_now_or_by_the_worker(
     (job,) = await world.jobs("calendar_cancel")
     assert job.status == "pending"
     assert len(world.emulator.active()) == 1
+    assert await run_once(Deps(world), WorkerOptions(worker_id="w")) == 0, "not while the inline one may run"
+    world.clock.advance(INLINE_GRACE)
     await run_once(Deps(world), WorkerOptions(worker_id="w"))
     assert world.emulator.active() == []
     (job,) = await world.jobs("calendar_cancel")

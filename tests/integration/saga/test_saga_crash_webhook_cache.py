@@ -182,7 +182,8 @@ async def test_the_redis_slot_picture_is_shared_marks_stale_and_keeps_the_last_k
         assert seen is not None and seen.spans == spans and seen.fresh(60)
         assert await other.range_fetched_at(scope, 101) == pytest.approx(began)
 
-        await other.remove(scope, day, [101, 999], TUESDAY_10, TUESDAY_10 + timedelta(minutes=45))
+        reach = (TUESDAY_10, TUESDAY_10 + timedelta(minutes=45))
+        await other.hold(scope, day, {101: reach, 999: reach}, "anna-10")
         after_booking = await cache.get(scope, day, 101)
         assert after_booking is not None and after_booking.spans == spans[1:] and after_booking.fresh(60)
 

@@ -262,6 +262,7 @@ class CalcomApi:
         status: Sequence[str] = (),
         attendee_email: str | None = None,
         event_type_id: int | None = None,
+        event_type_ids: Sequence[int] = (),
         after_start: datetime | None = None,
         before_end: datetime | None = None,
         sort_start: str | None = None,
@@ -269,7 +270,8 @@ class CalcomApi:
         skip: int = 0,
         call_timeout: float | None = None,
     ) -> CalcomBookingPage:
-        """One page of bookings matching the filters (status: upcoming, past, cancelled, unconfirmed)."""
+        """One page of bookings matching the filters (status: upcoming, past, cancelled, unconfirmed;
+        ``event_type_ids``: any of these event types, in one request)."""
         params: dict[str, str | int] = {"take": take, "skip": skip}
         if status:
             params["status"] = ",".join(status)
@@ -277,6 +279,8 @@ class CalcomApi:
             params["attendeeEmail"] = attendee_email
         if event_type_id is not None:
             params["eventTypeId"] = event_type_id
+        if event_type_ids:
+            params["eventTypeIds"] = ",".join(str(t) for t in event_type_ids)
         if after_start is not None:
             params["afterStart"] = to_wire(after_start, "after_start")
         if before_end is not None:

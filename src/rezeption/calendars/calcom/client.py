@@ -7,7 +7,8 @@ back what happened instead of sending the write again:
 
 - ``create_booking_safely``: find the booking by token → return it, or ``CalcomNothingBooked``;
 - ``cancel_booking_safely``: re-read the booking → cancelled means done (also after "already
-  cancelled"), else ``CalcomNotApplied``;
+  cancelled"), else ``CalcomNotApplied`` (optionally a 5xx is first answered by the same cancel
+  once more: a cancel has no effect the second time);
 - ``reschedule_booking_safely``: follow ``rescheduledToUid`` from the old uid.
 
 If the read-back fails too, ``CalcomOutcomeUnknown`` tells the caller to reconcile later. A write
@@ -30,6 +31,7 @@ from rezeption.calendars.calcom.errors import (
     CalcomNotApplied,
     CalcomNothingBooked,
     CalcomOutcomeUnknown,
+    CalcomServerError,
     CalcomSlotUnavailable,
     CalcomUnavailable,
 )
@@ -117,20 +119,27 @@ class CalcomClient(CalcomApi):
         except CalcomUnavailable as exc:
             if not exc.outcome_unknown:
                 raise
-            found = await self._read_back(token, event_type_id, start, window_end, exc)
-            if found is None:
-                raise CalcomNothingBooked(
-                    f"Cal.com create was ambiguous ({type(exc).__name__}); read back by token: "
-                    "nothing was booked",
-                    path="/v2/bookings",
-                ) from exc
-            return found
+            return await self.read_back_create(token, event_type_id, start, window_end, exc)
         except (CalcomSlotUnavailable, CalcomConflict) as exc:
             # A busy answer may be our own earlier attempt that committed (a retried saga step).
             found = await self._read_back(token, event_type_id, start, window_end, exc)
             if found is None or not found.is_active:
                 raise
             return found
+
+    async def read_back_create(
+        self, token: str, event_type_id: int, start: datetime, end: datetime, cause: CalcomError
+    ) -> CalcomBooking:
+        """The booking an ambiguous create (``cause``) made, found by ``token``; else
+        ``CalcomNothingBooked`` (``CalcomOutcomeUnknown`` when reading back failed)."""
+        found = await self._read_back(token, event_type_id, start, end, cause)
+        if found is None:
+            raise CalcomNothingBooked(
+                f"Cal.com create was ambiguous ({type(cause).__name__}); read back by token: "
+                "nothing was booked",
+                path="/v2/bookings",
+            ) from cause
+        return found
 
     async def _read_back(
         self, token: str, event_type_id: int, start: datetime, end: datetime, cause: CalcomError
@@ -150,14 +159,26 @@ class CalcomClient(CalcomApi):
             ) from exc
 
     async def cancel_booking_safely(
-        self, uid: str, *, reason: str | None = None, call_timeout: float | None = None
+        self,
+        uid: str,
+        *,
+        reason: str | None = None,
+        call_timeout: float | None = None,
+        resend_after_server_error: bool = False,
     ) -> CalcomBooking:
-        """Cancel once; after an ambiguous outcome or "already cancelled", read the booking back."""
+        """Cancel once; after an ambiguous outcome or "already cancelled", read the booking back.
+
+        With ``resend_after_server_error`` a 5xx answer is followed by the same cancel once more
+        instead of a read-back: a cancel changes nothing the second time (Cal.com answers "already
+        cancelled", which is then read back), and the usual 5xx cancelled nothing.
+        """
         try:
             return await self.cancel_booking(uid, reason=reason, call_timeout=call_timeout)
         except (CalcomUnavailable, CalcomAlreadyCancelled) as exc:
             if isinstance(exc, CalcomUnavailable) and not exc.outcome_unknown:
                 raise
+            if resend_after_server_error and isinstance(exc, CalcomServerError):
+                return await self.cancel_booking_safely(uid, reason=reason, call_timeout=call_timeout)
             booking = await self._get_or_unknown(uid, exc)
             if booking.status == "cancelled":
                 return booking

@@ -1,10 +1,16 @@
 """Cal.com webhooks: verified hints that something changed there, answered by a targeted re-read.
 
-Owns `POST /calcom/webhooks/{tenant_slug}`. The `X-Cal-Signature-256` header must be the hex
-HMAC-SHA256 of the raw body under the salon's `calendar.settings.webhook_secret` (compared in
-constant time, before any parsing). A valid delivery drops the salon's cached slots and queues a
-`calcom_reread` job for the booking's uid (deduplicated per trigger, uid and creation time); the
-worker reads the booking back and follows it. Nothing is ever written from the payload itself.
+Owns `POST /calcom/webhooks/{tenant_slug}` and reading a delivery's booking times. The
+`X-Cal-Signature-256` header must be the hex HMAC-SHA256 of the raw body under the salon's
+`calendar.settings.webhook_secret` (compared in constant time, before any parsing). A valid delivery
+updates the salon's cached free slots at once, as our own writes do (`BOOKING_CREATED`/`REQUESTED`
+takes the booking's time, `CANCELLED`/`REJECTED` gives it back, `RESCHEDULED` both: the old
+`rescheduleStartTime` back, the new time taken; a booking delivery without readable times makes the
+whole salon stale), so a booking made directly in Cal.com is out of the picture without a slot
+read. It then queues a `calcom_reread` job for the booking's uid with its trigger (deduplicated per
+trigger, uid and creation time); the worker reads the booking back and follows it, unless our
+database already agrees (the echo of our own writes). No booking is ever written from the payload
+itself; the cached slots are a hint too, checked by Cal.com at every booking.
 
 In this order, each step before the next costs anything: a declared body over `MAX_BODY` is 413
 unread; a missing or malformed signature header is 401 unread; the salon's secret comes from
@@ -25,7 +31,11 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 
+from rezeption.booking.reconcile import GIVES_TIME_BACK, TAKES_TIME
 from rezeption.booking.saga import JOB_REREAD
+from rezeption.calendars.calcom.models import parse_instant
+from rezeption.calendars.calcom.provider import CalcomCalendar
+from rezeption.domain.model import Catalog
 from rezeption.http_body import BodyTooLarge, read_bounded
 
 __all__ = ["MAX_BODY", "WebhookSecrets", "build_calcom_webhook_router", "signature_for"]
@@ -130,20 +140,49 @@ def build_calcom_webhook_router() -> APIRouter:
             raise HTTPException(status_code=400, detail="not a Cal.com booking uid")
         async with services.uow.reading() as tx:
             catalog = await services.bookings.catalogs.get(tx, tenant_id, services.clock.now().date())
-        services.calendars.for_tenant(catalog).forget_slots(catalog)
+        trigger, created = (_plain(event.get(name)) for name in ("triggerEvent", "createdAt"))
+        _note(services.calendars.for_tenant(catalog), catalog, trigger, payload)
         if not uid:
             return {"ok": True, "queued": False}
         now = services.clock.now()
-        trigger, created = (_plain(event.get(name)) for name in ("triggerEvent", "createdAt"))
         dedupe = f"{JOB_REREAD}:{uid}:{trigger}:{created}"
+        job = {"uid": uid, "trigger": trigger} if trigger else {"uid": uid}
         async with services.uow.writing() as tx:
             await tx.enqueue_job(
-                JOB_REREAD, {"uid": uid}, at=now, tenant_id=catalog.tenant.id, dedupe_key=dedupe[:255]
+                JOB_REREAD, job, at=now, tenant_id=catalog.tenant.id, dedupe_key=dedupe[:255]
             )
             await tx.commit()
         return {"ok": True, "queued": True}
 
     return router
+
+
+def _note(provider: Any, catalog: Catalog, trigger: str, payload: Any) -> None:
+    """Tell the salon's cached free slots what the delivery says changed (see the module)."""
+    if not isinstance(provider, CalcomCalendar) or trigger not in TAKES_TIME | GIVES_TIME_BACK:
+        return
+    try:
+        raw_type = payload.get("eventTypeId")
+        event_type = int(raw_type) if raw_type is not None else None
+        organizer = payload.get("organizer") or {}
+        hosts = [int(organizer["id"])] if isinstance(organizer, dict) and organizer.get("id") else []
+        start, end = parse_instant(payload["startTime"]), parse_instant(payload["endTime"])
+        moved_from = payload.get("rescheduleStartTime"), payload.get("rescheduleEndTime")
+    except (KeyError, TypeError, ValueError, AttributeError):
+        provider.forget_slots(catalog)  # a booking changed, we cannot tell when
+        return
+    if all(moved_from):
+        try:
+            old = parse_instant(str(moved_from[0])), parse_instant(str(moved_from[1]))
+        except ValueError:
+            provider.forget_slots(catalog)
+        else:
+            provider.note_booking(
+                catalog, event_type_id=event_type, host_ids=hosts, start=old[0], end=old[1], active=False
+            )
+    provider.note_booking(
+        catalog, event_type_id=event_type, host_ids=hosts, start=start, end=end, active=trigger in TAKES_TIME
+    )
 
 
 def _plain(value: Any) -> str:
