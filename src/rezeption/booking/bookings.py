@@ -14,6 +14,7 @@ import dataclasses
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import NoReturn
 
 from rezeption.booking.availability import (
     AvailabilityAnswer,
@@ -273,7 +274,8 @@ class Bookings:
                 if earlier.provider == "local" or earlier.status is AppointmentStatus.CONFIRMED:
                     return replay
                 resumed = earlier
-            _within_caller_limit(catalog, request, held)
+            else:  # a retry answers as its first attempt did, whatever the caller holds since
+                _within_caller_limit(catalog, request, held)
             check = await check_claims(tx, catalog, service, members, start, now, named=_named(request.staff))
             booked = (
                 await self._claim(tx, catalog, service, check, request, start, now)
@@ -321,10 +323,7 @@ class Bookings:
             return BookingResult(confirmed, service, staff, replayed=True, awaiting_salon=awaiting)
         if earlier.status is AppointmentStatus.FAILED:
             async with self.uow.reading() as tx:
-                last = await tx.last_event(earlier.id, "failed")
-            if last is not None and last[1].get("reason") == "slot_taken":
-                raise SlotTaken()
-            raise CalendarUnavailable("earlier attempt failed")
+                await _repeat_refusal(tx, earlier)
         return BookingResult(earlier, service, staff, replayed=True)
 
     async def _claim(
@@ -479,6 +478,11 @@ class Bookings:
                 if earlier is not None:
                     if earlier.rescheduled_from_id != old.id:
                         raise IdempotencyConflict(idempotency_key)
+                    if earlier.status is AppointmentStatus.FAILED:
+                        # the move's claim that the calendar refused or never confirmed: the retry
+                        # hears the first answer again, not "moved", unless the reconciler found
+                        # the move done at the calendar and completed it here (under no key)
+                        earlier = await _completed_move(tx, old) or await _repeat_refusal(tx, earlier)
                     result = _replay(catalog, earlier, service, start, members, idempotency_key)
                     return BookingResult(
                         result.appointment, service, result.staff, replayed=True, previous=old
@@ -724,6 +728,23 @@ def _replay(
     if not same:
         raise IdempotencyConflict(key)
     return BookingResult(earlier, service, catalog.staff_by_id(earlier.staff_id), replayed=True)
+
+
+async def _completed_move(tx: BookingTx, old: Appointment) -> Appointment | None:
+    """The appointment `old` was moved to by the reconciler after its move's confirm never came."""
+    moved = await tx.last_event(old.id, "rescheduled")
+    if moved is None or moved[1].get("reconciled") != "moved_at_calendar":
+        return None
+    target = await tx.appointment(old.tenant_id, int(moved[1]["to"]))
+    return target if target is not None and target.active else None
+
+
+async def _repeat_refusal(tx: BookingTx, failed: Appointment) -> NoReturn:
+    """Raise the refusal an attempt that failed at the calendar was answered with."""
+    last = await tx.last_event(failed.id, "failed")
+    if last is not None and last[1].get("reason") == "slot_taken":
+        raise SlotTaken()
+    raise CalendarUnavailable("earlier attempt failed")
 
 
 def _within_caller_limit(catalog: Catalog, request: BookingRequest, held: Held) -> None:
