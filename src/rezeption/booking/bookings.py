@@ -731,12 +731,12 @@ def _replay(
 
 
 async def _completed_move(tx: BookingTx, old: Appointment) -> Appointment | None:
-    """The appointment `old` was moved to by the reconciler after its move's confirm never came."""
+    """The appointment `old` was moved to by the reconciler after its move's confirm never came
+    (the first answer a retry of that move repeats, whatever happened to it since)."""
     moved = await tx.last_event(old.id, "rescheduled")
     if moved is None or moved[1].get("reconciled") != "moved_at_calendar":
         return None
-    target = await tx.appointment(old.tenant_id, int(moved[1]["to"]))
-    return target if target is not None and target.active else None
+    return await tx.appointment(old.tenant_id, int(moved[1]["to"]))  # also when since moved on
 
 
 async def _repeat_refusal(tx: BookingTx, failed: Appointment) -> NoReturn:
