@@ -35,6 +35,7 @@ from rezeption.booking.ports import (
     ExternalCalendar,
     Held,
     KeyAlreadyUsed,
+    MoveInDoubt,
     NewAppointment,
     NewEvent,
     SlotClaimFailed,
@@ -478,6 +479,8 @@ class Bookings:
                 if earlier is not None:
                     if earlier.rescheduled_from_id != old.id:
                         raise IdempotencyConflict(idempotency_key)
+                    if earlier.status is AppointmentStatus.PENDING:  # in flight, or in doubt there
+                        raise MoveInDoubt("the move's claim is still pending", appointment_id=old.id)
                     if earlier.status is AppointmentStatus.FAILED:
                         # the move's claim that the calendar refused or never confirmed: the retry
                         # hears the first answer again, not "moved", unless the reconciler found
@@ -489,6 +492,7 @@ class Bookings:
                     )
             if not old.active:
                 raise AppointmentNotActive(old.status.value)
+            await _not_in_doubt(tx, service, old)
             _ensure_changeable(catalog, old, now)
             if start == old.starts_at and (staff is None or members[0].id == old.staff_id):
                 raise InvalidRequest("Das ist bereits die Uhrzeit Ihres Termins.", code="unchanged")
@@ -737,6 +741,18 @@ async def _completed_move(tx: BookingTx, old: Appointment) -> Appointment | None
     if moved is None or moved[1].get("reconciled") != "moved_at_calendar":
         return None
     return await tx.appointment(old.tenant_id, int(moved[1]["to"]))  # also when since moved on
+
+
+async def _not_in_doubt(tx: BookingTx, service: Service, appointment: Appointment) -> None:
+    """Refuse to move an appointment again while the calendar's outcome of its last move is
+    unknown (its block still widened to hold the new time): the reconciler settles it first. Only
+    a block wider than the service's costs a look at the events."""
+    own = block_of(service, appointment.starts_at)
+    if (appointment.block_starts_at, appointment.block_ends_at) == (own.start, own.end):
+        return
+    parked = await tx.last_event(appointment.id, "reschedule_unknown")
+    if parked is not None and parked[1].get("claim") == appointment.id:
+        raise MoveInDoubt("its last move is in doubt", appointment_id=appointment.id)
 
 
 async def _repeat_refusal(tx: BookingTx, failed: Appointment) -> NoReturn:

@@ -32,6 +32,7 @@ __all__ = [
     "ExternalBooking",
     "ExternalCalendar",
     "KeyAlreadyUsed",
+    "MoveInDoubt",
     "NewAppointment",
     "OutboxJob",
     "ReplyStore",
@@ -104,6 +105,24 @@ class CalendarOutcomeUnknown(CalendarUnavailable):
     """The external calendar may or may not have applied a write; the reconciler settles it by token."""
 
     code = "calendar_unavailable"
+
+
+class MoveInDoubt(CalendarOutcomeUnknown):
+    """A move the external calendar may or may not have made: the appointment is kept (at the old
+    time or the new one: the reconciler settles which), a callback request is stored. The caller is
+    not told "not moved", which may be false (Cal.com's reschedule cancels the old booking)."""
+
+    code = "move_in_doubt"
+
+    def __init__(self, detail: str = "", **details: Any) -> None:
+        BookingError.__init__(
+            self,
+            "Unser Terminkalender hat die Verlegung gerade nicht bestätigt, und ich kann nicht sicher "
+            "sagen, ob sie schon eingetragen ist. Ihr Termin bleibt Ihnen auf jeden Fall erhalten. "
+            "Der Salon prüft das und ruft Sie zurück.",
+            detail=detail,
+            **details,
+        )
 
 
 class CalendarRefused(Exception):

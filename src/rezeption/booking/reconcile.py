@@ -177,6 +177,74 @@ class Reconciler:
         SAGA_STEPS.labels("resolve", outcome).inc()
         return outcome
 
+    async def resolve_move(
+        self, tenant_id: int, old_id: int, claim_id: int, block: Interval | None = None
+    ) -> str:
+        """Settle a move whose outcome at the calendar stayed unknown (a job after the deadline):
+        made there -> completed here; not made -> undone here (the widened `block` given back, the
+        new claim failed). A move with another stylist (a new booking under the claim's token) is
+        settled as any pending claim: what the calendar made is cancelled, the old appointment stays."""
+        catalog, calendar = await self._context(tenant_id)
+        async with self.uow.reading() as tx:
+            old = await tx.appointment(tenant_id, old_id)
+            claim = await tx.appointment(tenant_id, claim_id)
+        if calendar is None or old is None or claim is None or old.status is not AppointmentStatus.CONFIRMED:
+            return "unchanged"  # moved or cancelled meanwhile
+        widened = claim.id == old.id
+        if widened and (block is None or block == Interval(old.block_starts_at, old.block_ends_at)):
+            return "unchanged"  # undone meanwhile
+        if not widened and claim.status is not AppointmentStatus.PENDING:
+            return "unchanged"
+        if claim.staff_id != old.staff_id:
+            outcome = await self._resolve(catalog, calendar, claim)
+        else:
+            outcome = await self._settle_reschedule(catalog, calendar, old, claim, block)
+        SAGA_STEPS.labels("resolve_move", outcome).inc()
+        log.info("reconcile: move of appointment %s resolved: %s", old.id, outcome)
+        return outcome
+
+    async def _settle_reschedule(
+        self,
+        catalog: Catalog,
+        calendar: ExternalCalendar,
+        old: Appointment,
+        claim: Appointment,
+        block: Interval | None,
+    ) -> str:
+        """Read the old booking back: moved by Cal.com's reschedule (cancelled there, pointing to its
+        successor) -> complete the move; otherwise give back what the move held here."""
+        there = await calendar.get(catalog, old.external_uid or "")
+        moved = None
+        if there is not None and not there.active and there.rescheduled_to_uid:
+            moved = await calendar.get(catalog, there.rescheduled_to_uid)
+        if moved is not None and moved.active and _moved_from(moved, old):
+            report = ReconcileReport()
+            await self._complete_move(
+                catalog, old, moved, report, in_doubt=None if claim.id == old.id else claim
+            )
+            return "moved_there" if report.moves_completed else "unchanged"
+        now = self.clock.now()
+        async with self.uow.writing() as tx:
+            current = await tx.appointment(old.tenant_id, old.id)
+            if current is None or current.status is not AppointmentStatus.CONFIRMED:
+                return "unchanged"
+            if claim.id == old.id and block is not None:
+                await tx.set_block(current, block, at=now)
+            else:
+                pending = await tx.appointment(claim.tenant_id, claim.id)
+                if pending is not None and pending.status is AppointmentStatus.PENDING:
+                    failed = await tx.set_status(pending, AppointmentStatus.FAILED, at=now)
+                    await tx.add_event(
+                        failed, "failed", at=now, recovery_point="done",
+                        data={"reason": "calendar_unavailable", "reconciled": "not_moved_there"},
+                    )  # fmt: skip
+            await tx.add_event(
+                current, "reschedule_failed", at=now, recovery_point="done",
+                data={"reason": "calendar_unavailable", "reconciled": "not_moved_there"},
+            )  # fmt: skip
+            await tx.commit()
+        return "not_moved_there"
+
     async def _resolve(self, catalog: Catalog, calendar: ExternalCalendar, appointment: Appointment) -> str:
         if appointment.status is not AppointmentStatus.PENDING:
             return "unchanged"
@@ -255,8 +323,14 @@ class Reconciler:
     ) -> None:
         if not booking.uid:
             return
+        before = booking.rescheduled_from_uid
         async with self.uow.reading() as tx:
-            ours = (await tx.appointments_by_uid(catalog.tenant.id, [booking.uid])).get(booking.uid)
+            uids = [booking.uid, before] if before else [booking.uid]
+            known = await tx.appointments_by_uid(catalog.tenant.id, uids)
+            ours = known.get(booking.uid)
+            # the appointment Cal.com moved here: its reschedule copies the token of the booking it
+            # moved, so after one move the token names the appointment as first booked, not this one
+            prior = known.get(before) if before else None
             token_id = appointment_id_of_token(booking.token)
             origin = await tx.appointment(catalog.tenant.id, token_id) if token_id is not None else None
         if booking.active:
@@ -265,8 +339,8 @@ class Reconciler:
             if booking.token is not None:
                 if origin is not None and origin.status is AppointmentStatus.PENDING and ours is None:
                     return  # its saga is still running; the pending deadline decides
-                if ours is None and origin is not None and _moved_from(booking, origin):
-                    await self._complete_move(catalog, origin, booking, report)
+                if ours is None and prior is not None and _moved_from(booking, prior):
+                    await self._complete_move(catalog, prior, booking, report)
                     return
                 await calendar.cancel_uid(
                     catalog, booking.uid, start=booking.start, end=booking.end, staff_id=booking.staff_id
@@ -312,11 +386,18 @@ class Reconciler:
             report.cancelled_here += 1
 
     async def _complete_move(
-        self, catalog: Catalog, old: Appointment, moved: ExternalBooking, report: ReconcileReport
+        self,
+        catalog: Catalog,
+        old: Appointment,
+        moved: ExternalBooking,
+        report: ReconcileReport,
+        *,
+        in_doubt: Appointment | None = None,
     ) -> None:
         """`moved` is `old` moved at the calendar by a move whose confirm here never came: make it
         the appointment here (as the saga's confirm would have), once the pending deadline has
-        passed since the calendar made it; until then the move may still be running."""
+        passed since the calendar made it; until then the move may still be running. `in_doubt`:
+        the move's own pending claim, which held the new time and is released in the same step."""
         now = self.clock.now()
         if moved.created_at is not None and now - moved.created_at < PENDING_DEADLINE:
             return
@@ -329,6 +410,14 @@ class Reconciler:
                 or current.external_uid != moved.rescheduled_from_uid
             ):
                 return  # settled meanwhile
+            if in_doubt is not None:
+                claim = await tx.appointment(in_doubt.tenant_id, in_doubt.id)
+                if claim is not None and claim.status is AppointmentStatus.PENDING:
+                    failed = await tx.set_status(claim, AppointmentStatus.FAILED, at=now)
+                    await tx.add_event(
+                        failed, "failed", at=now, recovery_point="done",
+                        data={"reason": "calendar_unavailable", "reconciled": "moved_at_calendar"},
+                    )  # fmt: skip
             released = await tx.set_status(current, AppointmentStatus.CANCELLED, at=now)
             try:
                 confirmed = await insert_moved(
@@ -348,6 +437,8 @@ class Reconciler:
             if current.source != "calendar":  # the caller never heard the new time for sure
                 await request_callback(tx, confirmed, now, "calendar_moved")
             await tx.commit()
+        if isinstance(calendar := self.calendars.for_tenant(catalog), ExternalCalendar):
+            calendar.note(catalog, moved)  # its time is taken there (a failed claim gave it back)
         report.moves_completed += 1
         log.warning(
             "reconcile: appointment %s moved at the calendar to %s, completed here", old.id, moved.uid
@@ -421,10 +512,12 @@ def _gone(appointment: Appointment) -> ExternalBooking:
 
 
 def _moved_from(booking: ExternalBooking, appointment: Appointment) -> bool:
-    """Whether the calendar made `booking` by moving `appointment`'s booking there."""
+    """Whether the calendar made `booking` by moving `appointment`'s booking there: it names that
+    booking as the one it was rescheduled from and carries one of our tokens (that of the
+    appointment as first booked: Cal.com's reschedule copies it, so after an earlier move it is not
+    `appointment`'s own)."""
     return (
         booking.rescheduled_from_uid is not None
         and booking.rescheduled_from_uid == appointment.external_uid
-        and booking.token is not None
-        and appointment_id_of_token(booking.token) == appointment.id
+        and appointment_id_of_token(booking.token) is not None
     )

@@ -14,6 +14,8 @@ Owns the steps after the local claim, their recovery points and their compensati
 Reschedule keeps the old appointment valid until the new time is confirmed at both sides: the same
 stylist moves through Cal.com's reschedule (the old row's block is widened to claim the new time
 when they overlap); another stylist gets a new booking first and the old one is cancelled after.
+A move whose outcome is unknown keeps both times held and is settled by a job that reads the
+calendar back (`Reconciler.resolve_move`); the caller hears that it is being checked.
 Cancel is local first, with the calendar cancellation in the same transaction as an outbox job; the
 cancel is then sent at once, and the job (due after `INLINE_GRACE`, marked done when the inline
 cancel worked) is retried by the worker until done. A retry of any step resumes from the last
@@ -37,6 +39,7 @@ from rezeption.booking.ports import (
     Clock,
     ExternalBooking,
     ExternalCalendar,
+    MoveInDoubt,
     NewAppointment,
     UnitOfWork,
     booking_token,
@@ -270,6 +273,10 @@ class Saga:
             SAGA_STEPS.labels("move", "refused").inc()
             await self._undo_move(old, claim, "slot_taken")
             raise SlotTaken(alternatives=list(await _quietly(alternatives))) from refused
+        except CalendarOutcomeUnknown as unknown:
+            SAGA_STEPS.labels("move", "unknown").inc()
+            await self._park_move(old, claim, new_start, unknown)
+            raise MoveInDoubt(str(unknown.details.get("detail")), appointment_id=old.id) from unknown
         except CalendarUnavailable as down:
             SAGA_STEPS.labels("move", "unavailable").inc()
             await self._undo_move(old, claim, "calendar_unavailable")
@@ -307,6 +314,42 @@ class Saga:
         if not same_staff:
             await self.cancel_at_calendar(released)
         return moved
+
+    async def _park_move(
+        self, old: Appointment, claim: Appointment, new_start: datetime, unknown: CalendarOutcomeUnknown
+    ) -> None:
+        """Outcome unknown: the calendar may have moved it (Cal.com's reschedule cancels the old
+        booking then), so nothing is undone here. Both times stay held (the old row, and the new
+        claim or the widened block) until a job reads the calendar back after the deadline
+        (`Reconciler.resolve_move`): moved there -> the move is completed here; not -> undone."""
+        now = self.clock.now()
+        async with self.uow.writing() as tx:
+            current = await tx.appointment(old.tenant_id, old.id) or old
+            await tx.add_event(
+                current,
+                "reschedule_unknown",
+                at=now,
+                recovery_point="calendar_requested",
+                data={
+                    "to": new_start.isoformat(),
+                    "claim": claim.id,
+                    "calendar": unknown.details.get("detail"),
+                },
+            )
+            await tx.enqueue_job(
+                JOB_RESOLVE,
+                {
+                    "appointment_id": claim.id,
+                    "move_of": old.id,
+                    "block": [old.block_starts_at.isoformat(), old.block_ends_at.isoformat()],
+                },
+                at=now,
+                tenant_id=old.tenant_id,
+                dedupe_key=f"{JOB_RESOLVE}:move:{old.id}:{claim.id}",
+                run_after=now + PENDING_DEADLINE,
+            )
+            await request_callback(tx, current, now, "calendar_unavailable")
+            await tx.commit()
 
     async def _undo_move(self, old: Appointment, claim: Appointment, reason: str) -> None:
         """The old appointment stays as it was: give back the widened block or fail the new claim."""

@@ -713,6 +713,9 @@ class Dialog:
         s.day = s.at = None
         if reply.get("alternativen"):
             return self._offers_from(reply)
+        if reply.get("reason") == "move_in_doubt":  # the salon checks and calls back: no new time
+            s.clear_job()
+            return self._ask(f"{reply['message']} {ANYTHING_ELSE}", "anything_else")
         return self._ask(reply["message"], "new_time")
 
     def _appointments_listed(self) -> str:

@@ -19,13 +19,14 @@ import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from rezeption.booking.ports import Clock, OutboxJob
 from rezeption.booking.reconcile import Reconciler
 from rezeption.booking.saga import JOB_CANCEL, JOB_REREAD, JOB_RESOLVE
 from rezeption.domain.errors import BookingError, technical_cause
+from rezeption.domain.model import Interval
 from rezeption.ops.logging import safe_message
 from rezeption.ops.metrics import COMPENSATION_REASONS, COMPENSATIONS, OUTBOX_RUNS
 from rezeption.store import outbox, replays
@@ -54,7 +55,12 @@ async def _cancel(reconciler: Reconciler, job: OutboxJob) -> None:
 
 
 async def _resolve(reconciler: Reconciler, job: OutboxJob) -> None:
-    await reconciler.resolve_pending(_tenant(job), int(job.payload["appointment_id"]))
+    claim = int(job.payload["appointment_id"])
+    if "move_of" not in job.payload:
+        await reconciler.resolve_pending(_tenant(job), claim)
+        return
+    start, end = (datetime.fromisoformat(at) for at in job.payload["block"])
+    await reconciler.resolve_move(_tenant(job), int(job.payload["move_of"]), claim, Interval(start, end))
 
 
 async def _reread(reconciler: Reconciler, job: OutboxJob) -> None:

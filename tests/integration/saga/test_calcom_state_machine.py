@@ -46,17 +46,17 @@ sequences):
 1. (fixed) A retry of a move that Cal.com refused or could not do (or that a kill interrupted) was
    answered "moved": `reschedule` replayed the move's failed claim row as the result. Now it repeats
    the refusal, or answers with the appointment the reconciler completed the move to.
-2. (OPEN) A move whose outcome at Cal.com is unknown (the answer lost and the read-back failing, or
-   a timeout after which Cal.com still moves it) is answered "not moved" and undone here, while
-   Cal.com moved it: the row stays confirmed at the old time with a uid Cal.com has cancelled (the
-   reconciler later moves it after all). Until it is fixed, a move's own faults and the armed
-   provider faults leave out the unknown outcomes (`MOVE_FAULT`); its replay is a strict xfail.
+2. (fixed) A move whose outcome at Cal.com is unknown (the answer lost and the read-back failing, or
+   a timeout after which Cal.com still moves it) was answered "not moved" and undone here, while
+   Cal.com moved it: the row stayed confirmed at the old time with a uid Cal.com had cancelled. Now
+   the saga keeps both times held, the caller hears that it is being checked (`move_in_doubt`), and
+   a job (or the reconciler's pass) completes or undoes the move from what Cal.com shows.
 3. (fixed) A retry of a phone booking whose appointment was since cancelled or moved met the caller
    limit before it was replayed and was refused (too_many_appointments).
-4. (OPEN) A kill mid-move of an appointment that was moved before loses it on both sides: Cal.com's
-   reschedule copied the token of the appointment as first booked, so the reconciler cancels the
-   moved booking as an orphan and the appointment here. Until it is fixed, kills mid-move take only
-   appointments never moved; its replay is a strict xfail.
+4. (fixed) A kill mid-move of an appointment that was moved before lost it on both sides: Cal.com's
+   reschedule copied the token of the appointment as first booked, so the reconciler cancelled the
+   moved booking as an orphan and the appointment here. The reconciler now knows a moved booking by
+   the booking it was rescheduled from, whatever token it carries.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from fnmatch import fnmatchcase
+from types import SimpleNamespace
 from typing import Any, ClassVar, TypeVar
 
 import httpx
@@ -79,12 +80,13 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from tests.conftest import empty_tables
 
 from rezeption.booking.bookings import BookingRequest, BookingResult
-from rezeption.booking.ports import CalendarOutcomeUnknown
+from rezeption.booking.ports import CalendarOutcomeUnknown, MoveInDoubt
 from rezeption.calendars.calcom import CalcomCalendar
 from rezeption.domain.clock import FixedClock
 from rezeption.domain.errors import BookingError
 from rezeption.domain.model import Catalog
 from rezeption.domain.schedule import block_of
+from rezeption.ops.worker import WorkerOptions, run_once
 from rezeption.store.db import Database
 from rezeption.store.salon_file import SalonFile
 from rezeption.store.salon_import import import_salon
@@ -133,9 +135,6 @@ FAULTS = ["5xx", "reset", "lost", "lost_unreadable", "slot_stolen"]
 # the emulator after the step, so it is deterministic and instant. Only on a step's own writes.
 MAYBE_FAULT = st.none() | st.sampled_from([*FAULTS, "timeout"])
 UNKNOWN_OUTCOMES = ("lost_unreadable", "timeout")
-MOVE_FAULT = st.none() | st.sampled_from([f for f in FAULTS if f not in UNKNOWN_OUTCOMES])
-"""A move's own faults leave out those whose outcome stays unknown (KNOWN BUG 2, open: see
-`test_known_bug_2_*`); bookings, cancels and retries still meet every fault."""
 
 
 def fault_rules(kind: str, *writes: str) -> list[dict[str, Any]]:
@@ -180,7 +179,6 @@ class Booked:
     start: datetime
     staff_id: int
     active: bool = True
-    moved: bool = False  # moved at least once (its Cal.com booking carries an older token)
 
 
 @dataclass(frozen=True)
@@ -517,20 +515,28 @@ class CalcomMachine(RuleBasedStateMachine):
     # --- move -----------------------------------------------------------------------------------
 
     @precondition(lambda self: self.model)
-    @rule(back=BACK, day=DAY, at=TIME, fault=MOVE_FAULT)
+    @rule(back=BACK, day=DAY, at=TIME, fault=MAYBE_FAULT)
     def move(self, back: int, day: date, at: HourMinute, fault: str | None) -> None:
         appointment = self._earlier_appointment(back)
         key = f"m{len(self.requests)}"
         move = Move(appointment, _at(day, at))
         self.requests[key] = move
+        in_doubt = False
         with self._fault(fault, "reschedule", "create"):  # the same stylist moves, another books
             try:
                 result = self._reschedule(move, key)
+            except MoveInDoubt:
+                in_doubt = True
             except BookingError as error:
                 if error.code == "appointment_not_active":
                     assert not self.model[appointment].active, "an active appointment was called inactive"
                 self.answers[key] = ("refused", error.code)  # the invariants check it stayed
                 return
+        if in_doubt:  # both times held here until the job or the reconciler reads Cal.com back
+            assert fault in UNKNOWN_OUTCOMES, f"move in doubt after {fault}"
+            self.answers[key] = ("refused", "move_in_doubt")
+            self._settle_after_recovery(appointment, key, move)
+            return
         self.answers[key] = ("moved", self._moved(move, result))
 
     def _reschedule(self, move: Move, key: str) -> BookingResult:
@@ -553,9 +559,9 @@ class CalcomMachine(RuleBasedStateMachine):
         assert moved.external_uid in live and _start(live[moved.external_uid]) == move.start
         if moved.id != old.id:
             old.active = False
-            self.model[moved.id] = Booked(moved.id, moved.starts_at, moved.staff_id, moved=True)
+            self.model[moved.id] = Booked(moved.id, moved.starts_at, moved.staff_id)
         else:
-            old.start, old.staff_id, old.moved = moved.starts_at, moved.staff_id, True
+            old.start, old.staff_id = moved.starts_at, moved.staff_id
         return moved.id
 
     # --- faults ---------------------------------------------------------------------------------
@@ -608,15 +614,13 @@ class CalcomMachine(RuleBasedStateMachine):
         self._recover()
         assert self._row(row.id).status == "failed"
 
-    @precondition(lambda self: any(b.active and not b.moved for b in self.model.values()))
+    @precondition(lambda self: any(b.active for b in self.model.values()))
     @rule(back=BACK, day=DAY, at=TIME)
     def killed_after_calcom_moved(self, back: int, day: date, at: HourMinute) -> None:
         """The process dies right after Cal.com moved (or booked the new time with another stylist)
         and before our confirm: after recovery the appointment is at its old time or at the new
         one, once, here and at Cal.com alike."""
-        # only an appointment never moved before: KNOWN BUG 4 (open, `test_known_bug_4_*`)
-        unmoved = [i for i, known in self.model.items() if known.active and not known.moved]
-        appointment = unmoved[-1 - back % len(unmoved)]
+        appointment = self._earlier_appointment(back, active=True)
         key = f"k{len(self.requests)}"
         move = Move(appointment, _at(day, at))
         self.requests[key] = move
@@ -631,6 +635,11 @@ class CalcomMachine(RuleBasedStateMachine):
                 return
             else:
                 raise AssertionError("the kill did not happen")
+        self._settle_after_recovery(appointment, key, move)
+
+    def _settle_after_recovery(self, appointment: int, key: str, move: Move) -> None:
+        """A move nobody heard the end of (killed, or in doubt): after recovery the appointment is
+        at its old time, or at the new one under a successor, once, here and at Cal.com alike."""
         before = {r.id for r in self._rows()}
         self._recover()
         successors = [
@@ -642,18 +651,16 @@ class CalcomMachine(RuleBasedStateMachine):
         if status == "confirmed":  # not moved: what Cal.com made is gone
             assert successors == [], successors
             return
-        # Moved at Cal.com: the reconciler completes the move here. KNOWN BUG 4: when the
-        # appointment had been moved before, its booking carries the token of the appointment it
-        # was first booked as; the reconciler cancels the moved booking as an orphan and the
-        # appointment here as "cancelled at the calendar": it is gone on both sides.
+        # Moved at Cal.com: the reconciler completes the move here (bug 4, fixed: also when the
+        # appointment had been moved before and its booking carries an older token).
         assert len(successors) == 1, (
-            f"KNOWN BUG 4: after a kill mid-move and a recovery appointment {appointment} is {status} "
-            f"here, with no successor, and Cal.com holds nothing live for it"
+            f"after a move in doubt and a recovery appointment {appointment} is {status} here, with "
+            f"no successor, and Cal.com holds nothing live for it"
         )
         (moved,) = successors
         assert moved.starts_at == move.start, (moved.starts_at, move.start)
         self.model[appointment].active = False
-        self.model[moved.id] = Booked(moved.id, moved.starts_at, moved.staff_id, moved=True)
+        self.model[moved.id] = Booked(moved.id, moved.starts_at, moved.staff_id)
         self.answers[key] = ("completed", moved.id)  # unheard, but a retry must not deny it
 
     @contextmanager
@@ -676,13 +683,17 @@ class CalcomMachine(RuleBasedStateMachine):
 
     def _recover(self) -> None:
         """A new process (caches, unit of work, Cal.com clients) started after the pending deadline
-        runs the reconciler; then Cal.com and we tell the same story."""
+        runs the due jobs (a worker) and the reconciler; then Cal.com and we tell the same story."""
         self.run(self.world.calendars.aclose())
         self.world = type(self).env.make_world()
         self.clock.advance(RECOVERY)
         self.emulator.admin.post(
             "/_emulator/clock", json={"advance_seconds": RECOVERY.total_seconds()}
         ).raise_for_status()
+        worker = SimpleNamespace(database=self.world.db, reconciler=self.world.reconciler, clock=self.clock)
+        for _ in range(3):  # a batch, and what a failed job left due
+            if not self.run(run_once(worker, WorkerOptions(worker_id="model"))):
+                break
         report = self.run(self.world.reconciler.reconcile_tenant(self.tenant_id))
         if report.errors:  # a fault still armed met the reconciler: Cal.com recovers, run again
             self.emulator.clear_faults()
@@ -723,8 +734,6 @@ class CalcomMachine(RuleBasedStateMachine):
 
     @invariant()
     def every_confirmed_appointment_is_live_at_calcom_once(self) -> None:
-        # KNOWN BUG 2 fails here: a move whose outcome at Cal.com is unknown (answer lost and
-        # unreadable, or timed out and applied late) is undone here while Cal.com moved it.
         rows = [r for r in self._rows() if r.status == "confirmed"]
         uids = [r.external_uid for r in rows]
         assert None not in uids and len(set(uids)) == len(uids), f"confirmed rows share uids: {uids}"
@@ -733,7 +742,7 @@ class CalcomMachine(RuleBasedStateMachine):
             booking = live.get(row.external_uid or "")
             assert booking is not None, (
                 f"appointment {row.id} is confirmed here at {_local(row.starts_at)}, but its Cal.com "
-                f"booking {row.external_uid} is not live there (KNOWN BUG 2 after a move in doubt)"
+                f"booking {row.external_uid} is not live there"
             )
             assert _start(booking) == row.starts_at, f"appointment {row.id}: another time at Cal.com"
             assert booking["hosts"][0]["id"] == self.host_of[row.staff_id], f"{row.id}: another host"
@@ -865,20 +874,21 @@ async def test_known_bug_1_a_retry_of_a_move_a_kill_interrupted_is_answered_with
     await replay(machine_env, steps)
 
 
-@pytest.mark.xfail(strict=True, reason="KNOWN BUG 2, open: a move in doubt is undone here")
-async def test_known_bug_2_a_move_whose_answer_is_lost_is_undone_here_and_done_at_cal_com(
+async def test_known_bug_2_a_move_whose_answer_is_lost_is_kept_in_doubt_and_completed(
     machine_env: Callable[[], Env],
 ) -> None:
     """Cal.com moved the booking (a new uid; the old one cancelled), its answer was lost and reading
-    it back failed: the saga takes the unknown outcome for "not moved", undoes the move here and
-    tells the caller so; the appointment stays confirmed at 09:30 with a uid Cal.com has cancelled
-    (and the reconciler later moves it to 09:00 after all)."""
+    it back failed. It was taken for "not moved" and undone here, while Cal.com had moved it. Now the
+    caller hears it is being checked, the widened block keeps both times, and the recovery completes
+    the move to 09:00 here."""
 
     def steps(m: CalcomMachine) -> None:
         m.the_salon_booked_ahead(ahead=[(("Herrenhaarschnitt", None), TUE, (9, 30))])
         checked(m)
         m.move(back=0, day=TUE, at=(9, 0), fault="lost_unreadable")
-        checked(m)  # KNOWN BUG 2
+        checked(m)
+        (answer,) = [a for key, a in m.answers.items() if key.startswith("m")]
+        assert answer[0] == "completed" and m.model[int(answer[1])].start == _at(TUE, (9, 0)), answer
 
     await replay(machine_env, steps)
 
@@ -903,22 +913,22 @@ async def test_known_bug_3_a_retried_phone_booking_since_moved_meets_the_caller_
     await replay(machine_env, steps)
 
 
-@pytest.mark.xfail(strict=True, reason="KNOWN BUG 4, open: a killed second move is lost")
-async def test_known_bug_4_a_kill_mid_move_of_a_moved_appointment_loses_it_on_both_sides(
+async def test_known_bug_4_a_kill_mid_move_of_a_moved_appointment_is_completed_not_lost(
     machine_env: Callable[[], Env],
 ) -> None:
     """Cal.com's reschedule copies our token: after one move the booking carries the token of the
-    appointment as first booked. A process killed in the next move leaves Cal.com's new booking with
-    that old token; the reconciler does not see it as this appointment moved, cancels it as an
-    orphan, and cancels the appointment here as "cancelled at the calendar". (The first move may as
-    well be an ordinary one.)"""
+    appointment as first booked. A process killed in the next move left Cal.com's new booking with
+    that old token; the reconciler took it for an orphan, cancelled it there and the appointment
+    here. Now it knows the booking by the one it was rescheduled from and completes the move."""
 
     def steps(m: CalcomMachine) -> None:
         m.the_salon_booked_ahead(ahead=[(("Herrenhaarschnitt", None), TUE, (9, 0))])
         checked(m)
         m.killed_after_calcom_moved(back=0, day=FRI, at=(9, 0))  # completed by the reconciler
         checked(m)
-        m.killed_after_calcom_moved(back=0, day=TUE, at=(9, 0))  # KNOWN BUG 4
+        m.killed_after_calcom_moved(back=0, day=TUE, at=(9, 0))
+        checked(m)
+        assert [b.start for b in m.model.values() if b.active] == [_at(TUE, (9, 0))], m.model
 
     await replay(machine_env, steps)
 

@@ -33,6 +33,7 @@ from rezeption.calendars.calcom.errors import (
     CalcomOutcomeUnknown,
     CalcomServerError,
     CalcomSlotUnavailable,
+    CalcomTimeout,
     CalcomUnavailable,
 )
 from rezeption.calendars.calcom.models import CalcomAttendee, CalcomBooking, require_aware
@@ -195,7 +196,9 @@ class CalcomClient(CalcomApi):
         reason: str | None = None,
         call_timeout: float | None = None,
     ) -> CalcomBooking:
-        """Reschedule once; after an ambiguous outcome follow ``rescheduledToUid`` from the old uid."""
+        """Reschedule once; after an ambiguous outcome follow ``rescheduledToUid`` from the old uid.
+        Not moved there after a timeout is still unknown (the request may be applied after our read);
+        after a reset or a 5xx it is not applied."""
         try:
             return await self.reschedule_booking(uid, new_start, reason=reason, call_timeout=call_timeout)
         except (CalcomUnavailable, CalcomAlreadyCancelled) as exc:
@@ -208,6 +211,12 @@ class CalcomClient(CalcomApi):
                     return new
             if isinstance(exc, CalcomAlreadyCancelled):
                 raise
+            if isinstance(exc, CalcomTimeout):  # still in flight, maybe: Cal.com may move it later
+                raise CalcomOutcomeUnknown(
+                    "Cal.com reschedule timed out and is not applied yet; it may still be",
+                    path=exc.path,
+                    outcome_unknown=True,
+                ) from exc
             raise CalcomNotApplied(
                 f"Cal.com reschedule was ambiguous ({type(exc).__name__}); the booking was not moved",
                 path=exc.path,
