@@ -38,6 +38,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def raw_exchange(port: int, pieces: list[bytes], *, pause: float = 0.0, wait: float = 5.0) -> bytes:
+    """Send `pieces` on a fresh connection to 127.0.0.1 (pausing between them, so each is its own
+    read), then everything that came back until the server closed (or `wait` passed quietly)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as conn:
+        for piece in pieces:
+            try:
+                conn.sendall(piece)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            time.sleep(pause)
+        received = b""
+        try:
+            while chunk := conn.recv(65536):
+                received += chunk
+        except (ConnectionResetError, TimeoutError):
+            pass
+        return received
+
+
 def refusing_port() -> int:
     """A port on 127.0.0.1 with nothing listening: every connect is refused at once."""
     return free_port()

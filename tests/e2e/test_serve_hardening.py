@@ -10,7 +10,6 @@ accepted (uvicorn's httptools has no limit); on a full disk writes answered 500 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -25,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.conftest import ROOT
-from tests.faults import free_port
+from tests.faults import free_port, raw_exchange
 
 from rezeption.calendars.calcom.webhook import signature_for
 from rezeption.retell.signature import sign
@@ -158,29 +157,15 @@ class served:
         self.proc.wait(timeout=20)
 
 
-def raw_request(port: int, head: bytes, *, wait: float = 5.0) -> bytes:
-    """Send `head` (and no body) on a fresh connection; what came back before the server closed."""
-    with socket.create_connection(("127.0.0.1", port), timeout=wait) as conn:
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            conn.sendall(head)
-        received = b""
-        try:
-            while chunk := conn.recv(65536):
-                received += chunk
-        except (ConnectionResetError, TimeoutError):
-            pass
-        return received
-
-
 def test_serve_refuses_an_oversized_request_head_and_closes_idle_connections(
     served_env: dict[str, str],
 ) -> None:
     server = served(served_env)
     with server as base:
-        ok = raw_request(server.port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        ok = raw_exchange(server.port, [b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"])
         assert ok.startswith(b"HTTP/1.1 200")
         padding = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"a" * 1000) for i in range(1024))  # 1 MB
-        refused = raw_request(server.port, b"GET /health HTTP/1.1\r\nHost: x\r\n" + padding + b"\r\n")
+        refused = raw_exchange(server.port, [b"GET /health HTTP/1.1\r\nHost: x\r\n" + padding + b"\r\n"])
         assert not refused.startswith(b"HTTP/1.1 200"), "a 1 MB request head was accepted"
         assert refused == b"" or refused.startswith(b"HTTP/1.1 4")
         # keep-alive: after its answer an idle connection is closed (REZEPTION_HTTP_KEEP_ALIVE_TIMEOUT=1)

@@ -229,26 +229,16 @@ class Bookings:
             if replay is None:
                 raise
             return replay
-        except (SlotTaken, TooManyAppointments, TooManyInOneCall):
-            # The slot (or the caller's limit) may have been taken by a concurrent duplicate under
-            # the same key that committed after this request looked: then answer what it answered.
-            if not request.idempotency_key:
-                raise
-            replay = await self._replay_of(request, active_only=True)
-            if replay is None:
-                raise
-            return replay
 
-    async def _replay_of(self, request: BookingRequest, *, active_only: bool = False) -> BookingResult | None:
-        """The answer of the booking made under the request's key, if there is one (`active_only`:
-        one that holds its slot, not this very request's own failed attempt at Cal.com)."""
+    async def _replay_of(self, request: BookingRequest) -> BookingResult | None:
+        """The answer of the booking made under the request's key, if there is one."""
         start, now = _aware(request.start), self.clock.now()
         async with self.uow.reading() as tx:
             catalog = await self._catalog(tx, request.tenant_id, now)
             service = find_service(catalog, request.service)
             members = candidate_staff(catalog, service, request.staff)
             earlier = await tx.appointment_by_key(request.idempotency_key or "")
-        if earlier is None or (active_only and not earlier.active):
+        if earlier is None:
             return None
         return _replay(catalog, earlier, service, start, members, request.idempotency_key or "")
 
@@ -261,14 +251,17 @@ class Bookings:
             catalog = await self._catalog(tx, request.tenant_id, now)
             service = find_service(catalog, request.service)
             members = candidate_staff(catalog, service, request.staff)
-            held = await tx.held_by_caller(
-                request.tenant_id,
-                phone_e164=request.phone_e164,
-                name=request.customer_name,
-                call_id=request.call_id,
-                now=now,
-                idempotency_key=request.idempotency_key,
-            )
+            if request.source == "admin":  # the salon's own booking: no caller limit to count
+                held = Held(by_caller=0, key_used=bool(request.idempotency_key))
+            else:
+                held = await tx.held_by_caller(
+                    request.tenant_id,
+                    phone_e164=request.phone_e164,
+                    name=request.customer_name,
+                    call_id=request.call_id,
+                    now=now,
+                    idempotency_key=request.idempotency_key,
+                )
             earlier = await tx.appointment_by_key(request.idempotency_key or "") if held.key_used else None
             if earlier is not None:
                 replay = _replay(catalog, earlier, service, start, members, request.idempotency_key or "")
@@ -276,7 +269,12 @@ class Bookings:
                     return replay
                 resumed = earlier
             else:  # a retry answers as its first attempt did, whatever the caller holds since
-                _within_caller_limit(catalog, request, held)
+                try:
+                    _within_caller_limit(catalog, request, held)
+                except (TooManyAppointments, TooManyInOneCall):
+                    if duplicate := await _duplicate_committed(tx, catalog, service, members, request):
+                        return duplicate
+                    raise
             check = await check_claims(tx, catalog, service, members, start, now, named=_named(request.staff))
             booked = (
                 await self._claim(tx, catalog, service, check, request, start, now)
@@ -287,6 +285,10 @@ class Bookings:
                 await tx.commit()
                 if booked.status is AppointmentStatus.CONFIRMED:
                     return BookingResult(booked, service, catalog.staff_by_id(booked.staff_id))
+            elif resumed is None and (
+                duplicate := await _duplicate_committed(tx, catalog, service, members, request)
+            ):
+                return duplicate
         if resumed is not None:
             return await self._resume(catalog, service, members, resumed, now)
         if booked is not None:
@@ -732,6 +734,21 @@ def _replay(
     if not same:
         raise IdempotencyConflict(key)
     return BookingResult(earlier, service, catalog.staff_by_id(earlier.staff_id), replayed=True)
+
+
+async def _duplicate_committed(
+    tx: BookingTx, catalog: Catalog, service: Service, members: list[Staff], request: BookingRequest
+) -> BookingResult | None:
+    """Before a refusal (the slot or the caller's limit taken): a concurrent duplicate under the
+    same key that committed after this request looked may have taken it; then this request answers
+    what it answered. Asked in the refusing transaction (PostgreSQL's read committed shows each
+    statement what committed before it), so a refusal costs one statement, not a second session."""
+    if not request.idempotency_key:
+        return None
+    earlier = await tx.appointment_by_key(request.idempotency_key)
+    if earlier is None or not earlier.active:
+        return None
+    return _replay(catalog, earlier, service, _aware(request.start), members, request.idempotency_key)
 
 
 async def _completed_move(tx: BookingTx, old: Appointment) -> Appointment | None:

@@ -29,6 +29,8 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import bindparam, exc
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
@@ -76,6 +78,18 @@ def placeholders(table: Any, names: Sequence[str]) -> dict[str, Any]:
     """One typed placeholder per column in `names`, for `insert(table).values(...)`: a statement
     compiled once needs its columns fixed (an INSERT given a dict per call takes them from it)."""
     return {name: bindparam(name, type_=table.c[name].type) for name in names}
+
+
+def insert_once(table: Any, names: Sequence[str], returning: Any) -> dict[str, Executable]:
+    """Per dialect name, `INSERT ... ON CONFLICT DO NOTHING RETURNING returning` of the columns
+    `names` (typed placeholders): the row's first writer gets `returning` back, a later one nothing."""
+    return {
+        dialect: dialect_insert(table)
+        .values(placeholders(table, names))
+        .on_conflict_do_nothing()
+        .returning(returning)
+        for dialect, dialect_insert in (("sqlite", sqlite_insert), ("postgresql", pg_insert))
+    }
 
 
 async def rows(conn: AsyncConnection, statement: Executable, params: Mapping[str, Any]) -> Sequence[Any]:

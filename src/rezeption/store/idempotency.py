@@ -20,8 +20,6 @@ from typing import Any
 
 import structlog
 from sqlalchemy import bindparam, delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from rezeption.booking.ports import Claim
 from rezeption.domain.clock import Clock
@@ -59,13 +57,7 @@ _CLAIMED = (
     "created_at",
     "expires_at",
 )
-CLAIM = {
-    name: insert(RECORDS)
-    .values(direct.placeholders(RECORDS, _CLAIMED))
-    .on_conflict_do_nothing()
-    .returning(RECORDS.c.key)
-    for name, insert in (("sqlite", sqlite_insert), ("postgresql", pg_insert))
-}
+CLAIM = direct.insert_once(RECORDS, _CLAIMED, RECORDS.c.key)
 
 RETENTION = timedelta(hours=48)
 LEASE = timedelta(seconds=3)

@@ -8,8 +8,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from rezeption.domain.clock import require_aware
 from rezeption.store import direct
@@ -19,13 +17,7 @@ from rezeption.store.tables import SeenRequestRow, table
 SEEN = table(SeenRequestRow)
 KEEP = timedelta(minutes=10)  # longer than the signature's window (five minutes either way)
 _SIGHT = ("digest", "expires_at")
-FIRST_SIGHT = {
-    name: insert(SEEN)
-    .values(direct.placeholders(SEEN, _SIGHT))
-    .on_conflict_do_nothing()
-    .returning(SEEN.c.digest)
-    for name, insert in (("sqlite", sqlite_insert), ("postgresql", pg_insert))
-}
+FIRST_SIGHT = direct.insert_once(SEEN, _SIGHT, SEEN.c.digest)
 
 
 async def first_sight(database: Database, digest: str, *, now: datetime) -> bool:
