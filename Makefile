@@ -43,8 +43,11 @@ demo-calcom: install
 	emulator=$$!; trap 'kill $$emulator 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/rezeption serve --port 8001
 
+# Two worker processes (TEST_WORKERS=0: one process); a test file stays in one worker, so its
+# servers and module fixtures are its own. Each worker has its own PostgreSQL database and Redis dbs.
+TEST_WORKERS ?= 2
 test: install-dev
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/run_all.py

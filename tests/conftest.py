@@ -17,6 +17,11 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+# pytest-xdist's workers start with COLUMNS=80, and the CLI's Rich consoles, made at import, would
+# keep that width for good; the CLI tests give each command its own COLUMNS (as a terminal does).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.pop("COLUMNS", None)
+
 import asyncpg
 import pytest
 from sqlalchemy import text
@@ -52,6 +57,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=dropped)
         items[:] = [i for i in items if i not in dropped]
         print(f"\nREZEPTION_TEST_SERVICES=off: {len(dropped)} PostgreSQL/Redis tests deselected")
+
+
+def redis_url(db: int) -> str:
+    """Redis database `db` on 127.0.0.1:6379 for this test process: `make test` runs two worker
+    processes (pytest-xdist), and tests flush their database, so each worker takes its own
+    (`db`, `db` - 2, ...)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    if not 0 <= db - 2 * index <= 15:
+        raise ValueError(f"no Redis database left for worker {worker}")
+    return f"redis://127.0.0.1:6379/{db - 2 * index}"
 
 
 def berlin(*args: int) -> datetime:

@@ -4,15 +4,28 @@ with the reason; it is never skipped."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 
 def ensure_command(command: str, package: str) -> str:
     """The path of `command`, installing Debian's `package` first when it is missing (and, if the
     package lists are stale, updating them and trying once more)."""
     found = shutil.which(command)
+    if found:
+        return found
+    # the suite's worker processes install one at a time (apt holds its own lock and fails the other)
+    with open(Path(tempfile.gettempdir()) / "rezeption-tests-apt.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _install(command, package)
+
+
+def _install(command: str, package: str) -> str:
+    found = shutil.which(command)  # another worker may have installed it meanwhile
     if found:
         return found
     sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]

@@ -51,11 +51,17 @@ def test_weak_secrets_break_named_rules(value: str) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    # hex has no letter beyond "f": no placeholder word can appear in a random hex token
-    [STRONG, OTHER_STRONG, "Zr8#kQ2m!Lw5vT9x@Bn4Jc7h", *(secrets.token_hex(16) for _ in range(3))],
+    [STRONG, OTHER_STRONG, "Zr8#kQ2m!Lw5vT9x@Bn4Jc7h"],
 )
 def test_strong_secrets_pass(value: str) -> None:
     assert secret_weaknesses(value) == []
+
+
+def test_random_hex_tokens_pass() -> None:
+    """Drawn here, not at collection (the suite's worker processes must collect the same tests).
+    Hex has no letter beyond "f": no placeholder word can appear in a random hex token."""
+    for value in (secrets.token_hex(16) for _ in range(20)):
+        assert secret_weaknesses(value) == [], value
 
 
 @pytest.mark.parametrize("weak", ["changemechangeme", "a" * 16, "abcabcabcabcabcabcabcabcabc"])

@@ -20,12 +20,13 @@ from collections.abc import Callable
 
 import pytest
 from calcom_harness import API_KEY, RunningEmulator
+from tests.conftest import redis_url
 
 from rezeption.calendars.calcom.budget import BudgetConfig, MemoryRequestBudget
 
 WINDOW = {"limit": 30, "window_seconds": 10, "block_seconds": 10}
 RUN_SECONDS = 12.0
-REDIS = "redis://127.0.0.1:6379/14"
+REDIS = redis_url(14)
 
 HAMMER = """
 import asyncio, json, sys, time, uuid

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from tests.conftest import redis_url
 
 from rezeption.booking.prefetch import prefetch
 from rezeption.calendars.calcom.webhook import build_calcom_webhook_router, signature_for
@@ -163,9 +164,9 @@ async def test_a_walk_in_at_cal_com_is_seen_once_its_webhook_drops_the_cache(wor
 
 @pytest.mark.redis
 async def test_the_redis_slot_picture_is_shared_marks_stale_and_keeps_the_last_known() -> None:
-    cache = slot_cache_from_url("redis://127.0.0.1:6379/15")
+    cache = slot_cache_from_url(redis_url(15))
     assert isinstance(cache, RedisSlotCache)
-    other = slot_cache_from_url("redis://127.0.0.1:6379/15")
+    other = slot_cache_from_url(redis_url(15))
     assert isinstance(other, RedisSlotCache)
     scope = f"test-salon-{time.time_ns()}"
     try:
@@ -210,8 +211,8 @@ async def test_one_replica_at_a_time_refreshes_a_range_in_the_background() -> No
     """Two replicas of a burst of call_inbounds each found the range due and both fetched it (two
     servers read Cal.com's slots nearly twice as often as one): the first claim wins, the claim
     lapses so a failed refresh is tried again, and other ranges are not held by it."""
-    cache = slot_cache_from_url("redis://127.0.0.1:6379/15")
-    other = slot_cache_from_url("redis://127.0.0.1:6379/15")
+    cache = slot_cache_from_url(redis_url(15))
+    other = slot_cache_from_url(redis_url(15))
     assert isinstance(cache, RedisSlotCache) and isinstance(other, RedisSlotCache)
     scope = f"test-salon-{time.time_ns()}"
     try:

@@ -28,6 +28,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from tests.conftest import redis_url
 
 from rezeption.booking.bookings import BookingRequest, Bookings
 from rezeption.booking.ports import CalendarOutcomeUnknown, CalendarRefused, booking_token
@@ -43,7 +44,7 @@ from rezeption.ops.worker import WorkerOptions, run_once
 from .conftest import FAST_CLIENT, NOW, TUESDAY_10, World
 
 pytestmark = pytest.mark.postgres
-REDIS = "redis://127.0.0.1:6379/15"
+REDIS = redis_url(15)
 SECRET = "whsec_friseur1_demo"
 CREATE = {"method": "POST", "path": "/v2/bookings"}
 HOSTS = {101: 11, 111: 11, 102: 12, 113: 13}  # event type -> its stylist's Cal.com user (the salon file)
