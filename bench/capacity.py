@@ -48,7 +48,11 @@ from rezeption.store import migrate  # noqa: E402
 from rezeption.store.db import Database  # noqa: E402
 
 FULL = os.environ.get("BENCH") == "full"
-CURVE = [50, 200, 500, 1000] if FULL else [50, 200]
+CURVE = (
+    [int(n) for n in os.environ["BENCH_CURVE"].split(",")]
+    if os.environ.get("BENCH_CURVE")
+    else ([50, 200, 500, 1000] if FULL else [50, 200])
+)  # BENCH_CURVE=1000 runs one point
 PROCESSES = [1, 2] if FULL else [1]
 THINK = 8.0
 FLOOR_REQUESTS = 2000 if FULL else 800
@@ -122,13 +126,37 @@ def server_pid(server: Server) -> int:
     return server.proc.pid
 
 
+def postgres_pids() -> list[int]:
+    """The local PostgreSQL server's processes (the postmaster and its backends), or none."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if command and command[0].endswith(b"postgres") and b"-D" in command:
+                return process_tree(int(entry.name))
+    return []
+
+
+def own_cpu_seconds() -> float:
+    """This process's CPU seconds so far: the load generator runs in it."""
+    spent = os.times()
+    return spent.user + spent.system
+
+
 async def curve_point(base: str, url: str, concurrency: int, pids: list[int]) -> dict[str, Any]:
     plan = Plan(calls=concurrency, concurrency=concurrency, think=THINK, deadline=900, seed=concurrency)
     test = LoadTest(base, KEY, plan, Scenarios.load(ROOT / "bench" / "loadtest_scenarios.yaml"))
-    cpu_before = cpu_seconds(pids)
+    database_pids = postgres_pids()
+    cpu_before, generator_before = cpu_seconds(pids), own_cpu_seconds()
+    database_before, wall_before = cpu_seconds(database_pids), time.perf_counter()
     with MemoryWatch(pids) as memory:
         result = await test.run()
     cpu = cpu_seconds(pids) - cpu_before
+    generator = own_cpu_seconds() - generator_before
+    database_cpu = cpu_seconds(database_pids) - database_before
+    wall = time.perf_counter() - wall_before
     database = Database.from_url(url)
     try:
         found = await check(database, result.expected_active(), call_prefix=f"load-{test.run_id}-")
@@ -139,6 +167,11 @@ async def curve_point(base: str, url: str, concurrency: int, pids: list[int]) ->
         **figures,
         "server_cpu_seconds": round(cpu, 2),
         "cpu_ms_per_call": round(cpu * 1000 / concurrency, 1),
+        # where the two cores went during the run (the generator and PostgreSQL share them)
+        "generator_cpu_seconds": round(generator, 2),
+        "postgres_cpu_seconds": round(database_cpu, 2),
+        "wall_seconds": round(wall, 1),
+        "cores_busy": round((cpu + generator + database_cpu) / wall, 2),
         "server_memory_peak_mb": round(memory.peak, 1),
         "double_bookings": found.double_bookings,
         "pending_left": found.pending_left,
@@ -163,7 +196,9 @@ def run_curve() -> list[dict[str, Any]]:
                 f"  {processes} process(es), {concurrency:5} calls: p99 {point['p99_ms']:8.1f} ms "
                 f"(after the ring-in {point['steady_p99_ms']:.1f}), "
                 f"success {point['success_rate']:.3f}, failures {point['failures']}, "
-                f"{point['cpu_ms_per_call']} ms CPU/call, {point['server_memory_peak_mb']} MB",
+                f"{point['cpu_ms_per_call']} ms CPU/call, {point['server_memory_peak_mb']} MB; CPU s "
+                f"server {point['server_cpu_seconds']}, generator {point['generator_cpu_seconds']}, "
+                f"PostgreSQL {point['postgres_cpu_seconds']} in {point['wall_seconds']} s",
                 flush=True,
             )
     return points

@@ -110,13 +110,14 @@ async def sent(served: Served) -> AsyncIterator[list[dict[str, Any]]]:
     bodies: list[dict[str, Any]] = []
     plan = Plan(calls=20, concurrency=4, think=0.02, deadline=180, seed=11)
     test = LoadTest(served.url, KEY, plan, Scenarios.load(SCENARIOS), now_ms=served.now_ms)
-    post = test.phone.post
+    for phone in test.phones:  # each line of the generator
+        post = phone.post
 
-    async def watched(path: str, body: dict[str, Any]) -> httpx.Response:
-        bodies.append(body)
-        return await post(path, body)
+        async def watched(path: str, body: dict[str, Any], post: Any = post) -> httpx.Response:
+            bodies.append(body)
+            return await post(path, body)
 
-    test.phone.post = watched  # type: ignore[method-assign]
+        phone.post = watched  # type: ignore[method-assign]
     result = await test.run()
     assert len(result.calls) == 20 and sum(c.booked for c in result.calls) >= 8, result.calls
     await asyncio.sleep(0)
