@@ -109,8 +109,11 @@ async def measure(url: str) -> dict[str, Any]:
         test = LoadTest(
             running.server.url, KEY, plan, Scenarios.load(ROOT / "bench" / "loadtest_scenarios.yaml")
         )
-        balancer = Balancer([RetellPhone(s.url, KEY, http=test.http) for s in (running.server, second)])
-        test.phone = balancer  # type: ignore[assignment]
+        balancers = [  # one per line of the generator (each with its own HTTP client)
+            Balancer([RetellPhone(s.url, KEY, http=client) for s in (running.server, second)])
+            for client in test.clients
+        ]
+        test.phones = balancers  # type: ignore[assignment]
         began = await emulator_requests_seen(running.emulator)
         result = await test.run()
         ended = await emulator_requests_seen(running.emulator)
@@ -143,7 +146,7 @@ async def measure(url: str) -> dict[str, Any]:
         f"(fault profile {PROFILE}, real rate limit 120/min), requests alternating between the servers",
         **figures,
         "success_rate": figures["servable_success_rate"],
-        "requests_per_server": balancer.sent,
+        "requests_per_server": [sum(b.sent[k] for b in balancers) for k in range(2)],
         "double_bookings": found.double_bookings + remote.double_bookings,
         **calcom_report(remote),
         "pending_left": found.pending_left,
