@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from rezeption.booking.catalog import CatalogCache
 from rezeption.booking.ports import (
+    BookingTx,
     CalendarDirectory,
     Clock,
     ExternalBooking,
@@ -231,13 +232,7 @@ class Reconciler:
             if claim.id == old.id and block is not None:
                 await tx.set_block(current, block, at=now)
             else:
-                pending = await tx.appointment(claim.tenant_id, claim.id)
-                if pending is not None and pending.status is AppointmentStatus.PENDING:
-                    failed = await tx.set_status(pending, AppointmentStatus.FAILED, at=now)
-                    await tx.add_event(
-                        failed, "failed", at=now, recovery_point="done",
-                        data={"reason": "calendar_unavailable", "reconciled": "not_moved_there"},
-                    )  # fmt: skip
+                await _fail_if_pending(tx, claim, now, "not_moved_there")
             await tx.add_event(
                 current, "reschedule_failed", at=now, recovery_point="done",
                 data={"reason": "calendar_unavailable", "reconciled": "not_moved_there"},
@@ -411,13 +406,7 @@ class Reconciler:
             ):
                 return  # settled meanwhile
             if in_doubt is not None:
-                claim = await tx.appointment(in_doubt.tenant_id, in_doubt.id)
-                if claim is not None and claim.status is AppointmentStatus.PENDING:
-                    failed = await tx.set_status(claim, AppointmentStatus.FAILED, at=now)
-                    await tx.add_event(
-                        failed, "failed", at=now, recovery_point="done",
-                        data={"reason": "calendar_unavailable", "reconciled": "moved_at_calendar"},
-                    )  # fmt: skip
+                await _fail_if_pending(tx, in_doubt, now, "moved_at_calendar")
             released = await tx.set_status(current, AppointmentStatus.CANCELLED, at=now)
             try:
                 confirmed = await insert_moved(
@@ -497,6 +486,17 @@ def _agrees(trigger: str, ours: Appointment | None) -> bool:
     if trigger in GIVES_TIME_BACK:
         return ours is None or ours.status not in (AppointmentStatus.CONFIRMED, AppointmentStatus.PENDING)
     return False
+
+
+async def _fail_if_pending(tx: BookingTx, claim: Appointment, now: datetime, reconciled: str) -> None:
+    """Fail a move's claim that still waits (pending), saying what the reconciler found."""
+    current = await tx.appointment(claim.tenant_id, claim.id)
+    if current is not None and current.status is AppointmentStatus.PENDING:
+        failed = await tx.set_status(current, AppointmentStatus.FAILED, at=now)
+        await tx.add_event(
+            failed, "failed", at=now, recovery_point="done",
+            data={"reason": "calendar_unavailable", "reconciled": reconciled},
+        )  # fmt: skip
 
 
 def _gone(appointment: Appointment) -> ExternalBooking:
