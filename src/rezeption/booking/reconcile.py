@@ -334,9 +334,13 @@ class Reconciler:
             if booking.token is not None:
                 if origin is not None and origin.status is AppointmentStatus.PENDING and ours is None:
                     return  # its saga is still running; the pending deadline decides
-                if ours is None and prior is not None and _moved_from(booking, prior):
+                # Moved from one of our appointments: completed here while that one is confirmed.
+                # Cancelled here since (its move was in doubt), nobody holds it: an orphan.
+                moved_here = ours is None and prior is not None and _moved_from(booking, prior)
+                if moved_here and prior is not None and prior.status is AppointmentStatus.CONFIRMED:
                     await self._complete_move(catalog, prior, booking, report)
                     return
+
                 await calendar.cancel_uid(
                     catalog, booking.uid, start=booking.start, end=booking.end, staff_id=booking.staff_id
                 )

@@ -159,3 +159,24 @@ async def test_a_retry_of_a_move_in_doubt_hears_the_same_and_changes_nothing(wor
     assert moved.starts_at == later and moved.external_uid in {b["uid"] for b in world.emulator.active()}
     retried = await move(world, first.id, later)  # the retry now answers with the completed move
     assert retried.replayed and retried.appointment.id == moved.id
+
+
+async def test_an_appointment_cancelled_while_its_move_was_in_doubt_leaves_nothing_at_cal_com(
+    world: World,
+) -> None:
+    """Cal.com moved it (answer lost), then the salon cancelled it here before the job ran: the
+    booking Cal.com moved it to is nobody's appointment and is cancelled as an orphan."""
+    first = (await booked(world)).appointment
+    world.emulator.faults(*LOST_AND_UNREADABLE)
+    with pytest.raises(MoveInDoubt):
+        await move(world, first.id, TUESDAY_10 + timedelta(minutes=15))
+    await world.bookings.cancel(
+        tenant_id=world.tenant_id, appointment_id=first.id, source="admin", respect_notice=False
+    )
+
+    await run_jobs_after_the_deadline(world)
+    report = await world.reconciler.reconcile_tenant(world.tenant_id)
+
+    assert [r.status for r in (await rows(world)).values()] == ["cancelled"]
+    assert world.emulator.active() == [], "the moved booking was left live at Cal.com"
+    assert report.orphans_cancelled == 1 and report.errors == []
