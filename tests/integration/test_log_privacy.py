@@ -34,11 +34,15 @@ def logs(capsys: pytest.CaptureFixture[str]) -> Iterator[io.StringIO]:
     handler = logging.StreamHandler(stream)
     handler.setFormatter(DefaultFormatter("%(levelprefix)s %(message)s", use_colors=False))
     uvicorn_error = logging.getLogger("uvicorn.error")
+    # a logging.config call elsewhere in this process (another test file in the same worker) may
+    # have disabled the logger: the service's own process has it enabled
+    was_disabled, uvicorn_error.disabled = uvicorn_error.disabled, False
     uvicorn_error.addHandler(handler)
     try:
         yield stream
     finally:
         uvicorn_error.removeHandler(handler)
+        uvicorn_error.disabled = was_disabled
         structlog.reset_defaults()
         logging.setLogRecordFactory(logging.LogRecord)
 
