@@ -34,15 +34,18 @@ def logs(capsys: pytest.CaptureFixture[str]) -> Iterator[io.StringIO]:
     handler = logging.StreamHandler(stream)
     handler.setFormatter(DefaultFormatter("%(levelprefix)s %(message)s", use_colors=False))
     uvicorn_error = logging.getLogger("uvicorn.error")
-    # a logging.config call elsewhere in this process (another test file in the same worker) may
-    # have disabled the logger: the service's own process has it enabled
-    was_disabled, uvicorn_error.disabled = uvicorn_error.disabled, False
+    # another test file in the same worker process may have left it quiet (a uvicorn.Config with
+    # log_level="critical", as the emulators' servers have): the service's own process logs errors
+    was = uvicorn_error.disabled, uvicorn_error.level
+    uvicorn_error.disabled = False
+    uvicorn_error.setLevel(logging.INFO)
     uvicorn_error.addHandler(handler)
     try:
         yield stream
     finally:
         uvicorn_error.removeHandler(handler)
-        uvicorn_error.disabled = was_disabled
+        uvicorn_error.disabled = was[0]
+        uvicorn_error.setLevel(was[1])
         structlog.reset_defaults()
         logging.setLogRecordFactory(logging.LogRecord)
 
