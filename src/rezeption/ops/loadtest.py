@@ -233,9 +233,9 @@ class LoadTest:
         self.scenarios = scenarios
         self.random = random.Random(plan.seed)
         self.run_id = f"{plan.seed:x}{int(time.time()) % 100000:05d}"
-        # One HTTP client per CALLS_PER_CLIENT calls: httpx's connection pool looks through all its
-        # connections for every request, so one client holding 2,000 connections spent more CPU
-        # on that than the server spent on the calls (measured at 1,000 calls at once).
+        # One HTTP client per CALLS_PER_CLIENT calls: one client holding 2,000 connections spent
+        # more CPU than the server spent on the calls (measured at 1,000 calls at once), most likely
+        # in its connection pool's search through its connections for every request.
         lines = max(1, -(-plan.concurrency // CALLS_PER_CLIENT))
         per_line = -(-plan.concurrency // lines)
         self.clients = [
