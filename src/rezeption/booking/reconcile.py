@@ -221,7 +221,7 @@ class Reconciler:
         if moved is not None and moved.active and _moved_from(moved, old):
             report = ReconcileReport()
             await self._complete_move(
-                catalog, old, moved, report, in_doubt=None if claim.id == old.id else claim
+                catalog, calendar, old, moved, report, in_doubt=None if claim.id == old.id else claim
             )
             return "moved_there" if report.moves_completed else "unchanged"
         now = self.clock.now()
@@ -338,7 +338,7 @@ class Reconciler:
                 # Cancelled here since (its move was in doubt), nobody holds it: an orphan.
                 moved_here = ours is None and prior is not None and _moved_from(booking, prior)
                 if moved_here and prior is not None and prior.status is AppointmentStatus.CONFIRMED:
-                    await self._complete_move(catalog, prior, booking, report)
+                    await self._complete_move(catalog, calendar, prior, booking, report)
                     return
 
                 await calendar.cancel_uid(
@@ -365,7 +365,7 @@ class Reconciler:
                     async with self.uow.reading() as tx:
                         known = await tx.appointments_by_uid(catalog.tenant.id, [moved.uid or ""])
                     if not known:
-                        await self._complete_move(catalog, ours, moved, report)
+                        await self._complete_move(catalog, calendar, ours, moved, report)
                         return
             now = self.clock.now()
             async with self.uow.writing() as tx:
@@ -387,6 +387,7 @@ class Reconciler:
     async def _complete_move(
         self,
         catalog: Catalog,
+        calendar: ExternalCalendar,
         old: Appointment,
         moved: ExternalBooking,
         report: ReconcileReport,
@@ -430,8 +431,7 @@ class Reconciler:
             if current.source != "calendar":  # the caller never heard the new time for sure
                 await request_callback(tx, confirmed, now, "calendar_moved")
             await tx.commit()
-        if isinstance(calendar := self.calendars.for_tenant(catalog), ExternalCalendar):
-            calendar.note(catalog, moved)  # its time is taken there (a failed claim gave it back)
+        calendar.note(catalog, moved)  # its time is taken there (a failed claim gave it back)
         report.moves_completed += 1
         log.warning(
             "reconcile: appointment %s moved at the calendar to %s, completed here", old.id, moved.uid

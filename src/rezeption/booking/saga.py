@@ -196,22 +196,35 @@ class Saga:
 
     async def _park(self, appointment: Appointment, unknown: CalendarOutcomeUnknown) -> None:
         """Outcome unknown: keep the claim, let a job read the calendar back after the deadline."""
+        await self._read_back_later(
+            appointment,
+            "calendar_unknown",
+            {"token": booking_token(appointment), "calendar": unknown.details.get("detail")},
+            job={"appointment_id": appointment.id},
+            dedupe_key=f"{JOB_RESOLVE}:{appointment.id}",
+        )
+
+    async def _read_back_later(
+        self,
+        appointment: Appointment,
+        kind: str,
+        data: dict[str, Any],
+        *,
+        job: dict[str, Any],
+        dedupe_key: str,
+    ) -> None:
+        """Record that the calendar's outcome is unknown (recovery point `calendar_requested`),
+        queue the `resolve_pending` job for after the deadline and a callback request, at once."""
         now = self.clock.now()
         async with self.uow.writing() as tx:
             current = await tx.appointment(appointment.tenant_id, appointment.id) or appointment
-            await tx.add_event(
-                current,
-                "calendar_unknown",
-                at=now,
-                recovery_point="calendar_requested",
-                data={"token": booking_token(appointment), "calendar": unknown.details.get("detail")},
-            )
+            await tx.add_event(current, kind, at=now, recovery_point="calendar_requested", data=data)
             await tx.enqueue_job(
                 JOB_RESOLVE,
-                {"appointment_id": appointment.id},
+                job,
                 at=now,
                 tenant_id=appointment.tenant_id,
-                dedupe_key=f"{JOB_RESOLVE}:{appointment.id}",
+                dedupe_key=dedupe_key,
                 run_after=now + PENDING_DEADLINE,
             )
             await request_callback(tx, current, now, "calendar_unavailable")
@@ -322,34 +335,17 @@ class Saga:
         booking then), so nothing is undone here. Both times stay held (the old row, and the new
         claim or the widened block) until a job reads the calendar back after the deadline
         (`Reconciler.resolve_move`): moved there -> the move is completed here; not -> undone."""
-        now = self.clock.now()
-        async with self.uow.writing() as tx:
-            current = await tx.appointment(old.tenant_id, old.id) or old
-            await tx.add_event(
-                current,
-                "reschedule_unknown",
-                at=now,
-                recovery_point="calendar_requested",
-                data={
-                    "to": new_start.isoformat(),
-                    "claim": claim.id,
-                    "calendar": unknown.details.get("detail"),
-                },
-            )
-            await tx.enqueue_job(
-                JOB_RESOLVE,
-                {
-                    "appointment_id": claim.id,
-                    "move_of": old.id,
-                    "block": [old.block_starts_at.isoformat(), old.block_ends_at.isoformat()],
-                },
-                at=now,
-                tenant_id=old.tenant_id,
-                dedupe_key=f"{JOB_RESOLVE}:move:{old.id}:{claim.id}",
-                run_after=now + PENDING_DEADLINE,
-            )
-            await request_callback(tx, current, now, "calendar_unavailable")
-            await tx.commit()
+        await self._read_back_later(
+            old,
+            "reschedule_unknown",
+            {"to": new_start.isoformat(), "claim": claim.id, "calendar": unknown.details.get("detail")},
+            job={
+                "appointment_id": claim.id,
+                "move_of": old.id,
+                "block": [old.block_starts_at.isoformat(), old.block_ends_at.isoformat()],
+            },
+            dedupe_key=f"{JOB_RESOLVE}:move:{old.id}:{claim.id}",
+        )
 
     async def _undo_move(self, old: Appointment, claim: Appointment, reason: str) -> None:
         """The old appointment stays as it was: give back the widened block or fail the new claim."""

@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 import uvicorn
 from sqlalchemy import select, text
 
-from rezeption.booking.bookings import Bookings
+from rezeption.booking.bookings import BookingRequest, Bookings
 from rezeption.booking.reconcile import Reconciler
 from rezeption.calendars.calcom.breaker import CircuitBreaker
 from rezeption.calendars.directory import CalendarDirectory
@@ -203,3 +204,42 @@ async def make_world(
 @pytest.fixture
 def world(make_world: Callable[..., World]) -> World:
     return make_world()
+
+
+def herren(world: World, key: str, start: datetime = TUESDAY_10) -> BookingRequest:
+    """A Herrenhaarschnitt with Anna for Eva Muster in call-1, under `key`."""
+    return BookingRequest(
+        tenant_id=world.tenant_id,
+        service="Herrenhaarschnitt",
+        start=start,
+        staff="Anna",
+        customer_name="Eva Muster",
+        call_id="call-1",
+        idempotency_key=key,
+    )
+
+
+HeldRequest = tuple[str, str, dict[str, Any]]
+
+
+@contextmanager
+def first_request_times_out(
+    http: httpx.AsyncClient, matches: Callable[[str, str], bool]
+) -> Iterator[list[HeldRequest]]:
+    """The first request through `http` that `matches(method, path)` raises httpx's ReadTimeout on
+    our side without reaching Cal.com; the block gets the held request (method, url, options), which
+    a test may deliver late (Cal.com applying it after we gave up) or never."""
+    send = http.request
+    held: list[HeldRequest] = []
+
+    async def request(method: str, url: str, **options: Any) -> httpx.Response:
+        if not held and matches(method, httpx.URL(url).path):
+            held.append((method, url, options))
+            raise httpx.ReadTimeout("timed out", request=httpx.Request(method, url))
+        return await send(method, url, **options)
+
+    http.request = request  # type: ignore[method-assign,assignment]
+    try:
+        yield held
+    finally:
+        del http.request

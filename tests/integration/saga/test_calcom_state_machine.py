@@ -92,7 +92,7 @@ from rezeption.store.salon_file import SalonFile
 from rezeption.store.salon_import import import_salon
 from rezeption.store.tables import AppointmentRow
 
-from .conftest import BERLIN, NOW, Emulator, World
+from .conftest import BERLIN, NOW, Emulator, HeldRequest, World, first_request_times_out
 from .emulator_salon import calcom_salon
 
 pytestmark = pytest.mark.postgres
@@ -297,21 +297,15 @@ class CalcomMachine(RuleBasedStateMachine):
     def _timing_out(self, *writes: str) -> Iterator[None]:
         """The first of these writes times out on our side; Cal.com receives it after the step."""
         http: httpx.AsyncClient = self.world.calendars.calcom(self.catalog).client._transport._http
-        send = http.request
-        late: list[tuple[str, str, dict[str, Any]]] = []
 
-        async def request(method: str, url: str, **options: Any) -> httpx.Response:
-            path = httpx.URL(url).path
-            if not late and any(method == WRITES[w][0] and fnmatchcase(path, WRITES[w][1]) for w in writes):
-                late.append((method, url, options))
-                raise httpx.ReadTimeout("timed out", request=httpx.Request(method, url))
-            return await send(method, url, **options)
+        def matches(method: str, path: str) -> bool:
+            return any(method == WRITES[w][0] and fnmatchcase(path, WRITES[w][1]) for w in writes)
 
-        http.request = request  # type: ignore[method-assign,assignment]
+        late: list[HeldRequest] = []
         try:
-            yield
+            with first_request_times_out(http, matches) as late:
+                yield
         finally:
-            del http.request
             for method, url, options in late:  # Cal.com gets to it late; its answer goes nowhere
                 with suppress(httpx.TransportError):  # a fault armed for it may drop it
                     self.emulator.admin.request(method, url, json=options["json"], headers=options["headers"])

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from tests.metrics import Growth, sample
 
-from rezeption.booking.bookings import BookingRequest
 from rezeption.booking.ports import CalendarUnavailable
 from rezeption.booking.saga import INLINE_GRACE
 from rezeption.domain.errors import SlotTaken
@@ -19,23 +18,11 @@ from rezeption.ops.worker import WorkerOptions, run_once
 from rezeption.store import outbox
 from rezeption.store.repositories import SqlBookingTx
 
-from .conftest import TUESDAY_10, World
+from .conftest import TUESDAY_10, World, herren
 
 pytestmark = pytest.mark.postgres
 
 CANCEL = {"method": "POST", "path": "/v2/bookings/*/cancel"}
-
-
-def herren(world: World, key: str, start=TUESDAY_10) -> BookingRequest:  # type: ignore[no-untyped-def]
-    return BookingRequest(
-        tenant_id=world.tenant_id,
-        service="Herrenhaarschnitt",
-        start=start,
-        staff="Anna",
-        customer_name="Eva Muster",
-        call_id="call-1",
-        idempotency_key=key,
-    )
 
 
 class BrokenConfirm:

@@ -3,8 +3,6 @@ the resolve job from what Cal.com shows (`Saga._park_move`, `Reconciler.resolve_
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -12,12 +10,12 @@ from typing import Any
 import httpx
 import pytest
 
-from rezeption.booking.bookings import BookingRequest, BookingResult
+from rezeption.booking.bookings import BookingResult
 from rezeption.booking.ports import MoveInDoubt
 from rezeption.ops.worker import WorkerOptions, run_once
 from rezeption.store.tables import AppointmentRow
 
-from .conftest import TUESDAY_10, World
+from .conftest import TUESDAY_10, World, first_request_times_out, herren
 
 pytestmark = pytest.mark.postgres
 
@@ -30,17 +28,7 @@ PAST_THE_DEADLINE = timedelta(minutes=3)
 
 
 async def booked(world: World, start=TUESDAY_10) -> BookingResult:  # type: ignore[no-untyped-def]
-    return await world.bookings.book(
-        BookingRequest(
-            tenant_id=world.tenant_id,
-            service="Herrenhaarschnitt",
-            start=start,
-            staff="Anna",
-            customer_name="Eva Muster",
-            call_id="call-1",
-            idempotency_key=f"book-{start.isoformat()}",
-        )
-    )
+    return await world.bookings.book(herren(world, f"book-{start.isoformat()}", start))
 
 
 async def move(world: World, appointment_id: int, start, key: str = "move-1") -> BookingResult:  # type: ignore[no-untyped-def]
@@ -67,22 +55,12 @@ async def run_jobs_after_the_deadline(world: World) -> int:
     return await run_once(deps, WorkerOptions(worker_id="test"))  # type: ignore[arg-type]
 
 
-@contextmanager
-def reschedule_times_out_and_never_arrives(world: World, catalog: Any) -> Iterator[None]:
+def reschedule_times_out_and_never_arrives(world: World, catalog: Any) -> Any:
     """Our reschedule request times out on our side and Cal.com never gets it."""
     http: httpx.AsyncClient = world.calendars.calcom(catalog).client._transport._http
-    send = http.request
-
-    async def request(method: str, url: str, **options: Any) -> httpx.Response:
-        if method == "POST" and httpx.URL(url).path.endswith("/reschedule"):
-            raise httpx.ReadTimeout("timed out", request=httpx.Request(method, url))
-        return await send(method, url, **options)
-
-    http.request = request  # type: ignore[method-assign,assignment]
-    try:
-        yield
-    finally:
-        del http.request
+    return first_request_times_out(
+        http, lambda method, path: method == "POST" and path.endswith("/reschedule")
+    )
 
 
 async def test_a_move_cal_com_made_but_whose_answer_was_lost_is_completed_not_denied(world: World) -> None:
