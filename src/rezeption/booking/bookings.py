@@ -58,7 +58,7 @@ from rezeption.domain.errors import (
     TooManyInOneCall,
 )
 from rezeption.domain.model import Appointment, AppointmentStatus, Catalog, Interval, Service, Slot, Staff
-from rezeption.domain.schedule import StartCheck, block_of
+from rezeption.domain.schedule import StartCheck, block_of, check_start
 from rezeption.ops.metrics import observe_booking
 
 
@@ -247,20 +247,28 @@ class Bookings:
         now = self.clock.now()
         resumed: Appointment | None = None
         booked: Appointment | None = None
-        async with self.uow.writing() as tx:
-            catalog = await self._catalog(tx, request.tenant_id, now)
+        async with self.uow.reading() as reader:
+            catalog = await self._catalog(reader, request.tenant_id, now)
+        # On our own calendar every write of a booking is one statement (`claim_as_customer`), so
+        # its reads and claims need no transaction; a Cal.com claim is followed by its event.
+        external = self.calendars.for_tenant(catalog).external
+        async with self.uow.writing() if external else self.uow.claiming() as tx:
             service = find_service(catalog, request.service)
             members = candidate_staff(catalog, service, request.staff)
+            staff_ids, window = [m.id for m in members], block_of(service, start)
             if request.source == "admin":  # the salon's own booking: no caller limit to count
                 held = Held(by_caller=0, key_used=bool(request.idempotency_key))
-            else:
-                held = await tx.held_by_caller(
+                busy = await tx.busy(request.tenant_id, staff_ids, window)
+            else:  # what the caller holds, and who is busy then: one read
+                held, busy = await tx.held_and_busy(
                     request.tenant_id,
                     phone_e164=request.phone_e164,
                     name=request.customer_name,
                     call_id=request.call_id,
                     now=now,
                     idempotency_key=request.idempotency_key,
+                    staff_ids=staff_ids,
+                    window=window,
                 )
             earlier = await tx.appointment_by_key(request.idempotency_key or "") if held.key_used else None
             if earlier is not None:
@@ -275,7 +283,7 @@ class Bookings:
                     if duplicate := await _duplicate_committed(tx, catalog, service, members, request):
                         return duplicate
                     raise
-            check = await check_claims(tx, catalog, service, members, start, now, named=_named(request.staff))
+            check = check_start(catalog, service, members, busy, start, now, named=_named(request.staff))
             booked = (
                 await self._claim(tx, catalog, service, check, request, start, now)
                 if check.free and resumed is None
@@ -339,9 +347,6 @@ class Bookings:
         start: datetime,
         now: datetime,
     ) -> Appointment | None:
-        customer_id = await tx.upsert_customer(
-            catalog.tenant.id, name=request.customer_name, phone_e164=request.phone_e164, at=now
-        )
         request = dataclasses.replace(request, start=start)
         provider = self.calendars.for_tenant(catalog)
         status = AppointmentStatus.PENDING if provider.external else AppointmentStatus.CONFIRMED
@@ -352,7 +357,7 @@ class Bookings:
                 staff_id,
                 request,
                 status=status,
-                customer_id=customer_id,
+                customer_id=None,  # found or created with the claim
                 provider=provider.name,
                 spoken_name=request.customer_name,
                 pending_until=now + PENDING_DEADLINE if provider.external else None,
@@ -367,7 +372,9 @@ class Bookings:
                 )
             )
             try:
-                booked = await tx.insert_appointment(new, at=now, events=steps)
+                booked = await tx.claim_as_customer(
+                    new, name=request.customer_name, phone_e164=request.phone_e164, at=now, events=steps
+                )
             except SlotClaimFailed:
                 continue
             if provider.external:

@@ -206,11 +206,39 @@ class BookingTx(Protocol):
         whether an appointment exists under `idempotency_key` (all in one round trip)."""
         ...
 
+    async def held_and_busy(
+        self,
+        tenant_id: int,
+        *,
+        phone_e164: str | None,
+        name: str | None,
+        call_id: str | None,
+        now: datetime,
+        idempotency_key: str | None,
+        staff_ids: Sequence[int],
+        window: Interval,
+    ) -> tuple[Held, dict[int, list[Interval]]]:
+        """`held_by_caller` and `busy(tenant_id, staff_ids, window)`, in one round trip where it can."""
+        ...
+
     async def insert_appointment(
         self, new: NewAppointment, *, at: datetime, events: Sequence[NewEvent] = ()
     ) -> Appointment:
         """Insert, with `events` when it is in; SlotClaimFailed on an overlap, KeyAlreadyUsed on a
         duplicate idempotency key."""
+        ...
+
+    async def claim_as_customer(
+        self,
+        new: NewAppointment,
+        *,
+        name: str | None,
+        phone_e164: str | None,
+        at: datetime,
+        events: Sequence[NewEvent] = (),
+    ) -> Appointment:
+        """`insert_appointment` for the customer with this phone and name (found, or created only
+        when the claim is in); atomic on its own, so it needs no transaction around it."""
         ...
 
     async def set_status(
@@ -288,6 +316,11 @@ class UnitOfWork(Protocol):
     def reading(self) -> AbstractAsyncContextManager[BookingTx]: ...
 
     def writing(self) -> AbstractAsyncContextManager[BookingTx]: ...
+
+    def claiming(self) -> AbstractAsyncContextManager[BookingTx]:
+        """For reads and writes that are each atomic on their own (`claim_as_customer`): no
+        transaction where the database commits each statement alone; else as `writing()`."""
+        ...
 
 
 @dataclass(frozen=True)

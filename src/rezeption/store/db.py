@@ -210,6 +210,9 @@ class Database:
         # PostgreSQL: a lone statement needs no BEGIN/COMMIT round trips. SQLite keeps its explicit
         # transactions (BEGIN IMMEDIATE for writers), which cost no network round trip there.
         self.autocommit = None if self.is_sqlite else engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._statements = (
+            None if self.autocommit is None else async_sessionmaker(self.autocommit, expire_on_commit=False)
+        )
 
     @classmethod
     def from_url(cls, url: str, *, timeouts: Timeouts | None = None, **kwargs: Any) -> Database:
@@ -234,6 +237,13 @@ class Database:
     def write(self) -> AsyncSession:
         """A session whose transaction holds the write lock on SQLite (BEGIN IMMEDIATE)."""
         session: AsyncSession = self.writer()
+        return session
+
+    def statements(self) -> AsyncSession:
+        """PostgreSQL: a session whose every statement commits on its own (autocommit)."""
+        if self._statements is None:
+            raise RuntimeError("autocommit sessions are for PostgreSQL; SQLite writes in transactions")
+        session: AsyncSession = self._statements()
         return session
 
     @asynccontextmanager

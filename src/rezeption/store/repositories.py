@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -98,13 +98,9 @@ CLAIM_APPOINTMENT = (
 )
 
 
-@cache
-def _claim_with_events(count: int) -> Any:
-    """PostgreSQL: CLAIM_APPOINTMENT and its first `count` events in one statement (data-modifying
-    CTEs): an event is written only when the claim returns its row."""
-    if count == 0:
-        return CLAIM_APPOINTMENT
-    claimed = CLAIM_APPOINTMENT.cte("claimed")
+def _events_of(claimed: Any, count: int) -> Any:
+    """The first `count` events of the appointment the CTE `claimed` returns, as one INSERT CTE
+    (the steps get their ids in order); nothing is written when `claimed` returns no row."""
     steps = [
         select(
             claimed.c.tenant_id,
@@ -117,11 +113,24 @@ def _claim_with_events(count: int) -> Any:
         )
         for n in range(count)
     ]
-    written = insert(EVENTS).from_select(  # one INSERT: the steps get their ids in order
-        ["tenant_id", "appointment_id", "kind", "recovery_point", "idempotency_key", "data", "at"],
-        union_all(*steps) if count > 1 else steps[0],
+    return (
+        insert(EVENTS)
+        .from_select(
+            ["tenant_id", "appointment_id", "kind", "recovery_point", "idempotency_key", "data", "at"],
+            union_all(*steps) if count > 1 else steps[0],
+        )
+        .cte("events")
     )
-    return select(claimed).add_cte(written.cte("events"))
+
+
+@cache
+def _claim_with_events(count: int) -> Any:
+    """PostgreSQL: CLAIM_APPOINTMENT and its first `count` events in one statement (data-modifying
+    CTEs): an event is written only when the claim returns its row."""
+    if count == 0:
+        return CLAIM_APPOINTMENT
+    claimed = CLAIM_APPOINTMENT.cte("claimed")
+    return select(claimed).add_cte(_events_of(claimed, count))
 
 
 INSERT_EVENT = insert(EVENTS)
@@ -171,6 +180,63 @@ def _customer_in_one_statement() -> Any:
 
 
 CUSTOMER_IN_ONE_STATEMENT = _customer_in_one_statement()
+
+
+@cache
+def _claim_as_customer(count: int) -> Any:
+    """PostgreSQL: the customer (found by number and name, or created with its name's search keys),
+    the claim and its first `count` events, in one statement that commits on its own.
+
+    A new customer's id is drawn from its sequence first and its row is written only when the claim
+    returns its row, so a caller whose claim is refused leaves no customer behind. The appointment's
+    foreign key is checked at the end of the statement, when both rows are in."""
+    found = CUSTOMER_BY_PHONE_AND_NAME.cte("found")
+    fresh = (
+        select(func.nextval(func.pg_get_serial_sequence(CUSTOMERS.name, "id")).label("id"))
+        .where(~exists(select(found.c.id)))
+        .cte("fresh")
+    )
+    customer = select(found.c.id).union_all(select(fresh.c.id)).scalar_subquery()
+    columns: dict[str, Any] = {name: bindparam(name, type_=APPOINTMENTS.c[name].type) for name in _CLAIMED}
+    columns["customer_id"] = customer
+    claimed = (
+        pg_insert(APPOINTMENTS)
+        .from_select(list(columns), select(*columns.values()))
+        .on_conflict_do_nothing()
+        .returning(*APPOINTMENTS.c)
+        .cte("claimed")
+    )
+    at = bindparam("created_at", type_=CUSTOMERS.c.created_at.type)
+    tenant = bindparam("tenant_id", type_=CUSTOMERS.c.tenant_id.type)
+    created = (
+        insert(CUSTOMERS)
+        .from_select(
+            ["id", "tenant_id", "name", "name_normalized", "phone_e164", "created_at", "updated_at"],
+            select(
+                fresh.c.id,
+                tenant,
+                bindparam("name", type_=CUSTOMERS.c.name.type),
+                bindparam("normalized", type_=CUSTOMERS.c.name_normalized.type),
+                bindparam("phone", type_=CUSTOMERS.c.phone_e164.type),
+                at,
+                at,
+            ).where(exists(select(claimed.c.id))),
+        )
+        .returning(CUSTOMERS.c.id)
+        .cte("created")
+    )
+    keys = (
+        insert(NAME_KEYS)
+        .from_select(
+            ["customer_id", "tenant_id", "key"],
+            select(created.c.id, tenant, func.unnest(bindparam("keys", type_=ARRAY(String)))),
+        )
+        .cte("keys")
+    )
+    written = [keys, _events_of(claimed, count)] if count else [keys]
+    return select(claimed).add_cte(*written)
+
+
 _BY_PHONE = CUSTOMERS.c.phone_e164 == bindparam("phone")
 _BY_NAME = CUSTOMERS.c.name_normalized == bindparam("normalized")
 _ACTIVE_FUTURE = (
@@ -208,6 +274,19 @@ HELD_BY_CALLER = select(
     # and the retry's question, asked in the same round trip: was this key's booking made already?
     exists().where(APPOINTMENTS.c.idempotency_key == bindparam("key")),
 )
+_BUSY_ARRAYS = (
+    select(
+        func.array_agg(APPOINTMENTS.c.staff_id).label("busy_staff"),
+        func.array_agg(APPOINTMENTS.c.block_starts_at).label("busy_starts"),
+        func.array_agg(APPOINTMENTS.c.block_ends_at).label("busy_ends"),
+    )
+    .where(APPOINTMENTS.c.staff_id == any_(bindparam("staff_ids", type_=ARRAY(BigInteger))), *_BUSY_WHERE)
+    .subquery("busy")
+)
+HELD_AND_BUSY = HELD_BY_CALLER.add_columns(
+    _BUSY_ARRAYS.c.busy_staff, _BUSY_ARRAYS.c.busy_starts, _BUSY_ARRAYS.c.busy_ends
+)
+"""PostgreSQL: HELD_BY_CALLER and BUSY_BY_ARRAY in one round trip (the blocks as three arrays)."""
 CATALOG_VERSION = select(TENANTS.c.catalog_version).where(TENANTS.c.id == bindparam("id"))
 
 
@@ -221,6 +300,34 @@ def is_deadlock(error: DBAPIError) -> bool:
     an exclusion constraint wait for each other (unlike a unique index), and PostgreSQL aborts one:
     for that one the slot was taken, exactly as with a plain overlap."""
     return getattr(error.orig, "sqlstate", None) == "40P01" or "deadlock detected" in str(error.orig)
+
+
+def _normalized(name: str | None) -> str | None:
+    """A customer name as stored for matching: case-folded, single spaces."""
+    return " ".join(name.casefold().split()) if name else None
+
+
+def _held(row: Any) -> Held:
+    """A caller's holdings from the columns of HELD_BY_CALLER."""
+    return Held(
+        by_caller=max(int(row[0] or 0), int(row[1] or 0)), in_call=int(row[2] or 0), key_used=bool(row[3])
+    )
+
+
+def _claim_values(new: NewAppointment, at: datetime, events: Sequence[NewEvent]) -> dict[str, Any]:
+    """The parameters of a PostgreSQL claim of `new` with `events` (`_claim_with_events`)."""
+    values = asdict(new)
+    values.update(status=new.status.value, version=1, created_at=at, updated_at=at)
+    for n, step in enumerate(events):
+        values.update(
+            {
+                f"kind_{n}": step.kind,
+                f"recovery_point_{n}": step.recovery_point,
+                f"idempotency_key_{n}": step.idempotency_key,
+                f"data_{n}": {},
+            }
+        )
+    return values
 
 
 class SqlBookingTx:
@@ -338,25 +445,12 @@ class SqlBookingTx:
         SQLite: its triggers abort only the statement; the savepoint keeps the transaction clean
         either way.
         """
-        values = asdict(new)
-        values.update(status=new.status.value, version=1, created_at=at, updated_at=at)
         conn = await self._conn()
         if conn.dialect.name == "postgresql":
-            for n, step in enumerate(events):
-                values.update(
-                    {
-                        f"kind_{n}": step.kind,
-                        f"recovery_point_{n}": step.recovery_point,
-                        f"idempotency_key_{n}": step.idempotency_key,
-                        f"data_{n}": {},
-                    }
-                )
-            row = await direct.first(conn, _claim_with_events(len(events)), values)
-            if row is not None:
-                return appointment_from_row(row)
-            if new.idempotency_key and await self.appointment_by_key(new.idempotency_key) is not None:
-                raise KeyAlreadyUsed()
-            raise SlotClaimFailed(str(new.staff_id))
+            values = _claim_values(new, at, events)
+            return await self._claimed(new, await direct.first(conn, _claim_with_events(len(events)), values))
+        values = asdict(new)
+        values.update(status=new.status.value, version=1, created_at=at, updated_at=at)
         try:
             async with conn.begin_nested():
                 row = (await conn.execute(INSERT_APPOINTMENT, values)).one()
@@ -376,6 +470,35 @@ class SqlBookingTx:
                 recovery_point=step.recovery_point,
             )
         return claimed
+
+    async def claim_as_customer(
+        self,
+        new: NewAppointment,
+        *,
+        name: str | None,
+        phone_e164: str | None,
+        at: datetime,
+        events: Sequence[NewEvent] = (),
+    ) -> Appointment:
+        """`insert_appointment` for the customer with this number and name, found or created with
+        the claim; `new.customer_id` is ignored. PostgreSQL: one statement (`_claim_as_customer`),
+        atomic without a transaction around it. Elsewhere: the customer, then the claim."""
+        conn = await self._conn()
+        if conn.dialect.name != "postgresql":
+            customer_id = await self.upsert_customer(new.tenant_id, name=name, phone_e164=phone_e164, at=at)
+            return await self.insert_appointment(replace(new, customer_id=customer_id), at=at, events=events)
+        values = _claim_values(new, at, events)
+        values.update(name=name, normalized=_normalized(name), phone=phone_e164, keys=search_keys(name))
+        return await self._claimed(new, await direct.first(conn, _claim_as_customer(len(events)), values))
+
+    async def _claimed(self, new: NewAppointment, row: Any | None) -> Appointment:
+        """The claimed appointment from a PostgreSQL claim's row; if it returned none, KeyAlreadyUsed
+        when the key's booking exists, else SlotClaimFailed (the slot is taken)."""
+        if row is not None:
+            return appointment_from_row(row)
+        if new.idempotency_key and await self.appointment_by_key(new.idempotency_key) is not None:
+            raise KeyAlreadyUsed()
+        raise SlotClaimFailed(str(new.staff_id))
 
     async def set_status(
         self, appointment: Appointment, status: AppointmentStatus, *, at: datetime
@@ -469,7 +592,7 @@ class SqlBookingTx:
         """Active future appointments at this salon held by this number, by this name (each
         counted on its own) and booked in this call (a move keeps the call of the booking it
         moves, so it does not count twice); and whether one exists under `idempotency_key`."""
-        normalized = " ".join(name.casefold().split()) if name else None
+        normalized = _normalized(name)
         if not phone_e164 and not normalized and not call_id and not idempotency_key:
             return Held(0, 0)
         conn = await self._conn()
@@ -486,9 +609,54 @@ class SqlBookingTx:
             },
         )
         assert row is not None  # one row of scalar subqueries, always
-        return Held(
-            by_caller=max(int(row[0] or 0), int(row[1] or 0)), in_call=int(row[2] or 0), key_used=bool(row[3])
+        return _held(row)
+
+    async def held_and_busy(
+        self,
+        tenant_id: int,
+        *,
+        phone_e164: str | None,
+        name: str | None,
+        call_id: str | None,
+        now: datetime,
+        idempotency_key: str | None,
+        staff_ids: Sequence[int],
+        window: Interval,
+    ) -> tuple[Held, dict[int, list[Interval]]]:
+        """`held_by_caller` and `busy`: in one round trip on PostgreSQL (HELD_AND_BUSY)."""
+        conn = await self._conn()
+        if conn.dialect.name != "postgresql":
+            held = await self.held_by_caller(
+                tenant_id,
+                phone_e164=phone_e164,
+                name=name,
+                call_id=call_id,
+                now=now,
+                idempotency_key=idempotency_key,
+            )
+            return held, await self.busy(tenant_id, staff_ids, window)
+        row = await direct.first(
+            conn,
+            HELD_AND_BUSY,
+            {
+                "tenant_id": tenant_id,
+                "phone": phone_e164 or "",
+                "normalized": _normalized(name) or "",
+                "call_id": call_id or "",
+                "now": now,
+                "key": idempotency_key or "",
+                "staff_ids": list(staff_ids),
+                "window_start": window.start,
+                "window_end": window.end,
+            },
         )
+        assert row is not None  # one row: scalar subqueries and one aggregate
+        busy: dict[int, list[Interval]] = defaultdict(list)
+        for staff_id, start, end in zip(
+            row.busy_staff or (), row.busy_starts or (), row.busy_ends or (), strict=True
+        ):
+            busy[staff_id].append(Interval(start, end))
+        return _held(row), busy
 
     async def upsert_customer(
         self, tenant_id: int, *, name: str | None, phone_e164: str | None, at: datetime
@@ -496,7 +664,7 @@ class SqlBookingTx:
         """The customer with this phone and name at this salon, created when new (with its search keys)."""
         from rezeption.store.lookup import write_name_keys  # the keys lookups use (migration 0004)
 
-        normalized = " ".join(name.casefold().split()) if name else None
+        normalized = _normalized(name)
         conn = await self._conn()
         if conn.dialect.name == "postgresql":
             values = {"tenant_id": tenant_id, "name": name, "normalized": normalized, "phone": phone_e164}

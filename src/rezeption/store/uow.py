@@ -30,3 +30,14 @@ class SqlUnitOfWork:
             finally:
                 if session.in_transaction():
                     await session.rollback()
+
+    @asynccontextmanager
+    async def claiming(self) -> AsyncIterator[SqlBookingTx]:
+        """Statements that each commit on their own on PostgreSQL (no BEGIN and COMMIT round trips);
+        a write transaction on SQLite, as `writing()`."""
+        if self.database.autocommit is None:
+            async with self.writing() as tx:
+                yield tx
+            return
+        async with self.database.statements() as session:
+            yield SqlBookingTx(session)
