@@ -533,6 +533,20 @@ class ReplyStore(Protocol):
     ) -> Claim:
         """Own the key, or wait for its owner's reply (until `patience` runs out)."""
 
+    async def claim_in_call(
+        self,
+        key: str | None,
+        *,
+        scope: str,
+        call_id: str,
+        tenant_id: int | None,
+        agent_id: str | None,
+        from_number: str | None,
+        to_number: str | None,
+    ) -> tuple[CallRecord | None, bool]:
+        """The call (found, or opened for salon `tenant_id` when new) and, when it is that salon's,
+        the claim of `key`; returns the call and whether the key is now ours."""
+
     def holding(self, key: str) -> AbstractAsyncContextManager[None]:
         """Keep the key's lease alive while the work runs."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 from rapidfuzz import fuzz
@@ -106,6 +107,7 @@ _FILLERS = frozenset(
 _FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "-": " ", "/": " ", ",": " "})
 
 
+@lru_cache(maxsize=4096)
 def _normalize(text: str) -> str:
     return " ".join(word for word in text.lower().translate(_FOLD).split() if word not in _FILLERS)
 
@@ -114,7 +116,10 @@ def _concepts(text: str) -> frozenset[str]:
     return frozenset(concept for stem, concept in _STEMS if stem in text)
 
 
-def _score(query: str, query_concepts: frozenset[str], phrases: Sequence[str]) -> float:
+@lru_cache(maxsize=4096)
+def _score(query: str, query_concepts: frozenset[str], phrases: tuple[str, ...]) -> float:
+    # Remembered: callers say the same few words for the same few services, and WRatio showed in a
+    # booking's profile (a few per cent). Pure: it cannot go stale.
     best = 0.0
     for phrase in phrases:
         best = max(best, fuzz.WRatio(query, phrase))
@@ -141,7 +146,7 @@ def match_service(
     query_concepts = _concepts(query)
     scored = sorted(
         (
-            (_score(query, query_concepts, [_normalize(p) for p in (s.name, s.key, *s.aliases)]), index)
+            (_score(query, query_concepts, tuple(_normalize(p) for p in (s.name, s.key, *s.aliases))), index)
             for index, s in enumerate(services)
         ),
         reverse=True,

@@ -184,7 +184,17 @@ class FunctionRunner:
         progress: _Progress,
     ) -> Outcome:
         handler, writes = entry
-        call = await self._call_record(ref)
+        try:
+            args: Arguments | None = TOOLS[name].model_validate(raw_args)
+            problems: list[str] = []
+        except ValidationError as error:
+            args = None
+            problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()]
+        canonical = args.model_dump(exclude_none=True) if args is not None else {}
+        key = idempotency_key(ref.call_id, name, canonical) if writes and args is not None else None
+        call, claimed = await self._call_record(ref, key, scope=name)
+        if claimed:
+            progress.key = key  # ours from here on: given back if the work cannot go on
         if call is None or call.tenant_id is None:
             log.warning("retell.refused", function=name, call_id=ref.call_id, reason="unknown_call_or_tenant")
             return Outcome(200, reply(False, MISMATCH, "unknown_call"))
@@ -198,33 +208,31 @@ class FunctionRunner:
             log.warning(
                 "retell.refused", function=name, call_id=ref.call_id, reason="envelope_disagrees_with_call"
             )
+            await self._give_back(progress)
             return Outcome(403, reply(False, MISMATCH, "call_mismatch"))
         tenant_id = progress.tenant_id = call.tenant_id
         bind_request(salon=self.flags.slug(tenant_id))
-        try:
-            args = TOOLS[name].model_validate(raw_args)
-        except ValidationError as error:
-            problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()]
+        if args is None:
             message = (
                 "Entschuldigung, das habe ich nicht richtig verstanden. Können Sie das bitte wiederholen?"
             )
             return Outcome(200, reply(False, message, "invalid_arguments", fehler=problems), tenant_id)
-        canonical = progress.canonical = args.model_dump(exclude_none=True)
-        if not writes:
+        progress.canonical = canonical
+        if key is None:
             answer, learned = await self._call(handler, name, call, args, None)
             if learned:
                 await self.calls.remember(ref.call_id, learned)
             return Outcome(200, answer, tenant_id, canonical)
-        key = idempotency_key(ref.call_id, name, canonical)
-        patience = max(0.0, progress.deadline - asyncio.get_running_loop().time() - WORK_RESERVE)
-        claim = await self.idempotency.wait(
-            key, scope=name, tenant_id=tenant_id, call_id=ref.call_id, patience=patience
-        )
-        if not claim.owned:
-            if claim.reply is None:
-                message = "Einen Moment bitte, ich bin noch mit Ihrer vorigen Anfrage beschäftigt."
-                return Outcome(200, reply(False, message, "busy"), tenant_id, canonical)
-            return Outcome(200, claim.reply, tenant_id, canonical, replayed=True)
+        if not claimed:
+            patience = max(0.0, progress.deadline - asyncio.get_running_loop().time() - WORK_RESERVE)
+            claim = await self.idempotency.wait(
+                key, scope=name, tenant_id=tenant_id, call_id=ref.call_id, patience=patience
+            )
+            if not claim.owned:
+                if claim.reply is None:
+                    message = "Einen Moment bitte, ich bin noch mit Ihrer vorigen Anfrage beschäftigt."
+                    return Outcome(200, reply(False, message, "busy"), tenant_id, canonical)
+                return Outcome(200, claim.reply, tenant_id, canonical, replayed=True)
         progress.key = key
         progress.write_started = True
         async with self.idempotency.holding(key):
@@ -238,24 +246,37 @@ class FunctionRunner:
         progress.key = None
         return Outcome(200, answer, tenant_id, canonical)
 
-    async def _call_record(self, ref: CallRef) -> CallRecord | None:
-        """The call as we know it; a first function call of an unknown call is recorded by its route."""
-        known = await self.calls.get(ref.call_id)
-        if known is not None and known.tenant_id is not None:
-            return known
-        if not ref.full:
-            return None
+    async def _call_record(
+        self, ref: CallRef, key: str | None, *, scope: str
+    ) -> tuple[CallRecord | None, bool]:
+        """The call as we know it, and whether `key` (a write's) is now ours: both in one round trip
+        where the store can. A first function call of an unknown call is recorded by its route."""
+        if not ref.full:  # call id and agent from headers: only a call we know
+            known = await self.calls.get(ref.call_id)
+            return (known if known is not None and known.tenant_id is not None else None), False
+        from_number = normalize_phone(ref.from_number)
         tenant_id = await self.calls.tenant_for(agent_id=ref.agent_id, to_number=ref.to_number)
-        if tenant_id is None:
-            return None
-        return await self.calls.open(
+        call, claimed = await self.idempotency.claim_in_call(
+            key,
+            scope=scope,
+            call_id=ref.call_id,
+            tenant_id=tenant_id,
+            agent_id=ref.agent_id,
+            from_number=from_number,
+            to_number=ref.to_number,
+        )
+        if (call is not None and call.tenant_id is not None) or tenant_id is None:
+            return call, claimed
+        # a call stored without its salon, or opened by a concurrent request a moment ago
+        opened = await self.calls.open(
             ref.call_id,
             tenant_id=tenant_id,
             at=self.clock.now(),
             agent_id=ref.agent_id,
-            from_number=normalize_phone(ref.from_number),
+            from_number=from_number,
             to_number=ref.to_number,
         )
+        return opened, False
 
     async def _call(
         self, handler: Handler, name: str, call: CallRecord, args: Arguments, key: str | None

@@ -91,10 +91,11 @@ async def get_call(database: Database, retell_call_id: str) -> CallRecord | None
     """The call with this Retell id, if we have seen it."""
     async with database.statement() as conn:
         row = await direct.first(conn, GET_CALL, {"call_id": retell_call_id})
-    return _record(row) if row else None
+    return record(row) if row else None
 
 
-def _record(row: Any) -> CallRecord:
+def record(row: Any) -> CallRecord:
+    """A call's row (RECORD_COLUMNS) as a CallRecord."""
     return CallRecord(
         row.retell_call_id,
         row.tenant_id,
@@ -134,7 +135,7 @@ async def _upsert(conn: AsyncConnection, retell_call_id: str, at: datetime, **kn
     values.update({name: known.get(name) for name in KNOWN_FIELDS})
     row = await direct.first(conn, _upsert_statement(conn.dialect.name), values)
     assert row is not None  # an upsert returns its row
-    return _record(row)
+    return record(row)
 
 
 async def ensure_call(

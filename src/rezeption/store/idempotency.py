@@ -19,12 +19,13 @@ from functools import cache
 from typing import Any
 
 import structlog
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, exists, literal, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from rezeption.booking.ports import Claim
+from rezeption.booking.ports import CallRecord, Claim
 from rezeption.domain.clock import Clock
 from rezeption.store import direct
-from rezeption.store.calls import memory_merge
+from rezeption.store.calls import CALLS, GET_CALL, RECORD_COLUMNS, ensure_call, get_call, memory_merge, record
 from rezeption.store.db import Database
 from rezeption.store.tables import IdempotencyRecordRow, table
 
@@ -59,6 +60,49 @@ _CLAIMED = (
 )
 CLAIM = direct.insert_once(RECORDS, _CLAIMED, RECORDS.c.key)
 
+_OPENED = ("retell_call_id", "tenant_id", "agent_id", "from_number", "to_number", "memory", "created_at")
+
+
+@cache
+def _call_and_claim() -> Any:
+    """PostgreSQL: the call (found, or opened when `open_tenant` is set and it is new) and, when it
+    belongs to salon `tenant_id`, the claim of `key`, in one statement: a write's first round trip.
+
+    No row: the call is unknown and was not opened (no salon for it, or another request opened it
+    a moment ago). `claimed` is true only for a key this statement inserted."""
+    found = GET_CALL.cte("found")
+    opening = direct.placeholders(CALLS, _OPENED)
+    opening["retell_call_id"] = bindparam("call_id", type_=CALLS.c.retell_call_id.type)
+    opening["tenant_id"] = bindparam("open_tenant", type_=CALLS.c.tenant_id.type)
+    opened = (
+        pg_insert(CALLS)
+        .from_select(
+            [*_OPENED, "status"],
+            select(*opening.values(), literal("inbound")).where(
+                opening["tenant_id"].is_not(None), ~exists(select(found.c.retell_call_id))
+            ),
+        )
+        .on_conflict_do_nothing(index_elements=["retell_call_id"])
+        .returning(*RECORD_COLUMNS)
+        .cte("opened")
+    )
+    call = select(found).union_all(select(opened)).cte("call")
+    claim = direct.placeholders(RECORDS, _CLAIMED)
+    claimed = (
+        pg_insert(RECORDS)
+        .from_select(
+            list(_CLAIMED),
+            select(*claim.values()).where(
+                exists(select(call.c.tenant_id).where(call.c.tenant_id == claim["tenant_id"]))
+            ),
+        )
+        .on_conflict_do_nothing()
+        .returning(RECORDS.c.key)
+        .cte("claimed")
+    )
+    return select(call, exists(select(claimed.c.key)).label("claimed"))
+
+
 RETENTION = timedelta(hours=48)
 LEASE = timedelta(seconds=3)
 RENEW_EVERY = 1.0  # seconds between lease renewals while the owner works
@@ -76,14 +120,18 @@ class IdempotencyStore:
         self.database = database
         self.clock = clock
 
-    async def claim(
-        self, key: str, *, scope: str, tenant_id: int | None, call_id: str | None = None
-    ) -> Claim:
-        """Own `key` if nobody has it (or its owner's lease ran out); else report its state.
-
-        `call_id` is the call the reply belongs to: erasing a customer erases their calls' replies."""
-        now = self.clock.now()
-        values = {
+    def _claim_values(
+        self,
+        key: str,
+        *,
+        scope: str,
+        tenant_id: int | None,
+        call_id: str | None,
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
+        """A new record of `key`: running, leased to its owner for `LEASE`."""
+        now = now or self.clock.now()
+        return {
             "key": key,
             "call_id": call_id,
             "tenant_id": tenant_id,
@@ -94,6 +142,15 @@ class IdempotencyStore:
             "created_at": now,
             "expires_at": now + RETENTION,
         }
+
+    async def claim(
+        self, key: str, *, scope: str, tenant_id: int | None, call_id: str | None = None
+    ) -> Claim:
+        """Own `key` if nobody has it (or its owner's lease ran out); else report its state.
+
+        `call_id` is the call the reply belongs to: erasing a customer erases their calls' replies."""
+        now = self.clock.now()
+        values = self._claim_values(key, scope=scope, tenant_id=tenant_id, call_id=call_id, now=now)
         # Each statement is atomic on its own (autocommit on PostgreSQL, one write transaction on
         # SQLite): the insert claims, the conditional update takes over only an expired lease.
         async with self.database.statement(writes=True) as conn:
@@ -107,6 +164,52 @@ class IdempotencyStore:
                 return Claim(owned=False, reply=dict(row.reply or {}))
             taken = await conn.execute(TAKE_OVER, {"k": key, "now": now, "until": now + LEASE})
             return Claim(owned=taken.rowcount == 1)
+
+    async def claim_in_call(
+        self,
+        key: str | None,
+        *,
+        scope: str,
+        call_id: str,
+        tenant_id: int | None,
+        agent_id: str | None,
+        from_number: str | None,
+        to_number: str | None,
+    ) -> tuple[CallRecord | None, bool]:
+        """A function call's first step: the call (found, or opened for salon `tenant_id` when new)
+        and, when it is that salon's call, the claim of `key`. Returns the call (None: unknown and
+        not opened) and whether `key` is now ours. On PostgreSQL one round trip (`_call_and_claim`).
+
+        A key owned here is released by the caller if the request turns out not to name the call."""
+        now = self.clock.now()
+        if self.database.is_sqlite:
+            call = await get_call(self.database, call_id)
+            if call is None and tenant_id is not None:
+                call = await ensure_call(
+                    self.database,
+                    call_id,
+                    tenant_id=tenant_id,
+                    at=now,
+                    agent_id=agent_id,
+                    from_number=from_number,
+                    to_number=to_number,
+                )
+            if call is None or key is None or tenant_id is None or call.tenant_id != tenant_id:
+                return call, False
+            return call, (await self.claim(key, scope=scope, tenant_id=tenant_id, call_id=call_id)).owned
+        values = self._claim_values(
+            key or "", scope=scope, tenant_id=tenant_id if key else None, call_id=call_id
+        )
+        values.update(
+            open_tenant=tenant_id,
+            agent_id=agent_id,
+            from_number=from_number,
+            to_number=to_number,
+            memory={},
+        )
+        async with self.database.statement(writes=True) as conn:
+            row = await direct.first(conn, _call_and_claim(), values)
+        return (None, False) if row is None else (record(row), bool(row.claimed))
 
     async def finish(
         self,

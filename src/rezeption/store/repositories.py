@@ -79,17 +79,33 @@ _BUSY_WHERE = (
     APPOINTMENTS.c.block_starts_at < bindparam("window_end"),
     APPOINTMENTS.c.block_ends_at > bindparam("window_start"),
 )
+_HALF_OPEN: Any = literal_column("'[)'")
+_BUSY_WHERE_PG = (
+    APPOINTMENTS.c.tenant_id == bindparam("tenant_id"),
+    IS_ACTIVE,
+    # The no-overlap constraint's own GiST index (its expression and its partial predicate), so the
+    # blocks overlapping the window are found directly. The two comparisons above take a B-tree
+    # from the stylist's first appointment ever up to the window: a cost that grows with history.
+    func.tstzrange(APPOINTMENTS.c.block_starts_at, APPOINTMENTS.c.block_ends_at, _HALF_OPEN).op("&&")(
+        func.tstzrange(
+            bindparam("window_start", type_=APPOINTMENTS.c.block_starts_at.type),
+            bindparam("window_end", type_=APPOINTMENTS.c.block_ends_at.type),
+            _HALF_OPEN,
+        )
+    ),
+)
 BUSY = select(APPOINTMENTS.c.staff_id, APPOINTMENTS.c.block_starts_at, APPOINTMENTS.c.block_ends_at).where(
     APPOINTMENTS.c.staff_id.in_(bindparam("staff_ids", expanding=True)), *_BUSY_WHERE
 )
 BUSY_BY_ARRAY = select(
     APPOINTMENTS.c.staff_id, APPOINTMENTS.c.block_starts_at, APPOINTMENTS.c.block_ends_at
-).where(APPOINTMENTS.c.staff_id == any_(bindparam("staff_ids", type_=ARRAY(BigInteger))), *_BUSY_WHERE)
+).where(APPOINTMENTS.c.staff_id == any_(bindparam("staff_ids", type_=ARRAY(BigInteger))), *_BUSY_WHERE_PG)
 """BUSY for PostgreSQL's direct path: the stylists as one array parameter."""
 APPOINTMENT_BY_ID = select(APPOINTMENTS).where(APPOINTMENTS.c.id == bindparam("id"))
 APPOINTMENT_BY_KEY = select(APPOINTMENTS).where(APPOINTMENTS.c.idempotency_key == bindparam("key"))
 INSERT_APPOINTMENT = insert(APPOINTMENTS).returning(*APPOINTMENTS.c)
-_CLAIMED = [f.name for f in fields(NewAppointment)] + ["version", "created_at", "updated_at"]
+_NEW_FIELDS = tuple(f.name for f in fields(NewAppointment))
+_CLAIMED = [*_NEW_FIELDS, "version", "created_at", "updated_at"]
 CLAIM_APPOINTMENT = (
     pg_insert(APPOINTMENTS)
     .values({name: bindparam(name, type_=APPOINTMENTS.c[name].type) for name in _CLAIMED})
@@ -280,7 +296,7 @@ _BUSY_ARRAYS = (
         func.array_agg(APPOINTMENTS.c.block_starts_at).label("busy_starts"),
         func.array_agg(APPOINTMENTS.c.block_ends_at).label("busy_ends"),
     )
-    .where(APPOINTMENTS.c.staff_id == any_(bindparam("staff_ids", type_=ARRAY(BigInteger))), *_BUSY_WHERE)
+    .where(APPOINTMENTS.c.staff_id == any_(bindparam("staff_ids", type_=ARRAY(BigInteger))), *_BUSY_WHERE_PG)
     .subquery("busy")
 )
 HELD_AND_BUSY = HELD_BY_CALLER.add_columns(
@@ -316,7 +332,7 @@ def _held(row: Any) -> Held:
 
 def _claim_values(new: NewAppointment, at: datetime, events: Sequence[NewEvent]) -> dict[str, Any]:
     """The parameters of a PostgreSQL claim of `new` with `events` (`_claim_with_events`)."""
-    values = asdict(new)
+    values = {name: getattr(new, name) for name in _NEW_FIELDS}  # asdict() deep-copies every value
     values.update(status=new.status.value, version=1, created_at=at, updated_at=at)
     for n, step in enumerate(events):
         values.update(
