@@ -60,12 +60,24 @@ class CatalogCache:
         self.recheck_seconds = recheck_seconds
         self._entries: dict[int, tuple[int, int, Catalog, float]] = {}
 
+    def fresh(self, tenant_id: int, today: date) -> Catalog | None:
+        """The salon's catalog if it was checked within `recheck_seconds` (no database needed)."""
+        entry = self._entries.get(tenant_id)
+        if (
+            entry is not None
+            and entry[1] == today.year
+            and time.monotonic() - entry[3] < self.recheck_seconds
+        ):
+            return entry[2]
+        return None
+
     async def get(self, tx: BookingTx, tenant_id: int, today: date) -> Catalog:
         """The salon's current catalog."""
+        known = self.fresh(tenant_id, today)
+        if known is not None:
+            return known
         entry = self._entries.get(tenant_id)
         checked = time.monotonic()
-        if entry is not None and entry[1] == today.year and checked - entry[3] < self.recheck_seconds:
-            return entry[2]
         version = await tx.catalog_version(tenant_id)
         if entry is not None and entry[0] == version and entry[1] == today.year:
             self._entries[tenant_id] = (version, today.year, entry[2], checked)

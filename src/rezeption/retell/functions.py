@@ -283,8 +283,7 @@ class FunctionRunner:
     ) -> tuple[Reply, dict[str, Any]]:
         assert call.tenant_id is not None
         now = self.clock.now()
-        async with self.bookings.uow.reading() as tx:
-            catalog = await self.bookings.catalogs.get(tx, call.tenant_id, now.date())
+        catalog = await self.bookings.current_catalog(call.tenant_id, now)
         ctx = CallContext(
             tenant_id=call.tenant_id,
             catalog=catalog,
