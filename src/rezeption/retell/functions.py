@@ -251,9 +251,12 @@ class FunctionRunner:
     ) -> tuple[CallRecord | None, bool]:
         """The call as we know it, and whether `key` (a write's) is now ours: both in one round trip
         where the store can. A first function call of an unknown call is recorded by its route."""
-        if not ref.full:  # call id and agent from headers: only a call we know
-            known = await self.calls.get(ref.call_id)
-            return (known if known is not None and known.tenant_id is not None else None), False
+        if key is None or not ref.full:  # a read, or call id and agent from headers only
+            known = await self.calls.get(ref.call_id)  # a known call: one plain SELECT
+            if known is not None and known.tenant_id is not None:
+                return known, False
+            if not ref.full:
+                return None, False
         from_number = normalize_phone(ref.from_number)
         tenant_id = await self.calls.tenant_for(agent_id=ref.agent_id, to_number=ref.to_number)
         call, claimed = await self.idempotency.claim_in_call(
