@@ -10,10 +10,12 @@
 (b) Floor: a bare FastAPI + SQLAlchemy endpoint doing a booking's four statements
     (bench/_floor_app.py) against ours (`book_appointment`, signed), same database, same server
     processes, same closed-loop client (10 at once, never colliding slots): bookings/s and p99,
-    and floor_ratio = ours / floor.
+    and floor_ratio = ours / floor, the median of 3 rounds (each on a fresh database, floor then
+    ours: the machine's speed drifts between minutes).
 
 Short by default (curve: 50 and 200 calls, one process; floor: one process); BENCH=full for all of
-it. Writes bench/results/capacity.json. The load generator runs on the same two cores as the server.
+it. Writes bench/results/capacity.json (`BENCH_CURVE=1000`: capacity-curve-1000.json). The load
+generator runs on the same two cores as the server.
 
 Run: .venv/bin/python bench/capacity.py
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -56,9 +59,19 @@ CURVE = (
 PROCESSES = [1, 2] if FULL else [1]
 THINK = 8.0
 FLOOR_REQUESTS = 2000 if FULL else 800
+FLOOR_ROUNDS = 3
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
-OUT = ROOT / "bench" / "results" / "capacity.json"
+OUT = (
+    ROOT
+    / "bench"
+    / "results"
+    / (
+        f"capacity-curve-{os.environ['BENCH_CURVE'].replace(',', '-')}.json"
+        if os.environ.get("BENCH_CURVE")
+        else "capacity.json"
+    )
+)  # a run of chosen points keeps the full curve's file
 
 
 def process_tree(pid: int) -> list[int]:
@@ -293,31 +306,46 @@ async def _tenant_id(url: str) -> int:
         await database.dispose()
 
 
+def floor_round(processes: int) -> dict[str, Any]:
+    """One round on a fresh database: the floor, then ours, each warmed first."""
+    with throwaway_database("rezeption_bench_floor") as url:
+        prepare(url)
+        tenant_id = asyncio.run(_tenant_id(url))
+        with FloorServer(url, processes) as base:
+            asyncio.run(floor_loop(base, tenant_id, 200, run=5))  # warm: connections, compiled SQL
+            floor = asyncio.run(floor_loop(base, tenant_id, FLOOR_REQUESTS, run=0))
+        with Server(url, processes) as base:
+            asyncio.run(closed_loop(base, "book_appointment", 200, run=6))
+            ours = asyncio.run(closed_loop(base, "book_appointment", FLOOR_REQUESTS, run=1))
+    return {
+        "floor": floor,
+        "ours": {k: ours[k] for k in ("bookings_per_s", "refused", "p50_ms", "p99_ms")},
+        "floor_ratio": round(ours["bookings_per_s"] / floor["bookings_per_s"], 2),
+        "p99_ratio": round(ours["p99_ms"] / floor["p99_ms"], 2),
+    }
+
+
 def run_floor() -> list[dict[str, Any]]:
+    """FLOOR_ROUNDS rounds per process count, floor and ours side by side in each: this machine's
+    speed drifts by up to 2x between minutes, so one pair can mislead; the median round counts."""
     rows = []
     for processes in PROCESSES:
-        with throwaway_database("rezeption_bench_floor") as url:
-            prepare(url)
-            tenant_id = asyncio.run(_tenant_id(url))
-            with FloorServer(url, processes) as base:
-                asyncio.run(floor_loop(base, tenant_id, 200, run=5))  # warm: connections, compiled SQL
-                floor = asyncio.run(floor_loop(base, tenant_id, FLOOR_REQUESTS, run=0))
-            with Server(url, processes) as base:
-                asyncio.run(closed_loop(base, "book_appointment", 200, run=6))
-                ours = asyncio.run(closed_loop(base, "book_appointment", FLOOR_REQUESTS, run=1))
+        rounds = [floor_round(processes) for _ in range(FLOOR_ROUNDS)]
+        for n, one in enumerate(rounds, 1):
+            print(
+                f"  floor, {processes} process(es), round {n}: floor {one['floor']['bookings_per_s']}/s "
+                f"p99 {one['floor']['p99_ms']} ms; ours {one['ours']['bookings_per_s']}/s "
+                f"p99 {one['ours']['p99_ms']} ms; ratio {one['floor_ratio']}",
+                flush=True,
+            )
         row = {
             "server_processes": processes,
-            "floor": floor,
-            "ours": {k: ours[k] for k in ("bookings_per_s", "refused", "p50_ms", "p99_ms")},
-            "floor_ratio": round(ours["bookings_per_s"] / floor["bookings_per_s"], 2),
-            "p99_ratio": round(ours["p99_ms"] / floor["p99_ms"], 2),
+            "floor_ratio": statistics.median(r["floor_ratio"] for r in rounds),
+            "p99_ratio": statistics.median(r["p99_ratio"] for r in rounds),
+            "rounds": rounds,
         }
         rows.append(row)
-        print(
-            f"  floor, {processes} process(es): floor {floor['bookings_per_s']}/s p99 {floor['p99_ms']} ms; "
-            f"ours {ours['bookings_per_s']}/s p99 {ours['p99_ms']} ms; ratio {row['floor_ratio']}",
-            flush=True,
-        )
+        print(f"  floor, {processes} process(es): median floor_ratio {row['floor_ratio']}", flush=True)
     return rows
 
 
