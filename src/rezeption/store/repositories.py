@@ -162,25 +162,26 @@ CUSTOMER_BY_PHONE_AND_NAME = (
 INSERT_CUSTOMER = insert(CUSTOMERS).returning(CUSTOMERS.c.id)
 
 
-def _customer_in_one_statement() -> Any:
-    """PostgreSQL: find the customer by number and name, or create it with its name's search keys,
-    in one round trip (data-modifying CTEs) instead of three."""
-    found = CUSTOMER_BY_PHONE_AND_NAME.cte("found")
+def _new_customer(condition: Any, *, at: str, drawn_id: Any | None = None) -> tuple[Any, Any]:
+    """PostgreSQL CTEs writing a new customer when `condition` holds (with `drawn_id`, an id drawn
+    beforehand, else the sequence's next), and its name's search keys: (`created`, `keys`); a
+    statement that adds `keys` writes both. The time is the parameter named `at`."""
     tenant = bindparam("tenant_id", type_=CUSTOMERS.c.tenant_id.type)
-    at = bindparam("at", type_=CUSTOMERS.c.created_at.type)
+    when = bindparam(at, type_=CUSTOMERS.c.created_at.type)
+    columns = ["tenant_id", "name", "name_normalized", "phone_e164", "created_at", "updated_at"]
+    values: list[Any] = [
+        tenant,
+        bindparam("name", type_=CUSTOMERS.c.name.type),
+        bindparam("normalized", type_=CUSTOMERS.c.name_normalized.type),
+        bindparam("phone", type_=CUSTOMERS.c.phone_e164.type),
+        when,
+        when,
+    ]
+    if drawn_id is not None:
+        columns, values = ["id", *columns], [drawn_id, *values]
     created = (
         insert(CUSTOMERS)
-        .from_select(
-            ["tenant_id", "name", "name_normalized", "phone_e164", "created_at", "updated_at"],
-            select(
-                tenant,
-                bindparam("name", type_=CUSTOMERS.c.name.type),
-                bindparam("normalized", type_=CUSTOMERS.c.name_normalized.type),
-                bindparam("phone", type_=CUSTOMERS.c.phone_e164.type),
-                at,
-                at,
-            ).where(~exists(select(found.c.id))),
-        )
+        .from_select(columns, select(*values).where(condition))
         .returning(CUSTOMERS.c.id)
         .cte("created")
     )
@@ -192,6 +193,14 @@ def _customer_in_one_statement() -> Any:
         )
         .cte("keys")
     )
+    return created, keys
+
+
+def _customer_in_one_statement() -> Any:
+    """PostgreSQL: find the customer by number and name, or create it with its name's search keys,
+    in one round trip (data-modifying CTEs) instead of three."""
+    found = CUSTOMER_BY_PHONE_AND_NAME.cte("found")
+    created, keys = _new_customer(~exists(select(found.c.id)), at="at")
     return select(found.c.id).union_all(select(created.c.id)).add_cte(keys)
 
 
@@ -222,33 +231,7 @@ def _claim_as_customer(count: int) -> Any:
         .returning(*APPOINTMENTS.c)
         .cte("claimed")
     )
-    at = bindparam("created_at", type_=CUSTOMERS.c.created_at.type)
-    tenant = bindparam("tenant_id", type_=CUSTOMERS.c.tenant_id.type)
-    created = (
-        insert(CUSTOMERS)
-        .from_select(
-            ["id", "tenant_id", "name", "name_normalized", "phone_e164", "created_at", "updated_at"],
-            select(
-                fresh.c.id,
-                tenant,
-                bindparam("name", type_=CUSTOMERS.c.name.type),
-                bindparam("normalized", type_=CUSTOMERS.c.name_normalized.type),
-                bindparam("phone", type_=CUSTOMERS.c.phone_e164.type),
-                at,
-                at,
-            ).where(exists(select(claimed.c.id))),
-        )
-        .returning(CUSTOMERS.c.id)
-        .cte("created")
-    )
-    keys = (
-        insert(NAME_KEYS)
-        .from_select(
-            ["customer_id", "tenant_id", "key"],
-            select(created.c.id, tenant, func.unnest(bindparam("keys", type_=ARRAY(String)))),
-        )
-        .cte("keys")
-    )
+    _, keys = _new_customer(exists(select(claimed.c.id)), at="created_at", drawn_id=fresh.c.id)
     written = [keys, _events_of(claimed, count)] if count else [keys]
     return select(claimed).add_cte(*written)
 
