@@ -140,8 +140,7 @@ def _back(me: Visitor, path: str) -> RedirectResponse:
 
 async def _catalog(request: Request, me: Visitor) -> Catalog:
     services = _services(request)
-    async with services.uow.reading() as tx:
-        return await services.bookings.catalogs.get(tx, me.tenant_id, services.clock.now().date())
+    return await services.bookings.current_catalog(me.tenant_id, services.clock.now())
 
 
 def _today(request: Request, catalog: Catalog) -> date:

@@ -104,12 +104,8 @@ class Bookings:
         return await self.catalogs.get(tx, tenant_id, now.date())
 
     async def current_catalog(self, tenant_id: int, now: datetime) -> Catalog:
-        """The salon's catalog: from memory while it is fresh (no session opened), else read."""
-        known = self.catalogs.fresh(tenant_id, now.date())
-        if known is not None:
-            return known
-        async with self.uow.reading() as tx:
-            return await self._catalog(tx, tenant_id, now)
+        """The salon's catalog (`CatalogCache.current`)."""
+        return await self.catalogs.current(self.uow, tenant_id, now.date())
 
     async def availability(
         self, *, tenant_id: int, service: str | int, start: datetime, staff: str | int | None = None

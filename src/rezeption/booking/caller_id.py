@@ -118,8 +118,7 @@ class CallerId:
         hits = await self.store.by_customers(tenant_id, customer_ids, after=now, limit=NEXT_APPOINTMENTS)
         if not hits:
             return ""
-        async with self.uow.reading() as tx:
-            catalog = await self.catalogs.get(tx, tenant_id, now.date())
+        catalog = await self.catalogs.current(self.uow, tenant_id, now.date())
         zone = catalog.tenant.zone
         today = now.astimezone(zone).date()
         items = []

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import holidays
 
-from rezeption.booking.ports import BookingTx
+from rezeption.booking.ports import BookingTx, UnitOfWork
 from rezeption.domain.errors import StaffDoesNotOfferService, UnknownService, UnknownStaff
 from rezeption.domain.model import Catalog, Closure, Service, SpecialDay, Staff
 
@@ -70,6 +70,15 @@ class CatalogCache:
         ):
             return entry[2]
         return None
+
+    async def current(self, uow: UnitOfWork, tenant_id: int, today: date) -> Catalog:
+        """The salon's current catalog: from memory while it is fresh (no session opened), else
+        read in a session of `uow`."""
+        known = self.fresh(tenant_id, today)
+        if known is not None:
+            return known
+        async with uow.reading() as tx:
+            return await self.get(tx, tenant_id, today)
 
     async def get(self, tx: BookingTx, tenant_id: int, today: date) -> Catalog:
         """The salon's current catalog."""

@@ -81,8 +81,7 @@ class AppointmentFinder:
     catalogs: CatalogCache = field(default_factory=CatalogCache)
 
     async def _catalog(self, tenant_id: int, now: datetime) -> Catalog:
-        async with self.uow.reading() as tx:
-            return await self.catalogs.get(tx, tenant_id, now.date())
+        return await self.catalogs.current(self.uow, tenant_id, now.date())
 
     async def find_appointments(self, query: LookupQuery) -> LookupResult:
         """The caller's future active appointments matching what they said, as far as the

@@ -192,20 +192,6 @@ class BookingTx(Protocol):
 
     async def appointment_by_key(self, idempotency_key: str) -> Appointment | None: ...
 
-    async def held_by_caller(
-        self,
-        tenant_id: int,
-        *,
-        phone_e164: str | None,
-        name: str | None,
-        call_id: str | None,
-        now: datetime,
-        idempotency_key: str | None = None,
-    ) -> Held:
-        """Active future appointments held by this number or name, and booked in this call; and
-        whether an appointment exists under `idempotency_key` (all in one round trip)."""
-        ...
-
     async def held_and_busy(
         self,
         tenant_id: int,
@@ -218,7 +204,9 @@ class BookingTx(Protocol):
         staff_ids: Sequence[int],
         window: Interval,
     ) -> tuple[Held, dict[int, list[Interval]]]:
-        """`held_by_caller` and `busy(tenant_id, staff_ids, window)`, in one round trip where it can."""
+        """Active future appointments held by this number or name, and booked in this call;
+        whether an appointment exists under `idempotency_key`; and `busy(tenant_id, staff_ids,
+        window)`: in one round trip where it can."""
         ...
 
     async def insert_appointment(

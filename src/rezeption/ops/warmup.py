@@ -96,8 +96,7 @@ async def _open_connections(services: Services, count: int) -> None:
 
 async def _warm_salon(services: Services, tenant_id: int) -> None:
     now = services.clock.now()
-    async with services.uow.reading() as tx:
-        catalog = await services.bookings.catalogs.get(tx, tenant_id, now.date())
+    catalog = await services.bookings.current_catalog(tenant_id, now)
     await services.calls.get("warmup-probe")
     await services.callers.find_caller(tenant_id, PROBE_NUMBER)
     await services.finder.find_appointments(

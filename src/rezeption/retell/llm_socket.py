@@ -396,8 +396,7 @@ def build_llm_router() -> APIRouter:
         session_ref = CallRef(call_id, record.agent_id, record.from_number, record.to_number)
 
         async def catalog() -> Catalog:
-            async with services.uow.reading() as tx:
-                return await services.bookings.catalogs.get(tx, tenant_id, services.clock.now().date())
+            return await services.bookings.current_catalog(tenant_id, services.clock.now())
 
         if live is None:
             salon = await catalog()

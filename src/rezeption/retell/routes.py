@@ -206,8 +206,7 @@ async def _inbound(
         log.warning("retell.inbound_unknown_salon", to=mask_phone(normalize_phone(inbound_call.to_number)))
         return JSONResponse({"call_inbound": {}})
     now = services.clock.now()
-    async with services.uow.reading() as tx:
-        catalog = await services.bookings.catalogs.get(tx, tenant_id, now.date())
+    catalog = await services.bookings.current_catalog(tenant_id, now)
     bind_request(salon=catalog.tenant.slug)
     background.add_task(
         _quietly,

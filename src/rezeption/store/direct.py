@@ -109,12 +109,8 @@ async def rows(conn: AsyncConnection, statement: Executable, params: Mapping[str
     live = sync is not None and not sync.closed and not sync.invalidated
     # a live connection's pooled DBAPI connection is at hand; otherwise SQLAlchemy revalidates it
     fairy = sync.connection if live and sync is not None else await conn.get_raw_connection()
-    adapted: Any = fairy.dbapi_connection
-    if adapted._connection.is_closed() and not conn.in_transaction():
-        # A pooled connection closed while it waited (asyncpg gives one up when the cancel of a
-        # timed-out statement fails): outside a transaction, take a new one instead of failing.
-        await conn.invalidate()
-        adapted = (await conn.get_raw_connection()).dbapi_connection
+    adapted: Any = fairy.dbapi_connection  # one closed while it waited in the pool was replaced at
+    # checkout (`store.db`), for this path and SQLAlchemy's alike
     try:
         async with adapted._execute_mutex:
             if adapted._transaction is None:

@@ -9,8 +9,8 @@ unit of work cost about half of a booking request's CPU and buys nothing for sin
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, fields, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields, replace
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -306,6 +306,33 @@ def _normalized(name: str | None) -> str | None:
     return " ".join(name.casefold().split()) if name else None
 
 
+def _held_params(
+    tenant_id: int,
+    phone_e164: str | None,
+    name: str | None,
+    call_id: str | None,
+    now: datetime,
+    idempotency_key: str | None,
+) -> dict[str, Any]:
+    """The parameters of HELD_BY_CALLER (and HELD_AND_BUSY): what is not known matches nothing."""
+    return {
+        "tenant_id": tenant_id,
+        "phone": phone_e164 or "",
+        "normalized": _normalized(name) or "",
+        "call_id": call_id or "",
+        "now": now,
+        "key": idempotency_key or "",
+    }
+
+
+def _busy_by_staff(blocks: Iterable[tuple[int, datetime, datetime]]) -> dict[int, list[Interval]]:
+    """(stylist, block start, block end) rows as each stylist's busy intervals."""
+    busy: dict[int, list[Interval]] = defaultdict(list)
+    for staff_id, start, end in blocks:
+        busy[staff_id].append(Interval(start, end))
+    return busy
+
+
 def _held(row: Any) -> Held:
     """A caller's holdings from the columns of HELD_BY_CALLER."""
     return Held(
@@ -314,7 +341,7 @@ def _held(row: Any) -> Held:
 
 
 def _claim_values(new: NewAppointment, at: datetime, events: Sequence[NewEvent]) -> dict[str, Any]:
-    """The parameters of a PostgreSQL claim of `new` with `events` (`_claim_with_events`)."""
+    """The values of a claim of `new` (and, on PostgreSQL, of its `events`: `_claim_with_events`)."""
     values = {name: getattr(new, name) for name in _NEW_FIELDS}  # asdict() deep-copies every value
     values.update(status=new.status.value, version=1, created_at=at, updated_at=at)
     for n, step in enumerate(events):
@@ -412,10 +439,7 @@ class SqlBookingTx:
                 "window_end": window.end,
             },
         )
-        busy: dict[int, list[Interval]] = defaultdict(list)
-        for staff_id, start, end in rows:
-            busy[staff_id].append(Interval(start, end))
-        return busy
+        return _busy_by_staff(rows)
 
     async def appointment(self, tenant_id: int, appointment_id: int) -> Appointment | None:
         """The salon's appointment with this id (None for another salon's)."""
@@ -448,8 +472,7 @@ class SqlBookingTx:
         if conn.dialect.name == "postgresql":
             values = _claim_values(new, at, events)
             return await self._claimed(new, await direct.first(conn, _claim_with_events(len(events)), values))
-        values = asdict(new)
-        values.update(status=new.status.value, version=1, created_at=at, updated_at=at)
+        values = _claim_values(new, at, ())
         try:
             async with conn.begin_nested():
                 row = (await conn.execute(INSERT_APPOINTMENT, values)).one()
@@ -591,21 +614,11 @@ class SqlBookingTx:
         """Active future appointments at this salon held by this number, by this name (each
         counted on its own) and booked in this call (a move keeps the call of the booking it
         moves, so it does not count twice); and whether one exists under `idempotency_key`."""
-        normalized = _normalized(name)
-        if not phone_e164 and not normalized and not call_id and not idempotency_key:
+        if not phone_e164 and not _normalized(name) and not call_id and not idempotency_key:
             return Held(0, 0)
         conn = await self._conn()
         row = await direct.first(
-            conn,
-            HELD_BY_CALLER,
-            {
-                "tenant_id": tenant_id,
-                "phone": phone_e164 or "",
-                "normalized": normalized or "",
-                "call_id": call_id or "",
-                "now": now,
-                "key": idempotency_key or "",
-            },
+            conn, HELD_BY_CALLER, _held_params(tenant_id, phone_e164, name, call_id, now, idempotency_key)
         )
         assert row is not None  # one row of scalar subqueries, always
         return _held(row)
@@ -622,7 +635,8 @@ class SqlBookingTx:
         staff_ids: Sequence[int],
         window: Interval,
     ) -> tuple[Held, dict[int, list[Interval]]]:
-        """`held_by_caller` and `busy`: in one round trip on PostgreSQL (HELD_AND_BUSY)."""
+        """What the caller holds (`held_by_caller`) and who is busy then (`busy`): in one round
+        trip on PostgreSQL (HELD_AND_BUSY)."""
         conn = await self._conn()
         if conn.dialect.name != "postgresql":
             held = await self.held_by_caller(
@@ -634,28 +648,12 @@ class SqlBookingTx:
                 idempotency_key=idempotency_key,
             )
             return held, await self.busy(tenant_id, staff_ids, window)
-        row = await direct.first(
-            conn,
-            HELD_AND_BUSY,
-            {
-                "tenant_id": tenant_id,
-                "phone": phone_e164 or "",
-                "normalized": _normalized(name) or "",
-                "call_id": call_id or "",
-                "now": now,
-                "key": idempotency_key or "",
-                "staff_ids": list(staff_ids),
-                "window_start": window.start,
-                "window_end": window.end,
-            },
-        )
+        params = _held_params(tenant_id, phone_e164, name, call_id, now, idempotency_key)
+        params.update(staff_ids=list(staff_ids), window_start=window.start, window_end=window.end)
+        row = await direct.first(conn, HELD_AND_BUSY, params)
         assert row is not None  # one row: scalar subqueries and one aggregate
-        busy: dict[int, list[Interval]] = defaultdict(list)
-        for staff_id, start, end in zip(
-            row.busy_staff or (), row.busy_starts or (), row.busy_ends or (), strict=True
-        ):
-            busy[staff_id].append(Interval(start, end))
-        return _held(row), busy
+        blocks = zip(row.busy_staff or (), row.busy_starts or (), row.busy_ends or (), strict=True)
+        return _held(row), _busy_by_staff(blocks)
 
     async def upsert_customer(
         self, tenant_id: int, *, name: str | None, phone_e164: str | None, at: datetime

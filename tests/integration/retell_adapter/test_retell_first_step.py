@@ -10,12 +10,15 @@ import asyncio
 from typing import Any
 
 from sqlalchemy import func, select
+from tests.integration.lookup.world import import_second_salon
 from tests.integration.retell_adapter.conftest import CALLER, RetellClient
 
+from rezeption.domain.clock import FixedClock
 from rezeption.store.db import Database
 from rezeption.store.tables import AppointmentRow, CallRow, IdempotencyRecordRow
 
 STRANGER = "+4917699999999"
+OTHER_AGENT, OTHER_NUMBER = "agent_friseur2", "+493012345679"  # the second salon's
 BOOK = {"name": "Peter Schuster", "dienstleistung": "Bartpflege", "datum": "Donnerstag", "uhrzeit": "13 Uhr"}
 
 
@@ -40,6 +43,30 @@ async def test_a_write_in_the_name_of_another_caller_leaves_no_key_and_no_bookin
     assert await count(database, AppointmentRow) == 0
     booked = await retell.function("book_appointment", BOOK, call_id="call_peter")
     assert booked["ok"] is True, booked  # the real caller's same request is not "busy"
+
+
+async def test_a_write_naming_a_call_of_another_salon_claims_nothing_and_books_nothing(
+    retell: RetellClient, database: Database, clock: FixedClock
+) -> None:
+    await import_second_salon(database, clock.now())
+    opened = await retell.function("list_services", {}, call_id="call_peter")
+    assert opened["ok"] is True
+    envelope = {
+        "name": "book_appointment",
+        "call": {
+            "call_id": "call_peter",
+            "agent_id": OTHER_AGENT,
+            "from_number": CALLER,
+            "to_number": OTHER_NUMBER,
+        },
+        "args": BOOK,
+    }
+    refused = await retell.post("/retell/functions/book_appointment", envelope)
+    assert refused.status_code == 403 and refused.json()["reason"] == "call_mismatch"
+    assert await count(database, IdempotencyRecordRow) == 0
+    assert await count(database, AppointmentRow) == 0
+    booked = await retell.function("book_appointment", BOOK, call_id="call_peter")
+    assert booked["ok"] is True, booked
 
 
 async def test_a_first_write_opens_the_call_books_once_and_its_retry_replays(

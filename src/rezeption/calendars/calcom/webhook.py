@@ -138,8 +138,7 @@ def build_calcom_webhook_router() -> APIRouter:
             raise HTTPException(status_code=400, detail="not a Cal.com webhook") from error
         if not isinstance(uid, str) or (uid and not UID.fullmatch(uid)):
             raise HTTPException(status_code=400, detail="not a Cal.com booking uid")
-        async with services.uow.reading() as tx:
-            catalog = await services.bookings.catalogs.get(tx, tenant_id, services.clock.now().date())
+        catalog = await services.bookings.current_catalog(tenant_id, services.clock.now())
         trigger, created = (_plain(event.get(name)) for name in ("triggerEvent", "createdAt"))
         _note(services.calendars.for_tenant(catalog), catalog, trigger, payload)
         if not uid:
