@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _pg import throwaway_database  # noqa: E402
-from functions import BERLIN, KEY, Server, Slots, closed_loop, free_port, prepare  # noqa: E402
+from functions import BERLIN, KEY, Prepared, Server, Slots, closed_loop, drive, free_port, prepare  # noqa: E402
 from loadtest import load  # noqa: E402
 from rezeption.cli.loadtest import summary  # noqa: E402
 from rezeption.ops.loadcheck import check  # noqa: E402
@@ -257,42 +257,29 @@ class FloorServer:
 
 
 async def floor_loop(base: str, tenant_id: int, requests: int, run: int, clients: int = 10) -> dict[str, Any]:
-    """The closed loop of `functions.closed_loop`, against the floor's /book."""
+    """The closed loop of `functions.closed_loop` (the same driver, requests built beforehand),
+    against the floor's /book: a named stylist per slot, so no two requests collide."""
     slots = Slots(datetime.now(BERLIN).date() + timedelta(days=2), 11)
-    counter = iter(range(10**9))
     offset = (run * 40 + 10) * 24 * 20
-    samples: list[float] = []
-    booked = 0
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
-
-        async def worker() -> None:
-            nonlocal booked
-            while (k := next(counter)) < requests:
-                day, at = slots.sequential(offset + k)
-                start = datetime.fromisoformat(f"{day}T{at}").replace(tzinfo=BERLIN).astimezone(UTC)
-                body = {
-                    "tenant_id": tenant_id,
-                    "service": "herren",
-                    "staff": f"s{k % 20}",
-                    "start": start.isoformat(),
-                    "name": f"Kunde {k}",
-                    "phone": f"+49151{k:08d}",
-                }
-                t0 = time.perf_counter()
-                response = await client.post("/book", json=body)
-                samples.append((time.perf_counter() - t0) * 1000)
-                booked += bool(response.json().get("ok"))
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
-        wall = time.perf_counter() - started
-    ordered = sorted(samples)
+    prepared: list[Prepared] = []
+    for k in range(requests):
+        day, at = slots.sequential(offset + k)
+        start = datetime.fromisoformat(f"{day}T{at}").replace(tzinfo=BERLIN).astimezone(UTC)
+        body = {
+            "tenant_id": tenant_id,
+            "service": "herren",
+            "staff": f"s{k % 20}",
+            "start": start.isoformat(),
+            "name": f"Kunde {k}",
+            "phone": f"+49151{k:08d}",
+        }
+        prepared.append(("/book", json.dumps(body).encode(), {"Content-Type": "application/json"}))
+    result = await drive(base, prepared, lambda r: bool(r.json().get("ok")), clients)
     return {
-        "bookings_per_s": round(booked / wall, 1),
-        "refused": requests - booked,
-        "p50_ms": round(ordered[len(ordered) // 2], 2),
-        "p99_ms": round(ordered[int(len(ordered) * 0.99)], 2),
+        "bookings_per_s": result["succeeded_per_s"],
+        "refused": result["failed"],
+        "p50_ms": result["p50_ms"],
+        "p99_ms": result["p99_ms"],
     }
 
 

@@ -30,7 +30,7 @@ import time
 import uuid
 import zlib
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -272,49 +272,64 @@ async def open_loop(base: str, seconds: float, calls: int = 200, gap: float = 8.
     }
 
 
-async def closed_loop(base: str, name: str, requests: int, run: int, clients: int = 10) -> dict[str, float]:
-    rng = random.Random(9)
-    slots = Slots(datetime.now(BERLIN).date() + timedelta(days=2), 11)
-    counter = iter(range(10**9))
-    booking_offset = (run * 40 + 10) * 24 * STYLISTS  # each run books its own days, clear of the open loop's
+Prepared = tuple[str, bytes, dict[str, str]]
+"""One request of a closed loop, built before the clock starts: path, body, headers."""
+
+
+async def drive(
+    base: str, requests: list[Prepared], ok: Callable[[httpx.Response], bool], clients: int = 10
+) -> dict[str, float]:
+    """`clients` at once send `requests` in order, each the next as soon as its answer is in: the
+    one closed loop of this file and of bench/capacity.py's floor, so ours and the floor meet the
+    same generator. Requests are built (and signed) beforehand, and the generator's collector is
+    paused: the generator shares the cores with the server, and its own work would otherwise be
+    counted against whichever server it drives. `ok` says whether an answer succeeded."""
+    pending = iter(requests)
     samples: list[float] = []
-    refused = 0
+    failed = 0
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
 
         async def worker() -> None:
-            nonlocal refused
-            while True:
-                k = next(counter)
-                if k >= requests:
-                    return
-                if name == "book_appointment":
-                    day, at = slots.sequential(booking_offset + k)
-                    args = {
-                        "name": f"Kunde {k}",
-                        "dienstleistung": "Herrenschnitt",
-                        "datum": day,
-                        "uhrzeit": at,
-                    }
-                else:
-                    args = args_for(name, slots, rng, k)
-                body = envelope(name, f"closed_{name}_{k}_{uuid.uuid4().hex[:6]}", args)
-                raw, headers = signed(body)
+            nonlocal failed
+            for path, raw, headers in pending:
                 t0 = time.perf_counter()
-                response = await client.post(f"/retell/functions/{name}", content=raw, headers=headers)
+                response = await client.post(path, content=raw, headers=headers)
                 samples.append((time.perf_counter() - t0) * 1000)
-                if name == "book_appointment" and not response.json().get("ok"):
-                    refused += 1
+                failed += not ok(response)
 
         started = time.perf_counter()
         with collector_paused():
             await asyncio.gather(*(worker() for _ in range(clients)))
         wall = time.perf_counter() - started
-    result = {"requests_per_s": round(requests / wall, 1), **summary(samples)}
-    if name == "book_appointment":
-        result["bookings_per_s"] = round((requests - refused) / wall, 1)
-        result["refused"] = refused
-    return result
+    return {
+        "requests_per_s": round(len(requests) / wall, 1),
+        "succeeded_per_s": round((len(requests) - failed) / wall, 1),
+        "failed": failed,
+        **summary(samples),
+    }
+
+
+async def closed_loop(base: str, name: str, requests: int, run: int, clients: int = 10) -> dict[str, float]:
+    rng = random.Random(9)
+    slots = Slots(datetime.now(BERLIN).date() + timedelta(days=2), 11)
+    booking_offset = (run * 40 + 10) * 24 * STYLISTS  # each run books its own days, clear of the open loop's
+    prepared: list[Prepared] = []
+    for k in range(requests):
+        if name == "book_appointment":
+            day, at = slots.sequential(booking_offset + k)
+            args = {"name": f"Kunde {k}", "dienstleistung": "Herrenschnitt", "datum": day, "uhrzeit": at}
+        else:
+            args = args_for(name, slots, rng, k)
+        raw, headers = signed(envelope(name, f"closed_{name}_{k}_{uuid.uuid4().hex[:6]}", args))
+        prepared.append((f"/retell/functions/{name}", raw, headers))
+    booking = name == "book_appointment"
+    result = await drive(base, prepared, lambda r: not booking or bool(r.json().get("ok")), clients)
+    out = {k: result[k] for k in ("requests_per_s", "count", "p50_ms", "p99_ms", "max_ms")}
+    if booking:
+        out["bookings_per_s"] = result["succeeded_per_s"]
+        out["refused"] = result["failed"]
+    return out
 
 
 def prepare(url: str) -> None:
