@@ -42,7 +42,14 @@ from rezeption.booking.ports import (
     UnitOfWork,
     booking_token,
 )
-from rezeption.booking.saga import INLINE_GRACE, JOB_CANCEL, PENDING_DEADLINE, Saga
+from rezeption.booking.saga import (
+    INLINE_GRACE,
+    JOB_CANCEL,
+    JOB_RESOLVE,
+    PENDING_DEADLINE,
+    Saga,
+    move_resolution,
+)
 from rezeption.domain.clock import require_aware
 from rezeption.domain.errors import (
     AppointmentInPast,
@@ -580,6 +587,17 @@ class Bookings:
                     idempotency_key=request.idempotency_key,
                     recovery_point="calendar_requested",
                     data={"to": request.start.isoformat(), "widened": True},
+                )
+                # a pending row has its deadline; a widened block gets its read-back job now, so a
+                # process killed before the request leaves gives the new time back after it
+                job, dedupe_key = move_resolution(old, widened)
+                await tx.enqueue_job(
+                    JOB_RESOLVE,
+                    job,
+                    at=now,
+                    tenant_id=old.tenant_id,
+                    dedupe_key=dedupe_key,
+                    run_after=now + PENDING_DEADLINE,
                 )
                 return widened
             new = _new_appointment(

@@ -335,16 +335,13 @@ class Saga:
         booking then), so nothing is undone here. Both times stay held (the old row, and the new
         claim or the widened block) until a job reads the calendar back after the deadline
         (`Reconciler.resolve_move`): moved there -> the move is completed here; not -> undone."""
+        job, dedupe_key = move_resolution(old, claim)
         await self._read_back_later(
             old,
             "reschedule_unknown",
             {"to": new_start.isoformat(), "claim": claim.id, "calendar": unknown.details.get("detail")},
-            job={
-                "appointment_id": claim.id,
-                "move_of": old.id,
-                "block": [old.block_starts_at.isoformat(), old.block_ends_at.isoformat()],
-            },
-            dedupe_key=f"{JOB_RESOLVE}:move:{old.id}:{claim.id}",
+            job=job,
+            dedupe_key=dedupe_key,
         )
 
     async def _undo_move(self, old: Appointment, claim: Appointment, reason: str) -> None:
@@ -367,6 +364,19 @@ class Saga:
             if reason == "calendar_unavailable":
                 await request_callback(tx, current_old, now, reason)
             await tx.commit()
+
+
+def move_resolution(old: Appointment, claim: Appointment) -> tuple[dict[str, Any], str]:
+    """The resolve job of one move (`Reconciler.resolve_move`): its payload (the claim, the moved
+    appointment and the block to give back) and its dedupe key, the same for whoever queues it
+    first: the claim of a widened block, or a move parked in doubt. The claim's version is in the
+    key, so the next move of the same appointment gets a job of its own."""
+    payload = {
+        "appointment_id": claim.id,
+        "move_of": old.id,
+        "block": [old.block_starts_at.isoformat(), old.block_ends_at.isoformat()],
+    }
+    return payload, f"{JOB_RESOLVE}:move:{old.id}:{claim.id}:{claim.version}"
 
 
 async def insert_moved(

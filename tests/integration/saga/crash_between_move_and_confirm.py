@@ -1,7 +1,9 @@
 """A process that books, then dies by SIGKILL right after Cal.com moved the booking (its reschedule:
-a new uid, the old one cancelled there) and before our own confirm of the move.
+a new uid, the old one cancelled there) and before our own confirm of the move; or, with `before`,
+after our claim of the move and before its request left for Cal.com.
 
-Run as `python crash_between_move_and_confirm.py DATABASE_URL TENANT_ID START_ISO NEW_START_ISO NOW_ISO`.
+Run as `python crash_between_move_and_confirm.py DATABASE_URL TENANT_ID START_ISO NEW_START_ISO NOW_ISO
+[before]`.
 """
 
 from __future__ import annotations
@@ -29,7 +31,13 @@ async def reschedule_then_die(self: CalcomCalendar, *args: Any, **kwargs: Any) -
     return moved
 
 
-async def main(url: str, tenant_id: int, start: datetime, new_start: datetime, now: datetime) -> None:
+async def die_before_sending(self: CalcomCalendar, *args: Any, **kwargs: Any) -> Any:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+async def main(
+    url: str, tenant_id: int, start: datetime, new_start: datetime, now: datetime, before: bool
+) -> None:
     database = Database.from_url(url, pool_size=2)
     uow = SqlUnitOfWork(database)
     clock = FixedClock(now)
@@ -45,7 +53,7 @@ async def main(url: str, tenant_id: int, start: datetime, new_start: datetime, n
             idempotency_key="call-move:book",
         )
     )
-    CalcomCalendar.reschedule = reschedule_then_die  # type: ignore[method-assign]
+    CalcomCalendar.reschedule = die_before_sending if before else reschedule_then_die  # type: ignore[method-assign]
     await bookings.reschedule(
         tenant_id=tenant_id,
         appointment_id=booked.appointment.id,
@@ -55,4 +63,5 @@ async def main(url: str, tenant_id: int, start: datetime, new_start: datetime, n
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2]), *(datetime.fromisoformat(a) for a in sys.argv[3:6])))
+    start, new_start, now = (datetime.fromisoformat(a) for a in sys.argv[3:6])
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), start, new_start, now, sys.argv[6:] == ["before"]))

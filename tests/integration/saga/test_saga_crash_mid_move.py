@@ -16,9 +16,13 @@ import signal
 import sys
 from datetime import UTC, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from rezeption.booking.catalog import find_service
+from rezeption.domain.schedule import block_of
+from rezeption.ops.worker import WorkerOptions, run_once
 from rezeption.store.tables import OutboxJobRow
 
 from .conftest import NOW, TUESDAY_10, World
@@ -66,3 +70,42 @@ async def test_a_kill_between_cal_com_moving_and_our_confirm_keeps_the_appointme
     assert any(isinstance(j, OutboxJobRow) and j.payload["appointment_id"] == live[0].id for j in callbacks)
     again = await world.reconciler.reconcile_tenant(world.tenant_id)
     assert (again.orphans_cancelled, again.moves_completed, again.cancelled_here) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "new_start",
+    [TUESDAY_10 + timedelta(minutes=15), TUESDAY_10 + timedelta(hours=5)],
+    ids=["overlapping: the old row's block widened", "apart: a pending claim row"],
+)
+async def test_a_kill_after_claiming_a_move_and_before_its_request_gives_the_new_time_back(
+    world: World, postgres_migrated: str, new_start: object
+) -> None:
+    """Found in review: a widened block had no deadline of its own (only a pending row has one), so
+    a kill before the reschedule left Cal.com's booking unmoved and the stylist's new time held here
+    for good. Whatever the claim's shape, the worker and the reconciler give it back after the
+    deadline; the appointment stays at its old time on both sides."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(SCRIPT), postgres_migrated, str(world.tenant_id),
+        TUESDAY_10.isoformat(), new_start.isoformat(), NOW.isoformat(), "before",  # type: ignore[attr-defined]
+    )  # fmt: skip
+    assert await asyncio.wait_for(process.wait(), timeout=60) == -signal.SIGKILL
+    (unmoved,) = world.emulator.active()
+    assert unmoved["start"] == TUESDAY_10.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    catalog = await world.bookings.current_catalog(world.tenant_id, world.clock.now())
+    own = block_of(find_service(catalog, "Herrenhaarschnitt"), TUESDAY_10)
+    held = [r for r in await world.appointments() if r.status in ("pending", "confirmed")]
+    assert max(r.block_ends_at for r in held) > own.end, "the new time is held"
+
+    deps = SimpleNamespace(database=world.db, reconciler=world.reconciler, clock=world.clock)
+    world.clock.advance(timedelta(minutes=3))  # "restarted" after the pending deadline
+    await run_once(deps, WorkerOptions(worker_id="after-restart"))  # type: ignore[arg-type]
+    await world.reconciler.reconcile_tenant(world.tenant_id)
+
+    rows = await world.appointments()
+    live = [r for r in rows if r.status in ("pending", "confirmed")]
+    assert [(r.external_uid, r.starts_at) for r in live] == [(unmoved["uid"], TUESDAY_10)]
+    (kept,) = live
+    assert (kept.block_starts_at, kept.block_ends_at) == (own.start, own.end), "the new time is free again"
+    assert world.emulator.active() == [unmoved], "Cal.com keeps the booking where it was"
+    given_back = [kind for kind, _ in await world.events(kept.id)] + [r.status for r in rows if r is not kept]
+    assert given_back[-1] in ("reschedule_failed", "failed"), given_back

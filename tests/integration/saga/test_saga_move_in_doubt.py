@@ -115,6 +115,23 @@ async def test_a_move_that_timed_out_and_never_reached_cal_com_is_undone_when_re
     assert again.appointment.starts_at == TUESDAY_10 + timedelta(hours=3)
 
 
+async def test_a_second_move_in_doubt_of_the_same_appointment_is_read_back_too(world: World) -> None:
+    """Hostile case of the read-back job's dedupe key: the same appointment widened a second time
+    (after its first move was undone) must get a job of its own, not the first move's spent one."""
+    first = (await booked(world)).appointment
+    async with world.uow.reading() as tx:
+        catalog = await world.bookings.catalogs.get(tx, world.tenant_id, TUESDAY_10.date())
+
+    for attempt, minutes in enumerate((15, 30)):
+        with reschedule_times_out_and_never_arrives(world, catalog), pytest.raises(MoveInDoubt):
+            await move(world, first.id, TUESDAY_10 + timedelta(minutes=minutes), key=f"move-{attempt}")
+        assert (await rows(world))[first.id].block_ends_at > first.block_ends_at
+        await run_jobs_after_the_deadline(world)
+        row = (await rows(world))[first.id]
+        assert (row.block_starts_at, row.block_ends_at) == (first.block_starts_at, first.block_ends_at), attempt
+    assert [b["uid"] for b in world.emulator.active()] == [first.external_uid]
+
+
 async def test_a_retry_of_a_move_in_doubt_hears_the_same_and_changes_nothing(world: World) -> None:
     first = (await booked(world)).appointment
     later = TUESDAY_10 + timedelta(hours=4)  # no overlap: the new time is claimed by a pending row
