@@ -6,7 +6,9 @@
     on a fresh database: p50/p99 per function, errors, the server's CPU seconds per call and its
     memory (resident, all processes), from /proc. p99_ms counts every request; steady_p99_ms those
     sent after the ring-in (the first wave of calls rings within one think period, so 1,000 calls
-    start at 125 a second: a flash crowd, not the steady state of 1,000 calls at once).
+    start at 125 a second: a flash crowd, not the steady state of 1,000 calls at once), and the
+    generator's own event-loop lateness (generator_lag_*: it shares the cores, and a request it sends
+    or reads late counts that as latency).
 (b) Floor: a bare FastAPI + SQLAlchemy endpoint doing a booking's four statements
     (bench/_floor_app.py) against ours (`book_appointment`, signed), same database, same server
     processes, same closed-loop client (10 at once, never colliding slots): bookings/s and p99,
@@ -211,7 +213,8 @@ def run_curve() -> list[dict[str, Any]]:
                 f"success {point['success_rate']:.3f}, failures {point['failures']}, "
                 f"{point['cpu_ms_per_call']} ms CPU/call, {point['server_memory_peak_mb']} MB; CPU s "
                 f"server {point['server_cpu_seconds']}, generator {point['generator_cpu_seconds']}, "
-                f"PostgreSQL {point['postgres_cpu_seconds']} in {point['wall_seconds']} s",
+                f"PostgreSQL {point['postgres_cpu_seconds']} in {point['wall_seconds']} s; generator lag "
+                f"p99 {point['generator_lag_p99_ms']} ms, max {point['generator_lag_max_ms']} ms",
                 flush=True,
             )
     return points

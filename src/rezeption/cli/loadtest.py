@@ -212,6 +212,7 @@ def summary(result: LoadResult, plan: Plan) -> dict[str, Any]:
         "uncertain_calls": sum(c.uncertain for c in result.calls),
         "p99_ms": max((v["p99_ms"] for v in latencies.values()), default=0.0),
         "steady_p99_ms": max((v["p99_ms"] for v in steady.values()), default=0.0),
+        **result.lag_figures(),  # the generator's own lateness: it shares the cores
         "per_function": latencies,
     }
 

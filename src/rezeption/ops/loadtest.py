@@ -19,9 +19,11 @@ emulator's rate limit (Cal.com's 120 requests a minute per key).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,6 +151,9 @@ class LoadResult:
 
     calls: list[CallResult]
     seconds: float
+    generator_lag_ms: list[float] = field(default_factory=list)
+    """How late the generator's own event loop woke, sampled every `LAG_TICK` s: a request sent or
+    answered while it was late counts that lateness as latency, though the server had no part."""
 
     def latency_percentiles(self, *, sent_after: float = 0.0) -> dict[str, dict[str, float]]:
         """p50/p95/p99 per function, of the requests sent `sent_after` seconds into the run or later
@@ -159,6 +164,13 @@ class LoadResult:
                 if at >= sent_after:
                     by_function.setdefault(name, []).append(ms)
         return {name: _percentiles(values) for name, values in sorted(by_function.items())}
+
+    def lag_figures(self) -> dict[str, float]:
+        """p99 and most of the generator's lateness (ms): latency it may have added to a request."""
+        if not self.generator_lag_ms:
+            return {"generator_lag_p99_ms": 0.0, "generator_lag_max_ms": 0.0}
+        lag = _percentiles(self.generator_lag_ms)
+        return {"generator_lag_p99_ms": lag["p99_ms"], "generator_lag_max_ms": round(lag["max_ms"], 1)}
 
     def expected_active(self) -> dict[str, int | None]:
         """Per call, the active appointments its caller was told of: 1 after a booking (moved or
@@ -207,6 +219,43 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 CALLS_PER_CLIENT = 50
 """Calls sharing one HTTP client (and its connection pool) in the load generator."""
+LAG_TICK = 0.02
+
+
+class LagWatch:
+    """Samples the event loop's lateness: sleeps `LAG_TICK` s again and again and records how much
+    later than asked it woke (ms). The generator shares the machine's cores with the server."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            asked = time.perf_counter()
+            await asyncio.sleep(LAG_TICK)
+            self.samples.append(max(0.0, (time.perf_counter() - asked - LAG_TICK) * 1000))
+
+    def __enter__(self) -> LagWatch:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """The generator is not under test: a full collection of a thousand calls' objects stops its
+    event loop, and every request in flight would count that pause as the server's latency. The run
+    is bounded (its calls and its deadline), so its cyclic garbage waits until it ends."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def require_local(url: str) -> None:
@@ -265,13 +314,14 @@ class LoadTest:
             return result
 
         try:
-            results = await asyncio.wait_for(
-                asyncio.gather(*(one(n, d) for n, d in enumerate(draws))), self.plan.deadline
-            )
+            with collector_paused(), LagWatch() as lag:
+                results = await asyncio.wait_for(
+                    asyncio.gather(*(one(n, d) for n, d in enumerate(draws))), self.plan.deadline
+                )
         finally:
             for client in self.clients:
                 await client.aclose()
-        return LoadResult(list(results), time.monotonic() - started)
+        return LoadResult(list(results), time.monotonic() - started, lag.samples)
 
     def _draw(self, n: int) -> dict[str, Any]:
         kinds, weights = zip(*self.scenarios.mix.items(), strict=True)
