@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import gc
 import json
 import os
 import random
@@ -30,7 +28,7 @@ import time
 import uuid
 import zlib
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,6 +41,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _pg import throwaway_database  # noqa: E402
+from rezeption.ops.loadtest import collector_paused  # noqa: E402
 from rezeption.retell.signature import sign  # noqa: E402
 from rezeption.store import migrate  # noqa: E402
 
@@ -131,18 +130,6 @@ class Server:
         assert self.proc is not None
         self.proc.terminate()
         self.proc.wait(timeout=20)
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """The load generator is not under test: its own garbage collector paused it for 60-70 ms at a
-    time, and every request in flight counted that pause as server latency. Runs are bounded."""
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def caller_number(call_id: str) -> str:

@@ -45,10 +45,10 @@ from rezeption.booking.ports import (
 from rezeption.booking.saga import (
     INLINE_GRACE,
     JOB_CANCEL,
-    JOB_RESOLVE,
     PENDING_DEADLINE,
     Saga,
     move_resolution,
+    queue_read_back,
 )
 from rezeption.domain.clock import require_aware
 from rezeption.domain.errors import (
@@ -590,15 +590,7 @@ class Bookings:
                 )
                 # a pending row has its deadline; a widened block gets its read-back job now, so a
                 # process killed before the request leaves gives the new time back after it
-                job, dedupe_key = move_resolution(old, widened)
-                await tx.enqueue_job(
-                    JOB_RESOLVE,
-                    job,
-                    at=now,
-                    tenant_id=old.tenant_id,
-                    dedupe_key=dedupe_key,
-                    run_after=now + PENDING_DEADLINE,
-                )
+                await queue_read_back(tx, old.tenant_id, *move_resolution(old, widened), now)
                 return widened
             new = _new_appointment(
                 catalog,

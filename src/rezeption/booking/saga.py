@@ -219,14 +219,7 @@ class Saga:
         async with self.uow.writing() as tx:
             current = await tx.appointment(appointment.tenant_id, appointment.id) or appointment
             await tx.add_event(current, kind, at=now, recovery_point="calendar_requested", data=data)
-            await tx.enqueue_job(
-                JOB_RESOLVE,
-                job,
-                at=now,
-                tenant_id=appointment.tenant_id,
-                dedupe_key=dedupe_key,
-                run_after=now + PENDING_DEADLINE,
-            )
+            await queue_read_back(tx, appointment.tenant_id, job, dedupe_key, now)
             await request_callback(tx, current, now, "calendar_unavailable")
             await tx.commit()
 
@@ -364,6 +357,15 @@ class Saga:
             if reason == "calendar_unavailable":
                 await request_callback(tx, current_old, now, reason)
             await tx.commit()
+
+
+async def queue_read_back(
+    tx: BookingTx, tenant_id: int, job: dict[str, Any], dedupe_key: str, now: datetime
+) -> None:
+    """Queue the `resolve_pending` job that reads the calendar back once the deadline has passed."""
+    await tx.enqueue_job(
+        JOB_RESOLVE, job, at=now, tenant_id=tenant_id, dedupe_key=dedupe_key, run_after=now + PENDING_DEADLINE
+    )
 
 
 def move_resolution(old: Appointment, claim: Appointment) -> tuple[dict[str, Any], str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -32,21 +32,29 @@ pytestmark = pytest.mark.postgres
 SCRIPT = Path(__file__).with_name("crash_between_move_and_confirm.py")
 
 
-@pytest.mark.parametrize(
+MOVES = pytest.mark.parametrize(
     "new_start",
     [TUESDAY_10 + timedelta(minutes=15), TUESDAY_10 + timedelta(hours=5)],
     ids=["overlapping: the old row's block widened", "apart: a pending claim row"],
 )
-async def test_a_kill_between_cal_com_moving_and_our_confirm_keeps_the_appointment_at_its_new_time(
-    world: World, postgres_migrated: str, new_start: object
-) -> None:
+
+
+async def killed_while_moving(world: World, url: str, new_start: datetime, *when: str) -> None:
+    """Run SCRIPT (book, then move to `new_start`; `when` as it takes it) until its SIGKILL."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, str(SCRIPT), postgres_migrated, str(world.tenant_id),
-        TUESDAY_10.isoformat(), new_start.isoformat(), NOW.isoformat(),  # type: ignore[attr-defined]
+        sys.executable, str(SCRIPT), url, str(world.tenant_id),
+        TUESDAY_10.isoformat(), new_start.isoformat(), NOW.isoformat(), *when,
     )  # fmt: skip
     assert await asyncio.wait_for(process.wait(), timeout=60) == -signal.SIGKILL
+
+
+@MOVES
+async def test_a_kill_between_cal_com_moving_and_our_confirm_keeps_the_appointment_at_its_new_time(
+    world: World, postgres_migrated: str, new_start: datetime
+) -> None:
+    await killed_while_moving(world, postgres_migrated, new_start)
     (moved_there,) = world.emulator.active()
-    assert moved_there["start"] == new_start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")  # type: ignore[attr-defined]
+    assert moved_there["start"] == new_start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     old_uid = moved_there["rescheduledFromUid"]
     rows = await world.appointments()
     assert [(r.status, r.external_uid) for r in rows if r.status == "confirmed"] == [("confirmed", old_uid)]
@@ -72,23 +80,15 @@ async def test_a_kill_between_cal_com_moving_and_our_confirm_keeps_the_appointme
     assert (again.orphans_cancelled, again.moves_completed, again.cancelled_here) == (0, 0, 0)
 
 
-@pytest.mark.parametrize(
-    "new_start",
-    [TUESDAY_10 + timedelta(minutes=15), TUESDAY_10 + timedelta(hours=5)],
-    ids=["overlapping: the old row's block widened", "apart: a pending claim row"],
-)
+@MOVES
 async def test_a_kill_after_claiming_a_move_and_before_its_request_gives_the_new_time_back(
-    world: World, postgres_migrated: str, new_start: object
+    world: World, postgres_migrated: str, new_start: datetime
 ) -> None:
     """Found in review: a widened block had no deadline of its own (only a pending row has one), so
     a kill before the reschedule left Cal.com's booking unmoved and the stylist's new time held here
     for good. Whatever the claim's shape, the worker and the reconciler give it back after the
     deadline; the appointment stays at its old time on both sides."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, str(SCRIPT), postgres_migrated, str(world.tenant_id),
-        TUESDAY_10.isoformat(), new_start.isoformat(), NOW.isoformat(), "before",  # type: ignore[attr-defined]
-    )  # fmt: skip
-    assert await asyncio.wait_for(process.wait(), timeout=60) == -signal.SIGKILL
+    await killed_while_moving(world, postgres_migrated, new_start, "before")
     (unmoved,) = world.emulator.active()
     assert unmoved["start"] == TUESDAY_10.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     catalog = await world.bookings.current_catalog(world.tenant_id, world.clock.now())
@@ -98,7 +98,7 @@ async def test_a_kill_after_claiming_a_move_and_before_its_request_gives_the_new
 
     deps = SimpleNamespace(database=world.db, reconciler=world.reconciler, clock=world.clock)
     world.clock.advance(timedelta(minutes=3))  # "restarted" after the pending deadline
-    await run_once(deps, WorkerOptions(worker_id="after-restart"))  # type: ignore[arg-type]
+    await run_once(deps, WorkerOptions(worker_id="after-restart"))
     await world.reconciler.reconcile_tenant(world.tenant_id)
 
     rows = await world.appointments()

@@ -128,7 +128,8 @@ async def test_a_second_move_in_doubt_of_the_same_appointment_is_read_back_too(w
         assert (await rows(world))[first.id].block_ends_at > first.block_ends_at
         await run_jobs_after_the_deadline(world)
         row = (await rows(world))[first.id]
-        assert (row.block_starts_at, row.block_ends_at) == (first.block_starts_at, first.block_ends_at), attempt
+        given_back = (row.block_starts_at, row.block_ends_at) == (first.block_starts_at, first.block_ends_at)
+        assert given_back, f"move {attempt} keeps the new time held"
     assert [b["uid"] for b in world.emulator.active()] == [first.external_uid]
 
 
