@@ -29,7 +29,15 @@ from rezeption.bootstrap import Services, build
 from rezeption.calendars.calcom.webhook import build_calcom_webhook_router
 from rezeption.domain.clock import Clock
 from rezeption.ops import readiness
-from rezeption.ops.admission import AdmissionMiddleware, FairGate, Receive, Scope, Send
+from rezeption.ops.admission import (
+    BULK_CONCURRENCY,
+    BULK_WAITING,
+    AdmissionMiddleware,
+    FairGate,
+    Receive,
+    Scope,
+    Send,
+)
 from rezeption.ops.logging import configure_logging
 from rezeption.ops.metrics import exposition
 from rezeption.ops.metrics_db import database_facts
@@ -137,8 +145,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         max_wait=settings.admission_max_wait,
         max_waiting=settings.admission_max_waiting,
     )
-    app.state.admission = gate
-    app.add_middleware(AdmissionMiddleware, gate=gate, shed=turned_away)
+    bulk = FairGate(BULK_CONCURRENCY, max_wait=settings.admission_max_wait, max_waiting=BULK_WAITING)
+    app.state.admission, app.state.admission_bulk = gate, bulk
+    app.add_middleware(AdmissionMiddleware, gate=gate, shed=turned_away, bulk=bulk)
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def metrics(request: Request) -> Response:

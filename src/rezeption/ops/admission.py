@@ -9,7 +9,10 @@ half-written, the caller hears a polite sentence (functions) or the client gets 
 
 A request's body is read before it gets in line (up to `BODY_CAP` bytes, within `body_timeout`
 seconds, else 408): a client that sends its body slowly must not hold a turn while it dawdles. A
-body declared longer than that is left to its route, which refuses it before reading.
+body longer than that (declared so, or found so while reading ahead) is read by its route during
+its turn, so it takes its turn from a small gate of its own (`bulk`): clients that send large
+bodies slowly, before any signature could be checked, hold at most those few turns and never the
+ones the calls need. Retell's large bodies are webhooks (a long call's transcript), which it retries.
 
 Shedding happens on arrival when the line is already longer than `max_waiting` or when the expected
 wait (requests ahead / N x the recent service time) exceeds the wait allowed now, and after
@@ -46,7 +49,10 @@ Shed = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 UNGATED = ("/health", "/ready", "/metrics")
 BODY_CAP = 64 * 1024  # bytes read ahead before the turn (a function call is a few KB); a body
-# declared longer is not read ahead at all: its route refuses it (413) before reading a byte
+# declared longer is not read ahead at all: its route refuses it (413) or reads it in a bulk turn
+BULK_CONCURRENCY = 2
+"""Turns for requests with bodies over BODY_CAP: they are read during their turn."""
+BULK_WAITING = 16
 
 
 class Overloaded(Exception):
@@ -156,23 +162,35 @@ class FairGate:
 class AdmissionMiddleware:
     """Runs each HTTP request inside a `FairGate` turn; a request without one goes to `shed`."""
 
-    def __init__(self, app: ASGIApp, *, gate: FairGate, shed: Shed, body_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        gate: FairGate,
+        shed: Shed,
+        body_timeout: float = 5.0,
+        bulk: FairGate | None = None,
+    ) -> None:
         self.app, self.gate, self.shed, self.body_timeout = app, gate, shed, body_timeout
+        self.bulk = bulk or FairGate(BULK_CONCURRENCY, max_wait=gate.max_wait, max_waiting=BULK_WAITING)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in UNGATED:
             await self.app(scope, receive, send)
             return
         kind = route_kind(scope["path"])
+        large = _declared_length(scope) > BODY_CAP
         try:
-            if _declared_length(scope) <= BODY_CAP:
-                receive = await read_ahead(receive, self.body_timeout)
+            if not large:
+                receive, whole = await read_ahead(receive, self.body_timeout)
+                large = not whole
         except TimeoutError:
             ADMISSION_SHED.labels(kind, "slow_body").inc()
             await _answer(send, 408, b'{"error": "the request body came too slowly"}')
             return
+        gate = self.bulk if large else self.gate
         try:
-            waited = await self.gate.enter()
+            waited = await gate.enter()
         except Overloaded as overloaded:
             ADMISSION_SHED.labels(kind, overloaded.reason).inc()
             await self.shed(scope, receive, send)
@@ -183,13 +201,14 @@ class AdmissionMiddleware:
         try:
             await self.app(scope, receive, send)
         finally:
-            self.gate.leave(time.perf_counter() - started)
+            gate.leave(time.perf_counter() - started)
             ADMISSION_IN_FLIGHT.set(self.gate.busy)
 
 
-async def read_ahead(receive: Receive, patience: float) -> Receive:
-    """Read the request body (up to BODY_CAP bytes) within `patience` s; a `receive` that replays it
-    and then goes on with the rest. TimeoutError when the client is too slow."""
+async def read_ahead(receive: Receive, patience: float) -> tuple[Receive, bool]:
+    """Read the request body (up to BODY_CAP bytes) within `patience` s: a `receive` that replays it
+    and then goes on with the rest, and whether that was the whole body. TimeoutError when the
+    client is too slow."""
     buffered: list[Message] = []
     size = 0
     async with asyncio.timeout(patience):
@@ -200,10 +219,13 @@ async def read_ahead(receive: Receive, patience: float) -> Receive:
                 break
             size += len(message.get("body", b""))
 
+    last = buffered[-1]
+    whole = last["type"] != "http.request" or not last.get("more_body", False)
+
     async def replay() -> Message:
         return buffered.pop(0) if buffered else await receive()
 
-    return replay
+    return replay, whole
 
 
 def _declared_length(scope: Scope) -> int:

@@ -20,7 +20,7 @@ from tests.metrics import sample
 
 from rezeption.app import create_app
 from rezeption.domain.clock import FixedClock
-from rezeption.ops.admission import FairGate
+from rezeption.ops.admission import BODY_CAP, BULK_CONCURRENCY, FairGate
 from rezeption.settings import Settings
 from rezeption.store.db import Database
 from rezeption.store.tables import AppointmentRow
@@ -102,4 +102,44 @@ async def test_a_client_sending_its_body_slowly_holds_no_turn(
         assert app.state.admission.busy == 0
     finally:
         slow.close()
+    assert await appointments(database) == 1
+
+
+def _dawdling_large_body(server: str, path: str = "/retell/webhook") -> socket.socket:
+    """A client that declares a body over the read-ahead cap (before any signature could be
+    checked), sends 10 bytes of it and then dawdles."""
+    address = urlparse(server)
+    slow = socket.create_connection((address.hostname, address.port))
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {BODY_CAP * 8}\r\n\r\n"
+    )
+    slow.sendall(head.encode() + b'{"event": ')
+    return slow
+
+
+async def test_clients_sending_large_bodies_slowly_hold_none_of_the_calls_turns(
+    app: FastAPI, server: str, retell: RetellClient, database: Database
+) -> None:
+    """Found in review: a body declared over the read-ahead cap was read by its route during a turn,
+    so a few slow, unsigned clients held every turn and callers heard "viel los". They now take
+    turns of the bulk gate, and a full bulk gate turns the next one away."""
+    slow = [_dawdling_large_body(server) for _ in range(BULK_CONCURRENCY)]
+    try:
+        for _ in range(200):
+            if app.state.admission_bulk.busy == BULK_CONCURRENCY:
+                break
+            await asyncio.sleep(0.01)
+        assert app.state.admission_bulk.busy == BULK_CONCURRENCY, "both slow bodies are in bulk turns"
+        reply = await retell.function("book_appointment", BOOKING, call_id="call_quick")
+        assert reply.get("gebucht") is True, reply
+        assert app.state.admission.busy == 0
+        another = _dawdling_large_body(server)
+        slow.append(another)
+        another.settimeout(10)
+        answer = another.recv(4096).decode()
+        assert answer.startswith("HTTP/1.1 503"), answer[:80]
+    finally:
+        for client in slow:
+            client.close()
     assert await appointments(database) == 1
