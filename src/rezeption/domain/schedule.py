@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
+from operator import attrgetter
 from zoneinfo import ZoneInfo
 
 from rezeption.domain.model import Catalog, Interval, Service, Slot, Staff, TimeRange, WeeklyHours
@@ -156,7 +157,7 @@ def free_slots(
             for work in working_intervals(catalog, member, day):
                 blocked = blocked_intervals(catalog, member, day, indexes[member.id].touching(work), work)
                 slots.extend(_free_in(service, member.id, work, blocked, window, grid, zone))
-    slots.sort(key=lambda s: (s.start, s.staff_id))
+    slots.sort(key=attrgetter("start", "staff_id"))
     return slots
 
 
@@ -168,23 +169,33 @@ def _free_in(
     window: Interval,
     grid: timedelta,
     zone: ZoneInfo,
-) -> Iterator[Slot]:
+) -> list[Slot]:
+    """The free grid starts of one stylist in one working interval (inside `window`). Where a
+    start is free, every grid start after it is free too until the next blocked span (or the end
+    of the work or the window), so such a run is counted out at once instead of start by start:
+    a day of 20 stylists on a 15-minute grid is about a thousand slots."""
     before, duration = service.buffer_before, service.duration
     tail = duration + service.buffer_after
     ceil = _grid_ceiling(work, grid, zone)
     start = ceil(max(work.start + before, window.start))
     i, n = 0, len(blocked)
+    free: list[Slot] = []
     while start < window.end:
         block_start, block_end = start - before, start + tail
         if block_end > work.end:
-            return
+            break
         while i < n and blocked[i].end <= block_start:
             i += 1
         if i < n and blocked[i].start < block_end:
             start = ceil(max(blocked[i].end + before, start + grid))
             continue
-        yield Slot(start, start + duration, staff_id)
-        start += grid
+        # blocked[i] (if any) starts at or after this start's block ends; later spans start later
+        limit = min(work.end, blocked[i].start) if i < n else work.end
+        count = min((limit - block_end) // grid + 1, -(-(window.end - start) // grid))
+        for _ in range(count):
+            free.append(Slot(start, start + duration, staff_id))
+            start += grid
+    return free
 
 
 def _grid_ceiling(work: Interval, grid: timedelta, zone: ZoneInfo) -> Callable[[datetime], datetime]:
