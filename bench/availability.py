@@ -4,7 +4,9 @@ A salon with 5 stylists (Mon-Sat 09:00-19:00) and 3,000 existing appointments sp
 60 days. Measured through the real use cases and the local calendar:
 - `free_slots_14d`: every free start of a 30-minute service with any stylist over 14 days;
 - `check`: is one requested start free (plus 3 alternatives when it is not);
-- `bookings_per_s`: 500 sequential bookings through `Bookings.book`.
+- `bookings_per_s`: 500 sequential bookings through `Bookings.book`;
+- `alternatives_cpu_ms`: in-process, no database: the slot search behind a refusal's alternatives
+  when the asked day is full (3 open days, 20 stylists, 08:00-20:00, a 15-minute grid), CPU ms each.
 Prints the figures and writes bench/results/availability.json. Target: availability p99 < 25 ms.
 
 Run: .venv/bin/python bench/availability.py [--queries N]
@@ -23,6 +25,7 @@ import sys
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as datetime_time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,10 +37,21 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _pg import throwaway_database  # noqa: E402
+from rezeption.booking.availability import nearest  # noqa: E402
 from rezeption.booking.bookings import BookingRequest, Bookings  # noqa: E402
 from rezeption.calendars.directory import CalendarDirectory  # noqa: E402
 from rezeption.domain.clock import FixedClock  # noqa: E402
 from rezeption.domain.errors import BookingError  # noqa: E402
+from rezeption.domain.model import (  # noqa: E402
+    BookingPolicy,
+    Catalog,
+    Interval,
+    Service,
+    Staff,
+    Tenant,
+    TimeRange,
+)
+from rezeption.domain.schedule import free_slots  # noqa: E402
 from rezeption.store import migrate  # noqa: E402
 from rezeption.store.db import Database  # noqa: E402
 from rezeption.store.salon_file import parse_salon  # noqa: E402
@@ -202,6 +216,35 @@ async def run_backend(url: str, queries: int) -> dict[str, Any]:
         await database.dispose()
 
 
+def alternatives_cpu(rounds: int = 200) -> dict[str, float]:
+    """CPU ms of the three-day slot search (`free_slots` per day, then `nearest`) for 20 free
+    stylists: what a refusal on a full day costs before any answer is spoken."""
+    day_hours = {d: (TimeRange(datetime_time(8), datetime_time(20)),) for d in range(7)}
+    tenant = Tenant(1, "t", "Salon", "Europe/Berlin", "BE", day_hours, BookingPolicy(min_notice=timedelta(0)))
+    staff = tuple(Staff(i, f"s{i}", f"Stylist {i}", day_hours, {}, ()) for i in range(1, 21))
+    service = Service(1, "herren", "Herrenschnitt", (), timedelta(minutes=30), timedelta(0), timedelta(0))
+    catalog = Catalog(tenant=tenant, services=(service,), staff=staff, holidays=frozenset())
+    asked = datetime(2027, 3, 9, 15, 0, tzinfo=BERLIN)
+    days = [
+        Interval(
+            datetime.combine(d, datetime_time(0), BERLIN),
+            datetime.combine(d + timedelta(days=1), datetime_time(0), BERLIN),
+        )
+        for d in (date(2027, 3, 10), date(2027, 3, 11), date(2027, 3, 12))
+    ]
+
+    def search() -> None:
+        found = [s for window in days for s in free_slots(catalog, service, staff, {}, window)]
+        nearest(found, asked, BERLIN, 3)
+
+    samples = []
+    for _ in range(rounds):
+        t0 = time.process_time()
+        search()
+        samples.append((time.process_time() - t0) * 1000)
+    return {"median_ms": round(statistics.median(samples), 2), "rounds": rounds}
+
+
 def main(queries: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -229,6 +272,7 @@ if __name__ == "__main__":
         "target_p99_ms": 25,
         "p99_ms": worst,
         **backends,
+        "alternatives_cpu_ms": alternatives_cpu(),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
@@ -240,4 +284,6 @@ if __name__ == "__main__":
             f"p99 {ck['p99_ms']:.2f} ms "
             f"| {figures['bookings_per_s']:.0f} bookings/s ({figures['bookings']['booked']} booked)"
         )
+    alternatives = out["alternatives_cpu_ms"]["median_ms"]
+    print(f"alternatives over 3 full days, 20 stylists: {alternatives} ms CPU (median)")
     print(f"worst availability p99: {worst:.2f} ms (target < 25 ms) -> {RESULTS.relative_to(ROOT)}")
