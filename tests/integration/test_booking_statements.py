@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from tests.conftest import berlin
 
 from rezeption.booking.bookings import BookingRequest, Bookings
-from rezeption.booking.ports import Held, NewAppointment, NewEvent, SlotClaimFailed
+from rezeption.booking.ports import Asker, Held, NewAppointment, NewEvent, SlotClaimFailed
 from rezeption.domain.errors import SlotTaken
 from rezeption.domain.model import AppointmentStatus, Catalog, Interval
 from rezeption.store.db import Database
@@ -197,16 +197,10 @@ async def test_the_fused_read_answers_what_the_two_reads_answer(database: Databa
         await tx.commit()
     staff_ids = [m.id for m in catalog.staff]
     window = Interval(TUESDAY_10, TUESDAY_10 + timedelta(minutes=35))
-    asked = {
-        "phone_e164": "+4915123456789",
-        "name": "peter schuster",
-        "call_id": "call-1",
-        "now": NOW,
-        "idempotency_key": "b",
-    }
+    asked = Asker("+4915123456789", "peter schuster", "call-1", NOW, "b")
     async with uow.reading() as tx:
-        held, busy = await tx.held_and_busy(salon_id, staff_ids=staff_ids, window=window, **asked)
-        alone = await tx.held_by_caller(salon_id, **asked), await tx.busy(salon_id, staff_ids, window)
+        held, busy = await tx.held_and_busy(salon_id, asked, staff_ids=staff_ids, window=window)
+        alone = await tx.held_by_caller(salon_id, asked), await tx.busy(salon_id, staff_ids, window)
     assert (held, dict(busy)) == (alone[0], dict(alone[1]))
     by_name = {m.name: m.id for m in catalog.staff}
     assert held == Held(by_caller=3, in_call=2, key_used=True)  # three by name, two in call-1
@@ -217,11 +211,7 @@ async def test_the_fused_read_answers_what_the_two_reads_answer(database: Databa
     async with uow.reading() as tx:  # nobody busy, nothing held
         nobody = await tx.held_and_busy(
             salon_id,
-            phone_e164=None,
-            name=None,
-            call_id=None,
-            now=NOW,
-            idempotency_key=None,
+            Asker(None, None, None, NOW),
             staff_ids=staff_ids,
             window=Interval(TUESDAY_10 + timedelta(days=1), TUESDAY_10 + timedelta(days=1, hours=1)),
         )

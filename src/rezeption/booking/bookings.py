@@ -26,6 +26,7 @@ from rezeption.booking.availability import (
 )
 from rezeption.booking.catalog import CatalogCache, candidate_staff, find_service
 from rezeption.booking.ports import (
+    Asker,
     AvailabilityUnchecked,
     BookingTx,
     CalendarDirectory,
@@ -271,15 +272,11 @@ class Bookings:
                 held = Held(by_caller=0, key_used=bool(request.idempotency_key))
                 busy = await tx.busy(request.tenant_id, staff_ids, window)
             else:  # what the caller holds, and who is busy then: one read
+                asker = Asker(
+                    request.phone_e164, request.customer_name, request.call_id, now, request.idempotency_key
+                )
                 held, busy = await tx.held_and_busy(
-                    request.tenant_id,
-                    phone_e164=request.phone_e164,
-                    name=request.customer_name,
-                    call_id=request.call_id,
-                    now=now,
-                    idempotency_key=request.idempotency_key,
-                    staff_ids=staff_ids,
-                    window=window,
+                    request.tenant_id, asker, staff_ids=staff_ids, window=window
                 )
             earlier = await tx.appointment_by_key(request.idempotency_key or "") if held.key_used else None
             if earlier is not None:

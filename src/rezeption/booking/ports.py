@@ -161,6 +161,19 @@ class NewEvent:
 
 
 @dataclass(frozen=True)
+class Asker:
+    """Who asks for a booking, as the caller-limit count sees them: their number, the name they
+    gave, the call, the request's idempotency key, and the moment of asking. What is not known
+    (None) matches nothing."""
+
+    phone_e164: str | None
+    name: str | None
+    call_id: str | None
+    now: datetime
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
 class Held:
     """What a caller holds now: active future appointments by their number or name (the larger of
     the two counts), and booked in this very call."""
@@ -193,19 +206,10 @@ class BookingTx(Protocol):
     async def appointment_by_key(self, idempotency_key: str) -> Appointment | None: ...
 
     async def held_and_busy(
-        self,
-        tenant_id: int,
-        *,
-        phone_e164: str | None,
-        name: str | None,
-        call_id: str | None,
-        now: datetime,
-        idempotency_key: str | None,
-        staff_ids: Sequence[int],
-        window: Interval,
+        self, tenant_id: int, asker: Asker, *, staff_ids: Sequence[int], window: Interval
     ) -> tuple[Held, dict[int, list[Interval]]]:
-        """Active future appointments held by this number or name, and booked in this call;
-        whether an appointment exists under `idempotency_key`; and `busy(tenant_id, staff_ids,
+        """Active future appointments held by the asker's number or name, and booked in their call;
+        whether an appointment exists under their idempotency key; and `busy(tenant_id, staff_ids,
         window)`: in one round trip where it can."""
         ...
 

@@ -33,7 +33,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from rezeption.booking.ports import Held, KeyAlreadyUsed, NewAppointment, NewEvent, SlotClaimFailed
+from rezeption.booking.ports import Asker, Held, KeyAlreadyUsed, NewAppointment, NewEvent, SlotClaimFailed
 from rezeption.domain.errors import UnknownTenant
 from rezeption.domain.model import ACTIVE_STATUSES, Appointment, AppointmentStatus, Catalog, Interval
 from rezeption.language.names import search_keys
@@ -306,22 +306,15 @@ def _normalized(name: str | None) -> str | None:
     return " ".join(name.casefold().split()) if name else None
 
 
-def _held_params(
-    tenant_id: int,
-    phone_e164: str | None,
-    name: str | None,
-    call_id: str | None,
-    now: datetime,
-    idempotency_key: str | None,
-) -> dict[str, Any]:
+def _held_params(tenant_id: int, asker: Asker) -> dict[str, Any]:
     """The parameters of HELD_BY_CALLER (and HELD_AND_BUSY): what is not known matches nothing."""
     return {
         "tenant_id": tenant_id,
-        "phone": phone_e164 or "",
-        "normalized": _normalized(name) or "",
-        "call_id": call_id or "",
-        "now": now,
-        "key": idempotency_key or "",
+        "phone": asker.phone_e164 or "",
+        "normalized": _normalized(asker.name) or "",
+        "call_id": asker.call_id or "",
+        "now": asker.now,
+        "key": asker.idempotency_key or "",
     }
 
 
@@ -601,54 +594,31 @@ class SqlBookingTx:
         ).first()
         return (row.idempotency_key, dict(row.data)) if row else None
 
-    async def held_by_caller(
-        self,
-        tenant_id: int,
-        *,
-        phone_e164: str | None,
-        name: str | None,
-        call_id: str | None,
-        now: datetime,
-        idempotency_key: str | None = None,
-    ) -> Held:
-        """Active future appointments at this salon held by this number, by this name (each
-        counted on its own) and booked in this call (a move keeps the call of the booking it
-        moves, so it does not count twice); and whether one exists under `idempotency_key`."""
-        if not phone_e164 and not _normalized(name) and not call_id and not idempotency_key:
+    async def held_by_caller(self, tenant_id: int, asker: Asker) -> Held:
+        """Active future appointments at this salon held by the asker's number, by their name (each
+        counted on its own) and booked in their call (a move keeps the call of the booking it
+        moves, so it does not count twice); and whether one exists under their idempotency key."""
+        if (
+            not asker.phone_e164
+            and not _normalized(asker.name)
+            and not asker.call_id
+            and not asker.idempotency_key
+        ):
             return Held(0, 0)
         conn = await self._conn()
-        row = await direct.first(
-            conn, HELD_BY_CALLER, _held_params(tenant_id, phone_e164, name, call_id, now, idempotency_key)
-        )
+        row = await direct.first(conn, HELD_BY_CALLER, _held_params(tenant_id, asker))
         assert row is not None  # one row of scalar subqueries, always
         return _held(row)
 
     async def held_and_busy(
-        self,
-        tenant_id: int,
-        *,
-        phone_e164: str | None,
-        name: str | None,
-        call_id: str | None,
-        now: datetime,
-        idempotency_key: str | None,
-        staff_ids: Sequence[int],
-        window: Interval,
+        self, tenant_id: int, asker: Asker, *, staff_ids: Sequence[int], window: Interval
     ) -> tuple[Held, dict[int, list[Interval]]]:
-        """What the caller holds (`held_by_caller`) and who is busy then (`busy`): in one round
+        """What the asker holds (`held_by_caller`) and who is busy then (`busy`): in one round
         trip on PostgreSQL (HELD_AND_BUSY)."""
         conn = await self._conn()
         if conn.dialect.name != "postgresql":
-            held = await self.held_by_caller(
-                tenant_id,
-                phone_e164=phone_e164,
-                name=name,
-                call_id=call_id,
-                now=now,
-                idempotency_key=idempotency_key,
-            )
-            return held, await self.busy(tenant_id, staff_ids, window)
-        params = _held_params(tenant_id, phone_e164, name, call_id, now, idempotency_key)
+            return await self.held_by_caller(tenant_id, asker), await self.busy(tenant_id, staff_ids, window)
+        params = _held_params(tenant_id, asker)
         params.update(staff_ids=list(staff_ids), window_start=window.start, window_end=window.end)
         row = await direct.first(conn, HELD_AND_BUSY, params)
         assert row is not None  # one row: scalar subqueries and one aggregate
