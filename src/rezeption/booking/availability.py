@@ -7,12 +7,12 @@ nearest to the requested time, then, day by day, the start closest to that time 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from rezeption.booking.ports import BookingTx, CalendarProvider
+from rezeption.booking.ports import BookingTx, CalendarProvider, SlotSource
 from rezeption.domain.model import Catalog, Interval, Service, Slot, Staff, TimeRange
 from rezeption.domain.schedule import (
     StartCheck,
@@ -26,6 +26,7 @@ from rezeption.domain.schedule import (
 )
 
 SEARCH_DAYS = 14
+MINUTE = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -185,8 +186,10 @@ async def alternatives(
 ) -> tuple[Slot, ...]:
     """Up to `limit` free starts near `requested`, from the provider's view of the calendar.
 
-    Asks day by day (the requested day, then the following ones) and stops as soon as `limit` are
-    found, so a refusal costs one or two days of slot search, not the whole fortnight.
+    Reads day by day (the requested day, then the following ones) and stops as soon as `limit` are
+    found, so a refusal costs one or two days of slot search, not the whole fortnight. Each day's
+    bookings are read once; its free starts are first counted only near the time that matters
+    (`_near_starts`), the whole day only when that did not settle the answer.
     """
     window = search_window(catalog, requested, now)
     if window is None:
@@ -198,8 +201,63 @@ async def alternatives(
     while day_start < window.end and len(picked) < limit:
         next_day = (day_start.astimezone(zone) + timedelta(days=1)).date()
         day_end = min(window.end, datetime.combine(next_day, datetime.min.time(), tzinfo=zone))
-        found = await provider.free_slots(catalog, service, staff, Interval(day_start, day_end))
-        slots.extend(inside_opening(catalog, found) if provider.external else found)
+        day = Interval(day_start, day_end)
+        source = await provider.free_starts(catalog, service, staff, day)
+        keep = (lambda found: inside_opening(catalog, found)) if provider.external else None
+        slots.extend(_near_starts(source, keep, catalog, day, requested, limit))
         picked = nearest(slots, requested, zone, limit)
         day_start = day_end
     return tuple(picked)
+
+
+NEAR_RADII = (timedelta(hours=1), timedelta(hours=3))
+"""How far around the wanted time a day's free starts are counted first, before the whole day."""
+
+DST_SLACK = timedelta(hours=1)
+"""How far a wall-clock time of day can lie from the same instant's distance (a clock change)."""
+
+
+def _near_starts(
+    source: SlotSource,
+    keep: Callable[[list[Slot]], list[Slot]] | None,
+    catalog: Catalog,
+    day: Interval,
+    requested: datetime,
+    limit: int,
+) -> list[Slot]:
+    """The free starts of one day (`day`: a window inside one local day) that `nearest` can pick
+    from, the same picks as from all of the day's starts.
+
+    On the requested day `nearest` takes the `limit` starts nearest to `requested`: when a window
+    of `radius` around it holds `limit` starts closer than `radius`, no start outside it can be
+    nearer. On a following day it takes the one start nearest to the wanted time of day (wall
+    clock): a start closer than `radius` in wall time lies within `radius` plus a clock change's
+    hour of that time, so finding one there settles it. Ties keep their order (start, stylist).
+    """
+    zone = catalog.tenant.zone
+    requested = requested.astimezone(UTC)  # instants: arithmetic in the salon's zone is wall time
+    local = requested.astimezone(zone)
+    same_day = day.start.astimezone(zone).date() == local.date()
+    if same_day:
+        centre = requested
+    else:
+        wall = datetime.combine(day.start.astimezone(zone).date(), local.time(), tzinfo=zone)
+        centre = wall.astimezone(UTC)
+    wanted_minutes = local.hour * 60 + local.minute
+    for radius in NEAR_RADII:
+        reach = radius if same_day else radius + DST_SLACK
+        start, end = max(day.start, centre - reach), min(day.end, centre + reach)
+        if end <= start:
+            continue
+        found = source.within(Interval(start, end))
+        if keep is not None:
+            found = keep(found)
+        if same_day:
+            near = {s.start for s in found if s.start != requested and abs(s.start - requested) < radius}
+            settled = len(near) >= limit
+        else:
+            settled = any(_minutes_apart(s.start, wanted_minutes, zone) * MINUTE < radius for s in found)
+        if settled:
+            return found
+    found = source.within(day)
+    return keep(found) if keep is not None else found

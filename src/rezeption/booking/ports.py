@@ -351,6 +351,12 @@ class OutboxJob:
     attempts: int
 
 
+class SlotSource(Protocol):
+    """Free starts read once for a span of time, asked for any window inside it."""
+
+    def within(self, window: Interval) -> list[Slot]: ...
+
+
 class CalendarProvider(Protocol):
     """Where bookings really live. `external` False means the local row itself is the booking."""
 
@@ -360,6 +366,13 @@ class CalendarProvider(Protocol):
     async def free_slots(
         self, catalog: Catalog, service: Service, staff: Sequence[Staff], window: Interval
     ) -> list[Slot]: ...
+
+    async def free_starts(
+        self, catalog: Catalog, service: Service, staff: Sequence[Staff], window: Interval
+    ) -> SlotSource:
+        """The free starts in `window`, read once (one database read or one day's Cal.com answer),
+        to be asked for narrower windows inside it without reading again."""
+        ...
 
     async def create(self, catalog: Catalog, appointment: Appointment) -> ExternalBooking: ...
 

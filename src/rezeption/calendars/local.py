@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from rezeption.booking.ports import ExternalBooking, UnitOfWork
 from rezeption.domain.model import Appointment, Catalog, Interval, Service, Slot, Staff
-from rezeption.domain.schedule import free_slots
+from rezeption.domain.schedule import FreeStarts
 
 
 class LocalCalendar:
@@ -26,12 +26,18 @@ class LocalCalendar:
         self, catalog: Catalog, service: Service, staff: Sequence[Staff], window: Interval
     ) -> list[Slot]:
         """Free grid starts in `window` for `service` with any of `staff`."""
+        return (await self.free_starts(catalog, service, staff, window)).within(window)
+
+    async def free_starts(
+        self, catalog: Catalog, service: Service, staff: Sequence[Staff], window: Interval
+    ) -> FreeStarts:
+        """The bookings that touch `window` read once; its free starts computed per asked window."""
         reach = Interval(
             window.start - service.buffer_before, window.end + service.duration + service.buffer_after
         )
         async with self.uow.reading() as tx:
             busy = await tx.busy(catalog.tenant.id, [s.id for s in staff], reach)
-        return free_slots(catalog, service, staff, busy, window)
+        return FreeStarts(catalog, service, staff, busy)
 
     async def create(self, catalog: Catalog, appointment: Appointment) -> ExternalBooking:
         """Nothing to create elsewhere: the confirmed row is the booking."""

@@ -149,16 +149,50 @@ def free_slots(
     window: Interval,
 ) -> list[Slot]:
     """All free grid starts in `window` for `service` with any of `staff`, ordered by start then staff."""
-    zone, grid = catalog.tenant.zone, catalog.tenant.policy.slot_grid
-    indexes = {member.id: BusyIndex(busy.get(member.id, ())) for member in staff}
-    slots: list[Slot] = []
-    for day in local_days(window, zone):
-        for member in staff:
-            for work in working_intervals(catalog, member, day):
-                blocked = blocked_intervals(catalog, member, day, indexes[member.id].touching(work), work)
-                slots.extend(_free_in(service, member.id, work, blocked, window, grid, zone))
-    slots.sort(key=attrgetter("start", "staff_id"))
-    return slots
+    return FreeStarts(catalog, service, staff, busy).within(window)
+
+
+class FreeStarts:
+    """The free grid starts of `service` with any of `staff`, over bookings read once: ask for any
+    window the bookings cover, as often as needed (a narrow one first, a wider one only if the
+    narrow one did not hold enough)."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        service: Service,
+        staff: Sequence[Staff],
+        busy: Mapping[int, Sequence[Interval]],
+    ) -> None:
+        self.catalog, self.service, self.staff = catalog, service, staff
+        self.indexes = {member.id: BusyIndex(busy.get(member.id, ())) for member in staff}
+
+    def within(self, window: Interval) -> list[Slot]:
+        """The free starts in `window`, ordered by start then staff."""
+        catalog, service = self.catalog, self.service
+        zone, grid = catalog.tenant.zone, catalog.tenant.policy.slot_grid
+        slots: list[Slot] = []
+        for day in local_days(window, zone):
+            for member in self.staff:
+                for work in working_intervals(catalog, member, day):
+                    if work.end <= window.start or work.start >= window.end:
+                        continue  # no start of this work lies in the window
+                    touching = self.indexes[member.id].touching(work)
+                    blocked = blocked_intervals(catalog, member, day, touching, work)
+                    slots.extend(_free_in(service, member.id, work, blocked, window, grid, zone))
+        slots.sort(key=attrgetter("start", "staff_id"))
+        return slots
+
+
+class ListedSlots:
+    """Free starts already known as a list (an external calendar's answer), asked like `FreeStarts`."""
+
+    def __init__(self, slots: Sequence[Slot]) -> None:
+        self.slots = slots
+
+    def within(self, window: Interval) -> list[Slot]:
+        """The listed starts in `window`, in their listed order."""
+        return [s for s in self.slots if window.start <= s.start < window.end]
 
 
 def _free_in(

@@ -85,7 +85,7 @@ from rezeption.calendars.calcom.models import CalcomAttendee, CalcomBooking
 from rezeption.calendars.calcom.picture import SlotPicture
 from rezeption.calendars.slot_cache import MemorySlotCache, Picture, SlotCache, SlotSpans
 from rezeption.domain.model import Appointment, Catalog, Interval, Service, Slot, Staff
-from rezeption.domain.schedule import block_of, working_intervals
+from rezeption.domain.schedule import ListedSlots, block_of, working_intervals
 from rezeption.ops.metrics import SLOT_CACHE
 
 log = logging.getLogger(__name__)
@@ -255,6 +255,12 @@ class CalcomCalendar:
                     slots.append(Slot(start=start, end=end, staff_id=member.id))
         slots.sort(key=lambda s: (s.start, s.staff_id))
         return slots
+
+    async def free_starts(
+        self, catalog: Catalog, service: Service, staff: Sequence[Staff], window: Interval
+    ) -> ListedSlots:
+        """`free_slots` of `window` (one answer per day and event type, cached), to be narrowed."""
+        return ListedSlots(await self.free_slots(catalog, service, staff, window))
 
     async def day_spans(self, catalog: Catalog, day: date, event_type: int) -> SlotSpans:
         """One local day's free (start, end) for an event type: from the picture when it is fresh,

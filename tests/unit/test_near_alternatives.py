@@ -1,0 +1,169 @@
+"""A refusal's alternatives counted only near the wanted time (`availability._near_starts`) are
+exactly the alternatives of the whole days: random salons, hours, breaks, bookings, holidays,
+notice, grids and asked times, on plain days and across both clock changes, for our calendar and
+for an external one whose answer holds starts outside the opening hours."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rezeption.booking.availability import alternatives, inside_opening, nearest, search_window
+from rezeption.domain.model import (
+    BookingPolicy,
+    Catalog,
+    Interval,
+    Service,
+    Slot,
+    Staff,
+    Tenant,
+    TimeRange,
+)
+from rezeption.domain.schedule import FreeStarts, ListedSlots, free_slots
+
+BERLIN = ZoneInfo("Europe/Berlin")
+FIRST_DAYS = [date(2027, 3, 9), date(2027, 3, 26), date(2027, 10, 29)]
+"""A plain week and the two weekends the clocks change in Berlin."""
+
+
+class Calendar:
+    """A calendar provider over bookings held in memory; `external` adds night starts that the
+    salon's opening hours must filter out, as Cal.com's answer can."""
+
+    def __init__(self, busy: Mapping[int, Sequence[Interval]], *, external: bool) -> None:
+        self.busy, self.external = busy, external
+        self.reads = 0
+
+    def _all(
+        self, catalog: Catalog, service: Service, staff: Sequence[Staff], window: Interval
+    ) -> list[Slot]:
+        slots = free_slots(catalog, service, staff, self.busy, window)
+        if self.external:
+            for day in {window.start.astimezone(BERLIN).date()}:
+                night = datetime.combine(day, time(2, 30), tzinfo=BERLIN)
+                if window.start <= night < window.end:
+                    slots.append(Slot(night, night + service.duration, staff[0].id))
+            slots.sort(key=lambda s: (s.start, s.staff_id))
+        return slots
+
+    async def free_slots(
+        self, catalog: Catalog, service: Service, staff: Sequence[Staff], window: Interval
+    ) -> list[Slot]:
+        self.reads += 1
+        return self._all(catalog, service, staff, window)
+
+    async def free_starts(
+        self, catalog: Catalog, service: Service, staff: Sequence[Staff], window: Interval
+    ) -> FreeStarts | ListedSlots:
+        self.reads += 1
+        if self.external:
+            return ListedSlots(self._all(catalog, service, staff, window))
+        return FreeStarts(catalog, service, staff, self.busy)
+
+
+async def whole_days(
+    provider: Calendar, catalog: Catalog, service: Service, staff: Sequence[Staff],
+    requested: datetime, now: datetime, limit: int,
+) -> tuple[Slot, ...]:  # fmt: skip
+    """The search as it was written before: every free start of each day, then `nearest`."""
+    window = search_window(catalog, requested, now)
+    if window is None:
+        return ()
+    slots: list[Slot] = []
+    picked: list[Slot] = []
+    day_start = window.start
+    while day_start < window.end and len(picked) < limit:
+        next_day = (day_start.astimezone(BERLIN) + timedelta(days=1)).date()
+        day_end = min(window.end, datetime.combine(next_day, time(0), tzinfo=BERLIN))
+        found = await provider.free_slots(catalog, service, staff, Interval(day_start, day_end))
+        slots.extend(inside_opening(catalog, found) if provider.external else found)
+        picked = nearest(slots, requested, BERLIN, limit)
+        day_start = day_end
+    return tuple(picked)
+
+
+def hours(draw: st.DrawFn, earliest: int, latest: int) -> tuple[TimeRange, ...]:
+    a, b = sorted(draw(st.lists(st.integers(earliest, latest), min_size=2, max_size=2, unique=True)))
+    return (TimeRange(time(a // 60, a % 60), time(b // 60, b % 60)),)
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> tuple[Calendar, Catalog, Service, datetime, datetime, int]:
+    first = draw(st.sampled_from(FIRST_DAYS))
+    opening = {d: hours(draw, 0, 23 * 60 + 59) for d in range(7) if draw(st.integers(0, 5))}
+    policy = BookingPolicy(
+        min_notice=timedelta(minutes=draw(st.sampled_from([0, 60, 24 * 60]))),
+        horizon_days=draw(st.integers(1, 20)),
+        slot_grid=timedelta(minutes=draw(st.sampled_from([10, 15, 30]))),
+    )
+    tenant = Tenant(1, "t", "Salon", "Europe/Berlin", "BE", opening, policy)
+    staff = []
+    for n in range(1, draw(st.integers(1, 5)) + 1):
+        own = {d: hours(draw, 0, 23 * 60 + 59) for d in range(7) if draw(st.integers(0, 4))}
+        breaks = {d: hours(draw, 11 * 60, 15 * 60) for d in range(7) if draw(st.booleans())}
+        staff.append(Staff(n, f"s{n}", f"Stylist {n}", own, breaks))
+    service = Service(
+        1, "s", "Schnitt", (),
+        timedelta(minutes=draw(st.sampled_from([15, 30, 45, 60, 120]))),
+        timedelta(minutes=draw(st.sampled_from([0, 5, 15]))),
+        timedelta(minutes=draw(st.sampled_from([0, 10]))),
+    )  # fmt: skip
+    holidays = frozenset(first + timedelta(days=d) for d in draw(st.lists(st.integers(0, 6), max_size=2)))
+    catalog = Catalog(tenant=tenant, services=(service,), staff=tuple(staff), holidays=holidays)
+    midnight = datetime.combine(first, time(0), tzinfo=BERLIN).astimezone(UTC)
+    busy: dict[int, list[Interval]] = {}
+    for member in staff:
+        spans = draw(st.lists(st.tuples(st.integers(0, 6 * 24 * 60), st.integers(10, 600)), max_size=12))
+        busy[member.id] = [
+            Interval(midnight + timedelta(minutes=s), midnight + timedelta(minutes=s + length))
+            for s, length in spans
+        ]
+    now = midnight + timedelta(minutes=draw(st.integers(0, 24 * 60)))
+    requested = midnight + timedelta(minutes=draw(st.integers(0, 5 * 24 * 60)))
+    calendar = Calendar(busy, external=draw(st.booleans()))
+    return calendar, catalog, service, requested, now, draw(st.integers(1, 4))
+
+
+@settings(max_examples=300, deadline=None)
+@given(cases())
+def test_counting_near_the_wanted_time_picks_what_the_whole_days_pick(
+    case: tuple[Calendar, Catalog, Service, datetime, datetime, int],
+) -> None:
+    calendar, catalog, service, requested, now, limit = case
+    staff = catalog.staff
+    expected = asyncio.run(whole_days(calendar, catalog, service, staff, requested, now, limit))
+    before = calendar.reads
+    found = asyncio.run(alternatives(calendar, catalog, service, staff, requested, now, limit))  # type: ignore[arg-type]
+    assert found == expected
+    assert calendar.reads - before == before  # one read per searched day, as day by day
+
+
+def test_a_wanted_time_with_free_starts_around_it_is_answered_without_the_whole_day() -> None:
+    """The narrow window is really used: on a free day the picks come from the first radius."""
+    opening = {d: (TimeRange(time(8), time(20)),) for d in range(7)}
+    tenant = Tenant(1, "t", "Salon", "Europe/Berlin", "BE", opening, BookingPolicy(min_notice=timedelta(0)))
+    staff = tuple(Staff(n, f"s{n}", f"Stylist {n}", opening) for n in range(1, 4))
+    service = Service(1, "s", "Schnitt", (), timedelta(minutes=30), timedelta(0), timedelta(0))
+    catalog = Catalog(tenant=tenant, services=(service,), staff=staff)
+    asked = datetime(2027, 3, 9, 15, 0, tzinfo=BERLIN)
+    windows: list[Interval] = []
+
+    class Watched(FreeStarts):
+        def within(self, window: Interval) -> list[Slot]:
+            windows.append(window)
+            return super().within(window)
+
+    class Local(Calendar):
+        async def free_starts(self, catalog, service, staff, window):  # type: ignore[no-untyped-def]
+            return Watched(catalog, service, staff, self.busy)
+
+    found = asyncio.run(
+        alternatives(Local({}, external=False), catalog, service, staff, asked, asked - timedelta(days=1))  # type: ignore[arg-type]
+    )
+    assert [s.start.astimezone(BERLIN).time() for s in found] == [time(14, 30), time(14, 45), time(15, 15)]
+    assert windows == [Interval(asked - timedelta(hours=1), asked + timedelta(hours=1))]
