@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy import bindparam, exc
+from sqlalchemy import bindparam, exc, exists, func, select, true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
@@ -72,6 +72,22 @@ def _compile(statement: Executable, dialect: Dialect) -> _Compiled:
     result = _Compiled(compiled.string, names, processors, constants)
     _compiled[id(statement)] = (statement, result)  # statements are module constants: few, kept
     return result
+
+
+def relaxed_commit(statement: Any) -> Any:
+    """PostgreSQL: `statement` (a SELECT, UPDATE or DELETE run on its own, in autocommit) made to
+    commit without waiting for its WAL to reach the disk: the statement itself sets
+    `synchronous_commit = off` for its own transaction (`set_config(..., is_local => true)` in a
+    CTE its WHERE asks for), so it costs no extra round trip and the connection keeps its setting.
+
+    Only for writes that a retry recovers (a function call's key claim, its stored reply): a crash
+    of PostgreSQL itself (not of ours) can lose the last moments of such writes, never reorder them.
+    Every later durable commit flushes the WAL before it, so a booking that followed such a write
+    is never on disk without it. Never for a statement inside a larger transaction: the setting
+    would relax the whole transaction."""
+    setting = func.set_config("synchronous_commit", "off", true()).label("relaxed")
+    relaxed = select(setting).cte("relaxed_commit")
+    return statement.where(exists(select(relaxed.c.relaxed)))
 
 
 def placeholders(table: Any, names: Sequence[str]) -> dict[str, Any]:

@@ -41,10 +41,17 @@ TAKE_OVER = (
 FINISH = update(RECORDS).where(RECORDS.c.key == bindparam("k")).values(state="done", reply=bindparam("reply"))
 
 
+FINISH_RELAXED = direct.relaxed_commit(FINISH)
+"""PostgreSQL: FINISH without waiting for the disk. A reply lost in a crash of PostgreSQL leaves
+the key running: the retry takes it over when the lease ends and the use case replays its result
+by the same key (the booking, cancel or move itself was committed durably before)."""
+
+
 @cache
 def _finish_with(statement: Any) -> Any:
-    """FINISH with `statement` as a data-modifying CTE (PostgreSQL), built once per statement."""
-    return FINISH.add_cte(statement.cte("also"))
+    """FINISH_RELAXED with `statement` (the call's memory) as a data-modifying CTE (PostgreSQL),
+    built once per statement: memory lost with the reply is asked again, nothing is wrong."""
+    return FINISH_RELAXED.add_cte(statement.cte("also"))
 
 
 _CLAIMED = (
@@ -100,7 +107,9 @@ def _call_and_claim() -> Any:
         .returning(RECORDS.c.key)
         .cte("claimed")
     )
-    return select(call, exists(select(claimed.c.key)).label("claimed"))
+    # committed without waiting for the disk: lost in a crash of PostgreSQL, the call is opened and
+    # the key claimed again by the retry; the durable write that follows flushes both
+    return direct.relaxed_commit(select(call, exists(select(claimed.c.key)).label("claimed")))
 
 
 RETENTION = timedelta(hours=48)
@@ -225,7 +234,8 @@ class IdempotencyStore:
         also = memory_merge(self.database.engine.dialect.name, call_id, learned or {}) if call_id else None
         if also is None:
             async with self.database.statement(writes=True) as conn:
-                await direct.rows(conn, FINISH, {"k": key, "reply": reply})
+                relaxed = conn.dialect.name == "postgresql"
+                await direct.rows(conn, FINISH_RELAXED if relaxed else FINISH, {"k": key, "reply": reply})
             return
         values = {**also.values, "k": key, "reply": reply}
         if self.database.is_sqlite:

@@ -1,0 +1,93 @@
+"""Writes a retry recovers commit without waiting for the disk (`direct.relaxed_commit`, PostgreSQL);
+the booking itself never does.
+
+A function call's first step (the call and the key's claim) and its stored reply commit with
+`synchronous_commit = off`, set by the statement itself for its own transaction. What that may
+lose, in a crash of PostgreSQL, is a reply written after a durable booking: the hostile case is
+that loss, and the retry must replay the booking, not make a second one."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import event, func, select, text, update
+from tests.integration.retell_adapter.conftest import RetellClient
+
+from rezeption.domain.clock import FixedClock
+from rezeption.store import direct
+from rezeption.store.db import Database
+from rezeption.store.idempotency import FINISH_RELAXED
+from rezeption.store.tables import AppointmentRow, IdempotencyRecordRow
+
+pytestmark = pytest.mark.postgres
+BOOK = {"name": "Peter Schuster", "dienstleistung": "Bartpflege", "datum": "Donnerstag", "uhrzeit": "13 Uhr"}
+
+
+@pytest.fixture
+def database_url(postgres_migrated: str) -> str:
+    return postgres_migrated
+
+
+async def test_a_relaxed_statement_relaxes_its_own_transaction_and_nothing_after_it(
+    database: Database,
+) -> None:
+    async with database.transaction() as conn:
+        before = (await conn.execute(text("SHOW synchronous_commit"))).scalar_one()
+        await direct.rows(conn, FINISH_RELAXED, {"k": "nobody", "reply": {}})
+        inside = (await conn.execute(text("SHOW synchronous_commit"))).scalar_one()
+    async with database.statement(writes=True) as conn:
+        await direct.rows(conn, FINISH_RELAXED, {"k": "nobody", "reply": {}})
+        after = (await conn.execute(text("SHOW synchronous_commit"))).scalar_one()
+    assert (before, inside, after) == ("on", "off", "on")
+
+
+async def test_only_the_call_claim_and_the_reply_are_relaxed_never_the_booking(
+    retell: RetellClient, app: FastAPI
+) -> None:
+    engine = app.state.services.database.engine.sync_engine
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        booked = await retell.function("book_appointment", BOOK, call_id="call_relaxed")
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert booked["ok"] is True, booked
+    relaxed = [s for s in statements if "relaxed_commit" in s]
+    durable = [s for s in statements if "relaxed_commit" not in s]
+    assert len(relaxed) == 2, relaxed
+    assert any("INSERT INTO idempotency_records" in s for s in relaxed)
+    assert any("UPDATE idempotency_records" in s for s in relaxed)
+    assert [s for s in durable if "INSERT INTO appointments" in s], statements
+    assert not [s for s in relaxed if "appointments" in s or "customers" in s]
+
+
+async def test_a_reply_lost_after_a_durable_booking_is_replayed_not_booked_twice(
+    retell: RetellClient, database: Database, clock: FixedClock
+) -> None:
+    first = await retell.function("book_appointment", BOOK, call_id="call_lost_reply")
+    assert first["ok"] is True, first
+    # What a crash of PostgreSQL may leave: the booking (durable) without its reply (relaxed),
+    # the key still running, its owner's lease run out
+    async with database.transaction() as conn:
+        lost = await conn.execute(
+            update(IdempotencyRecordRow).values(
+                state="running", reply=None, locked_until=clock.now() - timedelta(seconds=1)
+            )
+        )
+    assert lost.rowcount == 1
+    again = await retell.function("book_appointment", BOOK, call_id="call_lost_reply")
+    # the same appointment, told as already booked (the use case replays it by the same key)
+    assert again["ok"] is True and again.get("schon_gebucht") is True, again
+    assert {k: v for k, v in again.items() if k not in ("message", "schon_gebucht")} == {
+        k: v for k, v in first.items() if k != "message"
+    }
+    async with database.read() as session:
+        booked = await session.scalar(select(func.count()).select_from(AppointmentRow))
+    assert booked == 1
