@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import NoReturn
@@ -358,7 +359,8 @@ class Bookings:
         request = dataclasses.replace(request, start=start)
         provider = self.calendars.for_tenant(catalog)
         status = AppointmentStatus.PENDING if provider.external else AppointmentStatus.CONFIRMED
-        for staff_id in self.turns.order(check.free_staff_ids, request):
+        ring = [m.id for m in catalog.qualified_staff(service)]
+        for staff_id in self.turns.order(check.free_staff_ids, request, ring):
             new = _new_appointment(
                 catalog,
                 service,
@@ -711,15 +713,21 @@ class StylistTurns:
     process most likely starts elsewhere); the next ones for that time go on from there in turn,
     so up to one per stylist never meet at the same claim. A hash alone sent 10 callers racing for
     20 stylists into each other's claims: a fifth of the claims in the floor benchmark were
-    refused and retried. Kept per process, forgotten past `REMEMBERED` times."""
+    refused and retried. The turn walks the salon's list of stylists for the service, not the
+    list of those free: racing callers read who is free at slightly different moments, and a turn
+    counted in lists that differ sent two of them to the same stylist (a tenth of the claims).
+    Kept per process, forgotten past `REMEMBERED` times."""
 
     REMEMBERED = 10_000
 
     def __init__(self) -> None:
         self._next: dict[tuple[int, datetime], int] = {}
 
-    def order(self, staff_ids: tuple[int, ...], request: BookingRequest) -> tuple[int, ...]:
-        """`staff_ids` in the order this request tries them."""
+    def order(
+        self, staff_ids: tuple[int, ...], request: BookingRequest, ring: Sequence[int]
+    ) -> tuple[int, ...]:
+        """The free `staff_ids` in the order this request tries them; `ring` is every stylist who
+        offers the service, in the salon's order (the free ones are among them)."""
         if _named(request.staff) or len(staff_ids) < 2:
             return staff_ids
         at = (request.tenant_id, request.start)
@@ -730,8 +738,11 @@ class StylistTurns:
             if len(self._next) >= self.REMEMBERED:
                 self._next.clear()
         self._next[at] = turn + 1
-        turn %= len(staff_ids)
-        return staff_ids[turn:] + staff_ids[:turn]
+        everyone = list(ring) or list(staff_ids)
+        turn %= len(everyone)
+        free, known = set(staff_ids), set(everyone)
+        ordered = [s for s in everyone[turn:] + everyone[:turn] if s in free]
+        return (*ordered, *(s for s in staff_ids if s not in known))  # not in the ring: last
 
 
 def _first_opening(catalog: Catalog, day: date) -> time:
