@@ -12,7 +12,8 @@ seconds, else 408): a client that sends its body slowly must not hold a turn whi
 body longer than that (declared so, or found so while reading ahead) is read by its route during
 its turn, so it takes its turn from a small gate of its own (`bulk`): clients that send large
 bodies slowly, before any signature could be checked, hold at most those few turns and never the
-ones the calls need. Retell's large bodies are webhooks (a long call's transcript), which it retries.
+ones the calls need, and each for at most `BULK_BODY_SECONDS` (then 408). Retell's large bodies are
+webhooks (a long call's transcript), which it retries.
 
 Shedding happens on arrival when the line is already longer than `max_waiting` or when the expected
 wait (requests ahead / N x the recent service time) exceeds the wait allowed now, and after
@@ -46,6 +47,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Shed = Callable[[Scope, Receive, Send], Awaitable[None]]
 """Answers a request that was turned away (the app decides the words per route)."""
+BodyLimit = Callable[[str], int]
+"""The largest body the route at a path accepts (it answers 413 above that)."""
 
 UNGATED = ("/health", "/ready", "/metrics")
 BODY_CAP = 64 * 1024  # bytes read ahead before the turn (a function call is a few KB); a body
@@ -53,6 +56,12 @@ BODY_CAP = 64 * 1024  # bytes read ahead before the turn (a function call is a f
 BULK_CONCURRENCY = 2
 """Turns for requests with bodies over BODY_CAP: they are read during their turn."""
 BULK_WAITING = 16
+BULK_BODY_CAP = 2 * 1024 * 1024
+"""The most a bulk turn reads of a body before its route sees it, unless told each route's own
+limit (`body_limit`): a longer one is refused by its route from what was read."""
+BULK_BODY_SECONDS = 10.0
+"""How long a bulk turn waits for its whole body: Retell gives up on a webhook after 10 s, so a
+body slower than that serves nobody, and a client that dawdles holds the turn no longer."""
 
 
 class Overloaded(Exception):
@@ -170,8 +179,10 @@ class AdmissionMiddleware:
         shed: Shed,
         body_timeout: float = 5.0,
         bulk: FairGate | None = None,
+        body_limit: BodyLimit = lambda _path: BULK_BODY_CAP,
     ) -> None:
         self.app, self.gate, self.shed, self.body_timeout = app, gate, shed, body_timeout
+        self.body_limit = body_limit
         self.bulk = bulk or FairGate(BULK_CONCURRENCY, max_wait=gate.max_wait, max_waiting=BULK_WAITING)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -199,20 +210,28 @@ class AdmissionMiddleware:
         ADMISSION_IN_FLIGHT.set(self.gate.busy)
         started = time.perf_counter()
         try:
+            limit = self.body_limit(scope["path"]) if large else 0
+            if large and _declared_length(scope) <= limit:  # declared longer: its route refuses it unread
+                try:
+                    receive, _ = await read_ahead(receive, BULK_BODY_SECONDS, limit)
+                except TimeoutError:
+                    ADMISSION_SHED.labels(kind, "slow_body").inc()
+                    await _answer(send, 408, b'{"error": "the request body came too slowly"}')
+                    return
             await self.app(scope, receive, send)
         finally:
             gate.leave(time.perf_counter() - started)
             ADMISSION_IN_FLIGHT.set(self.gate.busy)
 
 
-async def read_ahead(receive: Receive, patience: float) -> tuple[Receive, bool]:
-    """Read the request body (up to BODY_CAP bytes) within `patience` s: a `receive` that replays it
+async def read_ahead(receive: Receive, patience: float, cap: int = BODY_CAP) -> tuple[Receive, bool]:
+    """Read the request body (up to `cap` bytes) within `patience` s: a `receive` that replays it
     and then goes on with the rest, and whether that was the whole body. TimeoutError when the
     client is too slow."""
     buffered: list[Message] = []
     size = 0
     async with asyncio.timeout(patience):
-        while size <= BODY_CAP:
+        while size <= cap:
             message = await receive()
             buffered.append(message)
             if message["type"] != "http.request" or not message.get("more_body", False):

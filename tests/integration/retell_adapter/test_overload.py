@@ -20,7 +20,7 @@ from tests.metrics import sample
 
 from rezeption.app import create_app
 from rezeption.domain.clock import FixedClock
-from rezeption.ops.admission import BODY_CAP, BULK_CONCURRENCY, FairGate
+from rezeption.ops.admission import BODY_CAP, BULK_BODY_SECONDS, BULK_CONCURRENCY, FairGate
 from rezeption.settings import Settings
 from rezeption.store.db import Database
 from rezeption.store.tables import AppointmentRow
@@ -143,3 +143,27 @@ async def test_clients_sending_large_bodies_slowly_hold_none_of_the_calls_turns(
         for client in slow:
             client.close()
     assert await appointments(database) == 1
+
+
+async def test_a_large_body_that_never_arrives_gives_its_bulk_turn_back_when_retell_would_give_up(
+    app: FastAPI, server: str
+) -> None:
+    """Found in review: a large body read during its bulk turn had no deadline, so two dawdling
+    clients held both bulk turns for as long as they liked and every large webhook was turned away.
+    Retell gives up on a webhook after 10 s: a body that takes longer serves nobody, so it gets 408
+    and the turn is free again."""
+    slow = [_dawdling_large_body(server) for _ in range(BULK_CONCURRENCY)]
+    try:
+        for _ in range(200):
+            if app.state.admission_bulk.busy == BULK_CONCURRENCY:
+                break
+            await asyncio.sleep(0.01)
+        assert app.state.admission_bulk.busy == BULK_CONCURRENCY, "both slow bodies are in bulk turns"
+        for client in slow:
+            client.settimeout(BULK_BODY_SECONDS + 10)
+        answers = [(await asyncio.to_thread(client.recv, 4096)).decode() for client in slow]
+    finally:
+        for client in slow:
+            client.close()
+    assert all(a.startswith("HTTP/1.1 408") for a in answers), [a[:40] for a in answers]
+    assert app.state.admission_bulk.busy == 0
