@@ -69,6 +69,10 @@ def writes(name: str) -> bool:
     return HANDLERS[name][1]
 
 
+class EnvelopeMixesSalons(Exception):
+    """A new call's agent and called number lead to two different salons: it is opened for neither."""
+
+
 @dataclass(frozen=True)
 class CallRef:
     """Who is calling whom, as the envelope (or the X-Call-Id / X-Agent-* headers) says."""
@@ -192,7 +196,11 @@ class FunctionRunner:
             problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()]
         canonical = args.model_dump(exclude_none=True) if args is not None else {}
         key = idempotency_key(ref.call_id, name, canonical) if writes and args is not None else None
-        call, claimed = await self._call_record(ref, key, scope=name)
+        try:
+            call, claimed = await self._call_record(ref, key, scope=name)
+        except EnvelopeMixesSalons:
+            log.warning("retell.refused", function=name, call_id=ref.call_id, reason="envelope_mixes_salons")
+            return Outcome(403, reply(False, MISMATCH, "call_mismatch"))
         if claimed:
             progress.key = key  # ours from here on: given back if the work cannot go on
         if call is None or call.tenant_id is None:
@@ -259,6 +267,8 @@ class FunctionRunner:
                 return None, False
         from_number = normalize_phone(ref.from_number)
         tenant_id = await self.calls.tenant_for(agent_id=ref.agent_id, to_number=ref.to_number)
+        if tenant_id is not None and await self._leads_elsewhere(ref, tenant_id):
+            raise EnvelopeMixesSalons()  # refused before anything is written: no call, no key
         call, claimed = await self.idempotency.claim_in_call(
             key,
             scope=scope,
@@ -280,6 +290,16 @@ class FunctionRunner:
             to_number=ref.to_number,
         )
         return opened, False
+
+    async def _leads_elsewhere(self, ref: CallRef, tenant_id: int) -> bool:
+        """Whether the envelope's agent or called number leads to another salon than `tenant_id`
+        (an envelope mixing two salons' agent and number; each lookup is cached)."""
+        for agent_id, to_number in ((ref.agent_id, None), (None, ref.to_number)):
+            if agent_id or to_number:
+                routed = await self.calls.tenant_for(agent_id=agent_id, to_number=to_number)
+                if routed is not None and routed != tenant_id:
+                    return True
+        return False
 
     async def _call(
         self, handler: Handler, name: str, call: CallRecord, args: Arguments, key: str | None

@@ -27,7 +27,7 @@ from tests.integration.security.conftest import (
 )
 
 from rezeption.store.db import Database
-from rezeption.store.tables import AppointmentRow, CustomerRow
+from rezeption.store.tables import AppointmentRow, CallRow, CustomerRow, IdempotencyRecordRow
 
 GISELA = "+4915111111111"
 STRANGER = "+4917699999999"
@@ -58,6 +58,11 @@ async def rows(database: Database) -> list[tuple[Any, ...]]:
             *((a.id, a.tenant_id, a.status, a.starts_at, a.staff_id, a.version) for a in appointments),
             *((c.id, c.tenant_id, c.name, c.phone_e164, c.caller_id_consent_at) for c in customers),
         ]
+
+
+async def idempotency_keys(database: Database) -> list[str]:
+    async with database.read() as session:
+        return sorted((await session.execute(select(IdempotencyRecordRow.key))).scalars())
 
 
 def nothing_of_b(answer: dict[str, Any]) -> None:
@@ -245,6 +250,7 @@ async def test_an_envelope_mixing_a_s_agent_with_b_s_number_is_refused_for_every
     retell: RetellClient, database: Database, world: TwoSalons
 ) -> None:
     before = await rows(database)
+    keys_before = await idempotency_keys(database)
     mixed = {"agent_id": AGENT, "to_number": SALON_B_NUMBER, "from_number": GISELA}
     calls = {
         "list_services": {},
@@ -267,3 +273,7 @@ async def test_an_envelope_mixing_a_s_agent_with_b_s_number_is_refused_for_every
         assert answer.status_code == 403 and answer.json()["reason"] == "call_mismatch", (name, answer.text)
         assert NAME not in answer.text and "Dauerwelle" not in answer.text
     assert await rows(database) == before
+    async with database.read() as session:  # found in review: the refusal came after the call was opened
+        opened = (await session.execute(select(CallRow).where(CallRow.retell_call_id == "call_mixed"))).all()
+    assert opened == [], "a refused envelope leaves no call behind"
+    assert await idempotency_keys(database) == keys_before, "and no key"
