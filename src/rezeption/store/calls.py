@@ -40,6 +40,24 @@ RECORD_COLUMNS = (
 )
 GET_CALL = select(*RECORD_COLUMNS).where(CALLS.c.retell_call_id == bindparam("call_id"))
 INSERT_TRACES = insert(TRACES)
+_TRACED = (
+    "tenant_id",
+    "retell_call_id",
+    "function",
+    "idempotency_key",
+    "args",
+    "reply",
+    "ok",
+    "reason",
+    "latency_ms",
+    "at",
+    "flags",
+)
+INSERT_TRACES_RELAXED = insert(TRACES).from_select(
+    list(_TRACED), direct.relaxed_commit(select(*direct.placeholders(TRACES, _TRACED).values()))
+)
+"""PostgreSQL: traces committed without waiting for the disk (a trace lost in a crash of
+PostgreSQL loses nothing a caller or the salon relies on; the next durable commit flushes it)."""
 
 
 async def tenant_for(database: Database, *, agent_id: str | None, to_number: str | None) -> int | None:
@@ -267,7 +285,8 @@ async def add_traces(database: Database, traces: list[Trace]) -> None:
         for t in traces
     ]
     async with database.statement(writes=True) as conn:
-        await conn.execute(INSERT_TRACES, rows)
+        relaxed = conn.dialect.name == "postgresql"
+        await conn.execute(INSERT_TRACES_RELAXED if relaxed else INSERT_TRACES, rows)
 
 
 class SqlCallStore:

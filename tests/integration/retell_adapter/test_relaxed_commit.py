@@ -1,5 +1,5 @@
-"""Writes a retry recovers commit without waiting for the disk (`direct.relaxed_commit`, PostgreSQL);
-the booking itself never does.
+"""Writes a retry recovers (and traces) commit without waiting for the disk on PostgreSQL
+(`direct.relaxed_commit`); the booking itself never does.
 
 A function call's first step (the call and the key's claim) and its stored reply commit with
 `synchronous_commit = off`, set by the statement itself for its own transaction. What that may
@@ -8,6 +8,7 @@ that loss, and the retry must replay the booking, not make a second one."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -56,14 +57,19 @@ async def test_only_the_call_claim_and_the_reply_are_relaxed_never_the_booking(
     event.listen(engine, "before_cursor_execute", seen)
     try:
         booked = await retell.function("book_appointment", BOOK, call_id="call_relaxed")
+        for _ in range(100):  # the trace is written in the background, after the reply
+            if any("INSERT INTO function_call_traces" in s for s in statements):
+                break
+            await asyncio.sleep(0.05)
     finally:
         event.remove(engine, "before_cursor_execute", seen)
     assert booked["ok"] is True, booked
     relaxed = [s for s in statements if "relaxed_commit" in s]
     durable = [s for s in statements if "relaxed_commit" not in s]
-    assert len(relaxed) == 2, relaxed
+    assert len(relaxed) == 3, relaxed
     assert any("INSERT INTO idempotency_records" in s for s in relaxed)
     assert any("UPDATE idempotency_records" in s for s in relaxed)
+    assert any("INSERT INTO function_call_traces" in s for s in relaxed)
     assert [s for s in durable if "INSERT INTO appointments" in s], statements
     assert not [s for s in relaxed if "appointments" in s or "customers" in s]
 
