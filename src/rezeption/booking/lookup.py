@@ -186,13 +186,15 @@ class AppointmentFinder:
             staff=catalog.staff_by_id(hit.staff_id).name,
         )
 
-    async def pick(self, query: LookupQuery, reference: str | None = None) -> Pick:
+    async def pick(self, query: LookupQuery, reference: str | None = None, *, keyed: bool = False) -> Pick:
         """The one appointment to cancel or move, by the reference read out in this call; without a
         reference never an appointment id, only the lookup to read back and confirm.
 
         A reference must be this salon's and this call's (else InvalidReference /
         ReferenceFromOtherCall); its appointment must be active (AppointmentNotActive) and ahead
         (AppointmentInPast). All refusals are BookingErrors with a German sentence; nothing changes.
+        `keyed`: the change carries an idempotency key, so an inactive appointment goes on to the use
+        case, which replays the change this key already made (its reply was lost) or refuses alike.
         """
         if not reference:
             return Pick(None, await self.find_appointments(query))
@@ -200,11 +202,12 @@ class AppointmentFinder:
         hit = await self.store.appointment(query.tenant_id, appointment_id)
         if hit is None:
             raise AppointmentNotFound(reference)
-        if hit.status not in {s.value for s in ACTIVE_STATUSES}:
+        inactive = hit.status not in {s.value for s in ACTIVE_STATUSES}
+        if inactive and not keyed:
             raise AppointmentNotActive(hit.status)
         now = self.clock.now()
         if hit.starts_at <= now:
-            raise AppointmentInPast()
+            raise AppointmentNotActive(hit.status) if inactive else AppointmentInPast()
         catalog = await self._catalog(query.tenant_id, now)
         zone = catalog.tenant.zone
         found = self._found(catalog, query, hit, zone)

@@ -76,7 +76,8 @@ async def _target(ctx: CallContext, args: CancelAppointmentArgs) -> FoundAppoint
     """The appointment the reference names, or (no reference) the lookup to read back and confirm."""
     if not args.referenz:
         return await _find(ctx, args)
-    pick = await ctx.finder.pick(_query(ctx, args), reference=args.referenz)
+    keyed = ctx.idempotency_key is not None  # a retry of a change made: its use case replays it
+    pick = await ctx.finder.pick(_query(ctx, args), reference=args.referenz, keyed=keyed)
     assert pick.appointment_id is not None
     return pick.lookup.appointments[0]
 

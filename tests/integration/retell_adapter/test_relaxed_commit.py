@@ -97,3 +97,79 @@ async def test_a_reply_lost_after_a_durable_booking_is_replayed_not_booked_twice
     async with database.read() as session:
         booked = await session.scalar(select(func.count()).select_from(AppointmentRow))
     assert booked == 1
+
+
+async def _lose_reply(database: Database, clock: FixedClock, scope: str) -> None:
+    """What a crash may leave after a durable change: the key of `scope` running, its reply gone,
+    its owner's lease run out."""
+    async with database.transaction() as conn:
+        lost = await conn.execute(
+            update(IdempotencyRecordRow)
+            .where(IdempotencyRecordRow.scope == scope)
+            .values(state="running", reply=None, locked_until=clock.now() - timedelta(seconds=1))
+        )
+    assert lost.rowcount == 1
+
+
+async def test_a_cancel_whose_reply_was_lost_is_replayed_not_refused_as_already_cancelled(
+    retell: RetellClient, database: Database, clock: FixedClock
+) -> None:
+    """Found in review: the retry met "Dieser Termin ist bereits storniert" from the lookup before the
+    use case could replay the cancel by its key, and that refusal became the key's reply."""
+    booked = await retell.function("book_appointment", BOOK, call_id="call_cancel_lost")
+    cancel = {"name": BOOK["name"], "referenz": booked["referenz"]}
+    first = await retell.function("cancel_appointment", cancel, call_id="call_cancel_lost")
+    assert first["ok"] is True and first["storniert"] is True, first
+    await _lose_reply(database, clock, "cancel_appointment")
+    again = await retell.function("cancel_appointment", cancel, call_id="call_cancel_lost")
+    assert again["ok"] is True and again["storniert"] is True, again
+
+
+async def test_a_move_whose_reply_was_lost_is_replayed_with_its_new_time(
+    retell: RetellClient, database: Database, clock: FixedClock
+) -> None:
+    booked = await retell.function("book_appointment", BOOK, call_id="call_move_lost")
+    move = {
+        "name": BOOK["name"],
+        "referenz": booked["referenz"],
+        "neues_datum": "Donnerstag",
+        "neue_uhrzeit": "15 Uhr",
+    }
+    first = await retell.function("reschedule_appointment", move, call_id="call_move_lost")
+    assert first["ok"] is True and first["verlegt"] is True, first
+    await _lose_reply(database, clock, "reschedule_appointment")
+    again = await retell.function("reschedule_appointment", move, call_id="call_move_lost")
+    assert again["ok"] is True and again["verlegt"] is True, again
+    assert (again["datum"], again["uhrzeit"]) == (first["datum"], first["uhrzeit"])
+    async with database.read() as session:
+        active = await session.scalar(
+            select(func.count()).select_from(AppointmentRow).where(AppointmentRow.status == "confirmed")
+        )
+    assert active == 1
+
+
+async def test_a_different_cancel_of_a_cancelled_appointment_is_still_refused(retell: RetellClient) -> None:
+    """The hostile side of the replay: only the change this key made is replayed; another request
+    (another key) for an appointment already cancelled hears that it is."""
+    booked = await retell.function("book_appointment", BOOK, call_id="call_cancel_twice")
+    first = await retell.function(
+        "cancel_appointment",
+        {"name": BOOK["name"], "referenz": booked["referenz"]},
+        call_id="call_cancel_twice",
+    )
+    assert first["ok"] is True, first
+    other = await retell.function(
+        "cancel_appointment", {"name": "Peter", "referenz": booked["referenz"]}, call_id="call_cancel_twice"
+    )
+    assert other["ok"] is False and other["reason"] == "appointment_not_active", other
+    moved = await retell.function(
+        "reschedule_appointment",
+        {
+            "name": BOOK["name"],
+            "referenz": booked["referenz"],
+            "neues_datum": "Donnerstag",
+            "neue_uhrzeit": "16 Uhr",
+        },
+        call_id="call_cancel_twice",
+    )
+    assert moved["ok"] is False and moved["reason"] == "appointment_not_active", moved
