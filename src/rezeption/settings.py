@@ -25,7 +25,7 @@ from rezeption.domain.clock import Clock, StartedClock, SystemClock
 from rezeption.store.db import Timeouts
 
 MIN_SECRET_LENGTH = 24
-MIN_DISTINCT_CHARACTERS = 10
+MIN_DISTINCT_CHARACTERS = 6
 PLACEHOLDER_WORDS = (
     "changeme",
     "secret",

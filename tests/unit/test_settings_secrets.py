@@ -22,11 +22,12 @@ STRONG = "rk_7Qm2vXz9LpR4tW8yB3nF6hJ"
 OTHER_STRONG = "as_K5dG1sV7cN0qE2uY9iO4pL"
 
 WEAK = {
-    "changeme": ["shorter than 24", "fewer than 10 different", '"changeme"'],
-    "changemechangeme": ["shorter than 24", "fewer than 10 different", '"changeme"', "repeated"],
-    "aaaaaaaaaaaaaaaa": ["shorter than 24", "fewer than 10 different", "repeated"],
-    "a" * 40: ["fewer than 10 different", "repeated"],
-    "abcabcabcabcabcabcabcabcabc": ["fewer than 10 different", "repeated"],
+    "changeme": ["shorter than 24", '"changeme"'],
+    "changemechangeme": ["shorter than 24", '"changeme"', "repeated"],
+    "aaaaaaaaaaaaaaaa": ["shorter than 24", "fewer than 6 different", "repeated"],
+    "a" * 40: ["fewer than 6 different", "repeated"],
+    "abcabcabcabcabcabcabcabcabc": ["fewer than 6 different", "repeated"],
+    "aaaaabbbbbcccccdddddeeeeee": ["fewer than 6 different"],  # long, no piece repeated
     "Qx7!pL2#vR9$Qx7!pL2#vR9$Qx7!": ["repeated"],  # 10 different, long, but one piece said 3.5 times
     "MySuperSecretKey-2026-Salon-Berlin": ['"secret"'],
     "Password-for-Friseur-1-2026-x": ['"password"'],
@@ -37,7 +38,7 @@ WEAK = {
     "DEFAULT-7Hq2Lm4Rt6Vw8Yz0Bn3Cp": ['"default"'],
     "admin-7Hq2Lm4Rt6Vw8Yz0Bn3CpQ5": ['"admin"'],
     "Rezeption-7Hq2Lm4Rt6Vw8Yz0Bn3": ['"rezeption"'],
-    "": ["shorter than 24", "fewer than 10 different"],
+    "": ["shorter than 24", "fewer than 6 different"],
 }
 
 
@@ -59,8 +60,13 @@ def test_strong_secrets_pass(value: str) -> None:
 
 def test_random_hex_tokens_pass() -> None:
     """Drawn here, not at collection (the suite's worker processes must collect the same tests).
-    Hex has no letter beyond "f": no placeholder word can appear in a random hex token."""
-    for value in (secrets.token_hex(16) for _ in range(20)):
+    Hex has no letter beyond "f": no placeholder word can appear in a random hex token.
+
+    Found when a fresh clone's run failed: the rule asked for 10 different characters, and a random
+    hex token of the shortest length allowed (24) has fewer once in 145 draws (32: once in 10,500),
+    so an operator's `openssl rand -hex 12` was refused now and then. Six different characters
+    still catch a typed pattern; a random 24-character hex token has fewer once in 3 x 10^8."""
+    for value in (secrets.token_hex(n) for n in (12, 16, 32) for _ in range(2000)):
         assert secret_weaknesses(value) == [], value
 
 
