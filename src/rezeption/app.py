@@ -68,6 +68,12 @@ def route_body_limit(path: str) -> int:
     return CALCOM_MAX_BODY if path.startswith("/calcom") else RETELL_MAX_BODY
 
 
+def reads_body_itself(path: str) -> bool:
+    """Whether the route at `path` reads its body through `http_body.read_bounded` (Retell's and
+    Cal.com's): under admission's deadline, after its own checks, so admission does not read it."""
+    return path.startswith(("/retell/", "/calcom/"))
+
+
 async def turned_away(scope: Scope, receive: Receive, send: Send) -> None:
     """A request the admission gate had no turn for: a function call hears that it is busy (and that
     nothing changed), everything else gets 503 with Retry-After (Retell retries call_inbound and the
@@ -156,7 +162,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     bulk = FairGate(BULK_CONCURRENCY, max_wait=settings.admission_max_wait, max_waiting=BULK_WAITING)
     app.state.admission, app.state.admission_bulk = gate, bulk
     app.add_middleware(
-        AdmissionMiddleware, gate=gate, shed=turned_away, bulk=bulk, body_limit=route_body_limit
+        AdmissionMiddleware,
+        gate=gate,
+        shed=turned_away,
+        bulk=bulk,
+        body_limit=route_body_limit,
+        lazy_body=reads_body_itself,
     )
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)

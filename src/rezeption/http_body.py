@@ -1,13 +1,23 @@
-"""Reading a request body with a limit: refused as soon as it is known to be too long.
+"""Reading a request body with a limit: refused as soon as it is known to be too long or too slow.
 
 A declared Content-Length over the limit is refused before a byte is read; a chunked body is read
 only until it passes the limit, and the rest is never read. Each route maps `BodyTooLarge` to its
-own 413 answer.
+own 413 answer. A request admission let in on a bulk turn carries a deadline for its body
+(`BODY_DEADLINE` in the ASGI scope); past it, `BodyTooSlow` (408).
 """
 
 from __future__ import annotations
 
-from starlette.requests import Request
+import asyncio
+
+from starlette.requests import ClientDisconnect, Request
+
+BODY_DEADLINE = "rezeption.body_deadline"
+"""ASGI scope key: the event loop time by which the whole body must have arrived (or absent)."""
+
+
+class BodyTooSlow(Exception):
+    """The body did not arrive by its deadline."""
 
 
 class BodyTooLarge(Exception):
@@ -25,9 +35,16 @@ async def read_bounded(request: Request, limit: int) -> bytes:
         raise BodyTooLarge(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(limit)
-        chunks.append(chunk)
+    deadline = request.scope.get(BODY_DEADLINE)
+    try:
+        async with asyncio.timeout_at(deadline):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge(limit)
+                chunks.append(chunk)
+    except (TimeoutError, ClientDisconnect) as error:
+        if deadline is not None and asyncio.get_running_loop().time() >= deadline:
+            raise BodyTooSlow() from error
+        raise
     return b"".join(chunks)

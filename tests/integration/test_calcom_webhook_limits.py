@@ -137,6 +137,18 @@ async def test_a_20_mib_chunked_body_is_refused_without_being_held_in_memory(
     assert sent < 20 * MIB, "the server answered before the whole body had arrived"
 
 
+async def test_an_unsigned_body_over_the_read_ahead_cap_is_401_before_a_byte_of_it(served: ServedApp) -> None:
+    """Found in review: admission read a body between 64 KB and the route's limit during its bulk
+    turn before the route could look at the signature, so an unsigned one was read whole (and one
+    that never came held the turn 10 s) instead of being refused unread."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", httpx.URL(served.url).port)
+    writer.write(f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: {MAX_BODY // 2}\r\n\r\n".encode())
+    await writer.drain()
+    status_line = await asyncio.wait_for(reader.readline(), timeout=5)  # no body is ever sent
+    writer.close()
+    assert status_line.startswith(b"HTTP/1.1 401")
+
+
 async def test_a_declared_length_over_the_limit_is_413_before_a_byte_of_body(served: ServedApp) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", httpx.URL(served.url).port)
     body = booking()

@@ -12,8 +12,11 @@ seconds, else 408): a client that sends its body slowly must not hold a turn whi
 body longer than that (declared so, or found so while reading ahead) is read by its route during
 its turn, so it takes its turn from a small gate of its own (`bulk`): clients that send large
 bodies slowly, before any signature could be checked, hold at most those few turns and never the
-ones the calls need, and each for at most `BULK_BODY_SECONDS` (then 408). Retell's large bodies are
-webhooks (a long call's transcript), which it retries.
+ones the calls need, and each for at most `BULK_BODY_SECONDS` (then 408): the routes that read
+their bodies themselves (`http_body.read_bounded`: Retell's and Cal.com's, which refuse a missing
+signature or a declared length over their limit before reading) get the deadline in the scope,
+any other route's body is read here within it. Retell's large bodies are webhooks (a long call's
+transcript), which it retries.
 
 Shedding happens on arrival when the line is already longer than `max_waiting` or when the expected
 wait (requests ahead / N x the recent service time) exceeds the wait allowed now, and after
@@ -38,6 +41,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from rezeption.http_body import BODY_DEADLINE
 from rezeption.ops.metrics import ADMISSION_IN_FLIGHT, ADMISSION_SHED, ADMISSION_WAIT
 
 Scope = MutableMapping[str, Any]
@@ -49,6 +53,9 @@ Shed = Callable[[Scope, Receive, Send], Awaitable[None]]
 """Answers a request that was turned away (the app decides the words per route)."""
 BodyLimit = Callable[[str], int]
 """The largest body the route at a path accepts (it answers 413 above that)."""
+LazyBody = Callable[[str], bool]
+"""Whether the route at a path reads its body itself under the scope's deadline (`http_body`), so
+it can refuse before reading (a missing signature, a declared length over its limit)."""
 
 UNGATED = ("/health", "/ready", "/metrics")
 BODY_CAP = 64 * 1024  # bytes read ahead before the turn (a function call is a few KB); a body
@@ -180,9 +187,10 @@ class AdmissionMiddleware:
         body_timeout: float = 5.0,
         bulk: FairGate | None = None,
         body_limit: BodyLimit = lambda _path: BULK_BODY_CAP,
+        lazy_body: LazyBody = lambda _path: False,
     ) -> None:
         self.app, self.gate, self.shed, self.body_timeout = app, gate, shed, body_timeout
-        self.body_limit = body_limit
+        self.body_limit, self.lazy_body = body_limit, lazy_body
         self.bulk = bulk or FairGate(BULK_CONCURRENCY, max_wait=gate.max_wait, max_waiting=BULK_WAITING)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -210,8 +218,12 @@ class AdmissionMiddleware:
         ADMISSION_IN_FLIGHT.set(self.gate.busy)
         started = time.perf_counter()
         try:
+            if large:
+                scope[BODY_DEADLINE] = asyncio.get_running_loop().time() + BULK_BODY_SECONDS
             limit = self.body_limit(scope["path"]) if large else 0
-            if large and _declared_length(scope) <= limit:  # declared longer: its route refuses it unread
+            # a route that reads its body itself does so under the deadline, and may refuse it
+            # unread; for any other, the body is read here (declared longer: refused unread)
+            if large and not self.lazy_body(scope["path"]) and _declared_length(scope) <= limit:
                 try:
                     receive, _ = await read_ahead(receive, BULK_BODY_SECONDS, limit)
                 except TimeoutError:

@@ -23,7 +23,7 @@ from rezeption.booking.ports import Trace
 from rezeption.booking.prefetch import prefetch
 from rezeption.bootstrap import Services
 from rezeption.domain.flags import as_trace, recording
-from rezeption.http_body import BodyTooLarge, read_bounded
+from rezeption.http_body import BodyTooLarge, BodyTooSlow, read_bounded
 from rezeption.language import mask_phone, normalize_phone
 from rezeption.language.text import strip_controls
 from rezeption.ops.logging import bind_request
@@ -59,6 +59,8 @@ async def read_body(request: Request) -> bytes:
         return await read_bounded(request, MAX_BODY)
     except BodyTooLarge as error:
         raise Refused(413, "request body larger than 2 MB") from error
+    except BodyTooSlow as error:
+        raise Refused(408, "the request body came too slowly") from error
 
 
 async def verified_json(request: Request, services: Services, *, replay_check: bool = True) -> dict[str, Any]:

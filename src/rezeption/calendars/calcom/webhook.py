@@ -36,7 +36,7 @@ from rezeption.booking.saga import JOB_REREAD
 from rezeption.calendars.calcom.models import parse_instant
 from rezeption.calendars.calcom.provider import CalcomCalendar
 from rezeption.domain.model import Catalog
-from rezeption.http_body import BodyTooLarge, read_bounded
+from rezeption.http_body import BodyTooLarge, BodyTooSlow, read_bounded
 
 __all__ = ["MAX_BODY", "WebhookSecrets", "build_calcom_webhook_router", "signature_for"]
 
@@ -127,6 +127,10 @@ def build_calcom_webhook_router() -> APIRouter:
             body = await read_bounded(request, MAX_BODY)
         except BodyTooLarge as error:
             raise HTTPException(status_code=413, detail=str(error), headers=CLOSE) from error
+        except BodyTooSlow as error:
+            raise HTTPException(
+                status_code=408, detail="the request body came too slowly", headers=CLOSE
+            ) from error
         tenant_id = await secrets.verify(services, tenant_slug, body, given)
         if tenant_id is None:
             raise HTTPException(status_code=401, detail="invalid signature")
