@@ -70,7 +70,9 @@ async def whole_days(
     provider: Calendar, catalog: Catalog, service: Service, staff: Sequence[Staff],
     requested: datetime, now: datetime, limit: int,
 ) -> tuple[Slot, ...]:  # fmt: skip
-    """The search as it was written before: every free start of each day, then `nearest`."""
+    """The search as it was written before: every free start of each day, then `nearest` (of the
+    asked instant)."""
+    requested = requested.astimezone(UTC)
     window = search_window(catalog, requested, now)
     if window is None:
         return ()
@@ -124,7 +126,15 @@ def cases(draw: st.DrawFn) -> tuple[Calendar, Catalog, Service, datetime, dateti
             for s, length in spans
         ]
     now = midnight + timedelta(minutes=draw(st.integers(0, 24 * 60)))
-    requested = midnight + timedelta(minutes=draw(st.integers(0, 5 * 24 * 60)))
+    requested = midnight + timedelta(
+        minutes=draw(st.integers(0, 5 * 24 * 60)), seconds=draw(st.sampled_from([0, 7]))
+    )
+    if draw(
+        st.booleans()
+    ):  # as `day_availability` passes it: the salon's wall time, maybe one that does not exist
+        requested = datetime.combine(
+            requested.astimezone(BERLIN).date(), requested.astimezone(BERLIN).time(), BERLIN
+        )
     calendar = Calendar(busy, external=draw(st.booleans()))
     return calendar, catalog, service, requested, now, draw(st.integers(1, 4))
 
@@ -167,3 +177,21 @@ def test_a_wanted_time_with_free_starts_around_it_is_answered_without_the_whole_
     )
     assert [s.start.astimezone(BERLIN).time() for s in found] == [time(14, 30), time(14, 45), time(15, 15)]
     assert windows == [Interval(asked - timedelta(hours=1), asked + timedelta(hours=1))]
+
+
+def test_an_asked_time_the_clocks_skip_picks_what_the_whole_days_pick() -> None:
+    """Found in review: 02:30 on the night the clocks go forward does not exist. Given in the
+    salon's zone (as a day's availability passes it), the narrowed search read it as 03:30 and the
+    whole-day search as 02:30, so they offered different starts the next day (the Sunday is closed)."""
+    night = {d: (TimeRange(time(2), time(2, 15)), TimeRange(time(3, 45), time(4))) for d in range(6)}
+    policy = BookingPolicy(min_notice=timedelta(0))
+    tenant = Tenant(1, "t", "Salon", "Europe/Berlin", "BE", night, policy)
+    staff = (Staff(1, "s1", "Stylist 1", night),)
+    service = Service(1, "s", "Schnitt", (), timedelta(minutes=15), timedelta(0), timedelta(0))
+    catalog = Catalog(tenant=tenant, services=(service,), staff=staff)
+    asked = datetime.combine(date(2027, 3, 28), time(2, 30), BERLIN)
+    now = datetime(2027, 3, 27, 12, 0, tzinfo=UTC)
+    calendar = Calendar({}, external=False)
+    expected = asyncio.run(whole_days(calendar, catalog, service, staff, asked, now, 1))
+    found = asyncio.run(alternatives(calendar, catalog, service, staff, asked, now, 1))  # type: ignore[arg-type]
+    assert found == expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from rezeption.booking.bookings import BookingRequest, StylistTurns
 
@@ -35,6 +36,16 @@ def test_callers_whose_free_lists_differ_still_try_different_stylists_first() ->
             free = tuple(s for s in staff if s not in seen)
             firsts.append(turns.order(free, request(first_key if n == 0 else f"{first_key}-{n}"), staff)[0])
         assert len(set(firsts)) == len(staff), (first_key, firsts)
+
+
+def test_with_some_stylists_booked_racing_callers_still_spread_over_the_free_ones() -> None:
+    """Found in review: the next turn went on from the turn's place in the salon's list, not from
+    the stylist it chose, so with the first stylists booked most turns landed on one free stylist."""
+    staff = (11, 12, 13, 14)
+    for first_key in (f"key-{n}" for n in range(12)):
+        turns = StylistTurns()
+        firsts = [turns.order((13, 14), request(f"{first_key}-{n}"), staff)[0] for n in range(8)]
+        assert all(a != b for a, b in pairwise(firsts)), (first_key, firsts)
 
 
 def test_callers_racing_for_one_time_each_try_another_stylist_first() -> None:

@@ -191,6 +191,8 @@ async def alternatives(
     bookings are read once; its free starts are first counted only near the time that matters
     (`_near_starts`), the whole day only when that did not settle the answer.
     """
+    requested = requested.astimezone(UTC)  # one instant for every step (a wall time the clocks
+    # skip, given in the salon's zone, would otherwise be read as two different times of day)
     window = search_window(catalog, requested, now)
     if window is None:
         return ()
@@ -235,8 +237,7 @@ def _near_starts(
     hour of that time, so finding one there settles it. Ties keep their order (start, stylist).
     """
     zone = catalog.tenant.zone
-    requested = requested.astimezone(UTC)  # instants: arithmetic in the salon's zone is wall time
-    local = requested.astimezone(zone)
+    local = requested.astimezone(zone)  # `requested` is UTC (`alternatives`): instant arithmetic
     same_day = day.start.astimezone(zone).date() == local.date()
     if same_day:
         centre = requested

@@ -737,11 +737,13 @@ class StylistTurns:
             turn = zlib.crc32(seed.encode())
             if len(self._next) >= self.REMEMBERED:
                 self._next.clear()
-        self._next[at] = turn + 1
         everyone = list(ring) or list(staff_ids)
         turn %= len(everyone)
         free, known = set(staff_ids), set(everyone)
         ordered = [s for s in everyone[turn:] + everyone[:turn] if s in free]
+        # the next caller goes on after the stylist this one tries first, not after its turn's
+        # place: with the first stylists booked, places in a row lead to the same free one
+        self._next[at] = everyone.index(ordered[0]) + 1 if ordered else turn + 1
         return (*ordered, *(s for s in staff_ids if s not in known))  # not in the ring: last
 
 
