@@ -87,7 +87,12 @@ def relaxed_commit(statement: Any) -> Any:
     would relax the whole transaction."""
     setting = func.set_config("synchronous_commit", "off", true()).label("relaxed")
     relaxed = select(setting).cte("relaxed_commit")
-    return statement.where(exists(select(relaxed.c.relaxed)))
+    made = statement.where(exists(select(relaxed.c.relaxed)))
+    _relaxed.add(id(made))  # module constants: `rows` refuses them inside a transaction
+    return made
+
+
+_relaxed: set[int] = set()
 
 
 def placeholders(table: Any, names: Sequence[str]) -> dict[str, Any]:
@@ -117,6 +122,12 @@ async def rows(conn: AsyncConnection, statement: Executable, params: Mapping[str
     if conn.dialect.name != "postgresql" or watched:
         executed = await conn.execute(statement, params)
         return executed.all() if executed.returns_rows else []
+    if id(statement) in _relaxed:
+        options = sync.get_execution_options() if sync is not None else {}
+        if options.get("isolation_level") != "AUTOCOMMIT":
+            raise ValueError(
+                "a relaxed-commit statement runs on its own (autocommit): in a transaction it relaxes all"
+            )
     compiled = _compile(statement, conn.dialect)
     args = []
     for name, process in zip(compiled.names, compiled.processors, strict=True):

@@ -37,12 +37,19 @@ async def test_a_relaxed_statement_relaxes_its_own_transaction_and_nothing_after
 ) -> None:
     async with database.transaction() as conn:
         before = (await conn.execute(text("SHOW synchronous_commit"))).scalar_one()
-        await direct.rows(conn, FINISH_RELAXED, {"k": "nobody", "reply": {}})
+        await conn.execute(FINISH_RELAXED, {"k": "nobody", "reply": {}})  # SQLAlchemy's own path
         inside = (await conn.execute(text("SHOW synchronous_commit"))).scalar_one()
     async with database.statement(writes=True) as conn:
         await direct.rows(conn, FINISH_RELAXED, {"k": "nobody", "reply": {}})
         after = (await conn.execute(text("SHOW synchronous_commit"))).scalar_one()
     assert (before, inside, after) == ("on", "off", "on")
+
+
+async def test_the_direct_path_refuses_a_relaxed_statement_inside_a_transaction(database: Database) -> None:
+    """It would relax the whole transaction (found in review: nothing but care kept them apart)."""
+    with pytest.raises(ValueError, match="autocommit"):
+        async with database.transaction() as conn:
+            await direct.rows(conn, FINISH_RELAXED, {"k": "nobody", "reply": {}})
 
 
 async def test_only_the_call_claim_and_the_reply_are_relaxed_never_the_booking(
