@@ -11,7 +11,9 @@ reconciler runs, and the separate checker reads our database and the emulator:
 - double bookings (ours and at Cal.com), orphans, pending rows left, calls whose appointments differ
   from what they heard, lost confirmed bookings;
 - the outbox: jobs by status, and job runs counted by the two workers themselves (their /metrics)
-  against the jobs done (a job run twice would count more runs than jobs);
+  against the jobs done (a job run twice would count more runs than jobs). After the calls, a
+  signed Cal.com delivery for each booking it holds (to both servers in turn) queues one re-read
+  each, which only the workers run: the two compete for those jobs;
 - Cal.com requests per phone call, and slot requests among them (one shared picture: two servers
   must not read the slots twice as often as one);
 - requests per server (the split).
@@ -42,13 +44,14 @@ from sqlalchemy import func, select  # noqa: E402
 from _pg import throwaway_database  # noqa: E402
 from _stack import KEY, free_port, stack  # noqa: E402
 from loadtest_calcom import warm  # noqa: E402
+from rezeption.calendars.calcom.webhook import signature_for  # noqa: E402
 from rezeption.cli.loadtest import calcom_report, summary  # noqa: E402
 from rezeption.emulators.retell.caller import RetellPhone  # noqa: E402
 from rezeption.ops.crashload import ServerProcess  # noqa: E402
 from rezeption.ops.loadcheck import check, check_calcom, emulator_requests_seen, reconcile_after_run  # noqa: E402
 from rezeption.ops.loadtest import CALCOM_FAULT_PROFILES, LoadTest, Plan, Scenarios  # noqa: E402
 from rezeption.store import migrate  # noqa: E402
-from rezeption.store.tables import OutboxJobRow  # noqa: E402
+from rezeption.store.tables import AppointmentRow, OutboxJobRow  # noqa: E402
 
 FULL = os.environ.get("BENCH") == "full"
 CONCURRENCY = 40 if FULL else 20
@@ -81,6 +84,46 @@ def job_runs(metrics_url: str) -> dict[str, float]:
                 outcome = sample.labels["outcome"]
                 runs[outcome] = runs.get(outcome, 0.0) + sample.value
     return runs
+
+
+async def deliver_webhooks(servers: list[str], slug: str, secret: str, uids: list[str]) -> int:
+    """One signed BOOKING_CREATED delivery per Cal.com booking, to the servers in turn, as Cal.com
+    sends them; how many were queued (each queues one re-read job)."""
+    queued = 0
+    async with httpx.AsyncClient(timeout=10) as http:
+        for k, uid in enumerate(uids):
+            body = json.dumps(
+                {"triggerEvent": "BOOKING_CREATED", "createdAt": f"scaleout-{k}", "payload": {"uid": uid}}
+            ).encode()
+            answer = await http.post(
+                f"{servers[k % len(servers)]}/calcom/webhooks/{slug}",
+                content=body,
+                headers={
+                    "X-Cal-Signature-256": signature_for(secret, body),
+                    "Content-Type": "application/json",
+                },
+            )
+            queued += answer.status_code == 200 and bool(answer.json().get("queued"))
+    return queued
+
+
+async def jobs_waiting(services: Any, seconds: float) -> int:
+    """Wait (bounded) until no outbox job is pending or running; how many still are."""
+    waiting = 0
+    for _ in range(int(seconds)):
+        async with services.database.read() as session:
+            waiting = int(
+                await session.scalar(
+                    select(func.count())
+                    .select_from(OutboxJobRow)
+                    .where(OutboxJobRow.status.in_(("pending", "running")))
+                )
+                or 0
+            )
+        if waiting == 0:
+            break
+        await asyncio.sleep(1)
+    return waiting
 
 
 async def measure(url: str) -> dict[str, Any]:
@@ -117,7 +160,19 @@ async def measure(url: str) -> dict[str, Any]:
         began = await emulator_requests_seen(running.emulator)
         result = await test.run()
         ended = await emulator_requests_seen(running.emulator)
-        await asyncio.sleep(10)  # the workers finish what the calls queued
+        # Cal.com tells us of each booking it holds (a signed delivery, to both servers in turn):
+        # each queues a re-read that only the workers run, so the two workers compete for jobs
+        async with running.services() as services, services.database.read() as session:
+            uids = list(
+                await session.scalars(
+                    select(AppointmentRow.external_uid).where(AppointmentRow.external_uid.is_not(None))
+                )
+            )
+        delivered = await deliver_webhooks(
+            [running.server.url, second.url], salon.slug, salon.calendar.settings["webhook_secret"], uids
+        )
+        async with running.services() as services:
+            waiting = await jobs_waiting(services, seconds=120)  # the workers finish what was queued
         runs = [job_runs(f"http://127.0.0.1:{port}/metrics") for port in metrics_ports]
         for worker in workers:
             worker.stop()
@@ -152,6 +207,8 @@ async def measure(url: str) -> dict[str, Any]:
         "pending_left": found.pending_left,
         "mismatched_calls": len(found.mismatched_calls),
         "lost_confirmed": len(set(found.lost_confirmed) | set(remote.lost_confirmed)),
+        "webhook_deliveries": delivered,
+        "outbox_jobs_waiting_at_the_end": waiting,
         "outbox_jobs_by_status": jobs,
         "outbox_runs_by_worker": runs,
         "outbox_jobs_run_twice": max(0, int(runs_ok) - int(jobs.get("done", 0))),
