@@ -26,7 +26,6 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from rezeption.admin.pages import install as install_admin
 from rezeption.bootstrap import Services, build
-from rezeption.calendars.calcom.webhook import MAX_BODY as CALCOM_MAX_BODY
 from rezeption.calendars.calcom.webhook import build_calcom_webhook_router
 from rezeption.domain.clock import Clock
 from rezeption.ops import readiness
@@ -49,7 +48,6 @@ from rezeption.ops.worker import embedded_worker
 from rezeption.retell.failures import server_busy
 from rezeption.retell.functions import FunctionRunner
 from rezeption.retell.llm_socket import Dialogs, build_llm_router
-from rezeption.retell.routes import MAX_BODY as RETELL_MAX_BODY
 from rezeption.retell.routes import build_router
 from rezeption.retell.traces import TraceWriter
 from rezeption.settings import Settings
@@ -60,12 +58,6 @@ log = structlog.get_logger("rezeption.app")
 DATABASE_TROUBLE = (DBAPIError, PoolTimeout, OSError, TimeoutError)
 """Exceptions that may mean the database refused, dropped, hung, is locked or full (`is_unavailable`
 decides): a route that lets one escape answers 503, not 500."""
-
-
-def route_body_limit(path: str) -> int:
-    """The largest body the route at `path` accepts: what admission reads of a large body in its
-    bulk turn before the route sees it (a body declared longer is passed on unread and refused)."""
-    return CALCOM_MAX_BODY if path.startswith("/calcom") else RETELL_MAX_BODY
 
 
 def reads_body_itself(path: str) -> bool:
@@ -166,7 +158,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         gate=gate,
         shed=turned_away,
         bulk=bulk,
-        body_limit=route_body_limit,
         lazy_body=reads_body_itself,
     )
 

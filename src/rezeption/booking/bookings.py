@@ -294,7 +294,7 @@ class Bookings:
                     raise
             check = check_start(catalog, service, members, busy, start, now, named=_named(request.staff))
             booked = (
-                await self._claim(tx, catalog, service, check, request, start, now)
+                await self._claim(tx, catalog, service, members, check, request, start, now)
                 if check.free and resumed is None
                 else None
             )
@@ -351,6 +351,7 @@ class Bookings:
         tx: BookingTx,
         catalog: Catalog,
         service: Service,
+        members: Sequence[Staff],
         check: StartCheck,
         request: BookingRequest,
         start: datetime,
@@ -359,8 +360,7 @@ class Bookings:
         request = dataclasses.replace(request, start=start)
         provider = self.calendars.for_tenant(catalog)
         status = AppointmentStatus.PENDING if provider.external else AppointmentStatus.CONFIRMED
-        ring = [m.id for m in catalog.qualified_staff(service)]
-        for staff_id in self.turns.order(check.free_staff_ids, request, ring):
+        for staff_id in self.turns.order(check.free_staff_ids, request, [m.id for m in members]):
             new = _new_appointment(
                 catalog,
                 service,

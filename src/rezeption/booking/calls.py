@@ -64,22 +64,27 @@ class Calls:
         called number it gives equal what the call recorded, lead to no other salon, and at least one
         leads to the call's salon; and (`check_caller`) the caller's number is the one the call came
         from."""
-        reaches_salon = False
-        for kind, value, stored in (
-            ("agent", agent_id, call.agent_id),
-            ("number", to_number, call.to_number),
-        ):
-            if not value:
-                continue
-            if stored is not None and value != stored:
+        for value, stored in ((agent_id, call.agent_id), (to_number, call.to_number)):
+            if value and stored is not None and value != stored:
                 return False
-            routed = await self.tenant_for(
-                agent_id=value if kind == "agent" else None, to_number=value if kind == "number" else None
-            )
-            if routed is not None and routed != call.tenant_id:
-                return False
-            reaches_salon = reaches_salon or routed == call.tenant_id
-        return reaches_salon and (not check_caller or from_number == call.from_number)
+        routed = await self._routes(agent_id, to_number)
+        if any(r is not None and r != call.tenant_id for r in routed):
+            return False
+        return call.tenant_id in routed and (not check_caller or from_number == call.from_number)
+
+    async def leads_elsewhere(self, tenant_id: int, *, agent_id: str | None, to_number: str | None) -> bool:
+        """Whether the agent id or the called number leads to another salon than `tenant_id` (an
+        envelope mixing two salons' agent and number)."""
+        return any(r is not None and r != tenant_id for r in await self._routes(agent_id, to_number))
+
+    async def _routes(self, agent_id: str | None, to_number: str | None) -> list[int | None]:
+        """The salon each given value leads to on its own (the agent id, the called number)."""
+        routed = []
+        if agent_id:
+            routed.append(await self.tenant_for(agent_id=agent_id, to_number=None))
+        if to_number:
+            routed.append(await self.tenant_for(agent_id=None, to_number=to_number))
+        return routed
 
     async def remember(self, call_id: str, facts: Mapping[str, Any]) -> None:
         """Merge what the caller told us into the call's memory."""

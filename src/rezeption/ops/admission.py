@@ -51,8 +51,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Shed = Callable[[Scope, Receive, Send], Awaitable[None]]
 """Answers a request that was turned away (the app decides the words per route)."""
-BodyLimit = Callable[[str], int]
-"""The largest body the route at a path accepts (it answers 413 above that)."""
 LazyBody = Callable[[str], bool]
 """Whether the route at a path reads its body itself under the scope's deadline (`http_body`), so
 it can refuse before reading (a missing signature, a declared length over its limit)."""
@@ -64,8 +62,8 @@ BULK_CONCURRENCY = 2
 """Turns for requests with bodies over BODY_CAP: they are read during their turn."""
 BULK_WAITING = 16
 BULK_BODY_CAP = 2 * 1024 * 1024
-"""The most a bulk turn reads of a body before its route sees it, unless told each route's own
-limit (`body_limit`): a longer one is refused by its route from what was read."""
+"""The most a bulk turn reads of a body for a route that does not read it itself (`lazy_body`);
+a longer one is refused by its route from what was read."""
 BULK_BODY_SECONDS = 10.0
 """How long a bulk turn waits for its whole body: Retell gives up on a webhook after 10 s, so a
 body slower than that serves nobody, and a client that dawdles holds the turn no longer."""
@@ -186,11 +184,10 @@ class AdmissionMiddleware:
         shed: Shed,
         body_timeout: float = 5.0,
         bulk: FairGate | None = None,
-        body_limit: BodyLimit = lambda _path: BULK_BODY_CAP,
         lazy_body: LazyBody = lambda _path: False,
     ) -> None:
         self.app, self.gate, self.shed, self.body_timeout = app, gate, shed, body_timeout
-        self.body_limit, self.lazy_body = body_limit, lazy_body
+        self.lazy_body = lazy_body
         self.bulk = bulk or FairGate(BULK_CONCURRENCY, max_wait=gate.max_wait, max_waiting=BULK_WAITING)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -204,8 +201,7 @@ class AdmissionMiddleware:
                 receive, whole = await read_ahead(receive, self.body_timeout)
                 large = not whole
         except TimeoutError:
-            ADMISSION_SHED.labels(kind, "slow_body").inc()
-            await _answer(send, 408, b'{"error": "the request body came too slowly"}')
+            await _too_slow(send, kind)
             return
         gate = self.bulk if large else self.gate
         try:
@@ -220,15 +216,13 @@ class AdmissionMiddleware:
         try:
             if large:
                 scope[BODY_DEADLINE] = asyncio.get_running_loop().time() + BULK_BODY_SECONDS
-            limit = self.body_limit(scope["path"]) if large else 0
             # a route that reads its body itself does so under the deadline, and may refuse it
             # unread; for any other, the body is read here (declared longer: refused unread)
-            if large and not self.lazy_body(scope["path"]) and _declared_length(scope) <= limit:
+            if large and not self.lazy_body(scope["path"]) and _declared_length(scope) <= BULK_BODY_CAP:
                 try:
-                    receive, _ = await read_ahead(receive, BULK_BODY_SECONDS, limit)
+                    receive, _ = await read_ahead(receive, BULK_BODY_SECONDS, BULK_BODY_CAP)
                 except TimeoutError:
-                    ADMISSION_SHED.labels(kind, "slow_body").inc()
-                    await _answer(send, 408, b'{"error": "the request body came too slowly"}')
+                    await _too_slow(send, kind)
                     return
             await self.app(scope, receive, send)
         finally:
@@ -265,6 +259,11 @@ def _declared_length(scope: Scope) -> int:
         if name == b"content-length":
             return int(value) if value.isdigit() else BODY_CAP + 1
     return 0
+
+
+async def _too_slow(send: Send, kind: str) -> None:
+    ADMISSION_SHED.labels(kind, "slow_body").inc()
+    await _answer(send, 408, b'{"error": "the request body came too slowly"}')
 
 
 async def _answer(send: Send, status: int, body: bytes) -> None:

@@ -267,7 +267,9 @@ class FunctionRunner:
                 return None, False
         from_number = normalize_phone(ref.from_number)
         tenant_id = await self.calls.tenant_for(agent_id=ref.agent_id, to_number=ref.to_number)
-        if tenant_id is not None and await self._leads_elsewhere(ref, tenant_id):
+        if tenant_id is not None and await self.calls.leads_elsewhere(
+            tenant_id, agent_id=ref.agent_id, to_number=ref.to_number
+        ):
             raise EnvelopeMixesSalons()  # refused before anything is written: no call, no key
         call, claimed = await self.idempotency.claim_in_call(
             key,
@@ -290,16 +292,6 @@ class FunctionRunner:
             to_number=ref.to_number,
         )
         return opened, False
-
-    async def _leads_elsewhere(self, ref: CallRef, tenant_id: int) -> bool:
-        """Whether the envelope's agent or called number leads to another salon than `tenant_id`
-        (an envelope mixing two salons' agent and number; each lookup is cached)."""
-        for agent_id, to_number in ((ref.agent_id, None), (None, ref.to_number)):
-            if agent_id or to_number:
-                routed = await self.calls.tenant_for(agent_id=agent_id, to_number=to_number)
-                if routed is not None and routed != tenant_id:
-                    return True
-        return False
 
     async def _call(
         self, handler: Handler, name: str, call: CallRecord, args: Arguments, key: str | None

@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from retell.lib.webhook_auth import symmetric
+from sqlalchemy import event
 
 from rezeption.app import create_app
 from rezeption.domain.clock import FixedClock
@@ -94,6 +95,23 @@ def server(app: FastAPI) -> Iterator[str]:
     """The app under uvicorn, in a thread, on a free port of 127.0.0.1."""
     with running(app) as url:
         yield url
+
+
+@contextlib.contextmanager
+def recorded_statements(app: FastAPI) -> Iterator[list[str]]:
+    """The SQL the running app sends while the block runs (its statements take SQLAlchemy's path
+    while anything listens: the same statements, seen)."""
+    engine = app.state.services.database.engine.sync_engine
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
 
 
 @contextlib.contextmanager

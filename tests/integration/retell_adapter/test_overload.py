@@ -105,6 +105,15 @@ async def test_a_client_sending_its_body_slowly_holds_no_turn(
     assert await appointments(database) == 1
 
 
+async def bulk_turns_all_taken(app: FastAPI) -> None:
+    """Wait (at most 2 s) until the slow bodies hold every bulk turn."""
+    for _ in range(200):
+        if app.state.admission_bulk.busy == BULK_CONCURRENCY:
+            break
+        await asyncio.sleep(0.01)
+    assert app.state.admission_bulk.busy == BULK_CONCURRENCY, "the slow bodies are in bulk turns"
+
+
 def _dawdling_large_body(server: str, path: str = "/retell/webhook") -> socket.socket:
     """A client that declares a body over the read-ahead cap (before any signature could be
     checked), sends 10 bytes of it and then dawdles."""
@@ -126,11 +135,7 @@ async def test_clients_sending_large_bodies_slowly_hold_none_of_the_calls_turns(
     turns of the bulk gate, and a full bulk gate turns the next one away."""
     slow = [_dawdling_large_body(server) for _ in range(BULK_CONCURRENCY)]
     try:
-        for _ in range(200):
-            if app.state.admission_bulk.busy == BULK_CONCURRENCY:
-                break
-            await asyncio.sleep(0.01)
-        assert app.state.admission_bulk.busy == BULK_CONCURRENCY, "both slow bodies are in bulk turns"
+        await bulk_turns_all_taken(app)
         reply = await retell.function("book_appointment", BOOKING, call_id="call_quick")
         assert reply.get("gebucht") is True, reply
         assert app.state.admission.busy == 0
@@ -154,11 +159,7 @@ async def test_a_large_body_that_never_arrives_gives_its_bulk_turn_back_when_ret
     and the turn is free again."""
     slow = [_dawdling_large_body(server) for _ in range(BULK_CONCURRENCY)]
     try:
-        for _ in range(200):
-            if app.state.admission_bulk.busy == BULK_CONCURRENCY:
-                break
-            await asyncio.sleep(0.01)
-        assert app.state.admission_bulk.busy == BULK_CONCURRENCY, "both slow bodies are in bulk turns"
+        await bulk_turns_all_taken(app)
         for client in slow:
             client.settimeout(BULK_BODY_SECONDS + 10)
         answers = [(await asyncio.to_thread(client.recv, 4096)).decode() for client in slow]

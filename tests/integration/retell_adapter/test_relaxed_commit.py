@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event, func, select, text, update
-from tests.integration.retell_adapter.conftest import RetellClient
+from sqlalchemy import func, select, text, update
+from tests.integration.retell_adapter.conftest import RetellClient, recorded_statements
 
 from rezeption.domain.clock import FixedClock
 from rezeption.store import direct
@@ -55,21 +54,12 @@ async def test_the_direct_path_refuses_a_relaxed_statement_inside_a_transaction(
 async def test_only_the_call_claim_and_the_reply_are_relaxed_never_the_booking(
     retell: RetellClient, app: FastAPI
 ) -> None:
-    engine = app.state.services.database.engine.sync_engine
-    statements: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
+    with recorded_statements(app) as statements:
         booked = await retell.function("book_appointment", BOOK, call_id="call_relaxed")
         for _ in range(100):  # the trace is written in the background, after the reply
             if any("INSERT INTO function_call_traces" in s for s in statements):
                 break
             await asyncio.sleep(0.05)
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
     assert booked["ok"] is True, booked
     relaxed = [s for s in statements if "relaxed_commit" in s]
     durable = [s for s in statements if "relaxed_commit" not in s]

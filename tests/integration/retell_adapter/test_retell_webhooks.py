@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import timedelta
-from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import event as sa_event
 from sqlalchemy import select
-from tests.integration.retell_adapter.conftest import AGENT, CALLER, SALON_NUMBER, RetellClient
+from tests.integration.retell_adapter.conftest import (
+    AGENT,
+    CALLER,
+    SALON_NUMBER,
+    RetellClient,
+    recorded_statements,
+)
 
 from rezeption.store.db import Database
 from rezeption.store.tables import CallRow
@@ -35,14 +39,7 @@ async def test_call_inbound_reads_no_catalog_once_the_server_is_warm(
     retell: RetellClient, app: FastAPI
 ) -> None:
     """The background prefetch shares the server's catalog cache: a call_inbound loads no catalog."""
-    engine = app.state.services.database.engine.sync_engine
-    statements: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    sa_event.listen(engine, "before_cursor_execute", seen)
-    try:
+    with recorded_statements(app) as statements:
         for call_id in ("warm_1", "warm_2"):
             inbound = {"from_number": CALLER, "to_number": SALON_NUMBER, "call_id": call_id}
             response = await retell.post(
@@ -53,8 +50,6 @@ async def test_call_inbound_reads_no_catalog_once_the_server_is_warm(
             if sum("INSERT INTO calls" in s for s in statements) >= 2:
                 break
             await asyncio.sleep(0.05)
-    finally:
-        sa_event.remove(engine, "before_cursor_execute", seen)
     assert sum("INSERT INTO calls" in s for s in statements) >= 2, statements
     assert not [s for s in statements if "FROM staff" in s or "FROM services" in s], statements
 
