@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select, text, update
-from tests.integration.retell_adapter.conftest import RetellClient, recorded_statements
+from tests.integration.retell_adapter.conftest import AGENT, SALON_NUMBER, RetellClient, recorded_statements
 
 from rezeption.domain.clock import FixedClock
 from rezeption.store import direct
@@ -23,6 +23,7 @@ from rezeption.store.idempotency import FINISH_RELAXED
 from rezeption.store.tables import AppointmentRow, IdempotencyRecordRow
 
 pytestmark = pytest.mark.postgres
+STRANGER = "+4917699999999"
 BOOK = {"name": "Peter Schuster", "dienstleistung": "Bartpflege", "datum": "Donnerstag", "uhrzeit": "13 Uhr"}
 
 
@@ -118,6 +119,19 @@ async def test_a_cancel_whose_reply_was_lost_is_replayed_not_refused_as_already_
     first = await retell.function("cancel_appointment", cancel, call_id="call_cancel_lost")
     assert first["ok"] is True and first["storniert"] is True, first
     await _lose_reply(database, clock, "cancel_appointment")
+    # the hostile side: a stranger sending the very same request from another number hears no
+    # replay of someone else's cancel
+    stranger = await retell.post(
+        "/retell/functions/cancel_appointment",
+        {
+            "name": "cancel_appointment",
+            "call": {"call_id": "call_cancel_lost", "agent_id": AGENT, "from_number": STRANGER,
+                     "to_number": SALON_NUMBER},
+            "args": cancel,
+        },
+    )  # fmt: skip
+    assert stranger.status_code == 403 and stranger.json()["reason"] == "call_mismatch", stranger.text
+    assert "storniert" not in stranger.json() and BOOK["name"] not in stranger.text
     again = await retell.function("cancel_appointment", cancel, call_id="call_cancel_lost")
     assert again["ok"] is True and again["storniert"] is True, again
 
