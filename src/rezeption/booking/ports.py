@@ -442,9 +442,9 @@ class ExternalCalendar(CalendarProvider, Protocol):
         cancelled: it is free again), without asking the calendar."""
         ...
 
-    async def claim_reconcile(self, seconds: float) -> bool:
-        """Whether this process runs the salon's scheduled reconcile pass now (one per `seconds`
-        across the processes sharing the calendar's state)."""
+    async def claim_reconcile(self, seconds: float, part: str = "reconcile") -> bool:
+        """Whether this process runs `part` of the salon's scheduled reconcile pass now (one per
+        `seconds` across the processes sharing the calendar's state)."""
         ...
 
 

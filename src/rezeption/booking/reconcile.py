@@ -23,10 +23,15 @@ Runs as a scheduled worker job (`ops.worker`) and as `rezeption reconcile`; webh
 call the targeted variants (`reread`, `resolve_pending`, `cancel_uid`). What it costs at the
 calendar: one listing per pass for all of a salon's event types (`ExternalCalendar.bookings`), and
 with several workers one pass per interval between them (`reconcile_all(claim_for=...)`: the first
-to claim the salon's pass runs it). A webhook's re-read is skipped when our database already tells
-the story the signed delivery tells (our own booking created, a cancelled one cancelled here): the
-echo of our own writes costs no read. What it learns goes into the calendar's cached free slots too
-(`ExternalCalendar.note`): an imported booking takes its time, one cancelled there gives it back.
+to claim the salon's pass runs it). The worker's schedule claims the two halves of a pass apart:
+overdue pending rows every minute (a database read, and a read by token only for a row found
+overdue), the listing every ten minutes (`list_for`). The listing is the safety net behind
+webhooks and the targeted jobs, so it need not run as often, and once a minute it cost a salon
+1,440 Cal.com requests a day whether anybody called or not. A webhook's re-read is skipped when
+our database already tells the story the signed delivery tells (our own booking created, a
+cancelled one cancelled here): the echo of our own writes costs no read. What it learns goes into
+the calendar's cached free slots too (`ExternalCalendar.note`): an imported booking takes its
+time, one cancelled there gives it back.
 """
 
 from __future__ import annotations
@@ -115,23 +120,29 @@ class Reconciler:
         provider = self.calendars.for_tenant(catalog)
         return catalog, provider if isinstance(provider, ExternalCalendar) else None
 
-    async def reconcile_all(self, *, claim_for: float | None = None) -> ReconcileReport:
+    async def reconcile_all(
+        self, *, claim_for: float | None = None, list_for: float | None = None
+    ) -> ReconcileReport:
         """Reconcile every salon with an external calendar; with `claim_for` (the worker's schedule)
-        only the salons whose pass this process claims for that many seconds."""
+        only the salons whose pass this process claims for that many seconds, and their calendars
+        listed only when this process claims the listing for `list_for` seconds (else `claim_for`)."""
         async with self.uow.reading() as tx:
             tenants = await tx.external_tenants()
         report = ReconcileReport()
         for tenant_id in tenants:
             try:
-                report.add(await self.reconcile_tenant(tenant_id, claim_for=claim_for))
+                report.add(await self.reconcile_tenant(tenant_id, claim_for=claim_for, list_for=list_for))
             except Exception as error:  # one salon's outage must not stop the others
                 report.errors.append(f"salon {tenant_id}: {technical_cause(error)}")
         return report
 
-    async def reconcile_tenant(self, tenant_id: int, *, claim_for: float | None = None) -> ReconcileReport:
+    async def reconcile_tenant(
+        self, tenant_id: int, *, claim_for: float | None = None, list_for: float | None = None
+    ) -> ReconcileReport:
         """Resolve overdue pending rows, cancel orphans, import and follow the calendar's own changes.
         With `claim_for`, nothing happens unless this process claims the salon's pass (another
-        worker ran it within that many seconds: `skipped`)."""
+        worker ran it within that many seconds: `skipped`), and the calendar is listed only when
+        it also claims the listing for `list_for` seconds (default: `claim_for`)."""
         catalog, calendar = await self._context(tenant_id)
         report = ReconcileReport()
         if calendar is None:
@@ -150,6 +161,10 @@ class Reconciler:
                 continue
             report.pending_failed += outcome != "unchanged"
             report.orphans_cancelled += outcome == "cancelled_there"
+        listing = list_for if list_for is not None else claim_for
+        if listing is not None and not await calendar.claim_reconcile(listing, "reconcile:list"):
+            _count(report)
+            return report  # listed within `listing` seconds (by this worker or another)
         window = Interval(now - LOOKBACK, now + timedelta(days=catalog.tenant.policy.horizon_days + 1))
         try:
             bookings = await calendar.bookings(catalog, window)

@@ -263,7 +263,12 @@ def worker(
     once: Annotated[bool, typer.Option(help="Run one batch of due jobs and exit.")] = False,
     dead: Annotated[bool, typer.Option(help="List dead jobs and exit.")] = False,
     poll: Annotated[float, typer.Option(help="Seconds between polls when idle.")] = 1.0,
-    reconcile_every: Annotated[float, typer.Option(help="Seconds between reconcile runs.")] = 60.0,
+    reconcile_every: Annotated[
+        float, typer.Option(help="Seconds between reconcile runs (overdue pending rows).")
+    ] = 60.0,
+    list_every: Annotated[
+        float, typer.Option(help="Seconds between listings of Cal.com's bookings (orphans, walk-ins).")
+    ] = 600.0,
     metrics_port: Annotated[
         int | None,
         typer.Option(help="Serve this worker's /metrics (orphans, compensations, jobs) on this port."),
@@ -289,7 +294,7 @@ def worker(
                     typer.echo(f"{job.id}  {job.kind}  attempts={job.attempts}  {job.last_error or ''}")
                 typer.echo(f"{len(jobs)} dead job(s)")
                 return
-            options = WorkerOptions(poll_seconds=poll, reconcile_every=reconcile_every)
+            options = WorkerOptions(poll_seconds=poll, reconcile_every=reconcile_every, list_every=list_every)
             if once:
                 console.print(f"ran {await run_once(services, options)} jobs")
                 return

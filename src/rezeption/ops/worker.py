@@ -83,7 +83,8 @@ class WorkerOptions:
 
     worker_id: str = ""
     poll_seconds: float = 1.0
-    reconcile_every: float = 60.0
+    reconcile_every: float = 60.0  # overdue pending rows: a database read, Cal.com only for those
+    list_every: float = 600.0  # the reconciler's listing of Cal.com's bookings (its safety net)
     housekeeping_every: float = 3600.0
     batch: int = 10
     max_attempts: int = 8
@@ -131,7 +132,8 @@ async def run_once(deps: WorkerDeps, options: WorkerOptions | None = None) -> in
 
 async def run_worker(deps: WorkerDeps, *, stop: asyncio.Event, options: WorkerOptions | None = None) -> None:
     """Run jobs and the scheduled reconcile until `stop` is set. With several workers, a salon's
-    scheduled pass runs in whichever claims it first, once per `reconcile_every` between them."""
+    scheduled pass runs in whichever claims it first, once per `reconcile_every` between them, and
+    lists the salon's Cal.com bookings once per `list_every`."""
     options = options or WorkerOptions()
     loop = asyncio.get_running_loop()
     next_reconcile = next_housekeeping = loop.time()
@@ -140,7 +142,9 @@ async def run_worker(deps: WorkerDeps, *, stop: asyncio.Event, options: WorkerOp
         try:
             ran = await run_once(deps, options)
             if loop.time() >= next_reconcile:
-                report = await deps.reconciler.reconcile_all(claim_for=options.reconcile_every)
+                report = await deps.reconciler.reconcile_all(
+                    claim_for=options.reconcile_every, list_for=options.list_every
+                )
                 next_reconcile = loop.time() + options.reconcile_every
                 if report.orphans_cancelled or report.pending_failed or report.errors:
                     log.warning("worker: reconcile %s", report)

@@ -208,17 +208,22 @@ async def test_invalid_metadata_is_a_bad_request(client: CalcomClient) -> None:
         await client.create_booking(42, TEN, ANNA, token="t", metadata={"k": "x" * 501})
 
 
-async def test_a_booking_requiring_confirmation_comes_back_pending(
+async def test_a_booking_requiring_confirmation_comes_back_pending_and_does_not_stop_another(
     client: CalcomClient, emulator: RunningEmulator
 ) -> None:
-    emulator.add_faults({"mode": "pending", "method": "POST", "path": "/v2/bookings", "count": 1})
+    """Cal.com's create checks only accepted bookings: several requests awaiting the host's
+    confirmation can hold one time (#13936, #29958); an accepted one then stops the next."""
+    emulator.add_faults({"mode": "pending", "method": "POST", "path": "/v2/bookings", "count": 2})
 
     booking = await client.create_booking(42, TEN, ANNA, token="t")
+    second = await client.create_booking(42, TEN, ANNA, token="u")
 
-    assert booking.status == "pending"
-    assert booking.is_active
+    assert booking.status == second.status == "pending"
+    assert booking.is_active and second.is_active and booking.uid != second.uid
+    accepted = await client.create_booking(42, TEN, ANNA, token="v")
+    assert accepted.status == "accepted"
     with pytest.raises(CalcomSlotUnavailable):
-        await client.create_booking(42, TEN, ANNA, token="u")
+        await client.create_booking(42, TEN, ANNA, token="w")
 
 
 async def test_stale_slots_list_a_time_that_then_cannot_be_booked(

@@ -22,6 +22,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -39,7 +40,7 @@ from rezeption.calendars.calcom.webhook import build_calcom_webhook_router, sign
 from rezeption.calendars.directory import CalendarDirectory
 from rezeption.calendars.slot_cache import MemorySlotCache, RedisSlotCache, SlotCache
 from rezeption.domain.model import Appointment, AppointmentStatus, Catalog
-from rezeption.ops.worker import WorkerOptions, run_once
+from rezeption.ops.worker import WorkerOptions, run_once, run_worker
 
 from .conftest import FAST_CLIENT, NOW, TUESDAY_10, World
 
@@ -225,28 +226,81 @@ async def test_a_create_whose_outcome_stays_unknown_holds_its_time_and_makes_its
     assert slot_reads(world) > before, "we could not know: that day is read again"
 
 
-async def test_a_create_that_committed_before_its_5xx_is_read_back_and_never_sent_again(
+def committed_before_the_5xx(world: World, appointment: Appointment, status: str) -> dict[str, Any]:
+    """What the first create did at Cal.com before its answer became a 500."""
+    committed: dict[str, Any] = world.emulator.admin.post(
+        "/_emulator/bookings",
+        json={"eventTypeId": 101, "start": TUESDAY_10.isoformat(), "status": status,
+              "metadata": {"rezeption_token": booking_token(appointment)}},
+    ).json()  # fmt: skip
+    return committed
+
+
+def live_with(world: World, appointment: Appointment) -> list[str]:
+    token = booking_token(appointment)
+    return [b["uid"] for b in world.emulator.active() if b["metadata"].get("rezeption_token") == token]
+
+
+async def test_a_create_that_committed_before_its_5xx_is_found_by_its_token_when_the_resend_hears_busy(
     world: World,
 ) -> None:
-    """A 5xx on a create is read back by our token before anything is sent again: Cal.com refuses
-    a second booking of one host and time only for accepted bookings, not for those awaiting the
-    host's confirmation (calcom.md 4.2), so a resend could book twice. Nothing is booked twice."""
+    """A 5xx on a create (one host, accepted bookings) is answered by the create once more, unread:
+    Cal.com refuses a second accepted booking of one host and time, and that busy answer is read
+    back by our token. Nothing is booked twice."""
     calendar = await provider(world)
     catalog = await _catalog(world)
     appointment = pending(world, catalog, 4242)
-    committed = world.emulator.admin.post(  # what the first create did before its answer became a 500
-        "/_emulator/bookings",
-        json={"eventTypeId": 101, "start": TUESDAY_10.isoformat(),
-              "metadata": {"rezeption_token": booking_token(appointment)}},
-    ).json()  # fmt: skip
+    committed = committed_before_the_5xx(world, appointment, "accepted")
     world.emulator.faults({"mode": "server_error", **CREATE, "count": 1, "params": {"status": 500}})
 
     booking = await calendar.create(catalog, appointment)
 
     assert booking.uid == committed["uid"]
-    assert len(world.emulator.requests("POST", "/v2/bookings")) == 1, "read back, not sent again"
-    assert lists(world) == 1, "the 500 was read back"
-    assert [b["uid"] for b in world.emulator.active()] == [committed["uid"]]
+    assert [e["status"] for e in world.emulator.requests("POST", "/v2/bookings")] == [500, 400]
+    assert lists(world) == 1, "the busy answer was read back"
+    assert live_with(world, appointment) == [committed["uid"]]
+
+
+async def test_a_resent_create_that_comes_back_awaiting_confirmation_leaves_no_twin(world: World) -> None:
+    """Cal.com does not guard bookings awaiting the host's confirmation against a second one of the
+    same time (#10789, #29958): the create that answered 500 may have been booked too, and the
+    resend books again. The resend's pending answer has every other booking with our token
+    cancelled, so one stays."""
+    calendar = await provider(world)
+    catalog = await _catalog(world)
+    appointment = pending(world, catalog, 4243)
+    committed_before_the_5xx(world, appointment, "pending")
+    world.emulator.faults(
+        {"mode": "server_error", **CREATE, "count": 1, "params": {"status": 500}},
+        {"mode": "pending", **CREATE},
+    )
+
+    booking = await calendar.create(catalog, appointment)
+
+    assert booking.status == "pending"
+    assert live_with(world, appointment) == [booking.uid], "exactly one booking carries our token"
+
+
+async def test_once_an_event_type_answered_pending_a_5xx_on_it_is_read_back_before_the_resend(
+    world: World,
+) -> None:
+    calendar = await provider(world)
+    catalog = await _catalog(world)
+    world.emulator.faults({"mode": "pending", **CREATE})
+    await calendar.create(catalog, pending(world, catalog, 4244))
+    world.emulator.faults(
+        {"mode": "server_error", **CREATE, "count": 1, "params": {"status": 500}},
+        {"mode": "pending", **CREATE},
+    )
+    later = pending(world, catalog, 4245, TUESDAY_10 + timedelta(hours=2))
+
+    booking = await calendar.create(catalog, later)
+
+    log = [e for e in world.emulator.admin.get("/_emulator/requests").json() if e["path"] == "/v2/bookings"]
+    assert [(e["method"], e["status"]) for e in log] == [
+        ("POST", 201), ("POST", 500), ("GET", 200), ("POST", 201)
+    ], "read back before the resend"  # fmt: skip
+    assert live_with(world, later) == [booking.uid]
 
 
 @pytest.mark.redis
@@ -307,17 +361,15 @@ async def test_a_move_gives_the_old_time_back_and_takes_the_new_one_without_a_sl
     assert slot_reads(world) == before
 
 
-async def test_a_5xx_on_create_is_read_back_first_and_sent_once_more_when_nothing_was_booked(
-    world: World,
-) -> None:
+async def test_a_5xx_on_create_is_sent_once_more_without_a_read_back(world: World) -> None:
     await warm(world)
     world.emulator.faults({"mode": "server_error", **CREATE, "count": 1, "params": {"kind": "html"}})
 
     result = await world.bookings.book(anna(world, "k"))
 
     assert result.appointment.status is AppointmentStatus.CONFIRMED
-    assert len(world.emulator.requests("POST", "/v2/bookings")) == 2
-    assert lists(world) == 1, "read back before the resend"
+    assert [e["status"] for e in world.emulator.requests("POST", "/v2/bookings")] == [502, 201]
+    assert lists(world) == 0, "Cal.com's own guard answers for the first create"
     assert len(world.emulator.active()) == 1
 
 
@@ -423,6 +475,51 @@ async def test_two_reconcilers_at_once_only_one_lists(world: World) -> None:
         assert sum(r.imported for r in reports) == 1
         again = await workers[1].reconcile_all()  # `rezeption reconcile`, the load checker: no claim
         assert lists(world) == 2 and again.skipped == 0
+
+
+async def test_the_scheduled_pass_reads_an_overdue_claim_back_each_minute_but_lists_cal_com_less_often(
+    world: World,
+) -> None:
+    """A worker's pass once a minute listed every booking at Cal.com: 1,440 requests a salon a day,
+    with nobody calling. The listing is the safety net behind webhooks and jobs; an overdue claim is
+    read back by its token at the next pass, without a listing."""
+    await warm(world)
+    first = await world.reconciler.reconcile_tenant(world.tenant_id, claim_for=0.05, list_for=600)
+    assert lists(world) == 1 and not first.errors
+    world.emulator.faults(
+        {"mode": "lost_response", **CREATE, "count": 1},
+        {"mode": "server_error", "method": "GET", "path": "/v2/bookings"},  # the read-back fails too
+    )
+    with pytest.raises(CalendarOutcomeUnknown):
+        await world.bookings.book(anna(world, "lost"))
+    world.emulator.clear_faults()
+    read_so_far = lists(world)
+    world.clock.advance(timedelta(minutes=3))  # past the claim's deadline
+    await asyncio.sleep(0.1)  # the minute's claim has lapsed, the listing's has not
+
+    second = await world.reconciler.reconcile_tenant(world.tenant_id, claim_for=0.05, list_for=600)
+
+    assert second.pending_failed == 1 and second.orphans_cancelled == 1 and not second.errors
+    assert lists(world) == read_so_far + 1, "one read by the claim's token, no listing"
+    assert world.emulator.active() == []
+    manual = await world.reconciler.reconcile_tenant(world.tenant_id)  # `rezeption reconcile`
+    assert lists(world) == read_so_far + 2 and not manual.errors, "unclaimed, it lists"
+
+
+@pytest.mark.parametrize(("list_every", "listed"), [(600.0, 1), (0.05, "several")])
+async def test_a_running_worker_lists_cal_com_once_per_its_listing_interval(
+    world: World, list_every: float, listed: int | str
+) -> None:
+    await warm(world)
+    stop = asyncio.Event()
+    deps = SimpleNamespace(database=world.db, reconciler=world.reconciler, clock=world.clock)
+    options = WorkerOptions(worker_id="t", poll_seconds=0.02, reconcile_every=0.05, list_every=list_every)
+    running = asyncio.create_task(run_worker(deps, stop=stop, options=options))  # type: ignore[arg-type]
+    await asyncio.sleep(0.6)  # about a dozen passes
+    stop.set()
+    await running
+
+    assert lists(world) == listed if listed == 1 else lists(world) > 2
 
 
 # --- the picture's store --------------------------------------------------------------------

@@ -5,7 +5,9 @@ our own token rides in the booking's ``metadata`` under ``TOKEN_METADATA_KEY``. 
 outcome (timeout, reset, 5xx: ``CalcomUnavailable.outcome_unknown``) the ``*_safely`` methods read
 back what happened instead of sending the write again:
 
-- ``create_booking_safely``: find the booking by token → return it, or ``CalcomNothingBooked``;
+- ``create_booking_safely``: find the booking by token → return it, or ``CalcomNothingBooked``
+  (optionally a 5xx answer is left to the caller, who may send the create once more: Cal.com
+  refuses a second accepted booking of one host and time, and a busy answer is read back);
 - ``cancel_booking_safely``: re-read the booking → cancelled means done (also after "already
   cancelled"), else ``CalcomNotApplied`` (optionally a 5xx is first answered by the same cancel
   once more: a cancel has no effect the second time);
@@ -63,7 +65,31 @@ class CalcomClient(CalcomApi):
         max_pages: int = 10,
     ) -> CalcomBooking | None:
         """The booking whose ``metadata`` carries ``token`` (any status), or ``None``."""
+        found = await self.find_bookings_by_token(
+            token,
+            start=start,
+            end=end,
+            event_type_id=event_type_id,
+            attendee_email=attendee_email,
+            max_pages=max_pages,
+            first_only=True,
+        )
+        return found[0] if found else None
+
+    async def find_bookings_by_token(
+        self,
+        token: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        event_type_id: int | None = None,
+        attendee_email: str | None = None,
+        max_pages: int = 10,
+        first_only: bool = False,
+    ) -> list[CalcomBooking]:
+        """Every booking whose ``metadata`` carries ``token`` (any status), in Cal.com's order."""
         page_size = 100
+        found: list[CalcomBooking] = []
         for page in range(max_pages):
             result = await self.list_bookings(
                 attendee_email=attendee_email,
@@ -75,10 +101,12 @@ class CalcomClient(CalcomApi):
             )
             for booking in result.bookings:
                 if booking.token == token:
-                    return booking
+                    found.append(booking)
+                    if first_only:
+                        return found
             if not result.has_next_page:
-                return None
-        return None
+                break
+        return found
 
     async def create_booking_safely(
         self,
@@ -93,8 +121,13 @@ class CalcomClient(CalcomApi):
         booking_fields_responses: Mapping[str, str] | None = None,
         reserved_slot_uid: str | None = None,
         call_timeout: float | None = None,
+        read_back_server_error: bool = True,
     ) -> CalcomBooking:
         """Create once; on an ambiguous outcome or a busy answer, read back by ``token``.
+
+        Without ``read_back_server_error`` a 5xx answer is raised as ``CalcomServerError`` unread:
+        the caller sends the create once more (see ``CalcomCalendar.create``), and a busy answer to
+        that is read back here.
 
         Returns the booking if one carrying ``token`` exists (created now or by an earlier
         attempt). Raises ``CalcomNothingBooked`` when the read-back proves nothing was booked after
@@ -118,7 +151,7 @@ class CalcomClient(CalcomApi):
                 call_timeout=call_timeout,
             )
         except CalcomUnavailable as exc:
-            if not exc.outcome_unknown:
+            if not exc.outcome_unknown or (isinstance(exc, CalcomServerError) and not read_back_server_error):
                 raise
             return await self.read_back_create(token, event_type_id, start, window_end, exc)
         except (CalcomSlotUnavailable, CalcomConflict) as exc:

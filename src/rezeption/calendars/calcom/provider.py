@@ -35,13 +35,16 @@ alternatives); with nothing known, at most `voice_wait_unknown` (2.2). Every req
 from the key's budget (`budget`); a read the budget refuses is answered from the picture.
 
 Writes use the client's safe variants with our token (`booking_token`) in `metadata`, so nothing is
-ever sent twice blindly. A create that Cal.com answered with a 5xx or a dropped answer is read back
-by our token first and sent once more only when nothing was booked (while `write_budget`, 5.8 s,
-leaves at least 2 s): Cal.com's own guard against a second booking of one host and time covers
-accepted bookings only, not those awaiting the host's confirmation (calcom.md 4.2, #10789), so a
-resend without the read-back could book twice there. A cancel answered with a 5xx
-is sent once more too (a second cancel changes nothing: "already cancelled" is read back), instead
-of a read-back now and the same cancel from the outbox later.
+ever sent twice blindly. A create that Cal.com answered with a 5xx is sent once more at once (while
+`write_budget`, 5.8 s, leaves at least 2 s) when its event type has one host and its bookings are
+accepted: Cal.com refuses a second accepted booking of one host and time (calcom.md 4.2), so if the
+first was booked after all, the resend hears "busy" and that is read back by our token. The read
+that the usual 5xx (nothing booked) needed before is saved. Cal.com's guard does not cover bookings
+awaiting the host's confirmation (#10789, #29958): a resend that comes back `pending` has every
+other booking with our token cancelled, and an event type seen answering `pending`, a round-robin
+team (its resend may go to another host) or a dropped answer is read back first, as before. A
+cancel answered with a 5xx is sent once more too (a second cancel changes nothing: "already
+cancelled" is read back), instead of a read-back now and the same cancel from the outbox later.
 """
 
 from __future__ import annotations
@@ -77,6 +80,7 @@ from rezeption.calendars.calcom.errors import (
     CalcomOutOfBounds,
     CalcomRateLimited,
     CalcomRejected,
+    CalcomServerError,
     CalcomSlotUnavailable,
     CalcomTimeout,
     CalcomUnavailable,
@@ -172,6 +176,7 @@ class CalcomCalendar:
         self.picture = SlotPicture(self.cache, scope, self.event_type_for)
         self._waited_out: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         self.stale_answers = 0  # answers given from an old picture because Cal.com was slow or busy
+        self._awaiting_confirmation: set[int] = set()  # event types whose last create came back pending
 
     # --- mapping -----------------------------------------------------------------------------
 
@@ -435,12 +440,12 @@ class CalcomCalendar:
             log.warning("slot cache claim failed: %s", type(error).__name__)
             return True
 
-    async def claim_reconcile(self, seconds: float) -> bool:
-        """Whether this process runs the salon's scheduled reconcile pass now: one pass per
+    async def claim_reconcile(self, seconds: float, part: str = "reconcile") -> bool:
+        """Whether this process runs `part` of the salon's scheduled reconcile pass now: one per
         `seconds` across the workers sharing the picture (Redis), so several workers do not each
-        list Cal.com's bookings. A cache outage lets the pass run (one too many, never none)."""
+        list Cal.com's bookings. A cache outage lets it run (one too many, never none)."""
         try:
-            return await self.cache.claim(self.scope, "reconcile", seconds)
+            return await self.cache.claim(self.scope, part, seconds)
         except Exception as error:
             log.warning("slot cache claim failed: %s", type(error).__name__)
             return True
@@ -458,6 +463,10 @@ class CalcomCalendar:
             language="de",
         )
         team = self._is_team(catalog, event_type)
+        # One host, accepted bookings: a 5xx is answered by the create once more, unread (see
+        # `_resend_first`); else it is read back by our token before anything is sent again.
+        resend_first = not team and event_type not in self._awaiting_confirmation
+        resent_unread = False
         began = time_module.monotonic()
         outcome = "unchanged"  # booked, refused (taken there), unknown (it may have been booked)
         try:
@@ -473,6 +482,7 @@ class CalcomCalendar:
                             end=appointment.ends_at,
                             metadata={"rezeption_appointment": str(appointment.id)},
                             call_timeout=timeout,
+                            read_back_server_error=not (resend_first and attempt == 1),
                         )
                         break
                     except CalcomConflict:
@@ -481,16 +491,26 @@ class CalcomCalendar:
                         if attempt == 2 or not team:
                             raise
                         log.info("calcom create: team host taken meanwhile, asking once more")
-                    except CalcomNothingBooked as nothing:
+                    except (CalcomNothingBooked, CalcomServerError) as nothing:
                         # Cal.com answered 5xx or dropped the connection, and the read-back found
-                        # nothing: send it once more. Never after a timeout: that create may still
-                        # be running there and commit later (the reconciler settles it then).
+                        # nothing (or, resending first, a 5xx left unread): send it once more.
+                        # Never after a timeout: that create may still be running there and commit
+                        # later (the reconciler settles it then).
                         left = self.settings.write_budget - (time_module.monotonic() - began)
                         timed_out = isinstance(nothing.__cause__, CalcomTimeout)
                         if attempt == 2 or timed_out or left < MIN_RETRY_SECONDS:
+                            if isinstance(nothing, CalcomServerError):  # no time left to resend
+                                booking = await self.client.read_back_create(
+                                    token, event_type, appointment.starts_at, appointment.ends_at, nothing
+                                )
+                                break
                             raise
+                        resent_unread = isinstance(nothing, CalcomServerError)
                         timeout = min(self.settings.write_timeout, left - 0.3)
                         log.info("calcom create: %s, sending it once more", type(nothing).__name__)
+                self._learn_confirmation(event_type, booking)
+                if resent_unread and booking.status != "accepted":
+                    await self._cancel_twins(token, event_type, appointment, booking)
                 if team:
                     booking = await self._with_named_host(catalog, appointment, booking)
             outcome = "booked"
@@ -506,6 +526,39 @@ class CalcomCalendar:
             if outcome != "unchanged":
                 self._hold(catalog, appointment, stale=outcome != "booked")
         return self._external(catalog, booking)
+
+    def _learn_confirmation(self, event_type: int, booking: CalcomBooking) -> None:
+        """Remember whether the event type's bookings await the host's confirmation (`pending`):
+        a 5xx on its creates is then read back before the create is sent once more."""
+        if booking.status == "accepted":
+            self._awaiting_confirmation.discard(event_type)
+        elif booking.status == "pending":
+            self._awaiting_confirmation.add(event_type)
+
+    async def _cancel_twins(
+        self, token: str, event_type: int, appointment: Appointment, kept: CalcomBooking
+    ) -> None:
+        """A create sent once more after an unread 5xx came back awaiting confirmation: Cal.com
+        guards only accepted bookings against a second one of the same host and time (calcom.md
+        4.2), so the first may have been booked too. Any other live booking carrying our token is
+        cancelled; one that cannot be is left to the reconciler (an orphan by our token)."""
+        try:
+            found = await self.client.find_bookings_by_token(
+                token,
+                start=appointment.starts_at - timedelta(minutes=1),
+                end=appointment.ends_at,
+                event_type_id=event_type,
+            )
+            for twin in found:
+                if twin.uid != kept.uid and twin.is_active:
+                    log.warning("calcom create: the 5xx'd create was booked too, cancelling that twin")
+                    await self.client.cancel_booking_safely(
+                        twin.uid,
+                        reason="rezeption: duplicate of a resent booking",
+                        call_timeout=self.settings.write_timeout,
+                    )
+        except CalcomError as error:
+            log.error("calcom create: twins not checked (%s), the reconciler will", type(error).__name__)
 
     def _is_team(self, catalog: Catalog, event_type: int) -> bool:
         """Whether several stylists share the event type (a round-robin team at Cal.com)."""

@@ -56,13 +56,19 @@ def _check_bounds(state: EmulatorState, event_type: EventTypeConfig, start: date
 
 
 def _check_free(
-    state: EmulatorState, event_type: EventTypeConfig, span: Interval, ignore_uid: str | None
+    state: EmulatorState,
+    event_type: EventTypeConfig,
+    span: Interval,
+    ignore_uid: str | None,
+    *,
+    pending_blocks: bool = True,
 ) -> None:
     windows = working_windows(state.schedule(event_type), span.start, span.end)
     inside = any(w.start <= span.start and span.end <= w.end for w in windows)
     before, after = minutes(event_type.before_buffer), minutes(event_type.after_buffer)
     padded = Interval(span.start - before, span.end + after)
-    if not inside or any(padded.overlaps(b) for b in state.busy(event_type.host_id, ignore_uid)):
+    busy = state.busy(event_type.host_id, ignore_uid, pending=pending_blocks)
+    if not inside or any(padded.overlaps(b) for b in busy):
         raise ApiError(400, SLOT_TAKEN)
 
 
@@ -124,7 +130,9 @@ async def create_booking(
         if host_id is None:
             raise ApiError(400, TEAM_SLOT_TAKEN)
     else:
-        _check_free(state, event_type, span, None)
+        # A booking awaiting the host's confirmation does not stop another one (#13936, #29958):
+        # two callers, or one create sent twice, can both get one for the same time.
+        _check_free(state, event_type, span, None, pending_blocks=False)
     race = _fault(faults, "race_window")
     if race is not None:
         await asyncio.sleep(float(race.params.get("seconds", 0.2)))

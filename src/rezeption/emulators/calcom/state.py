@@ -121,11 +121,15 @@ class EmulatorState:
 
     # --- slots -------------------------------------------------------------------------------
 
-    def busy(self, host_id: int, ignore_uid: str | None = None) -> list[Interval]:
+    def busy(self, host_id: int, ignore_uid: str | None = None, *, pending: bool = True) -> list[Interval]:
+        """The host's booked spans; with `pending=False` only accepted bookings (what a create's
+        availability check sees: bookings awaiting confirmation do not stop another, #13936, #29958)."""
         return [
             Interval(b.start, b.end)
             for b in self.bookings.values()
-            if b.host_id == host_id and b.is_active and b.uid != ignore_uid
+            if b.host_id == host_id
+            and b.uid != ignore_uid
+            and (b.status == "accepted" if not pending else b.is_active)
         ]
 
     def drop_expired_holds(self) -> None:
