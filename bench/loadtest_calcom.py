@@ -8,7 +8,8 @@ Cal.com's real limit (120 requests a minute per API key, nothing lifted) and get
 HTML 503, 5 % answers after 2.5 s, 1 % lost answers, 1 % stolen slots; cancels and reschedules 5 %
 JSON 500. No timeout is shortened.
 
-The server first warms its slot picture as it does after a start (those requests are not counted);
+The period's first call warms the slot picture first (a call_inbound before the run: its prefetch
+reads every event type's slots; those requests are not counted, `cold_start_requests`);
 then the calls run (the mix of bench/loadtest_scenarios.yaml, ~8 s between two functions of a
 call, as a caller speaks), the worker is stopped, the reconciler runs as the worker would after the
 pending deadline (the faults still on), and the separate checker (ops.loadcheck) reads our database
@@ -52,6 +53,7 @@ from _pg import throwaway_database  # noqa: E402
 from _results import floor_ratio  # noqa: E402
 from _stack import KEY, stack  # noqa: E402
 from rezeption.cli.loadtest import calcom_report, summary  # noqa: E402
+from rezeption.emulators.retell.caller import RetellPhone  # noqa: E402
 from rezeption.ops.loadcheck import (  # noqa: E402
     check,
     check_calcom,
@@ -69,8 +71,16 @@ PROFILE = "faulty"
 OUT = ROOT / "bench" / "results" / "loadtest-calcom.json"
 
 
-async def warm(emulator: str, event_types: int, seconds: float = 60.0) -> int:
-    """Wait until the server has read every event type's slots once (its warm-up); the log's length."""
+async def warm(emulator: str, event_types: int, server: str, salon: Any, seconds: float = 60.0) -> int:
+    """The period's first call rings (a signed call_inbound: its prefetch reads every event type's
+    slots, as after a quiet night; the refresher reads nothing for a salon nobody called); wait
+    until the server has read them all once. Returns the log's length."""
+    envelope = {"call_id": "warm-up", "agent_id": salon.retell_agent_ids[0],
+                "from_number": "+4915100000000", "to_number": salon.phone_numbers[0]}  # fmt: skip
+    answer = await RetellPhone(server, KEY).post(
+        "/retell/inbound", {"event": "call_inbound", "call_inbound": envelope}
+    )
+    answer.raise_for_status()
     deadline = time.monotonic() + seconds
     async with httpx.AsyncClient(base_url=emulator, timeout=10) as http:
         while time.monotonic() < deadline:
@@ -87,7 +97,7 @@ async def measure(url: str) -> dict[str, Any]:
         salon = running.salon
         await running.put_faults(CALCOM_FAULT_PROFILES[PROFILE])
         types = {v for m in salon.calendar.settings["event_types"].values() for v in dict(m).values()}
-        cold_start = await warm(running.emulator, len(types))
+        cold_start = await warm(running.emulator, len(types), running.server.url, salon)
         plan = Plan(
             calls=CALLS, concurrency=CONCURRENCY, think=THINK, deadline=1800, seed=23,
             to_number=salon.phone_numbers[0], agent_id=salon.retell_agent_ids[0],

@@ -144,7 +144,7 @@ async def measure(url: str) -> dict[str, Any]:
             running.others.append(worker)
         await running.put_faults(CALCOM_FAULT_PROFILES[PROFILE])
         types = {v for m in salon.calendar.settings["event_types"].values() for v in dict(m).values()}
-        await warm(running.emulator, len(types))
+        await warm(running.emulator, len(types), running.server.url, salon)
         plan = Plan(
             calls=CALLS, concurrency=CONCURRENCY, think=THINK, deadline=1800, seed=29,
             to_number=salon.phone_numbers[0], agent_id=salon.retell_agent_ids[0],

@@ -25,9 +25,11 @@ async def prefetch(
     tenant_id: int,
     days: int | None = None,
     catalogs: CatalogCache | None = None,
+    background: bool = False,
 ) -> int:
     """Refresh the next `days` days (default: the provider's horizon); returns how many event types
-    were fetched.
+    were fetched. A call's prefetch marks the salon as being called; a `background` one (the slot
+    refresher) reads nothing for a salon nobody called lately.
 
     Pass the application's `catalogs` to share its cache; without one the catalog is read afresh
     (a module-level cache would outlive the database it was filled from).
@@ -39,7 +41,8 @@ async def prefetch(
     if warm is None:
         return 0
     try:
-        fetched: int = await warm(catalog, days)
+        quiet = {"only_while_called": True} if background else {}
+        fetched: int = await warm(catalog, days, **quiet)
     except Exception as error:  # a prefetch is a favour, never a failure
         log.warning("prefetch failed for tenant %s: %s", tenant_id, type(error).__name__)
         return 0

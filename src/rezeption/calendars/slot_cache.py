@@ -100,6 +100,14 @@ class SlotCache(Protocol):
         """Whether this process may refresh the event type's range now (`claim` of that range)."""
         ...
 
+    async def mark(self, scope: str, name: str, seconds: float) -> None:
+        """Set the salon's mark `name` for the next `seconds` (again: from now)."""
+        ...
+
+    async def marked(self, scope: str, name: str) -> bool:
+        """Whether the salon's mark `name` is set and has not lapsed."""
+        ...
+
     async def invalidate(self, scope: str, days: Sequence[date] | None = None) -> None:
         """Mark the salon's `days` (all of its days when None) stale; they stay as a fallback."""
         ...
@@ -269,6 +277,12 @@ class MemorySlotCache:
     async def claim_refresh(self, scope: str, event_type_id: int, seconds: float) -> bool:
         return await self.claim(scope, f"refresh:{event_type_id}", seconds)
 
+    async def mark(self, scope: str, name: str, seconds: float) -> None:
+        self._claims[(scope, f"mark:{name}")] = time.monotonic() + seconds
+
+    async def marked(self, scope: str, name: str) -> bool:
+        return self._claims.get((scope, f"mark:{name}"), 0.0) > time.monotonic()
+
     async def range_fetched_at(self, scope: str, event_type_id: int) -> float:
         at = self._ranges.get((scope, event_type_id), 0.0)
         return 0.0 if at <= self._invalid_all.get(scope, 0.0) else at
@@ -373,6 +387,12 @@ class RedisSlotCache:
 
     async def claim_refresh(self, scope: str, event_type_id: int, seconds: float) -> bool:
         return await self.claim(scope, f"refresh:{event_type_id}", seconds)
+
+    async def mark(self, scope: str, name: str, seconds: float) -> None:
+        await self.redis.set(f"rezeption:mark:{scope}:{name}", "1", px=max(1, int(seconds * 1000)))
+
+    async def marked(self, scope: str, name: str) -> bool:
+        return bool(await self.redis.exists(f"rezeption:mark:{scope}:{name}"))
 
     async def range_fetched_at(self, scope: str, event_type_id: int) -> float:
         at, invalid = await self.redis.hmget(self._marks(scope), f"range:{event_type_id}", "all")

@@ -2,7 +2,9 @@
 
 Every `interval` seconds it asks each salon on an external calendar (Cal.com) to refresh the event
 types whose picture is older than the provider's refresh interval (`CalcomCalendar.prefetch`: one
-request per due event type, as background reads that wait behind callers in the request budget).
+request per due event type, as background reads that wait behind callers in the request budget),
+while the salon is being called (a call within `refresh_while_called_seconds`, 30 min): a quiet
+salon's picture is brought up to date by the next call's own prefetch at call_inbound instead.
 With Redis the picture and its fetch times are shared, so several server processes refresh it
 about once per interval between them, not once each. Failures are logged by type and never stop
 the loop; the loop ends with the server.
@@ -41,6 +43,7 @@ async def refresh_once(services: Services) -> int:
             clock=services.clock,
             tenant_id=tenant_id,
             catalogs=services.bookings.catalogs,
+            background=True,
         )
     return fetched
 

@@ -18,10 +18,12 @@ from tests.integration.retell_adapter.conftest import API_KEY, running
 from rezeption.app import create_app
 from rezeption.calendars.directory import CalendarDirectory
 from rezeption.domain.clock import FixedClock
+from rezeption.emulators.retell.caller import RetellPhone
 from rezeption.ops.loadcheck import check, check_calcom, emulator_requests_seen, reconcile_after_run
 from rezeption.ops.loadtest import CALCOM_FAULT_PROFILES, LoadTest, Plan, Scenarios
 from rezeption.settings import Settings
 from rezeption.store.db import Database
+from rezeption.store.salon_file import SalonFile
 from rezeption.store.uow import SqlUnitOfWork
 
 from .conftest import Emulator
@@ -29,6 +31,16 @@ from .emulator_salon import calcom_salon
 
 pytestmark = pytest.mark.postgres
 SCENARIOS = ROOT / "bench" / "loadtest_scenarios.yaml"
+
+
+async def first_call_rings(url: str, salon: SalonFile, clock: FixedClock) -> None:
+    """The period's first call_inbound: its prefetch reads the slots (the background refresher
+    reads nothing for a salon nobody called)."""
+    phone = RetellPhone(url, API_KEY, now_ms=lambda: int(clock.now().timestamp() * 1000))
+    envelope = {"call_id": "first-of-the-day", "agent_id": salon.retell_agent_ids[0],
+                "from_number": "+4915100000000", "to_number": salon.phone_numbers[0]}  # fmt: skip
+    answer = await phone.post("/retell/inbound", {"event": "call_inbound", "call_inbound": envelope})
+    answer.raise_for_status()
 
 
 def warmed(emulator: Emulator, event_types: int) -> None:
@@ -51,6 +63,7 @@ async def test_a_short_load_through_faulty_calcom_leaves_nothing_behind(
     plan = Plan(calls=16, concurrency=8, think=0.05, deadline=90, seed=4,
                 to_number=salon.phone_numbers[0], agent_id=salon.retell_agent_ids[0])  # fmt: skip
     with running(create_app(settings, clock=clock)) as url:
+        await first_call_rings(url, salon, clock)
         warmed(emulator, len(types))
         emulator.faults(*CALCOM_FAULT_PROFILES["faulty"])
         test = LoadTest(url, API_KEY, plan, Scenarios.load(SCENARIOS),

@@ -21,6 +21,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -40,6 +41,7 @@ from rezeption.calendars.calcom.webhook import build_calcom_webhook_router, sign
 from rezeption.calendars.directory import CalendarDirectory
 from rezeption.calendars.slot_cache import MemorySlotCache, RedisSlotCache, SlotCache
 from rezeption.domain.model import Appointment, AppointmentStatus, Catalog
+from rezeption.ops.slot_refresher import refresh_once
 from rezeption.ops.worker import WorkerOptions, run_once, run_worker
 
 from .conftest import FAST_CLIENT, NOW, TUESDAY_10, World
@@ -522,7 +524,55 @@ async def test_a_running_worker_lists_cal_com_once_per_its_listing_interval(
     assert lists(world) == listed if listed == 1 else lists(world) > 2
 
 
+async def test_the_background_refresh_reads_nothing_for_a_salon_nobody_is_calling(world: World) -> None:
+    """Twelve event types re-read every ten minutes were 1,728 Cal.com requests a day, at night
+    too. The refresher now keeps a picture warm only while the salon is being called; the next
+    call's own prefetch (call_inbound) brings a quiet salon's picture up to date."""
+    calendar = await provider(world)
+    calendar.settings = replace(calendar.settings, refresh_while_called_seconds=3.5, read_timeout=0.3)
+    services = SimpleNamespace(
+        database=world.db, uow=world.uow, calendars=world.calendars, clock=world.clock,
+        bookings=world.bookings,
+    )  # fmt: skip
+
+    await refresh_once(services)  # type: ignore[arg-type]
+    assert slot_reads(world) == 0, "nobody called: nothing read"
+
+    await warm(world)  # call_inbound's prefetch
+    assert slot_reads(world) == 12
+    await asyncio.sleep(2.4)  # its claims on the ranges lapse (a read's timeout and 2 s)
+    await calendar.cache.invalidate(calendar.scope)  # the ranges are due again
+    await refresh_once(services)  # type: ignore[arg-type]
+    assert slot_reads(world) == 24, "while the salon is being called, the refresher keeps it warm"
+
+    await asyncio.sleep(1.2)  # quiet since
+    await calendar.cache.invalidate(calendar.scope)
+    await refresh_once(services)  # type: ignore[arg-type]
+    assert slot_reads(world) == 24
+
+
 # --- the picture's store --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("store", ["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def test_a_mark_is_seen_by_every_process_sharing_the_store_until_it_lapses(store: str) -> None:
+    def make() -> SlotCache:
+        return MemorySlotCache() if store == "memory" else RedisSlotCache(Redis.from_url(REDIS))
+
+    cache = make()
+    other = cache if store == "memory" else make()
+    scope = f"test-salon-{time.time_ns()}"
+    assert not await other.marked(scope, "called")
+    await cache.mark(scope, "called", 0.3)
+    assert await other.marked(scope, "called")
+    assert not await other.marked(scope, "something else")
+    assert not await other.marked(f"{scope}-b", "called"), "another salon's mark"
+    await asyncio.sleep(0.2)
+    await cache.mark(scope, "called", 0.3)  # set again: from now
+    await asyncio.sleep(0.2)
+    assert await other.marked(scope, "called")
+    await asyncio.sleep(0.2)
+    assert not await other.marked(scope, "called"), "lapsed"
 
 
 @pytest.mark.parametrize("store", ["memory", pytest.param("redis", marks=pytest.mark.redis)])
