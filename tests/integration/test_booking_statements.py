@@ -12,6 +12,7 @@ The clock stands on Monday 3 November 2025, 08:00 Berlin.
 from __future__ import annotations
 
 import asyncio
+import zlib
 from datetime import datetime, timedelta
 
 import pytest
@@ -19,9 +20,11 @@ from sqlalchemy import func, select
 from tests.conftest import berlin
 
 from rezeption.booking.bookings import BookingRequest, Bookings
+from rezeption.booking.catalog import candidate_staff
 from rezeption.booking.ports import Asker, Held, NewAppointment, NewEvent, SlotClaimFailed
 from rezeption.domain.errors import SlotTaken
 from rezeption.domain.model import AppointmentStatus, Catalog, Interval
+from rezeption.domain.schedule import check_start
 from rezeption.store.db import Database
 from rezeption.store.tables import AppointmentEventRow, AppointmentRow, CustomerNameKeyRow, CustomerRow
 from rezeption.store.uow import SqlUnitOfWork
@@ -216,3 +219,109 @@ async def test_the_fused_read_answers_what_the_two_reads_answer(database: Databa
             window=Interval(TUESDAY_10 + timedelta(days=1), TUESDAY_10 + timedelta(days=1, hours=1)),
         )
     assert nobody == (Held(0, 0), {})
+
+
+async def test_the_claim_at_once_is_written_only_within_the_callers_limits_beside_the_read(
+    database: Database, salon_id: int
+) -> None:
+    """`claim_or_read`: on PostgreSQL the booking's claim and its read are one statement. The claim
+    must never pass a caller's limit, a taken stylist or a used key, and the read must tell what
+    was there before the claim. On SQLite only the read is done."""
+    uow = SqlUnitOfWork(database)
+    catalog = await catalog_of(uow, salon_id)
+    async with uow.claiming() as tx:
+        for staff, start, key, number, call in [
+            ("Anna", TUESDAY_10, "a", "+4915123456789", "call-1"),
+            ("Ben", TUESDAY_10 + timedelta(hours=2), "b", "+4915100000001", "call-0"),
+            ("Anna", TUESDAY_10 + timedelta(hours=4), "c", "+4915123456789", "call-1"),
+        ]:
+            await tx.claim_as_customer(
+                new_appointment(catalog, staff, start, key, call),
+                name="Peter Schuster", phone_e164=number, at=NOW,
+            )  # fmt: skip
+        await tx.commit()
+    staff_ids = [m.id for m in catalog.staff]
+    free_at = TUESDAY_10 + timedelta(days=1)
+    before = (await count(database, AppointmentRow), await count(database, CustomerRow))
+
+    async def claim(
+        staff: str, start: datetime, key: str, limits: tuple[int, int], call: str = "call-1"
+    ) -> tuple[object, Held, dict[int, list[Interval]]]:
+        asker = Asker("+4915123456789", "Peter Schuster", call, NOW, key)
+        new = new_appointment(catalog, staff, start, key, call)
+        async with uow.claiming() as tx:
+            at = Interval(start, start + timedelta(minutes=35))
+            return await tx.claim_or_read(
+                new, name="Peter Schuster", phone_e164="+4915123456789", at=NOW, events=STEPS,
+                asker=asker, limits=limits, staff_ids=staff_ids, window=at,
+            )  # fmt: skip
+
+    by_number = await claim("Clara", free_at, "n", (2, 9))  # he holds 3 by his name, 2 by number
+    in_call = await claim("Clara", free_at, "m", (4, 2))  # two in call-1 already
+    taken = await claim("Anna", TUESDAY_10 + timedelta(minutes=15), "t", (9, 9), call="call-2")
+    used_key = await claim("Clara", free_at, "a", (9, 9))
+
+    for claimed, held, _ in (by_number, in_call, used_key):
+        assert claimed is None
+        assert held.by_caller == 3 and held.in_call == 2
+    assert taken[0] is None and taken[1].in_call == 0
+    anna = next(m.id for m in catalog.staff if m.name == "Anna")
+    assert taken[2][anna] == [Interval(TUESDAY_10, TUESDAY_10 + timedelta(minutes=30))]
+    assert used_key[1].key_used
+    assert (await count(database, AppointmentRow), await count(database, CustomerRow)) == before
+
+    claimed, held, busy = await claim("Clara", free_at, "ok", (4, 3))
+
+    assert held == Held(by_caller=3, in_call=2, key_used=False), "what was there before the claim"
+    assert busy == {}
+    if database.is_sqlite:
+        assert claimed is None, "SQLite: only the read"
+        return
+    assert claimed is not None and claimed.starts_at == free_at  # type: ignore[attr-defined]
+    assert await count(database, AppointmentEventRow, appointment_id=claimed.id) == 2  # type: ignore[attr-defined]
+    assert await count(database, CustomerRow) == before[1], "Peter, found by number and name"
+
+
+async def test_a_booking_for_anyone_whose_turn_names_a_taken_stylist_goes_to_the_free_one(
+    bookings: Bookings, database: Database, salon_id: int
+) -> None:
+    """The claim at once is tried for the stylist whose turn it is among those who work then,
+    without knowing who is busy. When that one is taken, the same round trip's read says who is
+    free, and the booking goes there; the refused claim leaves nothing behind."""
+    uow = SqlUnitOfWork(database)
+    catalog = await catalog_of(uow, salon_id)
+    service = next(s for s in catalog.services if s.name == "Herrenhaarschnitt")
+    ring = candidate_staff(catalog, service, None)
+    friday_10 = TUESDAY_10 + timedelta(days=3)
+    working = check_start(catalog, service, ring, {}, friday_10, NOW).free_staff_ids
+    at_work = [m for m in ring if m.id in working]  # on Fridays at ten
+    assert len(at_work) >= 2
+    free_one, taken = at_work[-1], at_work[:-1]
+    turns_on_taken = 0
+    for day in range(6):
+        start = friday_10 + timedelta(days=day * 7)
+        for n, member in enumerate(taken):
+            await bookings.book(
+                BookingRequest(
+                    tenant_id=salon_id, service=service.name, start=start, staff=member.name,
+                    customer_name=f"Stammkunde {day} {n}", phone_e164=f"+4915100{day:02d}{n:04d}",
+                    call_id=f"call-{day}-{n}", idempotency_key=f"taken-{day}-{n}",
+                )
+            )  # fmt: skip
+        key = f"anyone-{day}"
+        turns_on_taken += ring[zlib.crc32(key.encode()) % len(ring)] in taken  # its first turn
+        before = (await count(database, AppointmentRow), await count(database, CustomerRow))
+
+        result = await bookings.book(
+            BookingRequest(
+                tenant_id=salon_id, service=service.name, start=start, customer_name=f"Neukunde {day}",
+                phone_e164=f"+4915199{day:06d}", call_id=f"call-anyone-{day}", idempotency_key=key,
+            )
+        )  # fmt: skip
+
+        assert result.appointment.staff_id == free_one.id
+        assert (await count(database, AppointmentRow), await count(database, CustomerRow)) == (
+            before[0] + 1, before[1] + 1,
+        )  # fmt: skip
+        assert await count(database, AppointmentEventRow, appointment_id=result.appointment.id) == 2
+    assert turns_on_taken >= 2, "the claim at once met a taken stylist"

@@ -272,13 +272,21 @@ class Bookings:
             if request.source == "admin":  # the salon's own booking: no caller limit to count
                 held = Held(by_caller=0, key_used=bool(request.idempotency_key))
                 busy = await tx.busy(request.tenant_id, staff_ids, window)
-            else:  # what the caller holds, and who is busy then: one read
+            else:  # what the caller holds, and who is busy then: one read (with the claim at once)
                 asker = Asker(
                     request.phone_e164, request.customer_name, request.call_id, now, request.idempotency_key
                 )
-                held, busy = await tx.held_and_busy(
-                    request.tenant_id, asker, staff_ids=staff_ids, window=window
-                )
+                if external or not tx.claims_with_read:
+                    held, busy = await tx.held_and_busy(
+                        request.tenant_id, asker, staff_ids=staff_ids, window=window
+                    )
+                else:
+                    at_once, held, busy = await self._claim_at_once(
+                        tx, catalog, service, members, request, asker, start, now
+                    )
+                    if at_once is not None:
+                        await tx.commit()
+                        return BookingResult(at_once, service, catalog.staff_by_id(at_once.staff_id))
             earlier = await tx.appointment_by_key(request.idempotency_key or "") if held.key_used else None
             if earlier is not None:
                 replay = _replay(catalog, earlier, service, start, members, request.idempotency_key or "")
@@ -319,6 +327,53 @@ class Bookings:
             staff = catalog.staff_by_id(confirmed.staff_id)
             return BookingResult(confirmed, service, staff, awaiting_salon=saga.calendar_status == "pending")
         raise await self._refusal(catalog, service, members, start, now, check)
+
+    async def _claim_at_once(
+        self,
+        tx: BookingTx,
+        catalog: Catalog,
+        service: Service,
+        members: Sequence[Staff],
+        request: BookingRequest,
+        asker: Asker,
+        start: datetime,
+        now: datetime,
+    ) -> tuple[Appointment | None, Held, dict[int, list[Interval]]]:
+        """Our own calendar: claim the time at once, for the stylist whose turn it is among those
+        who work then, beside the read of what the caller holds and who is busy (`claim_or_read`:
+        one round trip instead of two). The claim is written only within the caller's limits, and
+        the no-overlap rule and the unique key refuse it as any claim; when it is refused, the
+        read decides as before (someone else, a limit, a retry's replay). A time the salon's rules
+        refuse is only read."""
+        staff_ids, window = [m.id for m in members], block_of(service, start)
+        rules = check_start(catalog, service, members, {}, start, now, named=_named(request.staff))
+        if not rules.free:
+            held, busy = await tx.held_and_busy(request.tenant_id, asker, staff_ids=staff_ids, window=window)
+            return None, held, busy
+        first = self.turns.order(rules.free_staff_ids, request, staff_ids)[0]
+        new = _new_appointment(
+            catalog,
+            service,
+            first,
+            request,
+            status=AppointmentStatus.CONFIRMED,
+            customer_id=None,  # found or created with the claim
+            provider=self.calendars.for_tenant(catalog).name,
+            spoken_name=request.customer_name,
+            pending_until=None,
+        )
+        policy = catalog.tenant.policy
+        return await tx.claim_or_read(
+            new,
+            name=request.customer_name,
+            phone_e164=request.phone_e164,
+            at=now,
+            events=_local_steps(request),
+            asker=asker,
+            limits=(policy.max_active_per_caller, policy.max_bookings_per_call),
+            staff_ids=staff_ids,
+            window=window,
+        )
 
     def _saga(self, catalog: Catalog) -> Saga:
         provider = self.calendars.for_tenant(catalog)
@@ -372,15 +427,7 @@ class Bookings:
                 spoken_name=request.customer_name,
                 pending_until=now + PENDING_DEADLINE if provider.external else None,
             )
-            # the local calendar's claim is the booking: its two steps are stored with it
-            steps = (
-                ()
-                if provider.external
-                else (
-                    NewEvent("reserved", idempotency_key=request.idempotency_key),
-                    NewEvent("confirmed", recovery_point="done"),
-                )
-            )
+            steps = () if provider.external else _local_steps(request)
             try:
                 booked = await tx.claim_as_customer(
                     new, name=request.customer_name, phone_e164=request.phone_e164, at=now, events=steps
@@ -702,6 +749,14 @@ def _new_appointment(
         spoken_name=spoken_name,
         rescheduled_from_id=rescheduled_from_id,
         pending_until=pending_until,
+    )
+
+
+def _local_steps(request: BookingRequest) -> tuple[NewEvent, ...]:
+    """The local calendar's claim is the booking: its two steps are stored with it."""
+    return (
+        NewEvent("reserved", idempotency_key=request.idempotency_key),
+        NewEvent("confirmed", recovery_point="done"),
     )
 
 

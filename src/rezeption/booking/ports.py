@@ -213,6 +213,29 @@ class BookingTx(Protocol):
         window)`: in one round trip where it can."""
         ...
 
+    @property
+    def claims_with_read(self) -> bool:
+        """Whether `claim_or_read` can claim here (else it only reads)."""
+        ...
+
+    async def claim_or_read(
+        self,
+        new: NewAppointment,
+        *,
+        name: str | None,
+        phone_e164: str | None,
+        at: datetime,
+        events: Sequence[NewEvent],
+        asker: Asker,
+        limits: tuple[int, int],
+        staff_ids: Sequence[int],
+        window: Interval,
+    ) -> tuple[Appointment | None, Held, dict[int, list[Interval]]]:
+        """`claim_as_customer` of `new` at once, written only while the asker holds fewer than
+        `limits` (by number or name, in this call), and `held_and_busy` as it was before the claim;
+        in one round trip where it can, else only the read (the claim: None)."""
+        ...
+
     async def insert_appointment(
         self, new: NewAppointment, *, at: datetime, events: Sequence[NewEvent] = ()
     ) -> Appointment:

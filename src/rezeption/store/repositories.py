@@ -17,7 +17,9 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Integer,
     String,
+    and_,
     any_,
     bindparam,
     exists,
@@ -25,6 +27,7 @@ from sqlalchemy import (
     insert,
     literal_column,
     select,
+    true,
     union_all,
     update,
 )
@@ -286,6 +289,58 @@ HELD_AND_BUSY = HELD_BY_CALLER.add_columns(
     _BUSY_ARRAYS.c.busy_staff, _BUSY_ARRAYS.c.busy_starts, _BUSY_ARRAYS.c.busy_ends
 )
 """PostgreSQL: HELD_BY_CALLER and BUSY_BY_ARRAY in one round trip (the blocks as three arrays)."""
+
+
+@cache
+def _claim_or_read(count: int) -> Any:
+    """PostgreSQL: `_claim_as_customer` tried at once, beside HELD_AND_BUSY, in one statement.
+
+    The claim is written only within the caller's limits (`max_active` by number and by name,
+    `max_in_call` in this call) as HELD_AND_BUSY counts them; the no-overlap constraint and the
+    unique idempotency key refuse it as they refuse any claim. One row comes back either way: what
+    the caller held and who was busy before the claim (the same snapshot), and the claimed
+    appointment's columns, all NULL when nothing was claimed."""
+    in_call = (
+        select(func.count())
+        .select_from(APPOINTMENTS)
+        .where(APPOINTMENTS.c.call_id == bindparam("call_id"), *_ACTIVE_FUTURE)
+        .scalar_subquery()
+    )
+    seen = select(
+        _held_by(_BY_PHONE).label("by_phone"),
+        _held_by(_BY_NAME).label("by_name"),
+        in_call.label("in_call"),
+        exists().where(APPOINTMENTS.c.idempotency_key == bindparam("key")).label("key_used"),
+        _BUSY_ARRAYS.c.busy_staff,
+        _BUSY_ARRAYS.c.busy_starts,
+        _BUSY_ARRAYS.c.busy_ends,
+    ).cte("seen")
+    within = and_(
+        seen.c.by_phone < bindparam("max_active", type_=Integer),
+        seen.c.by_name < bindparam("max_active", type_=Integer),
+        seen.c.in_call < bindparam("max_in_call", type_=Integer),
+    )
+    found = CUSTOMER_BY_PHONE_AND_NAME.cte("found")
+    fresh = (
+        select(func.nextval(func.pg_get_serial_sequence(CUSTOMERS.name, "id")).label("id"))
+        .where(~exists(select(found.c.id)))
+        .cte("fresh")
+    )
+    customer = select(found.c.id).union_all(select(fresh.c.id)).scalar_subquery()
+    columns: dict[str, Any] = {name: bindparam(name, type_=APPOINTMENTS.c[name].type) for name in _CLAIMED}
+    columns["customer_id"] = customer
+    claimed = (
+        pg_insert(APPOINTMENTS)
+        .from_select(list(columns), select(*columns.values()).select_from(seen).where(within))
+        .on_conflict_do_nothing()
+        .returning(*APPOINTMENTS.c)
+        .cte("claimed")
+    )
+    _, keys = _new_customer(exists(select(claimed.c.id)), at="created_at", drawn_id=fresh.c.id)
+    written = [keys, _events_of(claimed, count)] if count else [keys]
+    return select(seen, claimed).select_from(seen.outerjoin(claimed, true())).add_cte(*written)
+
+
 CATALOG_VERSION = select(TENANTS.c.catalog_version).where(TENANTS.c.id == bindparam("id"))
 
 
@@ -359,6 +414,12 @@ class SqlBookingTx:
     async def _conn(self) -> AsyncConnection:
         """The session's connection, in its transaction, for Core statements."""
         return await self.session.connection()
+
+    @property
+    def claims_with_read(self) -> bool:
+        """Whether `claim_or_read` claims (PostgreSQL) or only reads (elsewhere)."""
+        bind = self.session.bind
+        return bind is not None and bind.dialect.name == "postgresql"
 
     async def load_catalog(self, tenant_id: int) -> Catalog:
         """The salon with its services and staff (holidays are added by the booking layer)."""
@@ -624,6 +685,45 @@ class SqlBookingTx:
         assert row is not None  # one row: scalar subqueries and one aggregate
         blocks = zip(row.busy_staff or (), row.busy_starts or (), row.busy_ends or (), strict=True)
         return _held(row), _busy_by_staff(blocks)
+
+    async def claim_or_read(
+        self,
+        new: NewAppointment,
+        *,
+        name: str | None,
+        phone_e164: str | None,
+        at: datetime,
+        events: Sequence[NewEvent],
+        asker: Asker,
+        limits: tuple[int, int],
+        staff_ids: Sequence[int],
+        window: Interval,
+    ) -> tuple[Appointment | None, Held, dict[int, list[Interval]]]:
+        """`claim_as_customer` of `new` tried at once, when the asker holds fewer than `limits`
+        (active future appointments by number or name, bookings in this call), and
+        `held_and_busy` as it was before the claim: one round trip on PostgreSQL
+        (`_claim_or_read`). Elsewhere nothing is claimed here, and only the read is done."""
+        conn = await self._conn()
+        if conn.dialect.name != "postgresql":
+            held, busy = await self.held_and_busy(new.tenant_id, asker, staff_ids=staff_ids, window=window)
+            return None, held, busy
+        values = _claim_values(new, at, events)
+        values.update(
+            name=name, normalized=_normalized(name), phone=phone_e164, keys=search_keys(name),
+            now=asker.now, key=asker.idempotency_key or "", staff_ids=list(staff_ids),
+            window_start=window.start, window_end=window.end,
+            max_active=limits[0], max_in_call=limits[1] if asker.call_id else 2**31 - 1,
+        )  # fmt: skip
+        row = await direct.first(conn, _claim_or_read(len(events)), values)
+        assert row is not None  # one row: the read, and the claim's columns
+        blocks = zip(row.busy_staff or (), row.busy_starts or (), row.busy_ends or (), strict=True)
+        held = Held(
+            by_caller=max(int(row.by_phone or 0), int(row.by_name or 0)),
+            in_call=int(row.in_call or 0),
+            key_used=bool(row.key_used),
+        )
+        claimed = appointment_from_row(row) if row.id is not None else None
+        return claimed, held, _busy_by_staff(blocks)
 
     async def upsert_customer(
         self, tenant_id: int, *, name: str | None, phone_e164: str | None, at: datetime
