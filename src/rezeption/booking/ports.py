@@ -465,9 +465,19 @@ class ExternalCalendar(CalendarProvider, Protocol):
         cancelled: it is free again), without asking the calendar."""
         ...
 
-    async def claim_reconcile(self, seconds: float, part: str = "reconcile") -> bool:
-        """Whether this process runs `part` of the salon's scheduled reconcile pass now (one per
-        `seconds` across the processes sharing the calendar's state)."""
+    async def claim_reconcile(self, seconds: float) -> bool:
+        """Whether this process runs the salon's scheduled reconcile pass now (one per `seconds`
+        across the processes sharing the calendar's state)."""
+        ...
+
+    async def listing_due(self, every: float, *, hold: float) -> bool:
+        """Whether this process lists the calendar's bookings now: none was listed within `every`
+        seconds (across the processes), and this one claims the listing for `hold` seconds."""
+        ...
+
+    async def listed(self, every: float) -> None:
+        """A listing succeeded: the next is due in `every` seconds (a failed one is tried again
+        once its `hold` lapses)."""
         ...
 
 

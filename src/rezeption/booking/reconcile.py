@@ -162,16 +162,18 @@ class Reconciler:
             report.pending_failed += outcome != "unchanged"
             report.orphans_cancelled += outcome == "cancelled_there"
         listing = list_for if list_for is not None else claim_for
-        if listing is not None and not await calendar.claim_reconcile(listing, "reconcile:list"):
+        if listing is not None and not await calendar.listing_due(listing, hold=claim_for or listing):
             _count(report)
             return report  # listed within `listing` seconds (by this worker or another)
         window = Interval(now - LOOKBACK, now + timedelta(days=catalog.tenant.policy.horizon_days + 1))
         try:
             bookings = await calendar.bookings(catalog, window)
-        except Exception as error:
+        except Exception as error:  # not marked listed: the next pass tries again
             report.errors.append(f"listing the calendar's bookings: {technical_cause(error)}")
             _count(report)
             return report
+        if listing is not None:
+            await calendar.listed(listing)
         for booking in bookings:
             try:
                 await self._follow(catalog, calendar, booking, report)

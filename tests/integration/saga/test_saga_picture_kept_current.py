@@ -37,6 +37,7 @@ from rezeption.booking.ports import CalendarOutcomeUnknown, CalendarRefused, boo
 from rezeption.booking.prefetch import prefetch
 from rezeption.booking.reconcile import Reconciler
 from rezeption.calendars.calcom import CalcomCalendar
+from rezeption.calendars.calcom.breaker import CircuitBreaker
 from rezeption.calendars.calcom.webhook import build_calcom_webhook_router, signature_for
 from rezeption.calendars.directory import CalendarDirectory
 from rezeption.calendars.slot_cache import MemorySlotCache, RedisSlotCache, SlotCache
@@ -243,14 +244,27 @@ def live_with(world: World, appointment: Appointment) -> list[str]:
     return [b["uid"] for b in world.emulator.active() if b["metadata"].get("rezeption_token") == token]
 
 
+async def seen_accepting(world: World) -> tuple[CalcomCalendar, Catalog]:
+    """The provider after one accepted booking of Anna's event type (101) in the afternoon."""
+    calendar = await provider(world)
+    catalog = await _catalog(world)
+    await calendar.create(catalog, pending(world, catalog, 4000, TUESDAY_10 + timedelta(hours=5)))
+    return calendar, catalog
+
+
+def bookings_log(world: World) -> list[tuple[str, int]]:
+    """Cal.com's /v2/bookings requests after the first (the accepted booking of `seen_accepting`)."""
+    log = world.emulator.admin.get("/_emulator/requests").json()
+    return [(e["method"], e["status"]) for e in log if e["path"] == "/v2/bookings"][1:]
+
+
 async def test_a_create_that_committed_before_its_5xx_is_found_by_its_token_when_the_resend_hears_busy(
     world: World,
 ) -> None:
-    """A 5xx on a create (one host, accepted bookings) is answered by the create once more, unread:
-    Cal.com refuses a second accepted booking of one host and time, and that busy answer is read
-    back by our token. Nothing is booked twice."""
-    calendar = await provider(world)
-    catalog = await _catalog(world)
+    """A 5xx on a create (one host, bookings seen accepted) is answered by the create once more,
+    unread: Cal.com refuses a second accepted booking of one host and time, and that busy answer
+    is read back by our token. Nothing is booked twice."""
+    calendar, catalog = await seen_accepting(world)
     appointment = pending(world, catalog, 4242)
     committed = committed_before_the_5xx(world, appointment, "accepted")
     world.emulator.faults({"mode": "server_error", **CREATE, "count": 1, "params": {"status": 500}})
@@ -258,18 +272,40 @@ async def test_a_create_that_committed_before_its_5xx_is_found_by_its_token_when
     booking = await calendar.create(catalog, appointment)
 
     assert booking.uid == committed["uid"]
-    assert [e["status"] for e in world.emulator.requests("POST", "/v2/bookings")] == [500, 400]
-    assert lists(world) == 1, "the busy answer was read back"
+    assert bookings_log(world) == [("POST", 500), ("POST", 400), ("GET", 200)], "busy, read back"
+    assert live_with(world, appointment) == [committed["uid"]]
+
+
+async def test_a_resend_stopped_before_cal_com_answers_it_reads_the_first_create_back(
+    make_world: Callable[..., World],
+) -> None:
+    """The 5xx opened the write breaker (a half-open probe, an incident): the resend is refused
+    here, unsent. The first create may have booked: it must be read back or kept in doubt, never
+    told "failed" while Cal.com holds the booking."""
+    world = make_world(
+        breaker=CircuitBreaker(failure_threshold=1, cooldown=timedelta(seconds=30), clock=lambda: NOW)
+    )
+    calendar, catalog = await seen_accepting(world)
+    appointment = pending(world, catalog, 4246)
+    committed = committed_before_the_5xx(world, appointment, "accepted")
+    world.emulator.faults({"mode": "server_error", **CREATE, "count": 1, "params": {"status": 500}})
+
+    try:
+        booking = await calendar.create(catalog, appointment)
+    except CalendarOutcomeUnknown:  # the read-back was refused by the open breaker too: in doubt
+        assert bookings_log(world) == [("POST", 500)]
+    else:
+        assert booking.uid == committed["uid"]
+        assert bookings_log(world) == [("POST", 500), ("GET", 200)]
     assert live_with(world, appointment) == [committed["uid"]]
 
 
 async def test_a_resent_create_that_comes_back_awaiting_confirmation_leaves_no_twin(world: World) -> None:
     """Cal.com does not guard bookings awaiting the host's confirmation against a second one of the
-    same time (#10789, #29958): the create that answered 500 may have been booked too, and the
-    resend books again. The resend's pending answer has every other booking with our token
-    cancelled, so one stays."""
-    calendar = await provider(world)
-    catalog = await _catalog(world)
+    same time (#10789, #29958). The salon switched the event type to "requires confirmation" after
+    it was seen accepting: the create that answered 500 may have been booked too, and the resend
+    books again. The resend's pending answer has every other booking with our token cancelled."""
+    calendar, catalog = await seen_accepting(world)
     appointment = pending(world, catalog, 4243)
     committed_before_the_5xx(world, appointment, "pending")
     world.emulator.faults(
@@ -283,13 +319,17 @@ async def test_a_resent_create_that_comes_back_awaiting_confirmation_leaves_no_t
     assert live_with(world, appointment) == [booking.uid], "exactly one booking carries our token"
 
 
-async def test_once_an_event_type_answered_pending_a_5xx_on_it_is_read_back_before_the_resend(
-    world: World,
+@pytest.mark.parametrize("history", ["none", "pending"])
+async def test_an_event_type_not_seen_accepting_has_a_5xx_read_back_before_the_resend(
+    world: World, history: str
 ) -> None:
+    """After a start nothing is known of an event type, and one whose last booking awaits the
+    host's confirmation has no guard against a twin: the 5xx is read back first, as before."""
     calendar = await provider(world)
     catalog = await _catalog(world)
     world.emulator.faults({"mode": "pending", **CREATE})
-    await calendar.create(catalog, pending(world, catalog, 4244))
+    if history == "pending":
+        await calendar.create(catalog, pending(world, catalog, 4244, TUESDAY_10 + timedelta(hours=5)))
     world.emulator.faults(
         {"mode": "server_error", **CREATE, "count": 1, "params": {"status": 500}},
         {"mode": "pending", **CREATE},
@@ -299,9 +339,8 @@ async def test_once_an_event_type_answered_pending_a_5xx_on_it_is_read_back_befo
     booking = await calendar.create(catalog, later)
 
     log = [e for e in world.emulator.admin.get("/_emulator/requests").json() if e["path"] == "/v2/bookings"]
-    assert [(e["method"], e["status"]) for e in log] == [
-        ("POST", 201), ("POST", 500), ("GET", 200), ("POST", 201)
-    ], "read back before the resend"  # fmt: skip
+    asked = [(e["method"], e["status"]) for e in log][1 if history == "pending" else 0 :]
+    assert asked == [("POST", 500), ("GET", 200), ("POST", 201)], "read back before the resend"
     assert live_with(world, later) == [booking.uid]
 
 
@@ -365,14 +404,15 @@ async def test_a_move_gives_the_old_time_back_and_takes_the_new_one_without_a_sl
 
 async def test_a_5xx_on_create_is_sent_once_more_without_a_read_back(world: World) -> None:
     await warm(world)
+    await world.bookings.book(anna(world, "first", TUESDAY_10 + timedelta(hours=5)))  # seen accepting
     world.emulator.faults({"mode": "server_error", **CREATE, "count": 1, "params": {"kind": "html"}})
 
     result = await world.bookings.book(anna(world, "k"))
 
     assert result.appointment.status is AppointmentStatus.CONFIRMED
-    assert [e["status"] for e in world.emulator.requests("POST", "/v2/bookings")] == [502, 201]
+    assert [e["status"] for e in world.emulator.requests("POST", "/v2/bookings")] == [201, 502, 201]
     assert lists(world) == 0, "Cal.com's own guard answers for the first create"
-    assert len(world.emulator.active()) == 1
+    assert len(world.emulator.active()) == 2
 
 
 async def test_a_5xx_on_cancel_is_sent_once_more_without_a_read_back(world: World) -> None:
@@ -506,6 +546,27 @@ async def test_the_scheduled_pass_reads_an_overdue_claim_back_each_minute_but_li
     assert world.emulator.active() == []
     manual = await world.reconciler.reconcile_tenant(world.tenant_id)  # `rezeption reconcile`
     assert lists(world) == read_so_far + 2 and not manual.errors, "unclaimed, it lists"
+
+
+async def test_a_listing_that_failed_is_tried_again_at_the_next_pass_not_ten_minutes_later(
+    world: World,
+) -> None:
+    """The listing is the safety net behind webhooks and jobs: one Cal.com could not answer must
+    not leave the salon without it for the whole listing interval."""
+    await warm(world)
+    world.emulator.faults({"mode": "server_error", "method": "GET", "path": "/v2/bookings"})
+    failed = await world.reconciler.reconcile_tenant(world.tenant_id, claim_for=0.05, list_for=600)
+    assert failed.errors and "listing" in failed.errors[0]
+    world.emulator.clear_faults()
+    tried = lists(world)
+    await asyncio.sleep(0.1)  # the pass's claim lapses
+
+    again = await world.reconciler.reconcile_tenant(world.tenant_id, claim_for=0.05, list_for=600)
+    await asyncio.sleep(0.1)
+    after = await world.reconciler.reconcile_tenant(world.tenant_id, claim_for=0.05, list_for=600)
+
+    assert not again.errors and not after.errors
+    assert lists(world) == tried + 1, "listed again once, then not until the interval is over"
 
 
 @pytest.mark.parametrize(("list_every", "listed"), [(600.0, 1), (0.05, "several")])

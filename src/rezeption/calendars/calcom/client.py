@@ -1,7 +1,8 @@
 """Cal.com API v2 client: the endpoints plus safe writes that never repeat a side effect.
 
-Owns reading back after ambiguous writes. Creates, cancels and reschedules are sent exactly once;
-our own token rides in the booking's ``metadata`` under ``TOKEN_METADATA_KEY``. After an ambiguous
+Owns reading back after ambiguous writes. Each method sends its create, cancel or reschedule once
+(a caller may send it again only as its docstring allows); our own token rides in the booking's
+``metadata`` under ``TOKEN_METADATA_KEY``. After an ambiguous
 outcome (timeout, reset, 5xx: ``CalcomUnavailable.outcome_unknown``) the ``*_safely`` methods read
 back what happened instead of sending the write again:
 

@@ -36,13 +36,15 @@ from the key's budget (`budget`); a read the budget refuses is answered from the
 
 Writes use the client's safe variants with our token (`booking_token`) in `metadata`, so nothing is
 ever sent twice blindly. A create that Cal.com answered with a 5xx is sent once more at once (while
-`write_budget`, 5.8 s, leaves at least 2 s) when its event type has one host and its bookings are
-accepted: Cal.com refuses a second accepted booking of one host and time (calcom.md 4.2), so if the
-first was booked after all, the resend hears "busy" and that is read back by our token. The read
-that the usual 5xx (nothing booked) needed before is saved. Cal.com's guard does not cover bookings
-awaiting the host's confirmation (#10789, #29958): a resend that comes back `pending` has every
-other booking with our token cancelled, and an event type seen answering `pending`, a round-robin
-team (its resend may go to another host) or a dropped answer is read back first, as before. A
+`write_budget`, 5.8 s, leaves at least 2 s) when its event type has one host and this process saw
+its last booking accepted: Cal.com refuses a second accepted booking of one host and time
+(calcom.md 4.2), so if the first was booked after all, the resend hears "busy" and that is read
+back by our token; a resend stopped before Cal.com answers it (the breaker, the rate limit) is read
+back too. The read that the usual 5xx (nothing booked) needed before is saved. Cal.com's guard
+does not cover bookings awaiting the host's confirmation (#10789, #29958): a resend that comes back
+`pending` has every other booking with our token cancelled, and an event type not seen accepting
+(after a start, or answering `pending`), a round-robin team (its resend may go to another host) or
+a dropped answer is read back first, as before. A
 cancel answered with a 5xx is sent once more too (a second cancel changes nothing: "already
 cancelled" is read back), instead of a read-back now and the same cancel from the outbox later.
 """
@@ -102,6 +104,8 @@ STALE_GRACE = 120.0
 """Seconds past `slot_refresh_seconds` a caller still answers from the picture without a read:
 four rounds of `ops.slot_refresher`, which re-reads a range once it is `slot_refresh_seconds` old."""
 REFUSALS = (CalcomSlotUnavailable, CalcomConflict, CalcomOutOfBounds, CalcomHoldConflict)
+READ_BACK_BY_THE_CLIENT = (CalcomSlotUnavailable, CalcomConflict, CalcomNothingBooked, CalcomOutcomeUnknown)
+"""A create's errors that `create_booking_safely` raises only after reading back by our token."""
 
 
 @dataclass(frozen=True)
@@ -178,7 +182,7 @@ class CalcomCalendar:
         self.picture = SlotPicture(self.cache, scope, self.event_type_for)
         self._waited_out: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         self.stale_answers = 0  # answers given from an old picture because Cal.com was slow or busy
-        self._awaiting_confirmation: set[int] = set()  # event types whose last create came back pending
+        self._accepting: set[int] = set()  # event types whose last create here came back accepted
 
     # --- mapping -----------------------------------------------------------------------------
 
@@ -473,20 +477,42 @@ class CalcomCalendar:
             log.warning("slot cache claim failed: %s", type(error).__name__)
             return True
 
-    async def claim_reconcile(self, seconds: float, part: str = "reconcile") -> bool:
-        """Whether this process runs `part` of the salon's scheduled reconcile pass now: one per
-        `seconds` across the workers sharing the picture (Redis), so several workers do not each
-        list Cal.com's bookings. A cache outage lets it run (one too many, never none)."""
+    async def claim_reconcile(self, seconds: float) -> bool:
+        """Whether this process runs the salon's scheduled reconcile pass now: one per `seconds`
+        across the workers sharing the picture (Redis), so several workers do not each read
+        Cal.com. A cache outage lets the pass run (one too many, never none)."""
         try:
-            return await self.cache.claim(self.scope, part, seconds)
+            return await self.cache.claim(self.scope, "reconcile", seconds)
         except Exception as error:
             log.warning("slot cache claim failed: %s", type(error).__name__)
             return True
 
+    async def listing_due(self, every: float, *, hold: float) -> bool:
+        """Whether this process lists Cal.com's bookings now: none listed within `every` seconds
+        (the mark `listed`, shared), and this one claims the listing for `hold` seconds, so two
+        workers do not list at once and a failed listing is tried again once the claim lapses.
+        A cache outage lets it list (one too many, never none)."""
+        try:
+            if await self.cache.marked(self.scope, "listed"):
+                return False
+            return await self.cache.claim(self.scope, "reconcile:list", hold)
+        except Exception as error:
+            log.warning("slot cache claim failed: %s", type(error).__name__)
+            return True
+
+    async def listed(self, every: float) -> None:
+        """A listing succeeded: mark it for `every` seconds."""
+        try:
+            await self.cache.mark(self.scope, "listed", every)
+        except Exception as error:  # the next pass lists once more: one too many, never none
+            log.warning("slot cache mark failed: %s", type(error).__name__)
+
     # --- writes ----------------------------------------------------------------------------
 
     async def create(self, catalog: Catalog, appointment: Appointment) -> ExternalBooking:
-        """Book the appointment at Cal.com with our token (read back, never resent, on ambiguity)."""
+        """Book the appointment at Cal.com with our token; after an ambiguous answer what Cal.com
+        made is read back by the token, and the create is sent once more only as the module's
+        docstring says (a 5xx of an event type seen accepting, or a read-back that found nothing)."""
         event_type = self._require_event_type(catalog, appointment)
         token = booking_token(appointment)
         attendee = CalcomAttendee(
@@ -496,10 +522,11 @@ class CalcomCalendar:
             language="de",
         )
         team = self._is_team(catalog, event_type)
-        # One host, accepted bookings: a 5xx is answered by the create once more, unread (see
-        # `_resend_first`); else it is read back by our token before anything is sent again.
-        resend_first = not team and event_type not in self._awaiting_confirmation
-        resent_unread = False
+        # One host whose bookings this process has seen accepted: a 5xx is answered by the create
+        # once more, unread (Cal.com refuses a second accepted booking of one host and time); else
+        # it is read back by our token before anything is sent again.
+        resend_first = not team and event_type in self._accepting
+        unread: CalcomServerError | None = None  # the 5xx whose create was sent once more unread
         began = time_module.monotonic()
         outcome = "unchanged"  # booked, refused (taken there), unknown (it may have been booked)
         try:
@@ -533,16 +560,23 @@ class CalcomCalendar:
                         timed_out = isinstance(nothing.__cause__, CalcomTimeout)
                         if attempt == 2 or timed_out or left < MIN_RETRY_SECONDS:
                             if isinstance(nothing, CalcomServerError):  # no time left to resend
-                                booking = await self.client.read_back_create(
-                                    token, event_type, appointment.starts_at, appointment.ends_at, nothing
-                                )
+                                booking = await self._read_back(token, event_type, appointment, nothing)
                                 break
                             raise
-                        resent_unread = isinstance(nothing, CalcomServerError)
+                        if isinstance(nothing, CalcomServerError):
+                            unread = nothing
                         timeout = min(self.settings.write_timeout, left - 0.3)
                         log.info("calcom create: %s, sending it once more", type(nothing).__name__)
+                    except CalcomError as error:
+                        if unread is None or isinstance(error, READ_BACK_BY_THE_CLIENT):
+                            raise
+                        # The resend after an unread 5xx was stopped before any read-back (the
+                        # breaker, the rate limit, a refusal that is no "busy"): the first create
+                        # may have booked. Read it back (the read has its own breaker).
+                        booking = await self._read_back(token, event_type, appointment, unread)
+                        break
                 self._learn_confirmation(event_type, booking)
-                if resent_unread and booking.status != "accepted":
+                if unread is not None and booking.status != "accepted":
                     await self._cancel_twins(token, event_type, appointment, booking)
                 if team:
                     booking = await self._with_named_host(catalog, appointment, booking)
@@ -561,12 +595,21 @@ class CalcomCalendar:
         return self._external(catalog, booking)
 
     def _learn_confirmation(self, event_type: int, booking: CalcomBooking) -> None:
-        """Remember whether the event type's bookings await the host's confirmation (`pending`):
-        a 5xx on its creates is then read back before the create is sent once more."""
+        """Remember whether the event type's last booking was accepted: only then is a 5xx on its
+        creates answered by the create once more before any read-back. One awaiting the host's
+        confirmation (`pending`), or an event type not seen yet (after a start), is read back first."""
         if booking.status == "accepted":
-            self._awaiting_confirmation.discard(event_type)
-        elif booking.status == "pending":
-            self._awaiting_confirmation.add(event_type)
+            self._accepting.add(event_type)
+        else:
+            self._accepting.discard(event_type)
+
+    async def _read_back(
+        self, token: str, event_type: int, appointment: Appointment, cause: CalcomError
+    ) -> CalcomBooking:
+        """The booking an ambiguous create made, by our token (`CalcomNothingBooked` if none)."""
+        return await self.client.read_back_create(
+            token, event_type, appointment.starts_at, appointment.ends_at, cause
+        )
 
     async def _cancel_twins(
         self, token: str, event_type: int, appointment: Appointment, kept: CalcomBooking
