@@ -210,14 +210,16 @@ def _customer_in_one_statement() -> Any:
 CUSTOMER_IN_ONE_STATEMENT = _customer_in_one_statement()
 
 
-@cache
-def _claim_as_customer(count: int) -> Any:
-    """PostgreSQL: the customer (found by number and name, or created with its name's search keys),
-    the claim and its first `count` events, in one statement that commits on its own.
+def _claim_for_customer(
+    count: int, seen: Any | None = None, guard: Any | None = None
+) -> tuple[Any, list[Any]]:
+    """PostgreSQL CTEs: the customer (found by number and name, or a new one's id drawn from its
+    sequence), the claim (an INSERT from `seen`'s row, when `guard` holds on it) and, written only
+    when the claim returns its row, the new customer with its name's search keys and the claim's
+    first `count` events: (`claimed`, the CTEs to add).
 
-    A new customer's id is drawn from its sequence first and its row is written only when the claim
-    returns its row, so a caller whose claim is refused leaves no customer behind. The appointment's
-    foreign key is checked at the end of the statement, when both rows are in."""
+    A caller whose claim is refused leaves no customer behind. The appointment's foreign key is
+    checked at the end of the statement, when both rows are in."""
     found = CUSTOMER_BY_PHONE_AND_NAME.cte("found")
     fresh = (
         select(func.nextval(func.pg_get_serial_sequence(CUSTOMERS.name, "id")).label("id"))
@@ -227,15 +229,26 @@ def _claim_as_customer(count: int) -> Any:
     customer = select(found.c.id).union_all(select(fresh.c.id)).scalar_subquery()
     columns: dict[str, Any] = {name: bindparam(name, type_=APPOINTMENTS.c[name].type) for name in _CLAIMED}
     columns["customer_id"] = customer
+    values = select(*columns.values())
+    if seen is not None:
+        values = values.select_from(seen).where(guard if guard is not None else true())
     claimed = (
         pg_insert(APPOINTMENTS)
-        .from_select(list(columns), select(*columns.values()))
+        .from_select(list(columns), values)
         .on_conflict_do_nothing()
         .returning(*APPOINTMENTS.c)
         .cte("claimed")
     )
     _, keys = _new_customer(exists(select(claimed.c.id)), at="created_at", drawn_id=fresh.c.id)
-    written = [keys, _events_of(claimed, count)] if count else [keys]
+    return claimed, [keys, _events_of(claimed, count)] if count else [keys]
+
+
+@cache
+def _claim_as_customer(count: int) -> Any:
+    """PostgreSQL: the customer (found by number and name, or created with its name's search keys),
+    the claim and its first `count` events, in one statement that commits on its own
+    (`_claim_for_customer`)."""
+    claimed, written = _claim_for_customer(count)
     return select(claimed).add_cte(*written)
 
 
@@ -320,24 +333,7 @@ def _claim_or_read(count: int) -> Any:
         seen.c.by_name < bindparam("max_active", type_=Integer),
         seen.c.in_call < bindparam("max_in_call", type_=Integer),
     )
-    found = CUSTOMER_BY_PHONE_AND_NAME.cte("found")
-    fresh = (
-        select(func.nextval(func.pg_get_serial_sequence(CUSTOMERS.name, "id")).label("id"))
-        .where(~exists(select(found.c.id)))
-        .cte("fresh")
-    )
-    customer = select(found.c.id).union_all(select(fresh.c.id)).scalar_subquery()
-    columns: dict[str, Any] = {name: bindparam(name, type_=APPOINTMENTS.c[name].type) for name in _CLAIMED}
-    columns["customer_id"] = customer
-    claimed = (
-        pg_insert(APPOINTMENTS)
-        .from_select(list(columns), select(*columns.values()).select_from(seen).where(within))
-        .on_conflict_do_nothing()
-        .returning(*APPOINTMENTS.c)
-        .cte("claimed")
-    )
-    _, keys = _new_customer(exists(select(claimed.c.id)), at="created_at", drawn_id=fresh.c.id)
-    written = [keys, _events_of(claimed, count)] if count else [keys]
+    claimed, written = _claim_for_customer(count, seen, within)
     return select(seen, claimed).select_from(seen.outerjoin(claimed, true())).add_cte(*written)
 
 

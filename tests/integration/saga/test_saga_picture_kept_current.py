@@ -215,13 +215,7 @@ async def test_a_create_whose_outcome_stays_unknown_holds_its_time_and_makes_its
 ) -> None:
     calendar = await provider(world)
     await warm(world)
-    world.emulator.faults(
-        {"mode": "lost_response", **CREATE, "count": 1},
-        {"mode": "server_error", "method": "GET", "path": "/v2/bookings"},  # the read-back fails too
-    )
-    with pytest.raises(CalendarOutcomeUnknown):
-        await world.bookings.book(anna(world, "lost"))
-    world.emulator.clear_faults()
+    await book_in_doubt(world)
     await calendar.settled()
     before = slot_reads(world)
 
@@ -237,6 +231,18 @@ def committed_before_the_5xx(world: World, appointment: Appointment, status: str
               "metadata": {"rezeption_token": booking_token(appointment)}},
     ).json()  # fmt: skip
     return committed
+
+
+async def book_in_doubt(world: World) -> None:
+    """Anna at ten, booked at Cal.com but its answer lost, and the read-back failing too: the
+    claim stays pending, in doubt."""
+    world.emulator.faults(
+        {"mode": "lost_response", **CREATE, "count": 1},
+        {"mode": "server_error", "method": "GET", "path": "/v2/bookings"},  # the read-back fails too
+    )
+    with pytest.raises(CalendarOutcomeUnknown):
+        await world.bookings.book(anna(world, "lost"))
+    world.emulator.clear_faults()
 
 
 def live_with(world: World, appointment: Appointment) -> list[str]:
@@ -528,13 +534,7 @@ async def test_the_scheduled_pass_reads_an_overdue_claim_back_each_minute_but_li
     await warm(world)
     first = await world.reconciler.reconcile_tenant(world.tenant_id, claim_for=0.05, list_for=600)
     assert lists(world) == 1 and not first.errors
-    world.emulator.faults(
-        {"mode": "lost_response", **CREATE, "count": 1},
-        {"mode": "server_error", "method": "GET", "path": "/v2/bookings"},  # the read-back fails too
-    )
-    with pytest.raises(CalendarOutcomeUnknown):
-        await world.bookings.book(anna(world, "lost"))
-    world.emulator.clear_faults()
+    await book_in_doubt(world)
     read_so_far = lists(world)
     world.clock.advance(timedelta(minutes=3))  # past the claim's deadline
     await asyncio.sleep(0.1)  # the minute's claim has lapsed, the listing's has not
