@@ -711,6 +711,7 @@ async def shared_pictures(world: World, count: int) -> AsyncIterator[list[Bookin
             f"rezeption:slots2:{scope}:*",
             f"rezeption:slots-marks:{scope}",
             f"rezeption:claim:{scope}:*",
+            f"rezeption:mark:{scope}:*",  # "listed" and "called" outlive a run by minutes
         ):
             async for key in admin.scan_iter(match=pattern):
                 await admin.delete(key)
