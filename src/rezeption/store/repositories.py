@@ -280,14 +280,15 @@ HELD_BY_CALLER = select(
     # booked in this call (whose appointments may belong to other customers: a withheld number and
     # a new name each time; Retell's call ids are unique and signed, so the call id alone decides).
     # One OR over all three read every active appointment of the salon.
-    _held_by(_BY_PHONE),
-    _held_by(_BY_NAME),
+    _held_by(_BY_PHONE).label("by_phone"),
+    _held_by(_BY_NAME).label("by_name"),
     select(func.count())
     .select_from(APPOINTMENTS)
     .where(APPOINTMENTS.c.call_id == bindparam("call_id"), *_ACTIVE_FUTURE)
-    .scalar_subquery(),
+    .scalar_subquery()
+    .label("in_call"),
     # and the retry's question, asked in the same round trip: was this key's booking made already?
-    exists().where(APPOINTMENTS.c.idempotency_key == bindparam("key")),
+    exists().where(APPOINTMENTS.c.idempotency_key == bindparam("key")).label("key_used"),
 )
 _BUSY_ARRAYS = (
     select(
@@ -306,28 +307,15 @@ HELD_AND_BUSY = HELD_BY_CALLER.add_columns(
 
 @cache
 def _claim_or_read(count: int) -> Any:
-    """PostgreSQL: `_claim_as_customer` tried at once, beside HELD_AND_BUSY, in one statement.
+    """PostgreSQL: `_claim_as_customer` tried at once, beside HELD_AND_BUSY (its first columns), in
+    one statement.
 
     The claim is written only within the caller's limits (`max_active` by number and by name,
     `max_in_call` in this call) as HELD_AND_BUSY counts them; the no-overlap constraint and the
     unique idempotency key refuse it as they refuse any claim. One row comes back either way: what
     the caller held and who was busy before the claim (the same snapshot), and the claimed
     appointment's columns, all NULL when nothing was claimed."""
-    in_call = (
-        select(func.count())
-        .select_from(APPOINTMENTS)
-        .where(APPOINTMENTS.c.call_id == bindparam("call_id"), *_ACTIVE_FUTURE)
-        .scalar_subquery()
-    )
-    seen = select(
-        _held_by(_BY_PHONE).label("by_phone"),
-        _held_by(_BY_NAME).label("by_name"),
-        in_call.label("in_call"),
-        exists().where(APPOINTMENTS.c.idempotency_key == bindparam("key")).label("key_used"),
-        _BUSY_ARRAYS.c.busy_staff,
-        _BUSY_ARRAYS.c.busy_starts,
-        _BUSY_ARRAYS.c.busy_ends,
-    ).cte("seen")
+    seen = HELD_AND_BUSY.cte("seen")
     within = and_(
         seen.c.by_phone < bindparam("max_active", type_=Integer),
         seen.c.by_name < bindparam("max_active", type_=Integer),
@@ -375,6 +363,12 @@ def _busy_by_staff(blocks: Iterable[tuple[int, datetime, datetime]]) -> dict[int
     for staff_id, start, end in blocks:
         busy[staff_id].append(Interval(start, end))
     return busy
+
+
+def _busy_of(row: Any) -> dict[int, list[Interval]]:
+    """Each stylist's busy intervals from HELD_AND_BUSY's three arrays."""
+    blocks = zip(row.busy_staff or (), row.busy_starts or (), row.busy_ends or (), strict=True)
+    return _busy_by_staff(blocks)
 
 
 def _held(row: Any) -> Held:
@@ -679,8 +673,7 @@ class SqlBookingTx:
         params.update(staff_ids=list(staff_ids), window_start=window.start, window_end=window.end)
         row = await direct.first(conn, HELD_AND_BUSY, params)
         assert row is not None  # one row: scalar subqueries and one aggregate
-        blocks = zip(row.busy_staff or (), row.busy_starts or (), row.busy_ends or (), strict=True)
-        return _held(row), _busy_by_staff(blocks)
+        return _held(row), _busy_of(row)
 
     async def claim_or_read(
         self,
@@ -712,14 +705,8 @@ class SqlBookingTx:
         )  # fmt: skip
         row = await direct.first(conn, _claim_or_read(len(events)), values)
         assert row is not None  # one row: the read, and the claim's columns
-        blocks = zip(row.busy_staff or (), row.busy_starts or (), row.busy_ends or (), strict=True)
-        held = Held(
-            by_caller=max(int(row.by_phone or 0), int(row.by_name or 0)),
-            in_call=int(row.in_call or 0),
-            key_used=bool(row.key_used),
-        )
         claimed = appointment_from_row(row) if row.id is not None else None
-        return claimed, held, _busy_by_staff(blocks)
+        return claimed, _held(row), _busy_of(row)
 
     async def upsert_customer(
         self, tenant_id: int, *, name: str | None, phone_e164: str | None, at: datetime

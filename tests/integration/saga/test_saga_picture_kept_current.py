@@ -590,7 +590,7 @@ async def test_the_background_refresh_reads_nothing_for_a_salon_nobody_is_callin
     too. The refresher now keeps a picture warm only while the salon is being called; the next
     call's own prefetch (call_inbound) brings a quiet salon's picture up to date."""
     calendar = await provider(world)
-    calendar.settings = replace(calendar.settings, refresh_while_called_seconds=3.5, read_timeout=0.3)
+    calendar.settings = replace(calendar.settings, refresh_while_called_seconds=6.5)
     services = SimpleNamespace(
         database=world.db, uow=world.uow, calendars=world.calendars, clock=world.clock,
         bookings=world.bookings,
@@ -601,12 +601,13 @@ async def test_the_background_refresh_reads_nothing_for_a_salon_nobody_is_callin
 
     await warm(world)  # call_inbound's prefetch
     assert slot_reads(world) == 12
-    await asyncio.sleep(2.4)  # its claims on the ranges lapse (a read's timeout and 2 s)
+    claim = calendar.settings.read_timeout + 2.0  # the real read timeout: nothing shortened
+    await asyncio.sleep(claim + 0.1)  # its claims on the ranges lapse (a read's timeout and 2 s)
     await calendar.cache.invalidate(calendar.scope)  # the ranges are due again
     await refresh_once(services)  # type: ignore[arg-type]
     assert slot_reads(world) == 24, "while the salon is being called, the refresher keeps it warm"
 
-    await asyncio.sleep(1.2)  # quiet since
+    await asyncio.sleep(6.6 - claim)  # quiet since
     await calendar.cache.invalidate(calendar.scope)
     await refresh_once(services)  # type: ignore[arg-type]
     assert slot_reads(world) == 24

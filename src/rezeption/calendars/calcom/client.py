@@ -56,24 +56,11 @@ class CalcomClient(CalcomApi):
     # --- reading back after ambiguous writes -------------------------------------------------
 
     async def find_booking_by_token(
-        self,
-        token: str,
-        *,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        event_type_id: int | None = None,
-        attendee_email: str | None = None,
-        max_pages: int = 10,
+        self, token: str, *, start: datetime, end: datetime, event_type_id: int
     ) -> CalcomBooking | None:
-        """The booking whose ``metadata`` carries ``token`` (any status), or ``None``."""
+        """The first booking whose ``metadata`` carries ``token`` (any status), or ``None``."""
         found = await self.find_bookings_by_token(
-            token,
-            start=start,
-            end=end,
-            event_type_id=event_type_id,
-            attendee_email=attendee_email,
-            max_pages=max_pages,
-            first_only=True,
+            token, start=start, end=end, event_type_id=event_type_id, first_only=True
         )
         return found[0] if found else None
 

@@ -55,10 +55,10 @@ import asyncio
 import logging
 import time as time_module
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from rezeption.booking.ports import (
     CalendarBusy,
@@ -95,6 +95,7 @@ from rezeption.domain.schedule import ListedSlots, block_of, working_intervals
 from rezeption.ops.metrics import SLOT_CACHE
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 __all__ = ["CalcomCalendar", "CalcomSettings"]
 
@@ -455,57 +456,48 @@ class CalcomCalendar:
         results = await asyncio.gather(*due, return_exceptions=True)
         return sum(1 for r in results if not isinstance(r, BaseException))
 
-    async def _note_call(self) -> None:
+    async def _shared(self, work: Awaitable[T], *, what: str, outage: T) -> T:
+        """`work` on the shared cache; in an outage of it, `outage`: the answer that costs one
+        Cal.com request too many, never one too few (a refresh, a listing, a pass)."""
         try:
-            await self.cache.mark(self.scope, "called", self.settings.refresh_while_called_seconds)
-        except Exception as error:  # a cache outage: the refresher then reads as if called
-            log.warning("slot cache mark failed: %s", type(error).__name__)
+            return await work
+        except Exception as error:
+            log.warning("slot cache %s failed: %s", what, type(error).__name__)
+            return outage
+
+    async def _note_call(self) -> None:
+        mark = self.cache.mark(self.scope, "called", self.settings.refresh_while_called_seconds)
+        await self._shared(mark, what="mark", outage=None)
 
     async def _called(self) -> bool:
-        try:
-            return await self.cache.marked(self.scope, "called")
-        except Exception as error:  # a cache outage costs a refresh, never one less
-            log.warning("slot cache mark unreadable: %s", type(error).__name__)
-            return True
+        return await self._shared(self.cache.marked(self.scope, "called"), what="mark read", outage=True)
 
     async def _claim_refresh(self, event_type: int) -> bool:
         """One background refresh of a range at a time across the processes sharing the picture;
         the claim lapses after a read's timeout and a little (a refresh that failed is tried again)."""
-        try:
-            return await self.cache.claim_refresh(self.scope, event_type, self.settings.read_timeout + 2.0)
-        except Exception as error:  # a cache outage costs a refresh, never one less
-            log.warning("slot cache claim failed: %s", type(error).__name__)
-            return True
+        claim = self.cache.claim_refresh(self.scope, event_type, self.settings.read_timeout + 2.0)
+        return await self._shared(claim, what="claim", outage=True)
 
     async def claim_reconcile(self, seconds: float) -> bool:
         """Whether this process runs the salon's scheduled reconcile pass now: one per `seconds`
         across the workers sharing the picture (Redis), so several workers do not each read
         Cal.com. A cache outage lets the pass run (one too many, never none)."""
-        try:
-            return await self.cache.claim(self.scope, "reconcile", seconds)
-        except Exception as error:
-            log.warning("slot cache claim failed: %s", type(error).__name__)
-            return True
+        claim = self.cache.claim(self.scope, "reconcile", seconds)
+        return await self._shared(claim, what="claim", outage=True)
 
     async def listing_due(self, every: float, *, hold: float) -> bool:
         """Whether this process lists Cal.com's bookings now: none listed within `every` seconds
         (the mark `listed`, shared), and this one claims the listing for `hold` seconds, so two
         workers do not list at once and a failed listing is tried again once the claim lapses.
         A cache outage lets it list (one too many, never none)."""
-        try:
-            if await self.cache.marked(self.scope, "listed"):
-                return False
-            return await self.cache.claim(self.scope, "reconcile:list", hold)
-        except Exception as error:
-            log.warning("slot cache claim failed: %s", type(error).__name__)
-            return True
+        if await self._shared(self.cache.marked(self.scope, "listed"), what="mark read", outage=False):
+            return False
+        claim = self.cache.claim(self.scope, "reconcile:list", hold)
+        return await self._shared(claim, what="claim", outage=True)
 
     async def listed(self, every: float) -> None:
         """A listing succeeded: mark it for `every` seconds."""
-        try:
-            await self.cache.mark(self.scope, "listed", every)
-        except Exception as error:  # the next pass lists once more: one too many, never none
-            log.warning("slot cache mark failed: %s", type(error).__name__)
+        await self._shared(self.cache.mark(self.scope, "listed", every), what="mark", outage=None)
 
     # --- writes ----------------------------------------------------------------------------
 
