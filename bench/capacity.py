@@ -12,8 +12,9 @@
 (b) Floor: a bare FastAPI + SQLAlchemy endpoint doing a booking's four statements
     (bench/_floor_app.py) against ours (`book_appointment`, signed), same database, same server
     processes, same closed-loop client (10 at once, never colliding slots): bookings/s and p99,
-    and floor_ratio = ours / floor, the median of 3 rounds (each on a fresh database, floor then
-    ours: the machine's speed drifts between minutes).
+    and floor_ratio = ours / floor, the median of 4 pairs of bursts of 200 bookings each (10 with
+    BENCH=full), both servers up on one fresh database, the order alternating: the machine's speed
+    drifts by up to 2x within minutes, so each pair is run seconds apart.
 
 Short by default (curve: 50 and 200 calls, one process; floor: one process); BENCH=full for all of
 it. Writes bench/results/capacity.json (`BENCH_CURVE=1000`: capacity-curve-1000.json). The load
@@ -60,8 +61,10 @@ CURVE = (
 )  # BENCH_CURVE=1000 runs one point
 PROCESSES = [1, 2] if FULL else [1]
 THINK = 8.0
-FLOOR_REQUESTS = 2000 if FULL else 800
-FLOOR_ROUNDS = 3
+FLOOR_BURST = 200  # bookings per burst, each side
+FLOOR_PAIRS = 10 if FULL else 4
+# 2,000 (800) bookings on each side in all, as in one run: the floor's busy read walks each stylist's
+# appointments from the first one on, so more bookings would make the floor slower than before
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 OUT = (
@@ -259,13 +262,16 @@ class FloorServer:
         self.proc.wait(timeout=20)
 
 
-async def floor_loop(base: str, tenant_id: int, requests: int, run: int, clients: int = 10) -> dict[str, Any]:
+async def floor_loop(
+    base: str, tenant_id: int, requests: int, run: int, clients: int = 10, skip: int = 0
+) -> dict[str, Any]:
     """The closed loop of `functions.closed_loop` (the same driver, requests built beforehand),
-    against the floor's /book: a named stylist per slot, so no two requests collide."""
+    against the floor's /book: a named stylist per slot, so no two requests collide; from run `run`'s
+    `skip`-th slot on, as `closed_loop`."""
     slots = Slots(datetime.now(BERLIN).date() + timedelta(days=2), 11)
     offset = (run * 40 + 10) * 24 * 20
     prepared: list[Prepared] = []
-    for k in range(requests):
+    for k in range(skip, skip + requests):
         day, at = slots.sequential(offset + k)
         start = datetime.fromisoformat(f"{day}T{at}").replace(tzinfo=BERLIN).astimezone(UTC)
         body = {
@@ -296,43 +302,61 @@ async def _tenant_id(url: str) -> int:
         await database.dispose()
 
 
-def floor_round(processes: int) -> dict[str, Any]:
-    """One round on a fresh database: the floor, then ours, each warmed first."""
+def _burst(kind: str, base: str, tenant_id: int, skip: int) -> dict[str, Any]:
+    """One burst of FLOOR_BURST bookings, the floor's (`kind` "floor") or ours, from slot `skip` on."""
+    if kind == "floor":
+        return asyncio.run(floor_loop(base, tenant_id, FLOOR_BURST, run=0, skip=skip))
+    ours = asyncio.run(closed_loop(base, "book_appointment", FLOOR_BURST, run=1, skip=skip))
+    return {k: ours[k] for k in ("bookings_per_s", "refused", "p50_ms", "p99_ms")}
+
+
+def floor_pairs(processes: int) -> list[dict[str, Any]]:
+    """FLOOR_PAIRS pairs of bursts on one fresh database, the floor's server and ours both up and
+    warmed, the order alternating (floor-ours, ours-floor, ...): this machine's speed drifts by up
+    to 2x within minutes, and a pair run seconds apart, in both orders, meets the same machine."""
     with throwaway_database("rezeption_bench_floor") as url:
         prepare(url)
         tenant_id = asyncio.run(_tenant_id(url))
-        with FloorServer(url, processes) as base:
-            asyncio.run(floor_loop(base, tenant_id, 200, run=5))  # warm: connections, compiled SQL
-            floor = asyncio.run(floor_loop(base, tenant_id, FLOOR_REQUESTS, run=0))
-        with Server(url, processes) as base:
-            asyncio.run(closed_loop(base, "book_appointment", 200, run=6))
-            ours = asyncio.run(closed_loop(base, "book_appointment", FLOOR_REQUESTS, run=1))
-    return {
-        "floor": floor,
-        "ours": {k: ours[k] for k in ("bookings_per_s", "refused", "p50_ms", "p99_ms")},
-        "floor_ratio": round(ours["bookings_per_s"] / floor["bookings_per_s"], 2),
-        "p99_ratio": round(ours["p99_ms"] / floor["p99_ms"], 2),
-    }
+        with FloorServer(url, processes) as floor_base, Server(url, processes) as ours_base:
+            asyncio.run(floor_loop(floor_base, tenant_id, 200, run=5))  # warm: connections, compiled SQL
+            asyncio.run(closed_loop(ours_base, "book_appointment", 200, run=6))
+            bases = {"floor": floor_base, "ours": ours_base}
+            pairs = []
+            for n in range(FLOOR_PAIRS):
+                order = ("floor", "ours") if n % 2 == 0 else ("ours", "floor")
+                got = {kind: _burst(kind, bases[kind], tenant_id, n * FLOOR_BURST) for kind in order}
+                floor, ours = got["floor"], got["ours"]
+                pairs.append(
+                    {
+                        "first": order[0],
+                        "floor": floor,
+                        "ours": ours,
+                        "floor_ratio": round(ours["bookings_per_s"] / floor["bookings_per_s"], 2),
+                        "p99_ratio": round(ours["p99_ms"] / floor["p99_ms"], 2),
+                    }
+                )
+    return pairs
 
 
 def run_floor() -> list[dict[str, Any]]:
-    """FLOOR_ROUNDS rounds per process count, floor and ours side by side in each: this machine's
-    speed drifts by up to 2x between minutes, so one pair can mislead; the median round counts."""
+    """Per process count, FLOOR_PAIRS pairs of bursts (`floor_pairs`); the median pair counts."""
     rows = []
     for processes in PROCESSES:
-        rounds = [floor_round(processes) for _ in range(FLOOR_ROUNDS)]
-        for n, one in enumerate(rounds, 1):
+        pairs = floor_pairs(processes)
+        for n, one in enumerate(pairs, 1):
             print(
-                f"  floor, {processes} process(es), round {n}: floor {one['floor']['bookings_per_s']}/s "
-                f"p99 {one['floor']['p99_ms']} ms; ours {one['ours']['bookings_per_s']}/s "
-                f"p99 {one['ours']['p99_ms']} ms; ratio {one['floor_ratio']}",
+                f"  floor, {processes} process(es), pair {n} ({one['first']} first): "
+                f"floor {one['floor']['bookings_per_s']}/s p99 {one['floor']['p99_ms']} ms; "
+                f"ours {one['ours']['bookings_per_s']}/s p99 {one['ours']['p99_ms']} ms; "
+                f"ratio {one['floor_ratio']}",
                 flush=True,
             )
         row = {
             "server_processes": processes,
-            "floor_ratio": statistics.median(r["floor_ratio"] for r in rounds),
-            "p99_ratio": statistics.median(r["p99_ratio"] for r in rounds),
-            "rounds": rounds,
+            "floor_ratio": round(statistics.median(p["floor_ratio"] for p in pairs), 2),
+            "p99_ratio": round(statistics.median(p["p99_ratio"] for p in pairs), 2),
+            "refused": sum(p["ours"]["refused"] + p["floor"]["refused"] for p in pairs),
+            "pairs": pairs,
         }
         rows.append(row)
         print(f"  floor, {processes} process(es): median floor_ratio {row['floor_ratio']}", flush=True)

@@ -297,12 +297,16 @@ async def drive(
     }
 
 
-async def closed_loop(base: str, name: str, requests: int, run: int, clients: int = 10) -> dict[str, float]:
+async def closed_loop(
+    base: str, name: str, requests: int, run: int, clients: int = 10, skip: int = 0
+) -> dict[str, float]:
+    """`requests` calls of `name` from `clients` at once (`drive`); bookings take run `run`'s own
+    days in order, from its `skip`-th slot on (a run driven in bursts skips what it has booked)."""
     rng = random.Random(9)
     slots = Slots(datetime.now(BERLIN).date() + timedelta(days=2), 11)
     booking_offset = (run * 40 + 10) * 24 * STYLISTS  # each run books its own days, clear of the open loop's
     prepared: list[Prepared] = []
-    for k in range(requests):
+    for k in range(skip, skip + requests):
         if name == "book_appointment":
             day, at = slots.sequential(booking_offset + k)
             args = {"name": f"Kunde {k}", "dienstleistung": "Herrenschnitt", "datum": day, "uhrzeit": at}
