@@ -41,7 +41,9 @@ class Services:
     flags: FlagBook
 
     async def close(self) -> None:
-        """Release connections (database, Cal.com clients, Redis)."""
+        """Store the replies still waiting for their batch; release connections (database,
+        Cal.com clients, Redis)."""
+        await self.calls.replies.close()
         await self.calendars.aclose()
         if isinstance(self.calendars.slot_cache, RedisSlotCache):
             await self.calendars.slot_cache.aclose()

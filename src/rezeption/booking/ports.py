@@ -598,5 +598,22 @@ class ReplyStore(Protocol):
     ) -> None:
         """Store the reply; merge `learned` into the call's memory in the same transaction."""
 
+    async def finish_soon(
+        self,
+        key: str,
+        reply: dict[str, Any],
+        *,
+        call_id: str | None = None,
+        learned: Mapping[str, Any] | None = None,
+    ) -> None:
+        """`finish`, now or a moment later in a batch with others (the key stays running, under
+        its lease, until then)."""
+
+    async def settle(self, call_id: str) -> None:
+        """Store now what waits to be stored for call `call_id`: its memory is read next."""
+
+    async def close(self) -> None:
+        """Store what waits, and stop."""
+
     async def release(self, key: str) -> None:
         """Give the key up without a reply (nothing was done, or it must be retried)."""

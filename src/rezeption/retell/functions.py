@@ -196,6 +196,7 @@ class FunctionRunner:
             problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()]
         canonical = args.model_dump(exclude_none=True) if args is not None else {}
         key = idempotency_key(ref.call_id, name, canonical) if writes and args is not None else None
+        await self.idempotency.settle(ref.call_id)  # this call's queued memory, stored before it is read
         try:
             call, claimed = await self._call_record(ref, key, scope=name)
         except EnvelopeMixesSalons:
@@ -250,7 +251,7 @@ class FunctionRunner:
             if learned:
                 await self.calls.remember(ref.call_id, learned)
         else:
-            await self.idempotency.finish(key, answer, call_id=ref.call_id, learned=learned)
+            await self.idempotency.finish_soon(key, answer, call_id=ref.call_id, learned=learned)
         progress.key = None
         return Outcome(200, answer, tenant_id, canonical)
 

@@ -27,6 +27,7 @@ from rezeption.domain.clock import Clock
 from rezeption.store import direct
 from rezeption.store.calls import CALLS, GET_CALL, RECORD_COLUMNS, ensure_call, get_call, memory_merge, record
 from rezeption.store.db import Database
+from rezeption.store.reply_batches import ReplyBatches
 from rezeption.store.tables import IdempotencyRecordRow, table
 
 RECORDS = table(IdempotencyRecordRow)
@@ -128,6 +129,7 @@ class IdempotencyStore:
     def __init__(self, database: Database, clock: Clock) -> None:
         self.database = database
         self.clock = clock
+        self.batches = ReplyBatches(database, self._finish_now)
 
     def _claim_values(
         self,
@@ -246,6 +248,35 @@ class IdempotencyStore:
         async with self.database.statement(writes=True) as conn:
             await direct.rows(conn, _finish_with(also.statement), values)
 
+    async def _finish_now(
+        self, key: str, reply: dict[str, Any], call_id: str | None, learned: Mapping[str, Any] | None
+    ) -> None:
+        await self.finish(key, reply, call_id=call_id, learned=learned)
+
+    async def finish_soon(
+        self,
+        key: str,
+        reply: dict[str, Any],
+        *,
+        call_id: str | None = None,
+        learned: Mapping[str, Any] | None = None,
+    ) -> None:
+        """`finish` in the next batch on PostgreSQL (`reply_batches`: one statement for the
+        replies of 50 ms instead of one per request); at once on SQLite, whose single writer takes
+        a batch's turn as long as one reply's."""
+        if self.database.is_sqlite:
+            await self.finish(key, reply, call_id=call_id, learned=learned)
+            return
+        await self.batches.add(key, reply, call_id=call_id, learned=learned)
+
+    async def settle(self, call_id: str) -> None:
+        """Store the batch now when it holds a reply of call `call_id`."""
+        await self.batches.settle(call_id)
+
+    async def close(self) -> None:
+        """Store the replies still waiting for their batch."""
+        await self.batches.close()
+
     @asynccontextmanager
     async def holding(self, key: str) -> AsyncIterator[None]:
         """Keep renewing the lease on `key` while the block runs (the owner is alive and working)."""
@@ -284,6 +315,8 @@ class IdempotencyStore:
         """Poll until the owner stores its reply, or until the key is ours to take over."""
         delay, waited = 0.02, 0.0
         while True:
+            if call_id is not None:  # an owner in this process may have queued the reply
+                await self.settle(call_id)
             claim = await self.claim(key, scope=scope, tenant_id=tenant_id, call_id=call_id)
             if claim.owned or claim.reply is not None or waited >= patience:
                 return claim

@@ -77,6 +77,7 @@ async def test_a_reply_lost_after_a_durable_booking_is_replayed_not_booked_twice
 ) -> None:
     first = await retell.function("book_appointment", BOOK, call_id="call_lost_reply")
     assert first["ok"] is True, first
+    await _reply_stored(database, "book_appointment")  # stored a moment after it was sent
     # What a crash of PostgreSQL may leave: the booking (durable) without its reply (relaxed),
     # the key still running, its owner's lease run out
     async with database.transaction() as conn:
@@ -97,9 +98,23 @@ async def test_a_reply_lost_after_a_durable_booking_is_replayed_not_booked_twice
     assert booked == 1
 
 
+async def _reply_stored(database: Database, scope: str) -> None:
+    """Wait (bounded) for the reply of `scope`'s key: it is stored in a batch after it is sent."""
+    for _ in range(100):
+        async with database.read() as session:
+            state = await session.scalar(
+                select(IdempotencyRecordRow.state).where(IdempotencyRecordRow.scope == scope)
+            )
+        if state == "done":
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the reply of {scope} was not stored within 2 s")
+
+
 async def _lose_reply(database: Database, clock: FixedClock, scope: str) -> None:
-    """What a crash may leave after a durable change: the key of `scope` running, its reply gone,
-    its owner's lease run out."""
+    """What a crash may leave after a durable change (its reply stored first, as it would have
+    been): the key of `scope` running, its reply gone, its owner's lease run out."""
+    await _reply_stored(database, scope)
     async with database.transaction() as conn:
         lost = await conn.execute(
             update(IdempotencyRecordRow)
