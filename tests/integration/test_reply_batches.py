@@ -5,11 +5,13 @@ the order in which its facts were told."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from rezeption.domain.clock import FixedClock
 from rezeption.store import reply_batches
@@ -110,7 +112,7 @@ async def test_a_batch_the_database_refused_is_tried_again(
 
     monkeypatch.setattr(store.batches, "_store", refused_once)
     assert (await store.claim("k1", scope=SCOPE, tenant_id=salon_id)).owned
-    await store.batches.add("k1", {"ok": True, "message": "Gebucht."}, call_id=None, learned=None)
+    await store.finish_soon("k1", {"ok": True, "message": "Gebucht."})
     await store.batches.flush()
     assert refusals == [1]
     assert await _record(database, "k1") == ("done", {"ok": True, "message": "Gebucht."})
@@ -133,4 +135,72 @@ async def test_a_fact_told_after_the_booking_is_not_overwritten_by_the_booking_s
     await remember(database, "call_order", {"service": "herren"})
     await store.close()
     assert await _memory(database, "call_order") == {"service": "herren", "name": "Peter Schuster"}
+    assert await _record(database, "k1") == ("done", {"ok": True})
+
+
+async def test_a_request_that_stops_waiting_for_its_batch_does_not_cancel_the_store(
+    database: Database, clock: FixedClock, salon_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found in review: a request settling its call's batch runs under its time budget; cancelled
+    there, it took every queued reply of the process with it."""
+    await ensure_call(database, "call_budget", tenant_id=salon_id, at=clock.now())
+    store = IdempotencyStore(database, clock)
+    _slow(store)
+    real_store = store.batches._store
+
+    async def slow_database(batch: Any) -> None:
+        await asyncio.sleep(0.3)
+        await real_store(batch)
+
+    monkeypatch.setattr(store.batches, "_store", slow_database)
+    assert (await store.claim("k1", scope=SCOPE, tenant_id=salon_id, call_id="call_budget")).owned
+    await store.finish_soon("k1", {"ok": True}, call_id="call_budget", learned={"name": "Peter Schuster"})
+    request = asyncio.create_task(store.settle("call_budget"))
+    await asyncio.sleep(0.05)
+    request.cancel()  # the request's budget ran out while it waited
+    with contextlib.suppress(asyncio.CancelledError):
+        await request
+    await store.close()
+    assert await _record(database, "k1") == ("done", {"ok": True})
+    assert await _memory(database, "call_budget") == {"name": "Peter Schuster"}
+
+
+async def test_a_reply_the_database_refuses_costs_only_itself(
+    database: Database, clock: FixedClock, salon_id: int
+) -> None:
+    store = IdempotencyStore(database, clock)
+    _slow(store)
+    store.batches.interval = 0.01  # between attempts only
+    for key in ("good", "poison"):
+        assert (await store.claim(key, scope=SCOPE, tenant_id=salon_id)).owned
+    await store.finish_soon("good", {"ok": True, "message": "Gebucht."})
+    await store.finish_soon("poison", {"ok": True, "message": "kaputt \u0000"})  # jsonb refuses NUL
+    await store.close()
+    assert await _record(database, "good") == ("done", {"ok": True, "message": "Gebucht."})
+    assert await _record(database, "poison") == ("running", None)  # a retry replays it by key
+
+
+async def test_a_batch_after_an_erasure_does_not_write_the_call_s_facts_again(
+    database: Database, clock: FixedClock, salon_id: int
+) -> None:
+    """An erasure deletes the call's records and blanks its memory while a reply waits: the late
+    batch finds no record of the call to store, and leaves the memory blank."""
+    await ensure_call(database, "call_erased", tenant_id=salon_id, at=clock.now())
+    store = IdempotencyStore(database, clock)
+    _slow(store)
+    assert (await store.claim("k1", scope=SCOPE, tenant_id=salon_id, call_id="call_erased")).owned
+    await store.finish_soon("k1", {"ok": True}, call_id="call_erased", learned={"name": "Peter Schuster"})
+    async with database.transaction() as conn:
+        await conn.execute(delete(IdempotencyRecordRow).where(IdempotencyRecordRow.call_id == "call_erased"))
+    await store.close()
+    assert await _memory(database, "call_erased") == {}
+
+
+async def test_after_the_stop_a_reply_is_stored_in_its_request(
+    database: Database, clock: FixedClock, salon_id: int
+) -> None:
+    store = IdempotencyStore(database, clock)
+    await store.close()
+    assert (await store.claim("k1", scope=SCOPE, tenant_id=salon_id)).owned
+    await store.finish_soon("k1", {"ok": True})
     assert await _record(database, "k1") == ("done", {"ok": True})

@@ -3,21 +3,29 @@
 A write's reply (and what the call taught us) used to cost the function call its own statement
 after the work: a pool checkout, a round trip and a commit, in the request's path, for a record
 that only a retry or a concurrent duplicate ever reads. Here the replies of one process are queued
-and stored every `INTERVAL` (50 ms) in one UPDATE of the idempotency records with the call memory
-merged in a data-modifying CTE, committed without waiting for the disk, as the single reply was.
+and stored every `INTERVAL` (50 ms) in one UPDATE of the idempotency records, with the call memory
+merged in the same statement, committed without waiting for the disk, as the single reply was.
 
 Why a reply may wait, and what a reader sees meanwhile:
 - The key stays `running` under its owner's lease (3 s from the last renewal), so a concurrent
-  duplicate waits for the reply as before (`IdempotencyStore.wait` polls), and gets it byte for byte.
-- A reply lost before it is stored (our process killed within the interval, or PostgreSQL down)
-  is a reply lost in a crash: the key's lease runs out, the retry takes it over, and the use case
-  replays its result by the same key (the booking, cancel or move itself was committed before).
-- Memory: a later function call of the same call in this process first stores what is queued for
-  that call (`settle`), so it reads its own memory and never has an older fact laid over a newer
-  one. Another process could read the memory up to one interval old; a voice agent's next function
-  call comes after the caller has heard this reply, seconds later.
+  duplicate waits for the reply as before (`IdempotencyStore.wait` polls; one in this process
+  stores the batch first), and gets it byte for byte.
+- A reply lost before it is stored (our process killed within the interval, or the database
+  refusing the batch and then each reply alone) is a reply lost in a crash: a retry, when one
+  comes, takes the key over when the lease runs out, and the use case replays its result by the
+  same key (the booking, cancel or move itself was committed before). What the call learned with
+  it is lost with it: the call's memory lacks it (the caller is asked again).
+- Memory: a later function call of the same call *in this process* first stores what is queued
+  for that call (`settle`, waiting at most `SETTLE_PATIENCE`), so it reads its own memory and no
+  older fact is laid over a newer one. In another process (several workers behind a balancer) it
+  may read the memory one interval old; a voice agent's next function call comes after the caller
+  has heard this reply, seconds later.
+- A batch stores memory only for the calls whose records it stored: a batch retried after its
+  commit went through, or one that comes after an erasure deleted the call's records, does not
+  lay its facts over the memory again.
 
-A full queue (`LIMIT`) is not dropped: the reply is then stored at once, in the request.
+A store runs in a task of its own: a request that waits for it (`settle`) and runs out of time
+does not cancel it. A full queue (`LIMIT`) or a closed one stores the reply at once, in the request.
 Written here because no library batches writes into one asyncpg statement by key.
 """
 
@@ -32,7 +40,7 @@ from functools import cache
 from typing import Any
 
 import structlog
-from sqlalchemy import String, any_, bindparam, func, literal, update
+from sqlalchemy import String, any_, bindparam, func, literal, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from rezeption.store import direct
@@ -43,7 +51,8 @@ from rezeption.store.tables import IdempotencyRecordRow, table
 RECORDS = table(IdempotencyRecordRow)
 INTERVAL = 0.05  # seconds a reply may wait for its batch
 LIMIT = 2_000  # queued replies; beyond, a reply is stored in its request
-ATTEMPTS = 3  # a batch the database refused is tried again this many times in all
+ATTEMPTS = 3  # a batch the database refused is tried again this many times in all, then each alone
+SETTLE_PATIENCE = 0.5  # seconds a request waits for its call's batch before it goes on without
 log = structlog.get_logger("rezeption.idempotency")
 
 
@@ -55,23 +64,25 @@ def _nth(array: Any, items: Any, item: Any) -> Any:
 @cache
 def store_replies() -> Any:
     """PostgreSQL: the replies `replies` (a JSON array) of the keys `keys`, on records still
-    running, and the facts `facts` merged into the memories of the calls `call_ids`, in one
-    statement committed without waiting for the disk (`direct.relaxed_commit`)."""
+    running, and the facts `facts` merged into the memories of the calls `call_ids` whose records
+    it stored, in one statement committed without waiting for the disk (`direct.relaxed_commit`)."""
     keys = bindparam("keys", type_=ARRAY(String))
     call_ids = bindparam("call_ids", type_=ARRAY(String))
     facts = bindparam("facts", type_=JSONB)
-    merged = (
-        update(CALLS)
-        .where(CALLS.c.retell_call_id == any_(call_ids))
-        .values(memory=CALLS.c.memory.op("||")(_nth(facts, call_ids, CALLS.c.retell_call_id)))
-    )
     stored = (
         update(RECORDS)
         .where(RECORDS.c.key == any_(keys), RECORDS.c.state == "running")
         .values(state="done", reply=_nth(bindparam("replies", type_=JSONB), keys, RECORDS.c.key))
-        .add_cte(merged.cte("also"))
+        .returning(RECORDS.c.call_id)
+        .cte("stored")
     )
-    return direct.relaxed_commit(stored)
+    merged = (
+        update(CALLS)
+        .where(CALLS.c.retell_call_id == any_(call_ids), CALLS.c.retell_call_id.in_(select(stored.c.call_id)))
+        .values(memory=CALLS.c.memory.op("||")(_nth(facts, call_ids, CALLS.c.retell_call_id)))
+        .add_cte(stored)
+    )
+    return direct.relaxed_commit(merged)
 
 
 @dataclass(frozen=True)
@@ -86,17 +97,17 @@ Finish = Callable[[str, dict[str, Any], str | None, Mapping[str, Any] | None], A
 
 
 class ReplyBatches:
-    """One process's queue of replies to store, and the task that stores them in batches."""
+    """One process's queue of replies to store, and the tasks that store them in batches."""
 
     def __init__(self, database: Database, finish_now: Finish, interval: float = INTERVAL) -> None:
         self.database = database
-        self.finish_now = finish_now  # the single statement, for a full queue
+        self.finish_now = finish_now  # the single statement, for a full or closed queue
         self.interval = interval
         self._queue: list[_Queued] = []
-        self._storing: list[_Queued] = []  # the batch being stored now
-        self._calls: Counter[str] = Counter()  # the calls of both, for `pending_for`
-        self._lock = asyncio.Lock()  # one batch at a time, in the order they were queued
-        self._task: asyncio.Task[None] | None = None
+        self._calls: Counter[str] = Counter()  # calls with replies queued or being stored
+        self._storing: asyncio.Task[None] | None = None  # the last store begun; each awaits the one before
+        self._ticker: asyncio.Task[None] | None = None
+        self._closed = False
 
     def pending_for(self, call_id: str) -> bool:
         """Whether a reply of call `call_id` waits in the queue or is being stored."""
@@ -107,61 +118,84 @@ class ReplyBatches:
     ) -> None:
         """Queue the reply of `key` (and `learned`, for call `call_id`'s memory)."""
         facts = {k: v for k, v in (learned or {}).items() if v is not None} if call_id else {}
-        if len(self._queue) >= LIMIT:
+        if self._closed or len(self._queue) >= LIMIT:
             await self.finish_now(key, reply, call_id, facts)
             return
         self._queue.append(_Queued(key, reply, call_id, facts))
         if call_id is not None:
             self._calls[call_id] += 1
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run())
+        if self._ticker is None or self._ticker.done():
+            self._ticker = asyncio.create_task(self._tick())
 
-    async def settle(self, call_id: str) -> None:
-        """Store the queue now when a reply of call `call_id` is in it."""
+    async def settle(self, call_id: str, patience: float = SETTLE_PATIENCE) -> None:
+        """Store the queue now when a reply of call `call_id` is in it (or being stored), waiting
+        at most `patience` seconds: the store goes on without the request after that."""
         if self.pending_for(call_id):
-            await self.flush()
+            await self.flush(patience)
 
-    async def flush(self) -> None:
-        """Store everything queued now, after a batch already being stored (each batch is tried
-        `ATTEMPTS` times in all before it is given up)."""
-        async with self._lock:
-            batch, self._queue = self._queue, []
-            self._storing = batch
-            try:
-                for attempt in range(1, ATTEMPTS + 1):
-                    if not batch:
-                        return
-                    try:
-                        await self._store(batch)
-                        return
-                    except Exception as error:  # the keys' leases run out; a retry replays by key
-                        log.warning(
-                            "idempotency.batch_failed",
-                            count=len(batch),
-                            attempt=attempt,
-                            error=type(error).__name__,
-                        )
-                        if attempt < ATTEMPTS:
-                            await asyncio.sleep(self.interval)
-            finally:
-                self._storing = []
-                self._calls.subtract(queued.call_id for queued in batch if queued.call_id is not None)
-                self._calls += Counter()  # drops the calls counted down to nothing
+    async def flush(self, patience: float | None = None) -> None:
+        """Store everything queued now, after the store already running, and wait for it (at
+        most `patience` seconds when given)."""
+        if self._queue:
+            self._storing = asyncio.create_task(self._store_after(self._storing))
+        storing = self._storing
+        if storing is None or storing.done():
+            return
+        if patience is None:
+            await asyncio.shield(storing)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(storing), patience)
 
     async def close(self) -> None:
-        """Store what is queued (after the batch in flight), then stop the task."""
-        await self.flush()
-        if self._task is not None:
-            self._task.cancel()
+        """From now on store replies at once; store what is queued, then stop the ticker."""
+        self._closed = True
+        if self._ticker is not None:
+            self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await self._ticker
+            self._ticker = None
+        await self.flush()
 
-    async def _run(self) -> None:
+    async def _tick(self) -> None:
         """Store a batch every interval while replies come in; end when the queue is empty."""
         while self._queue:
             await asyncio.sleep(self.interval)
             await self.flush()
+
+    async def _store_after(self, before: asyncio.Task[None] | None) -> None:
+        """The queue as it is when the store `before` has ended, stored."""
+        if before is not None:
+            await asyncio.wait([before])  # one store at a time, in the order they were begun
+        batch, self._queue = self._queue, []
+        try:
+            await self._store_or_drop(batch)
+        finally:
+            self._calls.subtract(queued.call_id for queued in batch if queued.call_id is not None)
+            self._calls += Counter()  # drops the calls counted down to nothing
+
+    async def _store_or_drop(self, batch: list[_Queued]) -> None:
+        """`batch` stored, tried `ATTEMPTS` times, then each reply alone (one the database
+        refuses costs only itself); what is still refused is dropped, with a log line."""
+        for attempt in range(1, ATTEMPTS + 1):
+            if not batch:
+                return
+            try:
+                await self._store(batch)
+                return
+            except Exception as error:
+                log.warning(
+                    "idempotency.batch_failed", count=len(batch), attempt=attempt, error=type(error).__name__
+                )
+                await asyncio.sleep(self.interval)
+        dropped = 0
+        for queued in batch:
+            try:
+                await self._store([queued])
+            except Exception:
+                dropped += 1
+        if dropped:  # their keys' leases run out; a retry, if one comes, replays by key
+            log.warning("idempotency.replies_dropped", count=dropped)
 
     async def _store(self, batch: list[_Queued]) -> None:
         facts: dict[str, dict[str, Any]] = {}
