@@ -13,8 +13,8 @@
     (bench/_floor_app.py) against ours (`book_appointment`, signed), same database, same server
     processes, same closed-loop client (10 at once, never colliding slots): bookings/s and p99,
     and floor_ratio = ours / floor, the median of 4 pairs of bursts of 200 bookings each (10 with
-    BENCH=full), both servers up on one fresh database, the order alternating: the machine's speed
-    drifts by up to 2x within minutes, so each pair is run seconds apart.
+    BENCH=full), both servers up (each on a fresh database of its own), the order alternating: the
+    machine's speed drifts by up to 2x within minutes, so each pair is run seconds apart.
 
 Short by default (curve: 50 and 200 calls, one process; floor: one process); BENCH=full for all of
 it. Writes bench/results/capacity.json (`BENCH_CURVE=1000`: capacity-curve-1000.json). The load
@@ -63,6 +63,7 @@ PROCESSES = [1, 2] if FULL else [1]
 THINK = 8.0
 FLOOR_BURST = 200  # bookings per burst, each side
 FLOOR_PAIRS = 10 if FULL else 4
+AFTER_BURST = 1.5  # seconds: more than the trace writer's interval (0.5 s) and a WAL flush
 # 2,000 (800) bookings on each side in all, as in one run: the floor's busy read walks each stylist's
 # appointments from the first one on, so more bookings would make the floor slower than before
 TICK = os.sysconf("SC_CLK_TCK")
@@ -303,7 +304,11 @@ async def _tenant_id(url: str) -> int:
 
 
 def _burst(kind: str, base: str, tenant_id: int, skip: int) -> dict[str, Any]:
-    """One burst of FLOOR_BURST bookings, the floor's (`kind` "floor") or ours, from slot `skip` on."""
+    """One burst of FLOOR_BURST bookings, the floor's (`kind` "floor") or ours, from slot `skip` on,
+    after a pause in which the work a burst leaves behind is done: our traces (written every
+    0.5 s) and reply batches, PostgreSQL's WAL writer. Without it, that work ran in the next burst
+    and was counted against the floor."""
+    time.sleep(AFTER_BURST)
     if kind == "floor":
         return asyncio.run(floor_loop(base, tenant_id, FLOOR_BURST, run=0, skip=skip))
     ours = asyncio.run(closed_loop(base, "book_appointment", FLOOR_BURST, run=1, skip=skip))
@@ -311,13 +316,20 @@ def _burst(kind: str, base: str, tenant_id: int, skip: int) -> dict[str, Any]:
 
 
 def floor_pairs(processes: int) -> list[dict[str, Any]]:
-    """FLOOR_PAIRS pairs of bursts on one fresh database, the floor's server and ours both up and
-    warmed, the order alternating (floor-ours, ours-floor, ...): this machine's speed drifts by up
-    to 2x within minutes, and a pair run seconds apart, in both orders, meets the same machine."""
-    with throwaway_database("rezeption_bench_floor") as url:
-        prepare(url)
-        tenant_id = asyncio.run(_tenant_id(url))
-        with FloorServer(url, processes) as floor_base, Server(url, processes) as ours_base:
+    """FLOOR_PAIRS pairs of bursts, the floor's server and ours both up and warmed, the order
+    alternating (floor-ours, ours-floor, ...): this machine's speed drifts by up to 2x within
+    minutes, and a pair run seconds apart, in both orders, meets the same machine. Each side has a
+    fresh database of its own on the one PostgreSQL: the floor's busy read walks every appointment
+    of the stylist (its plain comparisons use the no-overlap index by stylist only), so our rows in
+    its table would slow it down."""
+    with (
+        throwaway_database("rezeption_bench_floor") as floor_url,
+        throwaway_database("rezeption_bench_ours") as ours_url,
+    ):
+        prepare(floor_url)
+        prepare(ours_url)
+        tenant_id = asyncio.run(_tenant_id(floor_url))
+        with FloorServer(floor_url, processes) as floor_base, Server(ours_url, processes) as ours_base:
             asyncio.run(floor_loop(floor_base, tenant_id, 200, run=5))  # warm: connections, compiled SQL
             asyncio.run(closed_loop(ours_base, "book_appointment", 200, run=6))
             bases = {"floor": floor_base, "ours": ours_base}
