@@ -98,9 +98,7 @@ async def test_a_late_batch_never_replaces_the_reply_of_the_owner_who_took_the_k
 async def test_a_batch_the_database_refused_is_tried_again(
     database: Database, clock: FixedClock, salon_id: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = IdempotencyStore(database, clock)
-    _slow(store)
-    store.batches.interval = 0.01  # between attempts only: the batch is flushed by hand
+    store = IdempotencyStore(database, clock)  # the real interval: also the pause between attempts
     real_store = store.batches._store
     refusals = []
 
@@ -168,9 +166,7 @@ async def test_a_request_that_stops_waiting_for_its_batch_does_not_cancel_the_st
 async def test_a_reply_the_database_refuses_costs_only_itself(
     database: Database, clock: FixedClock, salon_id: int
 ) -> None:
-    store = IdempotencyStore(database, clock)
-    _slow(store)
-    store.batches.interval = 0.01  # between attempts only
+    store = IdempotencyStore(database, clock)  # the real interval: also the pause between attempts
     for key in ("good", "poison"):
         assert (await store.claim(key, scope=SCOPE, tenant_id=salon_id)).owned
     await store.finish_soon("good", {"ok": True, "message": "Gebucht."})
@@ -204,3 +200,18 @@ async def test_after_the_stop_a_reply_is_stored_in_its_request(
     assert (await store.claim("k1", scope=SCOPE, tenant_id=salon_id)).owned
     await store.finish_soon("k1", {"ok": True})
     assert await _record(database, "k1") == ("done", {"ok": True})
+
+
+async def test_a_reply_stored_in_its_request_never_replaces_the_reply_of_the_owner_who_took_over(
+    database: Database, clock: FixedClock, salon_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found in review: the full queue's way round the batch stored with `finish`, which has no
+    guard, and so overwrote the reply a retry had stored after taking the key over."""
+    monkeypatch.setattr(reply_batches, "LIMIT", 0)
+    first, taker = IdempotencyStore(database, clock), IdempotencyStore(database, clock)
+    assert (await first.claim("k1", scope=SCOPE, tenant_id=salon_id)).owned
+    clock.advance(LEASE + timedelta(seconds=1))
+    assert (await taker.claim("k1", scope=SCOPE, tenant_id=salon_id)).owned
+    await taker.finish("k1", {"ok": True, "message": "übernommen"})
+    await first.finish_soon("k1", {"ok": True, "message": "erste"})  # the queue is full
+    assert await _record(database, "k1") == ("done", {"ok": True, "message": "übernommen"})

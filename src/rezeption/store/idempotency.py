@@ -129,7 +129,7 @@ class IdempotencyStore:
     def __init__(self, database: Database, clock: Clock) -> None:
         self.database = database
         self.clock = clock
-        self.batches = ReplyBatches(database, self._finish_now)
+        self.batches = ReplyBatches(database)
 
     def _claim_values(
         self,
@@ -247,11 +247,6 @@ class IdempotencyStore:
             return
         async with self.database.statement(writes=True) as conn:
             await direct.rows(conn, _finish_with(also.statement), values)
-
-    async def _finish_now(
-        self, key: str, reply: dict[str, Any], call_id: str | None, learned: Mapping[str, Any] | None
-    ) -> None:
-        await self.finish(key, reply, call_id=call_id, learned=learned)
 
     async def finish_soon(
         self,

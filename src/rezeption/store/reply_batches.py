@@ -25,7 +25,8 @@ Why a reply may wait, and what a reader sees meanwhile:
   lay its facts over the memory again.
 
 A store runs in a task of its own: a request that waits for it (`settle`) and runs out of time
-does not cancel it. A full queue (`LIMIT`) or a closed one stores the reply at once, in the request.
+does not cancel it. A full queue (`LIMIT`) or a closed one stores the reply at once, in the request,
+as a batch of one (the same statement, so the same guard: only a record still running).
 Written here because no library batches writes into one asyncpg statement by key.
 """
 
@@ -34,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -93,15 +94,11 @@ class _Queued:
     learned: dict[str, Any]
 
 
-Finish = Callable[[str, dict[str, Any], str | None, Mapping[str, Any] | None], Awaitable[None]]
-
-
 class ReplyBatches:
     """One process's queue of replies to store, and the tasks that store them in batches."""
 
-    def __init__(self, database: Database, finish_now: Finish, interval: float = INTERVAL) -> None:
+    def __init__(self, database: Database, interval: float = INTERVAL) -> None:
         self.database = database
-        self.finish_now = finish_now  # the single statement, for a full or closed queue
         self.interval = interval
         self._queue: list[_Queued] = []
         self._calls: Counter[str] = Counter()  # calls with replies queued or being stored
@@ -118,10 +115,11 @@ class ReplyBatches:
     ) -> None:
         """Queue the reply of `key` (and `learned`, for call `call_id`'s memory)."""
         facts = {k: v for k, v in (learned or {}).items() if v is not None} if call_id else {}
+        queued = _Queued(key, reply, call_id, facts)
         if self._closed or len(self._queue) >= LIMIT:
-            await self.finish_now(key, reply, call_id, facts)
+            await self._store([queued])  # a batch of one, in the request, under the same guard
             return
-        self._queue.append(_Queued(key, reply, call_id, facts))
+        self._queue.append(queued)
         if call_id is not None:
             self._calls[call_id] += 1
         if self._ticker is None or self._ticker.done():
