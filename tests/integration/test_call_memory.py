@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
+from sqlalchemy import select
+
 from rezeption.domain.clock import FixedClock
 from rezeption.store import calls
 from rezeption.store.db import Database
+from rezeption.store.tables import CallRow
 
 
 async def test_concurrent_merges_into_one_call_keep_every_fact(
@@ -60,3 +63,41 @@ async def test_concurrent_duplicate_events_apply_once(
     assert sorted(applied) == [False] * 5 + [True]
     record = await calls.get_call(database, "call_e")
     assert record is not None and record.memory["_events"] == ["call_ended"]
+
+
+async def test_call_events_keep_what_the_call_learned_and_a_late_start_does_not_reopen_an_ended_call(
+    database: Database, salon_id: int, clock: FixedClock
+) -> None:
+    """Retell retries a webhook it could not deliver (our 503 under load), so call_started may come
+    after call_ended; and the call's memory holds what the caller told us by then."""
+    await calls.ensure_call(database, "call_o", tenant_id=salon_id, at=clock.now())
+    await calls.remember(database, "call_o", {"name": "Anna Meier", "booked": [7]})
+    ended, started = clock.now(), clock.now()
+    assert await calls.record_event(
+        database,
+        "call_o",
+        event="call_ended",
+        tenant_id=salon_id,
+        at=ended,
+        ended_at=ended,
+        transcript="Hallo",
+    )
+    assert await calls.record_event(
+        database, "call_o", event="call_analyzed", tenant_id=salon_id, at=ended, analysis={"ok": True}
+    )
+    assert await calls.record_event(
+        database, "call_o", event="call_started", tenant_id=salon_id, at=ended, started_at=started
+    )
+    assert not await calls.record_event(
+        database, "call_o", event="call_analyzed", tenant_id=salon_id, at=ended, analysis={"ok": False}
+    )
+    async with database.read() as session:
+        row = (await session.scalars(select(CallRow).where(CallRow.retell_call_id == "call_o"))).one()
+    assert row.status == "ended" and row.ended_at == ended and row.started_at == started
+    assert row.transcript == "Hallo"
+    assert row.memory == {
+        "name": "Anna Meier",
+        "booked": [7],
+        "analysis": {"ok": True},
+        "_events": ["call_ended", "call_analyzed", "call_started"],
+    }

@@ -14,7 +14,19 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    String,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -232,36 +244,82 @@ async def record_event(
     transcript: str | None = None,
     analysis: Mapping[str, Any] | None = None,
 ) -> bool:
-    """Apply one call-event webhook; False when this event was already applied (a duplicate)."""
+    """Apply one call-event webhook; False when this event was already applied (a duplicate).
+
+    PostgreSQL: one statement (`_event_statement`), committed on its own. SQLite: the call's row
+    upserted and updated in one transaction under the single writer."""
+    told: dict[str, Any] = {"_events": [event]}
+    if analysis is not None:
+        told["analysis"] = dict(analysis)
+    known = {"tenant_id": tenant_id, "agent_id": agent_id, "from_number": from_number, "to_number": to_number}
+    if database.autocommit is not None:
+        values = {
+            "retell_call_id": retell_call_id,
+            "memory": told,
+            "created_at": at,
+            "status": "ended" if ended_at else "ongoing" if started_at else "inbound",
+            "started_at": started_at,
+            "ended_at": ended_at,
+            "transcript": transcript,
+            **known,
+        }
+        async with database.statement(writes=True) as conn:
+            return await direct.scalar(conn, _event_statement(), values) is not None
     async with database.transaction() as conn:
-        call = await _upsert(
-            conn,
-            retell_call_id,
-            at,
-            tenant_id=tenant_id,
-            agent_id=agent_id,
-            from_number=from_number,
-            to_number=to_number,
-        )
+        call = await _upsert(conn, retell_call_id, at, **known)
         memory = dict(call.memory)
         seen = list(memory.get("_events", []))
         if event in seen:
             return False
-        seen.append(event)
-        memory["_events"] = seen
-        if analysis is not None:
-            memory["analysis"] = dict(analysis)
-        values: dict[str, Any] = {"memory": memory}
+        memory.update(told, _events=[*seen, event])
+        changes: dict[str, Any] = {"memory": memory}
         if started_at is not None:
-            values["started_at"] = started_at
-            values["status"] = "ongoing"
+            changes.update(started_at=started_at, status="ended" if call.ended_at else "ongoing")
         if ended_at is not None:
-            values["ended_at"] = ended_at
-            values["status"] = "ended"
+            changes.update(ended_at=ended_at, status="ended")
         if transcript is not None:
-            values["transcript"] = transcript
-        await conn.execute(update(CALLS).where(CALLS.c.retell_call_id == retell_call_id).values(**values))
+            changes["transcript"] = transcript
+        await conn.execute(update(CALLS).where(CALLS.c.retell_call_id == retell_call_id).values(**changes))
         return True
+
+
+@cache
+def _event_statement() -> Any:
+    """PostgreSQL: a call event applied in one INSERT ... ON CONFLICT DO UPDATE ... WHERE the event
+    is not among the call's `_events` yet, RETURNING the call's id (nothing for a duplicate).
+
+    A new call is inserted with the event's fields; a known one keeps the fields it has, gains the
+    missing ones, the event's times, transcript and status, and the event's facts laid over its
+    memory, merged by the database. Two deliveries of one event: the second waits for the first's
+    row lock, sees the event in the new row, and changes nothing. Before, this was a transaction of
+    four round trips (BEGIN, upsert, UPDATE, COMMIT) at every call's start and end."""
+    columns = (
+        "retell_call_id", "memory", "created_at", "status", "started_at", "ended_at", "transcript",
+        *KNOWN_FIELDS,
+    )  # fmt: skip
+    statement = pg_insert(CALLS).values(direct.placeholders(CALLS, columns))
+    new = statement.excluded
+    stored_memory = type_coerce(CALLS.c.memory, JSONB)
+    told = type_coerce(new.memory, JSONB)
+    seen = func.coalesce(stored_memory.op("->", return_type=JSONB)("_events"), func.jsonb_build_array())
+    told_events = told.op("->", return_type=JSONB)("_events")
+    memory = stored_memory.op("||", return_type=JSONB)(told.op("-", return_type=JSONB)("_events")).op(
+        "||", return_type=JSONB
+    )(func.jsonb_build_object("_events", seen.op("||", return_type=JSONB)(told_events)))
+    fill = {name: func.coalesce(CALLS.c[name], new[name]) for name in KNOWN_FIELDS}
+    latest = {
+        name: func.coalesce(new[name], CALLS.c[name]) for name in ("started_at", "ended_at", "transcript")
+    }
+    status = case(  # a late call_started (Retell retries) does not reopen an ended call
+        (func.coalesce(new.ended_at, CALLS.c.ended_at).is_not(None), "ended"),
+        (new.started_at.is_not(None), "ongoing"),
+        else_=CALLS.c.status,
+    )
+    return statement.on_conflict_do_update(
+        index_elements=["retell_call_id"],
+        set_={**fill, **latest, "status": status, "memory": memory},
+        where=~seen.op("@>", return_type=Boolean)(told_events),
+    ).returning(CALLS.c.retell_call_id)
 
 
 async def add_traces(database: Database, traces: list[Trace]) -> None:
