@@ -213,6 +213,7 @@ def summary(result: LoadResult, plan: Plan) -> dict[str, Any]:
         "p99_ms": max((v["p99_ms"] for v in latencies.values()), default=0.0),
         "steady_p99_ms": max((v["p99_ms"] for v in steady.values()), default=0.0),
         **result.lag_figures(),  # the generator's own lateness: it shares the cores
+        **result.ring_figures(),  # how long phones rang, redeliveries after our 503 included
         "per_function": latencies,
     }
 
@@ -235,6 +236,10 @@ def show(report: dict[str, Any]) -> None:
     console.print(
         f"gebucht {report['booked']}, Erfolgsquote {report['success_rate']:.2%}, Absagen (belegt u. ä.) "
         f"{report['refusals']}, Fehler {report['failures']}"
+    )
+    console.print(
+        f"Klingeln bis call_inbound beantwortet: p99 {report['ring_p99_ms']} ms, längstens "
+        f"{report['ring_max_ms']} ms; erneut zugestellt (nach 503, wie Retell) {report['redeliveries']}"
     )
     if "double_bookings" in report:
         console.print(

@@ -52,6 +52,13 @@ NOT_OURS = frozenset(
 CALENDAR_FAILURES = frozenset({"calendar_unavailable", "calendar_busy", "availability_unchecked"})
 """Failures the external calendar caused (down, 5xx on every try, its rate limit): the requests it
 could not serve. The emulator's fault counters say how many faults it injected."""
+REDELIVERIES = 3
+"""Retell delivers call_inbound and the call webhooks again, up to 3 times, when it got no 2xx
+(retell.md §2.1-2.2; the phone keeps ringing meanwhile). Function calls are not sent again (the
+agent's tools are configured without retries: `max_retry` 0 for writes)."""
+REDELIVERY_PAUSE = (1.0, 5.0)
+"""Seconds before a redelivery: Retell does not document its backoff, so the generator waits what
+our 503 asks (Retry-After), at least 1 s and at most 5 s."""
 UNCERTAIN_WHEN_UNANSWERED = frozenset({"book_appointment", "cancel_appointment"})
 """Writes that change how many appointments a call holds; a move keeps exactly one either way."""
 
@@ -143,6 +150,8 @@ class CallResult:
     failures: list[str] = field(default_factory=list)  # our failures (reason codes) the caller heard
     refusals: list[str] = field(default_factory=list)  # refusals the ask deserved (slot_taken, ...)
     latencies: list[tuple[str, float, float]] = field(default_factory=list)  # function, ms, sent at (s)
+    redeliveries: int = 0  # call_inbound and webhooks sent again after no 2xx (as Retell does)
+    ring_ms: float | None = None  # from call_inbound's first delivery to its answer (None: never)
 
 
 @dataclass
@@ -171,6 +180,17 @@ class LoadResult:
             return {"generator_lag_p99_ms": 0.0, "generator_lag_max_ms": 0.0}
         lag = _percentiles(self.generator_lag_ms)
         return {"generator_lag_p99_ms": lag["p99_ms"], "generator_lag_max_ms": round(lag["max_ms"], 1)}
+
+    def ring_figures(self) -> dict[str, float | int]:
+        """How long call_inbound took to be answered (p99 and most, ms, redeliveries included) and
+        how many call_inbound and webhook deliveries were sent again after no 2xx."""
+        rang = [c.ring_ms for c in self.calls if c.ring_ms is not None]
+        figures = _percentiles(rang) if rang else {"p99_ms": 0.0, "max_ms": 0.0}
+        return {
+            "ring_p99_ms": figures["p99_ms"],
+            "ring_max_ms": round(figures["max_ms"], 1),
+            "redeliveries": sum(c.redeliveries for c in self.calls),
+        }
 
     def expected_active(self) -> dict[str, int | None]:
         """Per call, the active appointments its caller was told of: 1 after a booking (moved or
@@ -388,14 +408,17 @@ class LoadTest:
         result = CallResult(f"load-{self.run_id}-{n}", str(draw["kind"]))
         envelope = self._envelope(result.call_id, draw)
         phone = self.phones[draw["line"]]
-        inbound = await self._post(
-            phone, "/retell/inbound", {"event": "call_inbound", "call_inbound": envelope}
+        ringing = time.perf_counter()
+        inbound = await self._deliver(
+            result, phone, "/retell/inbound", {"event": "call_inbound", "call_inbound": envelope}
         )
-        if inbound is None:
+        if inbound is not None:
+            result.ring_ms = (time.perf_counter() - ringing) * 1000
+        else:
             result.failures.append("http_error")
             await self._think()  # the caller listens to a line that does not answer, then hangs up
             return result
-        await self._post(phone, "/retell/webhook", {"event": "call_started", "call": envelope})
+        await self._deliver(result, phone, "/retell/webhook", {"event": "call_started", "call": envelope})
         await self._think()
         if draw["kind"] == "ask":
             await self._function(result, draw, "list_services", {})
@@ -406,7 +429,7 @@ class LoadTest:
             if result.booked and draw["kind"] in ("cancel", "reschedule"):
                 await self._think()
                 await self._change(result, draw)
-        await self._post(phone, "/retell/webhook", {"event": "call_ended", "call": envelope})
+        await self._deliver(result, phone, "/retell/webhook", {"event": "call_ended", "call": envelope})
         return result
 
     async def _book(self, result: CallResult, draw: dict[str, Any]) -> None:
@@ -446,9 +469,29 @@ class LoadTest:
         if name == "cancel_appointment" and done.get("ok"):
             result.cancelled = True
 
-    async def _post(self, phone: RetellPhone, path: str, body: dict[str, Any]) -> httpx.Response | None:
-        try:
-            response = await phone.post(path, body)
-        except httpx.HTTPError:
-            return None
-        return response if response.status_code < 500 else None
+    async def _deliver(
+        self, result: CallResult, phone: RetellPhone, path: str, body: dict[str, Any]
+    ) -> httpx.Response | None:
+        """POST a call_inbound or webhook as Retell does: again after a 5xx or no answer, up to
+        `REDELIVERIES` times (each signed anew); None when no delivery got an answer below 500."""
+        pause = REDELIVERY_PAUSE[0]
+        for attempt in range(1 + REDELIVERIES):
+            if attempt:
+                result.redeliveries += 1
+                await asyncio.sleep(pause)
+            pause = REDELIVERY_PAUSE[0]
+            try:
+                response = await phone.post(path, body)
+            except httpx.HTTPError:
+                continue
+            if response.status_code < 500:
+                return response
+            pause = _retry_after(response, pause)
+        return None
+
+
+def _retry_after(response: httpx.Response, default: float) -> float:
+    """The seconds a 503's Retry-After asks for, within `REDELIVERY_PAUSE`."""
+    asked = response.headers.get("retry-after", "")
+    seconds = float(asked) if asked.replace(".", "", 1).isdigit() else default
+    return min(max(seconds, REDELIVERY_PAUSE[0]), REDELIVERY_PAUSE[1])
