@@ -139,6 +139,10 @@ def record(row: Any) -> CallRecord:
 
 
 KNOWN_FIELDS = ("tenant_id", "agent_id", "from_number", "to_number")
+ERASED = "_erased"
+"""A key in the memory of a call someone was erased from (store.gdpr): a call event that comes
+later (Retell sends call_analyzed after call_ended, and a webhook again after our 503) writes
+nothing into it, so no transcript, summary or number comes back."""
 
 
 @cache
@@ -244,7 +248,8 @@ async def record_event(
     transcript: str | None = None,
     analysis: Mapping[str, Any] | None = None,
 ) -> bool:
-    """Apply one call-event webhook; False when this event was already applied (a duplicate).
+    """Apply one call-event webhook; False when this event was already applied (a duplicate) or
+    someone was erased from the call (`ERASED`: nothing is written).
 
     PostgreSQL: one statement (`_event_statement`), committed on its own. SQLite: the call's row
     upserted and updated in one transaction under the single writer."""
@@ -266,6 +271,9 @@ async def record_event(
         async with database.statement(writes=True) as conn:
             return await direct.scalar(conn, _event_statement(), values) is not None
     async with database.transaction() as conn:
+        before = await direct.first(conn, GET_CALL, {"call_id": retell_call_id})
+        if before is not None and ERASED in (before.memory or {}):
+            return False
         call = await _upsert(conn, retell_call_id, at, **known)
         memory = dict(call.memory)
         seen = list(memory.get("_events", []))
@@ -318,7 +326,7 @@ def _event_statement() -> Any:
     return statement.on_conflict_do_update(
         index_elements=["retell_call_id"],
         set_={**fill, **latest, "status": status, "memory": memory},
-        where=~seen.op("@>", return_type=Boolean)(told_events),
+        where=~seen.op("@>", return_type=Boolean)(told_events) & ~stored_memory.has_key(ERASED),
     ).returning(CALLS.c.retell_call_id)
 
 

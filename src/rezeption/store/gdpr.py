@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rezeption.domain.clock import require_aware
 from rezeption.language import normalize_phone
 from rezeption.language.redaction import Redactor
+from rezeption.store.calls import ERASED
 from rezeption.store.db import Database
 from rezeption.store.tables import (
     AppointmentEventRow,
@@ -427,12 +428,16 @@ async def _erase_calls(
         keep += erased.kept_numbers.get(call.tenant_id, {}).get(call.from_number or "", [])
         redactor = erased.redactor(call.tenant_id, keep)
         shared[call.retell_call_id] = redactor
+        transcript = redactor.text(call.transcript) if call.transcript else call.transcript
+        memory = dict(redactor.json(call.memory or {}))
+        if (transcript, memory) != (call.transcript, call.memory or {}) or not kept_caller:
+            memory[ERASED] = True  # the erased person was in it: later events bring nothing back
         await session.execute(
             update(CallRow)
             .where(CallRow.id == call.id)
             .values(
-                transcript=redactor.text(call.transcript) if call.transcript else call.transcript,
-                memory=redactor.json(call.memory or {}),
+                transcript=transcript,
+                memory=memory,
                 from_number=call.from_number if kept_caller else None,
             )
             .execution_options(synchronize_session=False)
@@ -441,7 +446,7 @@ async def _erase_calls(
         blanked = await session.execute(
             update(CallRow)
             .where(CallRow.retell_call_id.in_(alone))
-            .values(from_number=None, transcript=None, memory={})
+            .values(from_number=None, transcript=None, memory={ERASED: True})
             .execution_options(synchronize_session=False)
         )
         counts["calls_erased"] = blanked.rowcount  # type: ignore[attr-defined]

@@ -23,6 +23,7 @@ from rezeption.booking.saga import JOB_CALLBACK, JOB_CANCEL
 from rezeption.cli.customers import customers_app, erase_customer_data
 from rezeption.domain.clock import FixedClock
 from rezeption.domain.errors import AppointmentInPast, TooLateToChange
+from rezeption.store import calls
 from rezeption.store.db import Database
 from rezeption.store.flags import flag_book
 from rezeption.store.gdpr import (
@@ -433,7 +434,7 @@ async def test_erasing_one_of_two_people_booked_in_one_call_leaves_the_other_int
         call = (await session.scalars(select(CallRow).where(CallRow.retell_call_id == "call_family"))).one()
         assert call.transcript == scrub(FAMILY_TRANSCRIPT, spellings)
         assert call.from_number == (GISELA_PHONE if kept == "gisela" else None)
-        assert call.memory == scrub(family["memory"], spellings)
+        assert call.memory == {**scrub(family["memory"], spellings), "_erased": True}
         other = (await session.scalars(select(CallRow).where(CallRow.retell_call_id == "call_other"))).one()
         assert other.transcript == "Anrufer: Hanna Lorenz hier, ich wollte nur die Öffnungszeiten wissen."
         assert other.memory == {"name": "Hanna Lorenz"} and other.from_number == "+4915199999999"
@@ -685,7 +686,7 @@ async def test_erase_anonymizes_person_and_calls_but_keeps_appointment_statistic
         assert sorted(a.status for a in kept) == ["cancelled", "confirmed"]
         assert all(a.spoken_name is None for a in kept)
         call = (await session.scalars(select(CallRow).where(CallRow.retell_call_id == "call_1"))).one()
-        assert (call.transcript, call.from_number, call.memory) == (None, None, {})
+        assert (call.transcript, call.from_number, call.memory) == (None, None, {"_erased": True})
         trace = (
             await session.scalars(
                 select(FunctionCallTraceRow).where(FunctionCallTraceRow.retell_call_id == "call_1")
@@ -843,3 +844,25 @@ def test_the_cli_exports_and_erases_and_says_how_many_future_appointments_it_can
     assert again.exit_code == 1
     bad = runner.invoke(customers_app, ["export", "nobody"])
     assert bad.exit_code == 2
+
+
+async def test_call_events_that_come_after_the_erasure_bring_nothing_back(
+    database: Database, clock: FixedClock, world: World, salon_id: int
+) -> None:
+    """Retell delivers call_analyzed after call_ended, and delivers a webhook again when our answer
+    was a 503: such an event may come after the caller was erased. It must not write the transcript,
+    the summary or the number back into the erased call."""
+    await erase_customer(database, "+4915110000001", now=clock.now(), tenant_slug="friseur1")
+    said = "Agent: Hallo. Anrufer: Peter Schuster hier, 0151 10000001."
+    await calls.record_event(
+        database, "call_1", event="call_ended", tenant_id=salon_id, at=clock.now(),
+        ended_at=clock.now(), from_number="+4915110000001", transcript=said,
+    )  # fmt: skip
+    await calls.record_event(
+        database, "call_1", event="call_analyzed", tenant_id=salon_id, at=clock.now(),
+        from_number="+4915110000001", analysis={"call_summary": "Peter Schuster bucht einen Termin."},
+    )  # fmt: skip
+    async with database.read() as session:
+        call = (await session.scalars(select(CallRow).where(CallRow.retell_call_id == "call_1"))).one()
+    assert (call.transcript, call.from_number) == (None, None)
+    assert "Peter" not in json.dumps(call.memory) and "analysis" not in call.memory
