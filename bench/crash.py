@@ -5,8 +5,9 @@ profile `slow`, every request 0.8-1.2 s so that kills land inside sagas, Cal.com
 plus `rezeption worker` and Redis; bench/_stack.py) — `rezeption loadtest`'s calls run against
 `rezeption serve` while it is killed (SIGKILL) 20 times, each after 0.5-4 s (Cal.com: 1.5-6 s) of
 being ready, and started again on the same port at once (ops.crashload). A call in flight at a kill
-hears a dropped connection, one that rings while the server is down hears a refused one; what each
-caller heard decides what must hold for it: "gebucht" (and not cancelled) -> exactly one confirmed
+hears a dropped connection; one that rings while the server is down is delivered again, as Retell
+does (3 times, 1 s apart), and connects if the server is back in time. What each caller heard
+decides what must hold for it: "gebucht" (and not cancelled) -> exactly one confirmed
 appointment, here and live at Cal.com; a cancellation heard -> none; a write whose answer never
 came -> none or one, never two. Afterwards the worker is stopped and the reconciler runs as it would after the
 pending deadline; then the separate checker (ops.loadcheck) reads our database and the emulator.

@@ -1,7 +1,8 @@
 """`rezeption serve` killed (SIGKILL) three times at random moments while phone calls run against it,
 started again on the same port each time (`ops.crashload`, the short form of bench/crash.py), on
-PostgreSQL with the local calendar. Calls in flight at a kill hear a dropped connection and calls
-ringing while it is down a refused one; afterwards the separate checker finds no double booking, no
+PostgreSQL with the local calendar. Calls in flight at a kill hear a dropped connection; a call
+ringing while it is down is delivered again, as Retell does, and connects if the server is back in
+time; afterwards the separate checker finds no double booking, no
 pending row, and every caller who heard "gebucht" (and kept it) holding exactly one confirmed
 appointment, every other caller what they heard (none after a cancellation, none or one after a
 write whose answer never came)."""

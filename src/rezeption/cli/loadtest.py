@@ -239,7 +239,8 @@ def show(report: dict[str, Any]) -> None:
     )
     console.print(
         f"Klingeln bis call_inbound beantwortet: p99 {report['ring_p99_ms']} ms, längstens "
-        f"{report['ring_max_ms']} ms; erneut zugestellt (nach 503, wie Retell) {report['redeliveries']}"
+        f"{report['ring_max_ms']} ms; erneut zugestellt (ohne 2xx, wie Retell) {report['redeliveries']}, "
+        f"Webhooks ohne 2xx {report['webhooks_lost']}"
     )
     if "double_bookings" in report:
         console.print(

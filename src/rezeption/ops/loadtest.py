@@ -54,8 +54,9 @@ CALENDAR_FAILURES = frozenset({"calendar_unavailable", "calendar_busy", "availab
 could not serve. The emulator's fault counters say how many faults it injected."""
 REDELIVERIES = 3
 """Retell delivers call_inbound and the call webhooks again, up to 3 times, when it got no 2xx
-(retell.md §2.1-2.2; the phone keeps ringing meanwhile). Function calls are not sent again (the
-agent's tools are configured without retries: `max_retry` 0 for writes)."""
+(retell.md §2.1-2.2; the phone keeps ringing for call_inbound, a call goes on past its webhooks).
+Function calls are not sent again (the agent's tools are configured without retries: `max_retry` 0
+for writes)."""
 REDELIVERY_PAUSE = (1.0, 5.0)
 """Seconds before a redelivery: Retell does not document its backoff, so the generator waits what
 our 503 asks (Retry-After), at least 1 s and at most 5 s."""
@@ -151,6 +152,7 @@ class CallResult:
     refusals: list[str] = field(default_factory=list)  # refusals the ask deserved (slot_taken, ...)
     latencies: list[tuple[str, float, float]] = field(default_factory=list)  # function, ms, sent at (s)
     redeliveries: int = 0  # call_inbound and webhooks sent again after no 2xx (as Retell does)
+    webhooks_lost: int = 0  # call webhooks that got no 2xx in any delivery
     ring_ms: float | None = None  # from call_inbound's first delivery to its answer (None: never)
 
 
@@ -182,14 +184,16 @@ class LoadResult:
         return {"generator_lag_p99_ms": lag["p99_ms"], "generator_lag_max_ms": round(lag["max_ms"], 1)}
 
     def ring_figures(self) -> dict[str, float | int]:
-        """How long call_inbound took to be answered (p99 and most, ms, redeliveries included) and
-        how many call_inbound and webhook deliveries were sent again after no 2xx."""
+        """How long call_inbound took to be answered (p99 and most, ms, redeliveries included), how
+        many call_inbound and webhook deliveries were sent again after no 2xx, and how many
+        webhooks got no 2xx at all."""
         rang = [c.ring_ms for c in self.calls if c.ring_ms is not None]
         figures = _percentiles(rang) if rang else {"p99_ms": 0.0, "max_ms": 0.0}
         return {
             "ring_p99_ms": figures["p99_ms"],
             "ring_max_ms": round(figures["max_ms"], 1),
             "redeliveries": sum(c.redeliveries for c in self.calls),
+            "webhooks_lost": sum(c.webhooks_lost for c in self.calls),
         }
 
     def expected_active(self) -> dict[str, int | None]:
@@ -317,6 +321,7 @@ class LoadTest:
         self.phones = [RetellPhone(base_url, api_key, http=client, **timing) for client in self.clients]
         self.on_call_done = on_call_done
         self._began = time.perf_counter()
+        self._webhooks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> LoadResult:
         started = time.monotonic()
@@ -333,12 +338,17 @@ class LoadTest:
                 self.on_call_done(result)
             return result
 
+        async def everything() -> list[CallResult]:
+            results = await asyncio.gather(*(one(n, d) for n, d in enumerate(draws)))
+            await asyncio.gather(*self._webhooks)  # the last calls' call_ended, redeliveries too
+            return results
+
         try:
             with collector_paused(), LagWatch() as lag:
-                results = await asyncio.wait_for(
-                    asyncio.gather(*(one(n, d) for n, d in enumerate(draws))), self.plan.deadline
-                )
+                results = await asyncio.wait_for(everything(), self.plan.deadline)
         finally:
+            for task in self._webhooks:
+                task.cancel()
             for client in self.clients:
                 await client.aclose()
         return LoadResult(list(results), time.monotonic() - started, lag.samples)
@@ -418,7 +428,7 @@ class LoadTest:
             result.failures.append("http_error")
             await self._think()  # the caller listens to a line that does not answer, then hangs up
             return result
-        await self._deliver(result, phone, "/retell/webhook", {"event": "call_started", "call": envelope})
+        self._webhook(result, phone, {"event": "call_started", "call": envelope})
         await self._think()
         if draw["kind"] == "ask":
             await self._function(result, draw, "list_services", {})
@@ -429,7 +439,7 @@ class LoadTest:
             if result.booked and draw["kind"] in ("cancel", "reschedule"):
                 await self._think()
                 await self._change(result, draw)
-        await self._deliver(result, phone, "/retell/webhook", {"event": "call_ended", "call": envelope})
+        self._webhook(result, phone, {"event": "call_ended", "call": envelope})
         return result
 
     async def _book(self, result: CallResult, draw: dict[str, Any]) -> None:
@@ -469,11 +479,23 @@ class LoadTest:
         if name == "cancel_appointment" and done.get("ok"):
             result.cancelled = True
 
+    def _webhook(self, result: CallResult, phone: RetellPhone, body: dict[str, Any]) -> None:
+        """Send a call webhook without holding up the call, as Retell does ("triggered in order,
+        but not blocking"): the conversation goes on while it is delivered, again if need be."""
+
+        async def deliver() -> None:
+            if await self._deliver(result, phone, "/retell/webhook", body) is None:
+                result.webhooks_lost += 1
+
+        task = asyncio.create_task(deliver())
+        self._webhooks.add(task)
+        task.add_done_callback(self._webhooks.discard)
+
     async def _deliver(
         self, result: CallResult, phone: RetellPhone, path: str, body: dict[str, Any]
     ) -> httpx.Response | None:
-        """POST a call_inbound or webhook as Retell does: again after a 5xx or no answer, up to
-        `REDELIVERIES` times (each signed anew); None when no delivery got an answer below 500."""
+        """POST a call_inbound or webhook as Retell does: again after any answer but a 2xx, or
+        none, up to `REDELIVERIES` times (each signed anew); None when no delivery got a 2xx."""
         pause = REDELIVERY_PAUSE[0]
         for attempt in range(1 + REDELIVERIES):
             if attempt:
@@ -484,7 +506,7 @@ class LoadTest:
                 response = await phone.post(path, body)
             except httpx.HTTPError:
                 continue
-            if response.status_code < 500:
+            if response.is_success:
                 return response
             pause = _retry_after(response, pause)
         return None

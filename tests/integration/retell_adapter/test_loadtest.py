@@ -6,8 +6,6 @@ a 503, as Retell does, and no more often than Retell does."""
 
 from __future__ import annotations
 
-from collections import Counter
-
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -51,59 +49,75 @@ def test_the_load_generator_sends_nothing_beyond_this_machine() -> None:
             LoadTest(url, API_KEY, Plan(calls=1, concurrency=1), Scenarios.load(SCENARIOS))
 
 
-def busy_line() -> tuple[FastAPI, Counter[str]]:
-    """A server whose ring-in is overloaded: call n's call_inbound is answered 503 (Retry-After: 1)
-    always when n % 3 == 0, twice and then 200 when n % 3 == 1, at once otherwise; every call's
-    first call_started gets 503; each delivery is counted per (event, call)."""
-    app, deliveries = FastAPI(), Counter[str]()
-    busy = {"error": "overloaded, try again shortly"}
+def busy_line() -> tuple[FastAPI, list[str]]:
+    """A server whose ring-in is overloaded. Call n's call_inbound is answered 503 (Retry-After: 1)
+    always when n % 4 == 0; 503 with Retry-After: 2 twice, then 200, when n % 4 == 1; 409 once, then
+    200, when n % 4 == 2; 200 at once otherwise. Every call's first call_started gets 503; the
+    call_ended of n % 4 == 3 always gets 500, and so does its first function call. Each delivery is
+    logged as "event call_id", in the order they came."""
+    app, log = FastAPI(), list[str]()
+
+    def busy(status: int = 503, after: str = "1") -> JSONResponse:
+        return JSONResponse({"error": "overloaded"}, status_code=status, headers={"Retry-After": after})
 
     @app.post("/retell/inbound")
     async def inbound(request: Request) -> Response:
         call_id = (await request.json())["call_inbound"]["call_id"]
-        deliveries[f"inbound {call_id}"] += 1
-        n = int(call_id.rsplit("-", 1)[1])
-        if n % 3 == 0 or (n % 3 == 1 and deliveries[f"inbound {call_id}"] <= 2):
-            return JSONResponse(busy, status_code=503, headers={"Retry-After": "1"})
+        log.append(f"inbound {call_id}")
+        n, times = int(call_id.rsplit("-", 1)[1]), log.count(f"inbound {call_id}")
+        if n % 4 == 0 or (n % 4 == 1 and times <= 2):
+            return busy(after="1" if n % 4 == 0 else "2")
+        if n % 4 == 2 and times == 1:
+            return busy(409)
         return JSONResponse({"call_inbound": {}})
 
     @app.post("/retell/webhook")
     async def webhook(request: Request) -> Response:
         body = await request.json()
-        deliveries[f"{body['event']} {body['call']['call_id']}"] += 1
-        if body["event"] == "call_started" and deliveries[f"call_started {body['call']['call_id']}"] == 1:
-            return JSONResponse(busy, status_code=503, headers={"Retry-After": "1"})
+        call_id = body["call"]["call_id"]
+        log.append(f"{body['event']} {call_id}")
+        if body["event"] == "call_started" and log.count(f"call_started {call_id}") == 1:
+            return busy()
+        if body["event"] == "call_ended" and call_id.endswith(("3", "7")):
+            return busy(500)
         return Response(status_code=204)
 
     @app.post("/retell/functions/{name}")
     async def function(name: str, request: Request) -> JSONResponse:
-        deliveries[f"{name} {(await request.json())['call']['call_id']}"] += 1
+        call_id = (await request.json())["call"]["call_id"]
+        log.append(f"{name} {call_id}")
+        if int(call_id.rsplit("-", 1)[1]) % 4 == 3 and sum(e.endswith(f" {call_id}") for e in log) == 3:
+            return busy(500)  # the first function call (after inbound and call_started)
         return JSONResponse({"ok": True, "frei": False, "alternativen": []})
 
-    return app, deliveries
+    return app, log
 
 
-async def test_call_inbound_and_webhooks_are_delivered_again_after_a_503_as_retell_does() -> None:
+async def test_call_inbound_and_webhooks_are_delivered_again_without_a_2xx_as_retell_does() -> None:
     assert REDELIVERIES == 3  # retell.md: "retried up to 3 times" (call_inbound and webhooks)
-    app, deliveries = busy_line()
+    app, log = busy_line()
     with serve_app(app) as served:
-        plan = Plan(calls=9, concurrency=9, think=0.01, deadline=60, seed=5)
+        plan = Plan(calls=8, concurrency=8, think=0.01, deadline=60, seed=5)
         test = LoadTest(served.url, API_KEY, plan, Scenarios.load(SCENARIOS))
         result = await test.run()
 
-    by_n = {int(c.call_id.rsplit("-", 1)[1]): c for c in result.calls}
-    for n, call in by_n.items():
-        asked = [key for key in deliveries if key.endswith(f" {call.call_id}") and not key.startswith(
-            ("inbound", "call_")
-        )]  # fmt: skip
-        if n % 3 == 0:  # never answered: the first delivery and 3 more, then the caller is lost
-            assert deliveries[f"inbound {call.call_id}"] == 1 + REDELIVERIES
-            assert call.ring_ms is None and call.failures == ["http_error"] and not asked
-            assert f"call_started {call.call_id}" not in deliveries
-        else:  # answered, at once or on the third delivery: the call goes on
-            assert deliveries[f"inbound {call.call_id}"] == (3 if n % 3 == 1 else 1)
-            assert call.ring_ms is not None and (call.ring_ms >= 2000) == (n % 3 == 1)
-            assert deliveries[f"call_started {call.call_id}"] == 2
-            assert deliveries[f"call_ended {call.call_id}"] == 1
-            assert asked and not call.failures
-    assert result.ring_figures()["redeliveries"] == 3 * REDELIVERIES + 3 * 2 + 6
+    for call in result.calls:
+        n, mine = int(call.call_id.rsplit("-", 1)[1]), [e for e in log if e.endswith(f" {call.call_id}")]
+        functions = [e for e in mine if not e.startswith(("inbound", "call_"))]
+        if n % 4 == 0:  # never answered: the first delivery and 3 more, then the caller is lost
+            assert mine == [f"inbound {call.call_id}"] * (1 + REDELIVERIES)
+            assert call.ring_ms is None and call.failures == ["http_error"]
+            continue
+        assert mine.count(f"inbound {call.call_id}") == {1: 3, 2: 2, 3: 1}[n % 4]
+        assert call.ring_ms is not None and (call.ring_ms >= 4000) == (n % 4 == 1)  # Retry-After: 2
+        assert functions and len(set(functions)) == len(functions), "a function call is never sent again"
+        # the call goes on while its call_started is delivered again, 1 s later
+        assert mine.index(functions[0]) < len(mine) - 1 - mine[::-1].index(f"call_started {call.call_id}")
+        assert mine.count(f"call_started {call.call_id}") == 2
+        assert mine.count(f"call_ended {call.call_id}") == (1 + REDELIVERIES if n % 4 == 3 else 1)
+        assert call.webhooks_lost == (1 if n % 4 == 3 else 0)
+        assert call.failures == (["http_error"] if n % 4 == 3 else [])
+    figures = result.ring_figures()
+    assert figures["webhooks_lost"] == 2
+    # inbound: 2 x 3 (never) + 2 x 2 (503 twice) + 2 x 1 (409 once); call_started: 6; call_ended: 2 x 3
+    assert figures["redeliveries"] == 6 + 4 + 2 + 6 + 6
