@@ -101,3 +101,28 @@ async def test_call_events_keep_what_the_call_learned_and_a_late_start_does_not_
         "analysis": {"ok": True},
         "_events": ["call_ended", "call_analyzed", "call_started"],
     }
+
+
+async def test_a_call_first_heard_of_by_its_call_ended_is_stored_ended_and_stays_so(
+    database: Database, salon_id: int, clock: FixedClock
+) -> None:
+    """call_inbound and call_started shed under load: the call's row is made by call_ended."""
+    ended = clock.now()
+    assert await calls.record_event(
+        database, "call_n", event="call_ended", tenant_id=salon_id, at=ended, ended_at=ended,
+        from_number="+4915100000007", transcript="Tschüss",
+    )  # fmt: skip
+    assert await calls.record_event(
+        database, "call_n", event="call_started", tenant_id=salon_id, at=ended, started_at=ended,
+        from_number="+4915100000008",
+    )  # fmt: skip
+    async with database.read() as session:
+        row = (await session.scalars(select(CallRow).where(CallRow.retell_call_id == "call_n"))).one()
+    assert (row.status, row.transcript, row.from_number, row.tenant_id) == (
+        "ended",
+        "Tschüss",
+        "+4915100000007",
+        salon_id,
+    )
+    assert row.ended_at == ended and row.started_at == ended
+    assert row.memory == {"_events": ["call_ended", "call_started"]}
