@@ -209,6 +209,7 @@ def summary(result: LoadResult, plan: Plan) -> dict[str, Any]:
         "refusals": sum(len(c.refusals) for c in result.calls),
         "failures": sum(len(c.failures) for c in result.calls),
         "failure_reasons": result.failure_reasons(),
+        "http_errors": result.http_errors(),  # what each "http_error" was
         "uncertain_calls": sum(c.uncertain for c in result.calls),
         "p99_ms": max((v["p99_ms"] for v in latencies.values()), default=0.0),
         "steady_p99_ms": max((v["p99_ms"] for v in steady.values()), default=0.0),

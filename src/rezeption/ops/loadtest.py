@@ -153,6 +153,7 @@ class CallResult:
     latencies: list[tuple[str, float, float]] = field(default_factory=list)  # function, ms, sent at (s)
     redeliveries: int = 0  # call_inbound and webhooks sent again after no 2xx (as Retell does)
     webhooks_lost: int = 0  # call webhooks that got no 2xx in any delivery
+    http_errors: list[str] = field(default_factory=list)  # "function: status or transport error"
     ring_ms: float | None = None  # from call_inbound's first delivery to its answer (None: never)
 
 
@@ -200,6 +201,14 @@ class LoadResult:
         """Per call, the active appointments its caller was told of: 1 after a booking (moved or
         not), 0 after a cancellation or none; None when a write's answer never came (0 or 1)."""
         return {c.call_id: None if c.uncertain else int(c.booked and not c.cancelled) for c in self.calls}
+
+    def http_errors(self) -> dict[str, int]:
+        """The function calls answered "http_error", by function and status or transport error."""
+        counted: dict[str, int] = {}
+        for call in self.calls:
+            for detail in call.http_errors:
+                counted[detail] = counted.get(detail, 0) + 1
+        return dict(sorted(counted.items()))
 
     def failure_reasons(self) -> dict[str, int]:
         """How often callers heard each failure (our own or the calendar's)."""
@@ -392,20 +401,23 @@ class LoadTest:
             result.failures.append("timeout")
             result.uncertain |= name in UNCERTAIN_WHEN_UNANSWERED
             return {"ok": False, "reason": "timeout"}
-        except httpx.ConnectError:  # nothing reached the server (it is down): nothing happened
+        except httpx.ConnectError as error:  # nothing reached the server (it is down): nothing happened
             result.failures.append("http_error")
+            result.http_errors.append(f"{name}: {type(error).__name__}")
             return {"ok": False, "reason": "http_error"}
         except httpx.TimeoutException:
             result.failures.append("timeout")
             result.uncertain |= name in UNCERTAIN_WHEN_UNANSWERED
             return {"ok": False, "reason": "timeout"}
-        except httpx.HTTPError:
+        except httpx.HTTPError as error:
             result.failures.append("http_error")
+            result.http_errors.append(f"{name}: {type(error).__name__}")
             result.uncertain |= name in UNCERTAIN_WHEN_UNANSWERED
             return {"ok": False, "reason": "http_error"}
         result.latencies.append((name, (time.perf_counter() - started) * 1000, started - self._began))
         if response.status_code != 200:
             result.failures.append("http_error")
+            result.http_errors.append(f"{name}: {response.status_code}")
             result.uncertain |= name in UNCERTAIN_WHEN_UNANSWERED and response.status_code >= 500
             return {"ok": False, "reason": "http_error"}
         reply: dict[str, Any] = response.json()
