@@ -23,6 +23,7 @@ import contextlib
 import gc
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,19 +205,11 @@ class LoadResult:
 
     def http_errors(self) -> dict[str, int]:
         """The function calls answered "http_error", by function and status or transport error."""
-        counted: dict[str, int] = {}
-        for call in self.calls:
-            for detail in call.http_errors:
-                counted[detail] = counted.get(detail, 0) + 1
-        return dict(sorted(counted.items()))
+        return dict(sorted(Counter(d for call in self.calls for d in call.http_errors).items()))
 
     def failure_reasons(self) -> dict[str, int]:
         """How often callers heard each failure (our own or the calendar's)."""
-        counted: dict[str, int] = {}
-        for call in self.calls:
-            for reason in call.failures:
-                counted[reason] = counted.get(reason, 0) + 1
-        return dict(sorted(counted.items()))
+        return dict(sorted(Counter(r for call in self.calls for r in call.failures).items()))
 
     @property
     def success_rate(self) -> float:
