@@ -160,11 +160,15 @@ def build_router() -> APIRouter:
         services: Services = request.app.state.services
         try:
             envelope = await verified_envelope(request, services, InboundEnvelope, "call_inbound")
-            if request.state.replayed:
-                raise Refused(409, "this signed request was already answered")
         except Refused as error:
             return _refusal(error)
         bind_request(call_id=envelope.call_inbound.call_id)
+        if request.state.replayed:
+            # The same signed bytes again: Retell delivering what got no answer (our process
+            # killed, say), or someone replaying it. The call connects either way, with the
+            # salon's variables only: a replay never learns who calls or what they booked.
+            log.info("retell.inbound_replayed")
+            return JSONResponse(await _inbound_anonymous(services, envelope.call_inbound))
         try:
             return await within(
                 INBOUND_BUDGET,
@@ -246,6 +250,26 @@ async def _inbound(
             )
         )
     return JSONResponse(inbound_response(catalog, now, caller.dynamic_variables()))
+
+
+async def _inbound_anonymous(services: Services, inbound_call: InboundCall) -> dict[str, Any]:
+    """The salon's variables without caller recognition (read if this process has no catalog yet);
+    from memory when the database cannot answer within the budget."""
+
+    async def read() -> dict[str, Any]:
+        tenant_id = await services.calls.tenant_for(
+            agent_id=inbound_call.agent_id, to_number=normalize_phone(inbound_call.to_number)
+        )
+        if tenant_id is None:
+            return {"call_inbound": {}}
+        now = services.clock.now()
+        catalog = await services.bookings.current_catalog(tenant_id, now)
+        return inbound_response(catalog, now, CallerMatch("unknown").dynamic_variables())
+
+    try:
+        return await within(INBOUND_BUDGET, read())
+    except Exception:
+        return await _inbound_from_memory(services, inbound_call)
 
 
 async def _inbound_from_memory(services: Services, inbound_call: InboundCall) -> dict[str, Any]:

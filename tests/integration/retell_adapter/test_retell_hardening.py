@@ -216,7 +216,7 @@ async def test_one_bad_trace_is_dropped_alone_and_counted(
     assert stored == ["call_0", "call_1", "call_3", "call_4"]
 
 
-async def test_an_exact_replay_is_answered_from_the_first_or_refused_never_run_twice(
+async def test_an_exact_replay_is_answered_from_the_first_or_refused_never_run_twice_or_disclosing(
     retell: RetellClient, database: Database, clock: FixedClock
 ) -> None:
     booked = await retell.function("book_appointment", BOOK)
@@ -237,9 +237,20 @@ async def test_an_exact_replay_is_answered_from_the_first_or_refused_never_run_t
     find = {"name": "find_appointments", "call": CALL, "args": {"name": "Peter Schuster"}}
     assert (await send("/retell/functions/find_appointments", find)).status_code == 200
     assert (await send("/retell/functions/find_appointments", find)).status_code == 409
+    # call_inbound: Retell may deliver the very same signed bytes again when our answer did not
+    # reach it; the call must still connect, but a replay never discloses who calls
+    assert (await retell.function("record_consent", {}))["gespeichert"] is True
     inbound = {"event": "call_inbound", "call_inbound": {"from_number": CALLER, "to_number": SALON_NUMBER}}
-    assert (await send("/retell/inbound", inbound)).status_code == 200
-    assert (await send("/retell/inbound", inbound)).status_code == 409
+    heard = (await send("/retell/inbound", inbound)).json()["call_inbound"]["dynamic_variables"]
+    assert heard["customer_known"] == "true" and heard["customer_name"] == "Peter Schuster"
+    again = await send("/retell/inbound", inbound)
+    assert again.status_code == 200
+    replayed_variables = again.json()["call_inbound"]["dynamic_variables"]
+    assert replayed_variables["customer_known"] == "false" and replayed_variables["customer_name"] == ""
+    assert replayed_variables["next_appointments"] == "" and "Peter" not in again.text
+    assert {k: v for k, v in replayed_variables.items() if not k.startswith(("customer", "next"))} == {
+        k: v for k, v in heard.items() if not k.startswith(("customer", "next"))
+    }  # the salon's name, hours and today's date, as the first answer gave them
 
 
 async def test_the_loser_of_a_concurrent_cancel_and_move_hears_a_clear_answer_not_try_again(
