@@ -303,16 +303,38 @@ async def _tenant_id(url: str) -> int:
         await database.dispose()
 
 
-def _burst(kind: str, base: str, tenant_id: int, skip: int) -> dict[str, Any]:
+def _burst(kind: str, base: str, tenant_id: int, skip: int, pids: list[int]) -> dict[str, Any]:
     """One burst of FLOOR_BURST bookings, the floor's (`kind` "floor") or ours, from slot `skip` on,
     after a pause in which the work a burst leaves behind is done: our traces (written every
     0.5 s) and reply batches, PostgreSQL's WAL writer. Without it, that work ran in the next burst
-    and was counted against the floor."""
+    and was counted against the floor. Also the CPU per booking of the server (`pids`) and of
+    PostgreSQL during the burst: unlike bookings per second, it barely moves with the machine's
+    speed (the work a burst leaves for the pause after it is not counted, for either side)."""
     time.sleep(AFTER_BURST)
+    server, postgres = cpu_seconds(pids), cpu_seconds(postgres_pids())
     if kind == "floor":
-        return asyncio.run(floor_loop(base, tenant_id, FLOOR_BURST, run=0, skip=skip))
-    ours = asyncio.run(closed_loop(base, "book_appointment", FLOOR_BURST, run=1, skip=skip))
-    return {k: ours[k] for k in ("bookings_per_s", "refused", "p50_ms", "p99_ms")}
+        burst = asyncio.run(floor_loop(base, tenant_id, FLOOR_BURST, run=0, skip=skip))
+    else:
+        ours = asyncio.run(closed_loop(base, "book_appointment", FLOOR_BURST, run=1, skip=skip))
+        burst = {k: ours[k] for k in ("bookings_per_s", "refused", "p50_ms", "p99_ms")}
+    server, postgres = cpu_seconds(pids) - server, cpu_seconds(postgres_pids()) - postgres
+    burst["server_cpu_ms_per_booking"] = round(server * 1000 / FLOOR_BURST, 3)
+    burst["postgres_cpu_ms_per_booking"] = round(postgres * 1000 / FLOOR_BURST, 3)
+    return burst
+
+
+def floor_pid(server: FloorServer) -> int:
+    assert server.proc is not None
+    return server.proc.pid
+
+
+def _cpu_per_booking(burst: dict[str, Any]) -> float:
+    """Server and PostgreSQL CPU (ms) one booking of a burst cost."""
+    return float(burst["server_cpu_ms_per_booking"] + burst["postgres_cpu_ms_per_booking"])
+
+
+def _cpu_text(burst: dict[str, Any]) -> str:
+    return f"{burst['server_cpu_ms_per_booking']} + {burst['postgres_cpu_ms_per_booking']}"
 
 
 def floor_pairs(processes: int) -> list[dict[str, Any]]:
@@ -329,14 +351,18 @@ def floor_pairs(processes: int) -> list[dict[str, Any]]:
         prepare(floor_url)
         prepare(ours_url)
         tenant_id = asyncio.run(_tenant_id(floor_url))
-        with FloorServer(floor_url, processes) as floor_base, Server(ours_url, processes) as ours_base:
+        floor, ours = FloorServer(floor_url, processes), Server(ours_url, processes)
+        with floor as floor_base, ours as ours_base:
             asyncio.run(floor_loop(floor_base, tenant_id, 200, run=5))  # warm: connections, compiled SQL
             asyncio.run(closed_loop(ours_base, "book_appointment", 200, run=6))
             bases = {"floor": floor_base, "ours": ours_base}
+            trees = {"floor": process_tree(floor_pid(floor)), "ours": process_tree(server_pid(ours))}
             pairs = []
             for n in range(FLOOR_PAIRS):
                 order = ("floor", "ours") if n % 2 == 0 else ("ours", "floor")
-                got = {kind: _burst(kind, bases[kind], tenant_id, n * FLOOR_BURST) for kind in order}
+                got = {
+                    kind: _burst(kind, bases[kind], tenant_id, n * FLOOR_BURST, trees[kind]) for kind in order
+                }
                 floor, ours = got["floor"], got["ours"]
                 pairs.append(
                     {
@@ -345,6 +371,7 @@ def floor_pairs(processes: int) -> list[dict[str, Any]]:
                         "ours": ours,
                         "floor_ratio": round(ours["bookings_per_s"] / floor["bookings_per_s"], 2),
                         "p99_ratio": round(ours["p99_ms"] / floor["p99_ms"], 2),
+                        "cpu_ratio": round(_cpu_per_booking(floor) / _cpu_per_booking(ours), 2),
                     }
                 )
     return pairs
@@ -360,18 +387,25 @@ def run_floor() -> list[dict[str, Any]]:
                 f"  floor, {processes} process(es), pair {n} ({one['first']} first): "
                 f"floor {one['floor']['bookings_per_s']}/s p99 {one['floor']['p99_ms']} ms; "
                 f"ours {one['ours']['bookings_per_s']}/s p99 {one['ours']['p99_ms']} ms; "
-                f"ratio {one['floor_ratio']}",
+                f"ratio {one['floor_ratio']}; CPU ms/booking (server + PostgreSQL): "
+                f"floor {_cpu_text(one['floor'])}, ours {_cpu_text(one['ours'])}",
                 flush=True,
             )
         row = {
             "server_processes": processes,
             "floor_ratio": round(statistics.median(p["floor_ratio"] for p in pairs), 2),
             "p99_ratio": round(statistics.median(p["p99_ratio"] for p in pairs), 2),
+            # the floor's server and PostgreSQL CPU per booking over ours (above 1: ours costs less)
+            "cpu_ratio": round(statistics.median(p["cpu_ratio"] for p in pairs), 2),
             "refused": sum(p["ours"]["refused"] + p["floor"]["refused"] for p in pairs),
             "pairs": pairs,
         }
         rows.append(row)
-        print(f"  floor, {processes} process(es): median floor_ratio {row['floor_ratio']}", flush=True)
+        print(
+            f"  floor, {processes} process(es): median floor_ratio {row['floor_ratio']}, "
+            f"cpu_ratio {row['cpu_ratio']}",
+            flush=True,
+        )
     return rows
 
 
