@@ -487,6 +487,12 @@ class CalendarDirectory(Protocol):
     def for_tenant(self, catalog: Catalog) -> CalendarProvider: ...
 
 
+ERASED = "_erased"
+"""A key in the memory of a call someone was erased from (store.gdpr): a call event that comes
+later (Retell sends call_analyzed after call_ended, and a webhook again after our 503) writes
+nothing into it, so no transcript, summary or number comes back."""
+
+
 @dataclass(frozen=True)
 class CallRecord:
     """A phone call as the functions need it: its salon, numbers and what the caller told us."""

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
 from rezeption.booking.caller_id import CallerMatch
-from rezeption.booking.ports import Trace
+from rezeption.booking.ports import ERASED, Trace
 from rezeption.booking.prefetch import prefetch
 from rezeption.bootstrap import Services
 from rezeption.domain.flags import as_trace, recording
@@ -168,7 +168,7 @@ def build_router() -> APIRouter:
             # killed, say), or someone replaying it. The call connects either way, with the
             # salon's variables only: a replay never learns who calls or what they booked.
             log.info("retell.inbound_replayed")
-            return JSONResponse(await _inbound_anonymous(services, envelope.call_inbound))
+            return JSONResponse(await _inbound_anonymous(services, envelope.call_inbound, background))
         try:
             return await within(
                 INBOUND_BUDGET,
@@ -252,9 +252,13 @@ async def _inbound(
     return JSONResponse(inbound_response(catalog, now, caller.dynamic_variables()))
 
 
-async def _inbound_anonymous(services: Services, inbound_call: InboundCall) -> dict[str, Any]:
+async def _inbound_anonymous(
+    services: Services, inbound_call: InboundCall, background: BackgroundTasks
+) -> dict[str, Any]:
     """The salon's variables without caller recognition (read if this process has no catalog yet);
-    from memory when the database cannot answer within the budget."""
+    from memory when the database cannot answer within the budget. The call is opened after the
+    answer, as on a first delivery (an upsert that only fills what is missing): the first delivery
+    may have been cut off before it did, and the custom-LLM socket serves only a call it knows."""
 
     async def read() -> dict[str, Any]:
         tenant_id = await services.calls.tenant_for(
@@ -264,11 +268,23 @@ async def _inbound_anonymous(services: Services, inbound_call: InboundCall) -> d
             return {"call_inbound": {}}
         now = services.clock.now()
         catalog = await services.bookings.current_catalog(tenant_id, now)
+        if inbound_call.call_id:
+            background.add_task(
+                _quietly,
+                services.calls.open,
+                inbound_call.call_id,
+                tenant_id=tenant_id,
+                at=now,
+                agent_id=inbound_call.agent_id,
+                from_number=normalize_phone(inbound_call.from_number),
+                to_number=normalize_phone(inbound_call.to_number),
+            )
         return inbound_response(catalog, now, CallerMatch("unknown").dynamic_variables())
 
     try:
         return await within(INBOUND_BUDGET, read())
-    except Exception:
+    except Exception as error:
+        log.warning("retell.inbound_from_memory", error=type(error).__name__)
         return await _inbound_from_memory(services, inbound_call)
 
 
@@ -314,6 +330,10 @@ async def _call_event(services: Services, envelope: WebhookEnvelope) -> Response
     await services.flags.fresh()
     bind_request(salon=services.flags.slug(tenant_id))
     known = await services.calls.get(call.call_id)
+    if known is not None and ERASED in known.memory:
+        # someone was erased from this call (store.gdpr): a late event writes nothing, quietly
+        # (its number is gone, so it would not agree, and Retell would deliver it three times more)
+        return Response(status_code=204)
     if (
         known is not None
         and known.tenant_id is not None

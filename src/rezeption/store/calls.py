@@ -32,7 +32,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from rezeption.booking.ports import CallRecord, Trace
+from rezeption.booking.ports import ERASED, CallRecord, Trace
 from rezeption.store import direct, replays
 from rezeption.store.db import Database
 from rezeption.store.tables import CallRow, FunctionCallTraceRow, TenantRouteRow, table
@@ -139,10 +139,6 @@ def record(row: Any) -> CallRecord:
 
 
 KNOWN_FIELDS = ("tenant_id", "agent_id", "from_number", "to_number")
-ERASED = "_erased"
-"""A key in the memory of a call someone was erased from (store.gdpr): a call event that comes
-later (Retell sends call_analyzed after call_ended, and a webhook again after our 503) writes
-nothing into it, so no transcript, summary or number comes back."""
 
 
 @cache

@@ -20,10 +20,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rezeption.booking.ports import ERASED
 from rezeption.domain.clock import require_aware
 from rezeption.language import normalize_phone
 from rezeption.language.redaction import Redactor
-from rezeption.store.calls import ERASED
 from rezeption.store.db import Database
 from rezeption.store.tables import (
     AppointmentEventRow,

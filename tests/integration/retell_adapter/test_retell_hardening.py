@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from tests.integration.retell_adapter.conftest import AGENT, CALLER, SALON_NUMBER, RetellClient
 
 from rezeption.booking.calls import Calls
@@ -251,6 +251,24 @@ async def test_an_exact_replay_is_answered_from_the_first_or_refused_never_run_t
     assert {k: v for k, v in replayed_variables.items() if not k.startswith(("customer", "next"))} == {
         k: v for k, v in heard.items() if not k.startswith(("customer", "next"))
     }  # the salon's name, hours and today's date, as the first answer gave them
+    # the first delivery cut off before it opened the call (our process killed): the replay opens it
+    cut_off = {"event": "call_inbound", "call_inbound": {**inbound["call_inbound"], "call_id": "call_cut"}}
+    assert (await send("/retell/inbound", cut_off)).status_code == 200
+    await _call_row_appears(database, "call_cut")
+    async with database.write() as session, session.begin():
+        await session.execute(delete(CallRow).where(CallRow.retell_call_id == "call_cut"))
+    assert (await send("/retell/inbound", cut_off)).status_code == 200
+    await _call_row_appears(database, "call_cut")
+
+
+async def _call_row_appears(database: Database, call_id: str) -> None:
+    """The call's row, written by the route's background task after its answer (within 2 s)."""
+    for _ in range(200):
+        async with database.read() as session:
+            if (await session.scalars(select(CallRow).where(CallRow.retell_call_id == call_id))).first():
+                return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{call_id} was not opened")
 
 
 async def test_the_loser_of_a_concurrent_cancel_and_move_hears_a_clear_answer_not_try_again(

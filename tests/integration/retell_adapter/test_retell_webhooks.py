@@ -16,7 +16,9 @@ from tests.integration.retell_adapter.conftest import (
     recorded_statements,
 )
 
+from rezeption.domain.clock import FixedClock
 from rezeption.store.db import Database
+from rezeption.store.gdpr import erase_customer
 from rezeption.store.tables import CallRow
 
 
@@ -125,3 +127,28 @@ async def test_bodies_over_two_megabytes_are_refused(retell: RetellClient) -> No
         {"event": "call_ended", "call": {"call_id": "ok", "agent_id": AGENT, "transcript": "Ä" * 500_000}},
     )
     assert fits.status_code == 204
+
+
+async def test_a_call_event_after_the_callers_erasure_is_taken_quietly_and_writes_nothing(
+    retell: RetellClient, database: Database, clock: FixedClock
+) -> None:
+    """Retell sends call_analyzed after call_ended, and a webhook again when it got no 2xx: after
+    the erasure such an event gets 204 (not a 403 that Retell delivers three times more, as the
+    erased call's number no longer agrees) and brings nothing back."""
+    booked = await retell.function(
+        "book_appointment",
+        {"name": "Peter Schuster", "dienstleistung": "Bartpflege", "datum": "Donnerstag", "uhrzeit": "12:00"},
+        call_id="call_gone",
+    )
+    assert booked["ok"] is True, booked
+    call = {"call_id": "call_gone", "agent_id": AGENT, "from_number": CALLER, "to_number": SALON_NUMBER}
+    assert (await retell.post("/retell/webhook", {"event": "call_started", "call": call})).status_code == 204
+    await erase_customer(database, CALLER, now=clock.now(), tenant_slug="friseur1")
+    ended = {**call, "transcript": "Anrufer: Peter Schuster hier.", "call_analysis": {"summary": "Peter"}}
+    for event in ("call_ended", "call_analyzed"):
+        answer = await retell.post("/retell/webhook", {"event": event, "call": ended})
+        assert answer.status_code == 204, answer.text
+    async with database.read() as session:
+        row = (await session.scalars(select(CallRow).where(CallRow.retell_call_id == "call_gone"))).one()
+    assert (row.transcript, row.from_number) == (None, None)
+    assert "Peter" not in json.dumps(row.memory)
