@@ -99,14 +99,25 @@ def process_tree(pid: int) -> list[int]:
 
 
 def cpu_seconds(pids: list[int]) -> float:
-    total = 0
+    return sum(cpu_by_pid(pids).values())
+
+
+def cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    """Each live process's CPU seconds so far (utime + stime, in clock ticks of 10 ms)."""
+    seconds = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total / TICK
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / TICK
+    return seconds
+
+
+def cpu_since(before: dict[int, float], pids: list[int]) -> float:
+    """CPU seconds `pids` spent since `before` was read: a process that started meanwhile counts
+    whole, one that ended meanwhile is left out (a list read again would count its whole life)."""
+    return sum(now - before.get(pid, 0.0) for pid, now in cpu_by_pid(pids).items())
 
 
 def resident_mb(pids: list[int]) -> float:
@@ -308,18 +319,20 @@ def _burst(kind: str, base: str, tenant_id: int, skip: int, pids: list[int]) -> 
     after a pause in which the work a burst leaves behind is done: our traces (written every
     0.5 s) and reply batches, PostgreSQL's WAL writer. Without it, that work ran in the next burst
     and was counted against the floor. Also the CPU per booking of the server (`pids`) and of
-    PostgreSQL during the burst: unlike bookings per second, it barely moves with the machine's
-    speed (the work a burst leaves for the pause after it is not counted, for either side)."""
+    PostgreSQL during the burst and the same pause after it: the work our server leaves for later
+    (traces every 0.5 s, reply batches) counts, as the floor's, which leaves none. Unlike bookings
+    per second, CPU per booking barely moves with the machine's speed."""
     time.sleep(AFTER_BURST)
-    server, postgres = cpu_seconds(pids), cpu_seconds(postgres_pids())
+    server, postgres = cpu_by_pid(pids), cpu_by_pid(postgres_pids())
     if kind == "floor":
         burst = asyncio.run(floor_loop(base, tenant_id, FLOOR_BURST, run=0, skip=skip))
     else:
         ours = asyncio.run(closed_loop(base, "book_appointment", FLOOR_BURST, run=1, skip=skip))
         burst = {k: ours[k] for k in ("bookings_per_s", "refused", "p50_ms", "p99_ms")}
-    server, postgres = cpu_seconds(pids) - server, cpu_seconds(postgres_pids()) - postgres
-    burst["server_cpu_ms_per_booking"] = round(server * 1000 / FLOOR_BURST, 3)
-    burst["postgres_cpu_ms_per_booking"] = round(postgres * 1000 / FLOOR_BURST, 3)
+    time.sleep(AFTER_BURST)
+    server_cpu, postgres_cpu = cpu_since(server, pids), cpu_since(postgres, postgres_pids())
+    burst["server_cpu_ms_per_booking"] = round(server_cpu * 1000 / FLOOR_BURST, 3)
+    burst["postgres_cpu_ms_per_booking"] = round(postgres_cpu * 1000 / FLOOR_BURST, 3)
     return burst
 
 
@@ -351,12 +364,15 @@ def floor_pairs(processes: int) -> list[dict[str, Any]]:
         prepare(floor_url)
         prepare(ours_url)
         tenant_id = asyncio.run(_tenant_id(floor_url))
-        floor, ours = FloorServer(floor_url, processes), Server(ours_url, processes)
-        with floor as floor_base, ours as ours_base:
+        floor_server, ours_server = FloorServer(floor_url, processes), Server(ours_url, processes)
+        with floor_server as floor_base, ours_server as ours_base:
             asyncio.run(floor_loop(floor_base, tenant_id, 200, run=5))  # warm: connections, compiled SQL
             asyncio.run(closed_loop(ours_base, "book_appointment", 200, run=6))
             bases = {"floor": floor_base, "ours": ours_base}
-            trees = {"floor": process_tree(floor_pid(floor)), "ours": process_tree(server_pid(ours))}
+            trees = {
+                "floor": process_tree(floor_pid(floor_server)),
+                "ours": process_tree(server_pid(ours_server)),
+            }
             pairs = []
             for n in range(FLOOR_PAIRS):
                 order = ("floor", "ours") if n % 2 == 0 else ("ours", "floor")

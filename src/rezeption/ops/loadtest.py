@@ -204,7 +204,8 @@ class LoadResult:
         return {c.call_id: None if c.uncertain else int(c.booked and not c.cancelled) for c in self.calls}
 
     def http_errors(self) -> dict[str, int]:
-        """The function calls answered "http_error", by function and status or transport error."""
+        """What each "http_error" was (a function call's, or a call_inbound or webhook that got no
+        2xx in any delivery), by function or event and status or transport error."""
         return dict(sorted(Counter(d for call in self.calls for d in call.http_errors).items()))
 
     def failure_reasons(self) -> dict[str, int]:
@@ -500,8 +501,9 @@ class LoadTest:
         self, result: CallResult, phone: RetellPhone, path: str, body: dict[str, Any]
     ) -> httpx.Response | None:
         """POST a call_inbound or webhook as Retell does: again after any answer but a 2xx, or
-        none, up to `REDELIVERIES` times (each signed anew); None when no delivery got a 2xx."""
-        pause = REDELIVERY_PAUSE[0]
+        none, up to `REDELIVERIES` times (each signed anew); None when no delivery got a 2xx, and
+        what the last one got is kept in `result.http_errors` ("call_inbound: 503")."""
+        pause, last = REDELIVERY_PAUSE[0], ""
         for attempt in range(1 + REDELIVERIES):
             if attempt:
                 result.redeliveries += 1
@@ -509,11 +511,13 @@ class LoadTest:
             pause = REDELIVERY_PAUSE[0]
             try:
                 response = await phone.post(path, body)
-            except httpx.HTTPError:
+            except httpx.HTTPError as error:
+                last = type(error).__name__
                 continue
             if response.is_success:
                 return response
-            pause = _retry_after(response, pause)
+            pause, last = _retry_after(response, pause), str(response.status_code)
+        result.http_errors.append(f"{body['event']}: {last}")
         return None
 
 
