@@ -223,17 +223,7 @@ async def _inbound(
         tenant_id=tenant_id,
         catalogs=services.bookings.catalogs,
     )
-    if inbound_call.call_id:
-        background.add_task(
-            _quietly,
-            services.calls.open,
-            inbound_call.call_id,
-            tenant_id=tenant_id,
-            at=now,
-            agent_id=inbound_call.agent_id,
-            from_number=normalize_phone(inbound_call.from_number),
-            to_number=normalize_phone(inbound_call.to_number),
-        )
+    _open_after_answer(services, inbound_call, background, tenant_id=tenant_id, at=now)
     with recording(inbound_call.call_id) as decisions:
         caller = await services.callers.find_caller(tenant_id, inbound_call.from_number)
     if inbound_call.call_id and decisions:  # the caller-ID flag's answer, in the call's traces
@@ -252,6 +242,28 @@ async def _inbound(
     return JSONResponse(inbound_response(catalog, now, caller.dynamic_variables()))
 
 
+def _open_after_answer(
+    services: Services,
+    inbound_call: InboundCall,
+    background: BackgroundTasks,
+    *,
+    tenant_id: int,
+    at: datetime,
+) -> None:
+    """Record the call after call_inbound is answered (an upsert that only fills what is missing)."""
+    if inbound_call.call_id:
+        background.add_task(
+            _quietly,
+            services.calls.open,
+            inbound_call.call_id,
+            tenant_id=tenant_id,
+            at=at,
+            agent_id=inbound_call.agent_id,
+            from_number=normalize_phone(inbound_call.from_number),
+            to_number=normalize_phone(inbound_call.to_number),
+        )
+
+
 async def _inbound_anonymous(
     services: Services, inbound_call: InboundCall, background: BackgroundTasks
 ) -> dict[str, Any]:
@@ -268,17 +280,7 @@ async def _inbound_anonymous(
             return {"call_inbound": {}}
         now = services.clock.now()
         catalog = await services.bookings.current_catalog(tenant_id, now)
-        if inbound_call.call_id:
-            background.add_task(
-                _quietly,
-                services.calls.open,
-                inbound_call.call_id,
-                tenant_id=tenant_id,
-                at=now,
-                agent_id=inbound_call.agent_id,
-                from_number=normalize_phone(inbound_call.from_number),
-                to_number=normalize_phone(inbound_call.to_number),
-            )
+        _open_after_answer(services, inbound_call, background, tenant_id=tenant_id, at=now)
         return inbound_response(catalog, now, CallerMatch("unknown").dynamic_variables())
 
     try:
