@@ -258,7 +258,7 @@ async def record_event(
             "retell_call_id": retell_call_id,
             "memory": told,
             "created_at": at,
-            "status": "ended" if ended_at else "ongoing" if started_at else "inbound",
+            "status": _status_after(started_at, ended_at, ended_before=None) or "inbound",
             "started_at": started_at,
             "ended_at": ended_at,
             "transcript": transcript,
@@ -277,14 +277,25 @@ async def record_event(
             return False
         memory.update(told, _events=[*seen, event])
         changes: dict[str, Any] = {"memory": memory}
-        if started_at is not None:
-            changes.update(started_at=started_at, status="ended" if call.ended_at else "ongoing")
-        if ended_at is not None:
-            changes.update(ended_at=ended_at, status="ended")
-        if transcript is not None:
-            changes["transcript"] = transcript
+        for name, value in (("started_at", started_at), ("ended_at", ended_at), ("transcript", transcript)):
+            if value is not None:
+                changes[name] = value
+        status = _status_after(started_at, ended_at, ended_before=call.ended_at)
+        if status is not None:
+            changes["status"] = status
         await conn.execute(update(CALLS).where(CALLS.c.retell_call_id == retell_call_id).values(**changes))
         return True
+
+
+def _status_after(
+    started_at: datetime | None, ended_at: datetime | None, *, ended_before: datetime | None
+) -> str | None:
+    """A call's status after an event with these times (None: the event leaves it as it is). A late
+    call_started (Retell delivers it again after our 503) does not reopen an ended call.
+    `_event_statement` states the same rule in SQL for a call already stored."""
+    if started_at is None and ended_at is None:
+        return None
+    return "ended" if ended_at is not None or ended_before is not None else "ongoing"
 
 
 @cache
@@ -314,7 +325,7 @@ def _event_statement() -> Any:
     latest = {
         name: func.coalesce(new[name], CALLS.c[name]) for name in ("started_at", "ended_at", "transcript")
     }
-    status = case(  # a late call_started (Retell retries) does not reopen an ended call
+    status = case(  # `_status_after`, for the stored call
         (func.coalesce(new.ended_at, CALLS.c.ended_at).is_not(None), "ended"),
         (new.started_at.is_not(None), "ongoing"),
         else_=CALLS.c.status,

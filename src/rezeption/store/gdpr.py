@@ -429,7 +429,7 @@ async def _erase_calls(
         redactor = erased.redactor(call.tenant_id, keep)
         shared[call.retell_call_id] = redactor
         transcript = redactor.text(call.transcript) if call.transcript else call.transcript
-        memory = dict(redactor.json(call.memory or {}))
+        memory = redactor.json(call.memory or {})
         if (transcript, memory) != (call.transcript, call.memory or {}) or not kept_caller:
             memory[ERASED] = True  # the erased person was in it: later events bring nothing back
         await session.execute(
