@@ -86,8 +86,9 @@ def busy_line() -> tuple[FastAPI, list[str]]:
     async def function(name: str, request: Request) -> JSONResponse:
         call_id = (await request.json())["call"]["call_id"]
         log.append(f"{name} {call_id}")
-        if int(call_id.rsplit("-", 1)[1]) % 4 == 3 and sum(e.endswith(f" {call_id}") for e in log) == 3:
-            return busy(500)  # the first function call (after inbound and call_started)
+        functions = [e for e in log if e.endswith(f" {call_id}") and not e.startswith(("inbound", "call_"))]
+        if int(call_id.rsplit("-", 1)[1]) % 4 == 3 and len(functions) == 1:
+            return busy(500)  # the call's first function call (webhooks come in their own time)
         return JSONResponse({"ok": True, "frei": False, "alternativen": []})
 
     return app, log
