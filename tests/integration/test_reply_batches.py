@@ -11,9 +11,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 
-from rezeption.booking.ports import ERASED
 from rezeption.domain.clock import FixedClock
 from rezeption.store import reply_batches
 from rezeption.store.calls import ensure_call, remember
@@ -191,26 +190,6 @@ async def test_a_batch_after_an_erasure_does_not_write_the_call_s_facts_again(
         await conn.execute(delete(IdempotencyRecordRow).where(IdempotencyRecordRow.call_id == "call_erased"))
     await store.close()
     assert await _memory(database, "call_erased") == {}
-
-
-async def test_a_batch_does_not_merge_facts_into_a_call_marked_erased(
-    database: Database, clock: FixedClock, salon_id: int
-) -> None:
-    """A call someone was erased from carries the erasure's mark; a batch that stores a reply of
-    that call (its record survived: the erased person was not its caller) merges nothing into it."""
-    await ensure_call(database, "call_marked", tenant_id=salon_id, at=clock.now())
-    await remember(database, "call_marked", {"name": "Gisela Weiß"})
-    store = IdempotencyStore(database, clock)
-    _slow(store)
-    assert (await store.claim("k1", scope=SCOPE, tenant_id=salon_id, call_id="call_marked")).owned
-    await store.finish_soon("k1", {"ok": True}, call_id="call_marked", learned={"name": "Jürgen Müller"})
-    async with database.transaction() as conn:
-        await conn.execute(
-            update(CallRow).where(CallRow.retell_call_id == "call_marked").values(memory={ERASED: True})
-        )
-    await store.close()
-    assert await _memory(database, "call_marked") == {ERASED: True}
-    assert await _record(database, "k1") == ("done", {"ok": True})
 
 
 async def test_after_the_stop_a_reply_is_stored_in_its_request(

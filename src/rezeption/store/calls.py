@@ -20,7 +20,6 @@ from sqlalchemy import (
     String,
     bindparam,
     case,
-    exists,
     func,
     insert,
     or_,
@@ -52,6 +51,7 @@ RECORD_COLUMNS = (
     CALLS.c.ended_at,
 )
 GET_CALL = select(*RECORD_COLUMNS).where(CALLS.c.retell_call_id == bindparam("call_id"))
+INSERT_TRACES = insert(TRACES)
 _TRACED = (
     "tenant_id",
     "retell_call_id",
@@ -65,6 +65,11 @@ _TRACED = (
     "at",
     "flags",
 )
+INSERT_TRACES_RELAXED = insert(TRACES).from_select(
+    list(_TRACED), direct.relaxed_commit(select(*direct.placeholders(TRACES, _TRACED).values()))
+)
+"""PostgreSQL: traces committed without waiting for the disk (a trace lost in a crash of
+PostgreSQL loses nothing a caller or the salon relies on; the next durable commit flushes it)."""
 
 
 async def tenant_for(database: Database, *, agent_id: str | None, to_number: str | None) -> int | None:
@@ -194,32 +199,17 @@ async def remember(database: Database, retell_call_id: str, facts: Mapping[str, 
             await conn.execute(step.statement, step.values)
 
 
-def not_erased(dialect: str) -> ColumnElement[bool]:
-    """The call's memory lacks the erasure's mark (`ERASED`): nobody was erased from it. Every write
-    of what a call learned asks it, so a call still on when its caller was erased (its facts, a
-    reply waiting for its batch) brings nothing back."""
-    if dialect == "sqlite":
-        return func.json_extract(func.coalesce(CALLS.c.memory, "{}"), f"$.{ERASED}").is_(None)
-    marked: ColumnElement[bool] = type_coerce(CALLS.c.memory, JSONB).has_key(ERASED)
-    return ~marked
-
-
 @cache
 def _merge_statement(dialect: str) -> Any:
     """UPDATE calls SET memory = <stored memory with :facts laid over it>, merged by the database
     itself, so two concurrent merges into one call never lose each other's facts. Top-level keys
-    replace; the facts we keep are flat values and lists, where both backends' merges agree. A call
-    someone was erased from is left as it is (`not_erased`)."""
+    replace; the facts we keep are flat values and lists, where both backends' merges agree."""
     merged: ColumnElement[Any]
     if dialect == "sqlite":
         merged = func.json_patch(func.coalesce(CALLS.c.memory, "{}"), bindparam("facts", type_=String))
     else:
         merged = CALLS.c.memory.op("||")(bindparam("facts", type_=JSONB))
-    return (
-        update(CALLS)
-        .where(CALLS.c.retell_call_id == bindparam("merge_call_id"), not_erased(dialect))
-        .values(memory=merged)
-    )
+    return update(CALLS).where(CALLS.c.retell_call_id == bindparam("merge_call_id")).values(memory=merged)
 
 
 @dataclass(frozen=True)
@@ -343,24 +333,8 @@ def _event_statement() -> Any:
     return statement.on_conflict_do_update(
         index_elements=["retell_call_id"],
         set_={**fill, **latest, "status": status, "memory": memory},
-        where=~seen.op("@>", return_type=Boolean)(told_events) & not_erased("postgresql"),
+        where=~seen.op("@>", return_type=Boolean)(told_events) & ~stored_memory.has_key(ERASED),
     ).returning(CALLS.c.retell_call_id)
-
-
-@cache
-def _insert_traces(dialect: str) -> Any:
-    """INSERT of traces (one row per parameter set), each only into a call nobody was erased from
-    (`not_erased`): a trace queued before its caller's erasure comes after it, unredacted, and is
-    dropped. PostgreSQL: committed without waiting for the disk (a trace lost in a crash of
-    PostgreSQL loses nothing a caller or the salon relies on; the next durable commit flushes it)."""
-    placeholders = direct.placeholders(TRACES, _TRACED)
-    erased = select(CALLS.c.id).where(
-        CALLS.c.retell_call_id == placeholders["retell_call_id"], ~not_erased(dialect)
-    )
-    rows = select(*placeholders.values()).where(~exists(erased))
-    return insert(TRACES).from_select(
-        list(_TRACED), direct.relaxed_commit(rows) if dialect == "postgresql" else rows
-    )
 
 
 async def add_traces(database: Database, traces: list[Trace]) -> None:
@@ -384,7 +358,8 @@ async def add_traces(database: Database, traces: list[Trace]) -> None:
         for t in traces
     ]
     async with database.statement(writes=True) as conn:
-        await conn.execute(_insert_traces(conn.dialect.name), rows)
+        relaxed = conn.dialect.name == "postgresql"
+        await conn.execute(INSERT_TRACES_RELAXED if relaxed else INSERT_TRACES, rows)
 
 
 class SqlCallStore:

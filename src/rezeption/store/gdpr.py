@@ -414,7 +414,6 @@ async def _erase_calls(
     )
     alone: list[str] = []
     shared: dict[str, Redactor] = {}
-    marked: list[str] = []  # shared calls the erased person was in
     for call in calls:
         in_call = [a for a in booked if a.call_id == call.retell_call_id]
         others_here = [a for a in in_call if a.customer_id not in erased.ids]
@@ -433,7 +432,6 @@ async def _erase_calls(
         memory = redactor.json(call.memory or {})
         if (transcript, memory) != (call.transcript, call.memory or {}) or not kept_caller:
             memory[ERASED] = True  # the erased person was in it: later events bring nothing back
-            marked.append(call.retell_call_id)
         await session.execute(
             update(CallRow)
             .where(CallRow.id == call.id)
@@ -476,13 +474,6 @@ async def _erase_calls(
         if (args, reply) != (trace.args, trace.reply):
             trace.args, trace.reply = args, reply
             counts["function_calls_redacted"] += 1
-    if marked:  # a reply still running there comes after the redaction, unredacted: it is dropped
-        dropped = await session.execute(
-            delete(IdempotencyRecordRow)
-            .where(IdempotencyRecordRow.call_id.in_(marked), IdempotencyRecordRow.state == "running")
-            .execution_options(synchronize_session=False)
-        )
-        counts["replies_erased"] += dropped.rowcount  # type: ignore[attr-defined]
     for record in await session.scalars(
         select(IdempotencyRecordRow).where(IdempotencyRecordRow.call_id.in_(list(shared)))
     ):

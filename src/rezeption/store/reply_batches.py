@@ -45,7 +45,7 @@ from sqlalchemy import String, any_, bindparam, func, literal, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from rezeption.store import direct
-from rezeption.store.calls import CALLS, not_erased
+from rezeption.store.calls import CALLS
 from rezeption.store.db import Database
 from rezeption.store.tables import IdempotencyRecordRow, table
 
@@ -66,8 +66,7 @@ def _nth(array: Any, items: Any, item: Any) -> Any:
 def store_replies() -> Any:
     """PostgreSQL: the replies `replies` (a JSON array) of the keys `keys`, on records still
     running, and the facts `facts` merged into the memories of the calls `call_ids` whose records
-    it stored and nobody was erased from (`not_erased`), in one statement committed without waiting
-    for the disk (`direct.relaxed_commit`)."""
+    it stored, in one statement committed without waiting for the disk (`direct.relaxed_commit`)."""
     keys = bindparam("keys", type_=ARRAY(String))
     call_ids = bindparam("call_ids", type_=ARRAY(String))
     facts = bindparam("facts", type_=JSONB)
@@ -80,11 +79,7 @@ def store_replies() -> Any:
     )
     merged = (
         update(CALLS)
-        .where(
-            CALLS.c.retell_call_id == any_(call_ids),
-            CALLS.c.retell_call_id.in_(select(stored.c.call_id)),
-            not_erased("postgresql"),
-        )
+        .where(CALLS.c.retell_call_id == any_(call_ids), CALLS.c.retell_call_id.in_(select(stored.c.call_id)))
         .values(memory=CALLS.c.memory.op("||")(_nth(facts, call_ids, CALLS.c.retell_call_id)))
         .add_cte(stored)
     )

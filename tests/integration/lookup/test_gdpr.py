@@ -19,7 +19,6 @@ from typer.testing import CliRunner
 from rezeption.booking.bookings import BookingRequest, Bookings
 from rezeption.booking.caller_id import CallerId
 from rezeption.booking.lookup import AppointmentFinder, LookupQuery
-from rezeption.booking.ports import Trace
 from rezeption.booking.saga import JOB_CALLBACK, JOB_CANCEL
 from rezeption.cli.customers import customers_app, erase_customer_data
 from rezeption.domain.clock import FixedClock
@@ -34,7 +33,6 @@ from rezeption.store.gdpr import (
     export_customer,
     purge_transcripts,
 )
-from rezeption.store.idempotency import IdempotencyStore
 from rezeption.store.lookup import SqlLookupStore
 from rezeption.store.salon_file import SalonFileError, parse_salon, read_salon
 from rezeption.store.salon_import import import_salon
@@ -495,63 +493,6 @@ async def test_erasing_one_of_two_people_booked_in_one_call_leaves_the_other_int
         assert person.name in (jobs[(JOB_CANCEL, family["appointment"][kept])].last_error or "")
     assert (await finder.find_appointments(by_name(salon_id, names[kept]))).kind == "one"
     assert (await finder.find_appointments(by_name(salon_id, names[erased]))).kind == "none"
-
-
-async def test_what_a_live_call_learns_after_the_erasure_is_not_written_back(
-    database: Database, clock: FixedClock, bookings: Bookings, salon_id: int
-) -> None:
-    """The salon erases Jürgen while Gisela's call, which booked for him, is still on: a function
-    call of it is running, and the agent goes on learning. Neither that reply nor what the call
-    learns after the erasure may bring him back into the call; a call he was not in still learns."""
-    family = await seed_family_call(database, bookings, clock, salon_id)
-    store = IdempotencyStore(database, clock)
-    claim = await store.claim(
-        "still_running", scope="book_appointment", tenant_id=salon_id, call_id="call_family"
-    )
-    assert claim.owned
-
-    await erase_customer_data(database, bookings, str(family["customer"]["juergen"]))
-    await calls.remember(database, "call_family", {"name": "Jürgen Müller"})
-    await store.finish(
-        "still_running",
-        {"message": "Gebucht auf den Namen Jürgen Müller."},
-        call_id="call_family",
-        learned={"telefon": JUERGEN_PHONE},
-    )
-    await calls.remember(database, "call_other", {"telefon": "+4915199999999"})
-    await store.close()
-    queued = {"args": {"name": "Jürgen Müller"}, "reply": {"ok": True}, "latency_ms": 9, "at": clock.now()}
-    await calls.add_traces(  # written by the trace writer's next flush, queued before the erasure
-        database,
-        [
-            Trace(salon_id, "call_family", "book_appointment", **queued),
-            Trace(salon_id, "call_other", "list_services", **queued),
-        ],
-    )
-
-    async with database.read() as session:
-        call = (await session.scalars(select(CallRow).where(CallRow.retell_call_id == "call_family"))).one()
-        other = (await session.scalars(select(CallRow).where(CallRow.retell_call_id == "call_other"))).one()
-        replies = {
-            r.key: r.reply
-            for r in await session.scalars(
-                select(IdempotencyRecordRow).where(IdempotencyRecordRow.call_id == "call_family")
-            )
-        }
-    memory = json.dumps(call.memory, ensure_ascii=False)
-    assert call.memory["_erased"] is True
-    assert "Müller" not in memory and JUERGEN_PHONE not in memory and "telefon" not in call.memory
-    assert "still_running" not in replies  # a reply not stored yet was not redacted: it is dropped
-    assert "Müller" not in json.dumps(replies, ensure_ascii=False)
-    assert other.memory == {"name": "Hanna Lorenz", "telefon": "+4915199999999"}
-    async with database.read() as session:
-        traced = {
-            (t.retell_call_id, t.function)
-            for t in await session.scalars(
-                select(FunctionCallTraceRow).where(FunctionCallTraceRow.latency_ms == 9)
-            )
-        }
-    assert traced == {("call_other", "list_services")}
 
 
 LINE = "+493098765432"
