@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from rezeption.booking.bookings import BookingRequest, StylistTurns
 
 TEN = datetime(2025, 11, 4, 9, 0, tzinfo=UTC)
@@ -76,3 +79,43 @@ def test_times_and_salons_take_turns_apart_and_a_named_stylist_stays() -> None:
     assert turns.order((12,), request("d"), STAFF) == (12,)
     assert turns.order(STAFF, request("e", staff="Ben"), STAFF) == STAFF
     assert turns.order(STAFF, request("f"), STAFF)[0] != first[0]  # the turn of the first time went on
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ring=st.lists(st.integers(1, 40), min_size=1, max_size=8, unique=True),
+    steps=st.lists(
+        st.tuples(
+            st.integers(0, 5),  # the request's key
+            st.integers(0, 1),  # one of two times
+            st.booleans(),  # a named stylist
+            st.sets(st.integers(0, 7)),  # the places in the ring that are free then
+        ),
+        max_size=25,
+    ),
+)
+def test_asking_one_stylist_at_a_time_picks_who_the_whole_free_list_would_pick(
+    ring: list[int], steps: list[tuple[int, int, bool, set[int]]]
+) -> None:
+    """The claim at once asks the salon's rules stylist by stylist (`first`) instead of for all
+    of them (`order` over the free ones): the same stylist every time, the same turn left for the
+    next caller, and never the whole ring when the first two in turn are free."""
+    whole, lazy = StylistTurns(), StylistTurns()
+    for key, time_index, named, places in steps:
+        free = tuple(s for n, s in enumerate(ring) if n in places)
+        asked: list[int] = []
+
+        def is_free(stylist: int, free: tuple[int, ...] = free, asked: list[int] = asked) -> bool:
+            asked.append(stylist)
+            return stylist in free
+
+        one = request(f"k{key}", start=TEN + timedelta(hours=time_index), staff="Anna" if named else None)
+        expected = whole.order(free, one, ring)[0] if free else None
+        assert lazy.first(one, ring, is_free) == expected
+        assert lazy._next == whole._next
+        if not named:  # the walk stops at the second free stylist; with fewer, it asks everyone
+            assert len(asked) == len(set(asked))
+            if len(free) >= 2:
+                assert asked[-1] in free and sum(s in free for s in asked) == 2
+            else:
+                assert sorted(asked) == sorted(ring)

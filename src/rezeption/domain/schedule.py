@@ -277,24 +277,11 @@ def check_start(
     With `named` (the caller asked for one stylist) the stylist's own reason is given (absent, not
     working); for "anyone" a start nobody can take is simply taken.
     """
-    policy, zone = catalog.tenant.policy, catalog.tenant.zone
-    core = Interval(start, start + service.duration)
+    refusal = salon_refusal(catalog, service, start, now)
+    if refusal is not None:
+        return StartCheck((), refusal)
     block = block_of(service, start)
-    day = start.astimezone(zone).date()
-    if start < now:
-        return StartCheck((), "in_past")
-    if start < now + policy.min_notice:
-        return StartCheck((), "too_short_notice")
-    if day > now.astimezone(zone).date() + timedelta(days=policy.horizon_days):
-        return StartCheck((), "beyond_horizon")
-    shut = closed_reason(catalog, day)
-    if shut is not None:
-        return StartCheck((), shut)
-    opening = opening_intervals(catalog, day)
-    if not opening:
-        return StartCheck((), "closed")
-    if not any(o.contains(core) for o in opening):
-        return StartCheck((), "outside_hours")
+    day = start.astimezone(catalog.tenant.zone).date()
     free: list[int] = []
     reasons: list[str] = []
     for member in staff:
@@ -310,6 +297,40 @@ def check_start(
     if reasons and all(r != "slot_taken" for r in reasons):
         return StartCheck((), "nobody_then")  # booked out is not the truth: nobody works then
     return StartCheck((), "slot_taken")
+
+
+def salon_refusal(catalog: Catalog, service: Service, start: datetime, now: datetime) -> str | None:
+    """Why nobody can take `service` at `start` by the salon's own rules: in the past, too short
+    notice, beyond the horizon, closed, outside the opening hours (None: each stylist decides,
+    `staff_free`). The first half of `check_start`."""
+    policy, zone = catalog.tenant.policy, catalog.tenant.zone
+    day = start.astimezone(zone).date()
+    if start < now:
+        return "in_past"
+    if start < now + policy.min_notice:
+        return "too_short_notice"
+    if day > now.astimezone(zone).date() + timedelta(days=policy.horizon_days):
+        return "beyond_horizon"
+    shut = closed_reason(catalog, day)
+    if shut is not None:
+        return shut
+    opening = opening_intervals(catalog, day)
+    if not opening:
+        return "closed"
+    core = Interval(start, start + service.duration)
+    if not any(o.contains(core) for o in opening):
+        return "outside_hours"
+    return None
+
+
+def staff_free(
+    catalog: Catalog, member: Staff, service: Service, start: datetime, busy: Sequence[Interval] = ()
+) -> bool:
+    """Whether `member` can take `service` at `start` (not absent, working then, no break, none of
+    `busy` in the way), once `salon_refusal` found nothing. The second half of `check_start`, for
+    one stylist."""
+    day = start.astimezone(catalog.tenant.zone).date()
+    return _staff_verdict(catalog, member, day, busy, block_of(service, start)) is None
 
 
 def day_reason(catalog: Catalog, service: Service, staff: Sequence[Staff], day: date) -> str:
