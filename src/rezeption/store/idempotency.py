@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -118,9 +119,10 @@ LEASE = timedelta(seconds=3)
 RENEW_EVERY = 1.0  # seconds between lease renewals while the owner works
 RENEW = (
     update(RECORDS)
-    .where(RECORDS.c.key == bindparam("k"), RECORDS.c.state == "running")
+    .where(RECORDS.c.key.in_(bindparam("keys", expanding=True)), RECORDS.c.state == "running")
     .values(locked_until=bindparam("until"))
 )
+"""The leases of every key this process holds, renewed in one statement."""
 
 
 class IdempotencyStore:
@@ -130,6 +132,8 @@ class IdempotencyStore:
         self.database = database
         self.clock = clock
         self.batches = ReplyBatches(database)
+        self._held: Counter[str] = Counter()  # keys whose owners in this process work (`holding`)
+        self._renewer: asyncio.Task[None] | None = None
 
     def _claim_values(
         self,
@@ -269,29 +273,45 @@ class IdempotencyStore:
         await self.batches.settle(call_id)
 
     async def close(self) -> None:
-        """Store the replies still waiting for their batch."""
+        """Store the replies still waiting for their batch; stop renewing leases."""
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+            self._renewer = None
         await self.batches.close()
 
     @asynccontextmanager
     async def holding(self, key: str) -> AsyncIterator[None]:
-        """Keep renewing the lease on `key` while the block runs (the owner is alive and working)."""
+        """Keep renewing the lease on `key` while the block runs (the owner is alive and working).
 
-        async def renew() -> None:
-            while True:
-                await asyncio.sleep(RENEW_EVERY)
-                try:
-                    async with self.database.statement(writes=True) as conn:
-                        await conn.execute(RENEW, {"k": key, "until": self.clock.now() + LEASE})
-                except Exception as error:  # a missed renewal only shortens the lease
-                    log.warning("idempotency.renew_failed", error=type(error).__name__)
-
-        task = asyncio.create_task(renew())
+        One task per process renews every key held here, every `RENEW_EVERY`, in one statement:
+        a task of its own per write (created, then cancelled after a few milliseconds, never
+        having run) cost a booking 2.7 % of its server CPU. A key's first renewal comes within
+        `RENEW_EVERY` of the claim, well inside its `LEASE`, as before."""
+        self._held[key] += 1
+        renewer = self._renewer
+        if renewer is None or renewer.done() or renewer.get_loop() is not asyncio.get_running_loop():
+            self._renewer = asyncio.create_task(self._renew_held())  # the first, or one for this loop
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            self._held[key] -= 1
+            if self._held[key] <= 0:
+                del self._held[key]
+
+    async def _renew_held(self) -> None:
+        """Renew the leases of the keys held in this process, every RENEW_EVERY, while there are any."""
+        while True:
+            await asyncio.sleep(RENEW_EVERY)
+            if not self._held:
+                continue
+            keys = list(self._held)
+            try:
+                async with self.database.statement(writes=True) as conn:
+                    await conn.execute(RENEW, {"keys": keys, "until": self.clock.now() + LEASE})
+            except Exception as error:  # a missed renewal only shortens the leases
+                log.warning("idempotency.renew_failed", error=type(error).__name__, keys=len(keys))
 
     async def release(self, key: str) -> None:
         """Give up the key without a reply (the work failed before any effect, or must be retried)."""
