@@ -821,14 +821,14 @@ class StylistTurns:
         if turn is None:
             seed = request.idempotency_key or f"{request.call_id}:{request.customer_name}"
             turn = zlib.crc32(seed.encode())
-            if len(self._next) >= self.REMEMBERED:
-                self._next.clear()
         return turn % stylists
 
     def _moved_on(self, request: BookingRequest, everyone: list[int], first: int | None, turn: int) -> None:
         """The next caller goes on after the stylist this one tries first, not after its turn's
         place: with the first stylists booked, places in a row lead to the same free one."""
         at = (request.tenant_id, request.start)
+        if at not in self._next and len(self._next) >= self.REMEMBERED:
+            self._next.clear()
         self._next[at] = everyone.index(first) + 1 if first is not None else turn + 1
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -274,11 +275,11 @@ class IdempotencyStore:
 
     async def close(self) -> None:
         """Store the replies still waiting for their batch; stop renewing leases."""
-        if self._renewer is not None:
-            self._renewer.cancel()
+        renewer, self._renewer = self._renewer, None
+        if renewer is not None and renewer.get_loop() is asyncio.get_running_loop():
+            renewer.cancel()  # one of another loop ends with its loop
             with contextlib.suppress(asyncio.CancelledError):
-                await self._renewer
-            self._renewer = None
+                await renewer
         await self.batches.close()
 
     @asynccontextmanager
@@ -292,7 +293,8 @@ class IdempotencyStore:
         self._held[key] += 1
         renewer = self._renewer
         if renewer is None or renewer.done() or renewer.get_loop() is not asyncio.get_running_loop():
-            self._renewer = asyncio.create_task(self._renew_held())  # the first, or one for this loop
+            # the first, or one for this loop; in a context of its own, not the first request's
+            self._renewer = asyncio.create_task(self._renew_held(), context=contextvars.Context())
         try:
             yield
         finally:
@@ -301,9 +303,13 @@ class IdempotencyStore:
                 del self._held[key]
 
     async def _renew_held(self) -> None:
-        """Renew the leases of the keys held in this process, every RENEW_EVERY, while there are any."""
+        """Renew the leases of the keys held in this process at a steady RENEW_EVERY (a slow
+        renewal does not push the next one back); a tick with no key held writes nothing."""
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         while True:
-            await asyncio.sleep(RENEW_EVERY)
+            due = max(due + RENEW_EVERY, loop.time())
+            await asyncio.sleep(due - loop.time())
             if not self._held:
                 continue
             keys = list(self._held)
