@@ -347,11 +347,12 @@ class Bookings:
         read decides as before (someone else, a limit, a retry's replay). A time the salon's rules
         refuse is only read."""
         staff_ids, window = [m.id for m in members], block_of(service, start)
-        by_id = {m.id: m for m in members}
         first = (
             None
             if salon_refusal(catalog, service, start, now) is not None
-            else self.turns.first(request, staff_ids, lambda s: staff_free(catalog, by_id[s], service, start))
+            else self.turns.first(
+                request, staff_ids, lambda s: staff_free(catalog, catalog.staff_by_id(s), service, start)
+            )
         )
         if first is None:
             held, busy = await tx.held_and_busy(request.tenant_id, asker, staff_ids=staff_ids, window=window)
