@@ -157,6 +157,10 @@ async def measure(url: str) -> dict[str, Any]:
             for client in test.clients
         ]
         test.phones = balancers  # type: ignore[assignment]
+        # the appointments the run's cancel and reschedule callers change, booked in earlier calls
+        # (their Cal.com requests are counted apart: calcom_requests_earlier)
+        before_earlier = await emulator_requests_seen(running.emulator)
+        await test.book_earlier()
         began = await emulator_requests_seen(running.emulator)
         result = await test.run()
         ended = await emulator_requests_seen(running.emulator)
@@ -191,6 +195,7 @@ async def measure(url: str) -> dict[str, Any]:
             remote = await check_calcom(
                 services.database, running.emulator, expected, call_prefix=prefix,
                 calls=len(result.calls), requests_from=began, requests_until=ended,
+                booked_calls=sum(c.booked for c in result.calls),
             )  # fmt: skip
     figures = summary(result, plan)
     per_function = figures.pop("per_function")
@@ -204,6 +209,7 @@ async def measure(url: str) -> dict[str, Any]:
         "requests_per_server": [sum(b.sent[k] for b in balancers) for k in range(2)],
         "double_bookings": found.double_bookings + remote.double_bookings,
         **calcom_report(remote),
+        "calcom_requests_earlier": began - before_earlier,
         "pending_left": found.pending_left,
         "mismatched_calls": len(found.mismatched_calls),
         "lost_confirmed": len(set(found.lost_confirmed) | set(remote.lost_confirmed)),

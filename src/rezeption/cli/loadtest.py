@@ -6,7 +6,8 @@ time. Exit 1 when the check finds anything.
 
 For a salon on Cal.com, `--salon` names its file (the number and agent the calls go to) and
 `--calcom` the Cal.com emulator it books into: `--faults` puts a fault profile on it before the run,
-its request log counts Cal.com requests per call, and `--check` reconciles (as the worker does after
+its request log counts Cal.com requests per call (the run's calls', after the earlier calls that
+booked what its cancel and reschedule callers change), and `--check` reconciles (as the worker does after
 the pending deadline) and then reads the emulator's bookings for orphans, appointments missing there
 and double bookings there.
 """
@@ -119,6 +120,11 @@ def loadtest(
                 )  # fmt: skip
             except NotLocal as error:
                 raise fail(f"rezeption: {error}") from error
+            earlier = progress.add_task("Frühere Buchungen (für Storno und Verlegung)", total=None)
+            await test.book_earlier()
+            progress.remove_task(earlier)
+            if calcom is not None:  # the run's own Cal.com requests are counted from here
+                marks[0] = await emulator_requests_seen(calcom)
             result = await test.run()
         report = summary(result, plan)
         if calcom is not None:
@@ -211,6 +217,8 @@ def summary(result: LoadResult, plan: Plan) -> dict[str, Any]:
         "failure_reasons": result.failure_reasons(),
         "http_errors": result.http_errors(),  # what each "http_error" was
         "uncertain_calls": sum(c.uncertain for c in result.calls),
+        "changed": result.changes(),
+        **result.earlier_figures(),
         "p99_ms": max((v["p99_ms"] for v in latencies.values()), default=0.0),
         "steady_p99_ms": max((v["p99_ms"] for v in steady.values()), default=0.0),
         **result.lag_figures(),  # the generator's own lateness: it shares the cores
@@ -237,6 +245,12 @@ def show(report: dict[str, Any]) -> None:
     console.print(
         f"gebucht {report['booked']}, Erfolgsquote {report['success_rate']:.2%}, Absagen (belegt u. ä.) "
         f"{report['refusals']}, Fehler {report['failures']}"
+    )
+    changed = report["changed"]
+    console.print(
+        f"Storno/Verlegung früherer Termine: {changed['cancelled']} storniert, {changed['moved']} verlegt "
+        f"von {changed['of']} Anrufen; frühere Buchungsanrufe {report['earlier_calls']} "
+        f"(gebucht {report['earlier_booked']}, Fehler {report['earlier_failures']})"
     )
     console.print(
         f"Klingeln bis call_inbound beantwortet: p99 {report['ring_p99_ms']} ms, längstens "

@@ -4,6 +4,13 @@ call_ended. Each call is drawn from a scenario mix (book 70 %, reschedule 15 %, 
 5 % by default) with German phrases from a scenario file; the days and times are few on purpose, so
 callers compete for the same slots and take the offered alternatives as a caller would.
 
+A cancel or reschedule caller changes an appointment made in an *earlier* call, as the salon's
+customers call days after booking: before the run, `LoadTest.book_earlier` makes one call per such
+caller from the same number under the same name that books (those calls are the run's preparation,
+reported apart), and the run's call finds that appointment by number and name in a call of its own,
+the lookup across calls the old system lacked. So the run's calls are the issue's mix exactly: seven
+in ten book, a quarter change what an earlier call booked, one in twenty only asks.
+
 It only talks to 127.0.0.1 / localhost, stops after its calls or its deadline, and counts what each
 caller heard. What really happened is counted by `ops.loadcheck` from the database afterwards, not
 from the server's own counters. A write whose answer never came (a timeout, a connection dropped by a
@@ -63,6 +70,8 @@ REDELIVERY_PAUSE = (1.0, 5.0)
 our 503 asks (Retry-After), at least 1 s and at most 5 s."""
 UNCERTAIN_WHEN_UNANSWERED = frozenset({"book_appointment", "cancel_appointment"})
 """Writes that change how many appointments a call holds; a move keeps exactly one either way."""
+CHANGES = ("cancel", "reschedule")
+"""Scenarios that change an appointment an earlier call of the same caller booked."""
 
 _SECOND = {"min": 0.8, "max": 1.2}
 _SLOW: list[dict[str, Any]] = [{"mode": "latency", "method": "*", "path": "/v2/*", "params": _SECOND}]
@@ -147,6 +156,7 @@ class CallResult:
     scenario: str
     booked: bool = False
     cancelled: bool = False  # the caller cancelled what they booked (their own wish)
+    moved: bool = False  # the caller moved what they booked
     booking_attempts: int = 0
     uncertain: bool = False  # a write's answer never came: it may have happened or not
     failures: list[str] = field(default_factory=list)  # our failures (reason codes) the caller heard
@@ -156,6 +166,7 @@ class CallResult:
     webhooks_lost: int = 0  # call webhooks that got no 2xx in any delivery
     http_errors: list[str] = field(default_factory=list)  # "function: status or transport error"
     ring_ms: float | None = None  # from call_inbound's first delivery to its answer (None: never)
+    earlier_call: str | None = None  # the call that booked what this one changes (cancel, reschedule)
 
 
 @dataclass
@@ -167,6 +178,10 @@ class LoadResult:
     generator_lag_ms: list[float] = field(default_factory=list)
     """How late the generator's own event loop woke, sampled every `LAG_TICK` s: a request sent or
     answered while it was late counts that lateness as latency, though the server had no part."""
+    earlier: list[CallResult] = field(default_factory=list)
+    """The calls that booked, before the run, what its cancel and reschedule callers change. Every
+    figure of the result is the run's calls'; these count only in `expected_active` (and
+    `earlier_figures`)."""
 
     def latency_percentiles(self, *, sent_after: float = 0.0) -> dict[str, dict[str, float]]:
         """p50/p95/p99 per function, of the requests sent `sent_after` seconds into the run or later
@@ -199,9 +214,37 @@ class LoadResult:
         }
 
     def expected_active(self) -> dict[str, int | None]:
-        """Per call, the active appointments its caller was told of: 1 after a booking (moved or
-        not), 0 after a cancellation or none; None when a write's answer never came (0 or 1)."""
-        return {c.call_id: None if c.uncertain else int(c.booked and not c.cancelled) for c in self.calls}
+        """Per call (the earlier ones too), the active appointments made in it that its caller was
+        told of: 1 after a booking (moved or not), 0 after a cancellation or none; None when a
+        write's answer never came (0 or 1). A call that changed an earlier call's appointment holds
+        none itself (a move keeps the appointment with the call that made it); the earlier call
+        holds 0 once it was cancelled, and 0 or 1 when the cancel's answer never came."""
+        expected = {c.call_id: _told(c) for c in self.earlier}
+        for call in self.calls:
+            if call.earlier_call is None:
+                expected[call.call_id] = _told(call)
+                continue
+            expected[call.call_id] = 0
+            if expected.get(call.earlier_call) == 1:
+                expected[call.earlier_call] = None if call.uncertain else int(not call.cancelled)
+        return expected
+
+    def changes(self) -> dict[str, int]:
+        """Of the run's calls that change what an earlier call booked: how many cancelled, moved."""
+        changing = [c for c in self.calls if c.earlier_call is not None]
+        return {
+            "cancelled": sum(c.cancelled for c in changing),
+            "moved": sum(c.moved for c in changing),
+            "of": len(changing),
+        }
+
+    def earlier_figures(self) -> dict[str, int]:
+        """The earlier calls (the run's preparation): how many, booked, our failures heard."""
+        return {
+            "earlier_calls": len(self.earlier),
+            "earlier_booked": sum(c.booked for c in self.earlier),
+            "earlier_failures": sum(len(c.failures) for c in self.earlier),
+        }
 
     def http_errors(self) -> dict[str, int]:
         """What each "http_error" was (a function call's, or a call_inbound or webhook that got no
@@ -227,6 +270,10 @@ class LoadResult:
             if c.booking_attempts and (c.booked or set(c.failures) - CALENDAR_FAILURES)
         ]  # fmt: skip
         return sum(c.booked for c in tried) / len(tried) if tried else 1.0
+
+
+def _told(call: CallResult) -> int | None:
+    return None if call.uncertain else int(call.booked and not call.cancelled)
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -325,36 +372,74 @@ class LoadTest:
         self.on_call_done = on_call_done
         self._began = time.perf_counter()
         self._webhooks: set[asyncio.Task[None]] = set()
+        self.draws = [self._draw(n) for n in range(plan.calls)]
+        self._earlier: list[CallResult] | None = None
+        self._ends_at: float | None = None
+
+    async def book_earlier(self) -> list[CallResult]:
+        """Make the earlier calls, once: for each cancel or reschedule caller of the run, a call
+        from the same number under the same name that books the draw's service, day and time (taking
+        an offered alternative, as any caller). `run` makes them first unless this was called
+        before (a benchmark does, to count the run's own Cal.com requests from after them)."""
+        if self._earlier is None:
+            todo: list[tuple[str, dict[str, Any], str | None]] = [
+                (f"load-{self.run_id}-earlier-{n}", {**draw, "kind": "book"}, None)
+                for n, draw in enumerate(self.draws)
+                if draw["kind"] in CHANGES
+            ]
+            self._earlier = await self._phase(todo, notify=False)
+        return self._earlier
 
     async def run(self) -> LoadResult:
-        started = time.monotonic()
-        self._began = time.perf_counter()
-        gate = asyncio.Semaphore(self.plan.concurrency)
-        draws = [self._draw(n) for n in range(self.plan.calls)]
+        """The earlier calls (unless made before), then the run's calls; its HTTP clients close."""
+        try:
+            earlier = await self.book_earlier()
+            started = time.monotonic()
+            self._began = time.perf_counter()
+            todo = [
+                (
+                    f"load-{self.run_id}-{n}",
+                    draw,
+                    f"load-{self.run_id}-earlier-{n}" if draw["kind"] in CHANGES else None,
+                )
+                for n, draw in enumerate(self.draws)
+            ]
+            with LagWatch() as lag:
+                results = await self._phase(todo, notify=True)
+        finally:
+            for client in self.clients:
+                await client.aclose()
+        return LoadResult(results, time.monotonic() - started, lag.samples, earlier)
 
-        async def one(n: int, draw: dict[str, Any]) -> CallResult:
+    async def _phase(
+        self, todo: list[tuple[str, dict[str, Any], str | None]], *, notify: bool
+    ) -> list[CallResult]:
+        """Make the calls `todo` (call id, draw, earlier call), at most `concurrency` at once,
+        within what is left of the plan's deadline (which bounds both phases together)."""
+        if self._ends_at is None:
+            self._ends_at = time.monotonic() + self.plan.deadline
+        gate = asyncio.Semaphore(self.plan.concurrency)
+
+        async def one(n: int, call_id: str, draw: dict[str, Any], earlier: str | None) -> CallResult:
             async with gate:  # a line first: a later call waits for one of the first to end
                 if n < self.plan.concurrency and self.plan.think > 0:
                     await asyncio.sleep(draw["ring_after"])  # phones ring spread out, not at once
-                result = await self._call(n, draw)
-            if self.on_call_done is not None:
+                result = await self._call(call_id, draw, earlier)
+            if notify and self.on_call_done is not None:
                 self.on_call_done(result)
             return result
 
         async def everything() -> list[CallResult]:
-            results = await asyncio.gather(*(one(n, d) for n, d in enumerate(draws)))
+            results = await asyncio.gather(*(one(n, *item) for n, item in enumerate(todo)))
             await asyncio.gather(*self._webhooks)  # the last calls' call_ended, redeliveries too
             return results
 
         try:
-            with collector_paused(), LagWatch() as lag:
-                results = await asyncio.wait_for(everything(), self.plan.deadline)
+            with collector_paused():
+                return list(await asyncio.wait_for(everything(), self._ends_at - time.monotonic()))
         finally:
             for task in self._webhooks:
                 task.cancel()
-            for client in self.clients:
-                await client.aclose()
-        return LoadResult(list(results), time.monotonic() - started, lag.samples)
 
     def _draw(self, n: int) -> dict[str, Any]:
         kinds, weights = zip(*self.scenarios.mix.items(), strict=True)
@@ -420,8 +505,8 @@ class LoadTest:
             (result.failures if reason in NOT_OURS else result.refusals).append(reason)
         return reply
 
-    async def _call(self, n: int, draw: dict[str, Any]) -> CallResult:
-        result = CallResult(f"load-{self.run_id}-{n}", str(draw["kind"]))
+    async def _call(self, call_id: str, draw: dict[str, Any], earlier_call: str | None) -> CallResult:
+        result = CallResult(call_id, str(draw["kind"]), earlier_call=earlier_call)
         envelope = self._envelope(result.call_id, draw)
         phone = self.phones[draw["line"]]
         ringing = time.perf_counter()
@@ -440,11 +525,10 @@ class LoadTest:
             await self._function(result, draw, "list_services", {})
             await self._think()
             await self._function(result, draw, "get_opening_hours", {})
+        elif draw["kind"] in CHANGES:
+            await self._change(result, draw)  # what an earlier call booked: found by number and name
         else:
             await self._book(result, draw)
-            if result.booked and draw["kind"] in ("cancel", "reschedule"):
-                await self._think()
-                await self._change(result, draw)
         self._webhook(result, phone, {"event": "call_ended", "call": envelope})
         return result
 
@@ -472,6 +556,9 @@ class LoadTest:
             when = {"datum": offered[0]["datum"], "uhrzeit": offered[0]["uhrzeit"]}
 
     async def _change(self, result: CallResult, draw: dict[str, Any]) -> None:
+        """Cancel or move the caller's appointment: ask without a reference (it is read back), then
+        again with the reference read out; a move to a taken time takes an offered one, twice at
+        most, as `_book` does."""
         name = "cancel_appointment" if draw["kind"] == "cancel" else "reschedule_appointment"
         args: dict[str, Any] = {"name": draw["name"]}
         if name == "reschedule_appointment":
@@ -480,10 +567,17 @@ class LoadTest:
         referenz = read_back.get("referenz")
         if not referenz:
             return
-        await self._think()
-        done = await self._function(result, draw, name, {**args, "referenz": referenz})
-        if name == "cancel_appointment" and done.get("ok"):
-            result.cancelled = True
+        for _ in range(3):
+            await self._think()
+            done = await self._function(result, draw, name, {**args, "referenz": referenz})
+            if done.get("ok"):
+                result.cancelled = name == "cancel_appointment"
+                result.moved = name == "reschedule_appointment"
+                return
+            offered = done.get("alternativen") or []
+            if name == "cancel_appointment" or not offered:
+                return
+            args.update(neues_datum=offered[0]["datum"], neue_uhrzeit=offered[0]["uhrzeit"])
 
     def _webhook(self, result: CallResult, phone: RetellPhone, body: dict[str, Any]) -> None:
         """Send a call webhook without holding up the call, as Retell does ("triggered in order,

@@ -1,7 +1,8 @@
 """The load generator against our server under uvicorn, as CI can afford it (24 calls, 8 at once,
 short think times): every call's outcome is checked from the database by the separate checker (no
-double booking, no pending row left, each caller's appointments as they were told), and the
-generator refuses any address but this machine; it delivers call_inbound and webhooks again after
+double booking, no pending row left, each caller's appointments as they were told); cancel and
+reschedule callers change, in a call of their own, what an earlier call from their number booked;
+the generator refuses any address but this machine; it delivers call_inbound and webhooks again after
 a 503, as Retell does, and no more often than Retell does."""
 
 from __future__ import annotations
@@ -41,6 +42,26 @@ async def test_a_short_load_books_what_callers_heard_and_nothing_twice(
     assert found.double_bookings == 0 and found.pending_left == 0
     assert found.mismatched_calls == [], found.mismatched_calls
     assert result.latency_percentiles()["book_appointment"]["count"] >= 12
+
+    # a quarter of the calls change what an earlier call of theirs booked, found by number and name
+    changers = [c for c in result.calls if c.scenario in ("cancel", "reschedule")]
+    earlier = {c.call_id: c for c in result.earlier}
+    assert changers and len(earlier) == len(changers)
+    assert all(c.earlier_call in earlier and not c.booking_attempts for c in changers)
+    found_again = [c for c in changers if earlier[c.earlier_call].booked]  # type: ignore[index]
+    outcomes = [(c.scenario, c.refusals, c.failures) for c in found_again]
+    # read back in a call of its own (the lookup by number and name found it), then changed, or a
+    # move refused for a taken time with no other offered
+    assert found_again and all(
+        {"confirm_cancel", "confirm_reschedule"} & set(c.refusals) for c in found_again
+    ), outcomes
+    assert sum(c.cancelled or c.moved for c in found_again) >= len(found_again) - 1, outcomes
+    assert any(c.cancelled for c in found_again) and any(c.moved for c in found_again), outcomes
+    told = result.expected_active()
+    assert all(told[c.call_id] == 0 for c in changers), "a change books nothing in its own call"
+    assert [told[c.earlier_call] for c in found_again if c.cancelled] == [0] * sum(  # type: ignore[index]
+        c.cancelled for c in found_again
+    )
 
 
 def test_the_load_generator_sends_nothing_beyond_this_machine() -> None:

@@ -3,7 +3,9 @@
 real limit of 120 requests a minute), as CI can afford it: 16 calls, 8 at once. Then the reconciler
 runs and the separate checker reads both sides: no double booking here or at Cal.com, no orphan at
 Cal.com, nothing confirmed here that Cal.com lacks, no pending row, every caller who heard "gebucht"
-holding exactly one confirmed appointment on both sides, and about one Cal.com request per call."""
+holding exactly one confirmed appointment on both sides, and about one Cal.com request per call (the
+run's calls; the earlier calls that booked what its cancel and reschedule callers change come
+first and are not counted)."""
 
 from __future__ import annotations
 
@@ -68,6 +70,7 @@ async def test_a_short_load_through_faulty_calcom_leaves_nothing_behind(
         emulator.faults(*CALCOM_FAULT_PROFILES["faulty"])
         test = LoadTest(url, API_KEY, plan, Scenarios.load(SCENARIOS),
                         now_ms=lambda: int(clock.now().timestamp() * 1000) + next(stamps))  # fmt: skip
+        await test.book_earlier()  # what cancel and reschedule callers change, booked in earlier calls
         began = await emulator_requests_seen(emulator.url)
         result = await test.run()
         ended = await emulator_requests_seen(emulator.url)
@@ -95,7 +98,9 @@ async def test_a_short_load_through_faulty_calcom_leaves_nothing_behind(
     assert found.mismatched_calls == [], (found.mismatched_calls, outcomes)
     assert found.lost_confirmed == [] and remote.lost_confirmed == []
     assert remote.requests_by_kind.get("create", 0) >= sum(c.booked for c in result.calls)
-    assert remote.requests_per_call <= 2.0, remote.requests_by_kind
+    # the run's calls only: cancel and reschedule callers change what an earlier call booked, so
+    # three in four calls write once, and faults add a resend now and then (the target: <= 1)
+    assert remote.requests_per_call <= 1.5, remote.requests_by_kind
     assert remote.rate_limited == 0
     window = emulator.admin.get("/_emulator/requests").json()[began:ended]
     assert window and all("latency" in e["faults"] for e in window)  # every request took ~1 s
