@@ -190,7 +190,10 @@ async def curve_point(base: str, url: str, concurrency: int, pids: list[int]) ->
     wall = time.perf_counter() - wall_before
     database = Database.from_url(url)
     try:
-        found = await check(database, result.expected_active(), call_prefix=f"load-{test.run_id}-")
+        found = await check(
+            database, result.expected_active(), call_prefix=f"load-{test.run_id}-",
+            starts=result.expected_starts(),
+        )  # fmt: skip
     finally:
         await database.dispose()
     figures = summary(result, plan)
@@ -207,6 +210,7 @@ async def curve_point(base: str, url: str, concurrency: int, pids: list[int]) ->
         "double_bookings": found.double_bookings,
         "pending_left": found.pending_left,
         "mismatched_calls": len(found.mismatched_calls),
+        "wrong_time_calls": len(found.wrong_time),
     }
 
 

@@ -78,10 +78,10 @@ async def crash(running: Stack) -> dict[str, Any]:
     if running.worker is not None:
         running.worker.stop()
     expected = run.expected_active()
-    calls = [c for _, result in run.rounds for c in result.calls]
+    calls = run.all_calls  # the earlier calls too: a kill may land while they book
     async with running.services() as services:
         mended = await reconcile_after_run(services.uow, services.calendars, services.clock)
-        found = await check(services.database, expected, call_prefix="load-")
+        found = await check(services.database, expected, call_prefix="load-", starts=run.expected_starts())
         async with services.database.read() as session:
             open_jobs = int(
                 await session.scalar(
@@ -106,6 +106,7 @@ async def crash(running: Stack) -> dict[str, Any]:
         "pending_left": found.pending_left,
         "double_bookings": found.double_bookings + (remote.double_bookings if remote else 0),
         "mismatched_calls": len(found.mismatched_calls),
+        "wrong_time_calls": len(found.wrong_time),
         "missing_at_calcom": len(remote.missing_at_calcom) if remote else 0,
         "calls": len(calls),
         "load_rounds": len(run.rounds),

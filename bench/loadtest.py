@@ -56,7 +56,10 @@ async def measure(base: str, url: str) -> dict[str, object]:
     result = await test.run()
     database = Database.from_url(url)
     try:
-        found = await check(database, result.expected_active(), call_prefix=f"load-{test.run_id}-")
+        found = await check(
+            database, result.expected_active(), call_prefix=f"load-{test.run_id}-",
+            starts=result.expected_starts(),
+        )  # fmt: skip
     finally:
         await database.dispose()
     return {
@@ -70,6 +73,7 @@ async def measure(base: str, url: str) -> dict[str, object]:
         "floor_ratio_source": floor_ratio()[1],
         "pending_left": found.pending_left,
         "mismatched_calls": len(found.mismatched_calls),
+        "wrong_time_calls": len(found.wrong_time),
         "think_seconds": THINK,
         "server_processes": 1,
         "machine": "2 cores (this sandbox), server and load generator on the same machine",

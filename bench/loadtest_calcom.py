@@ -10,25 +10,32 @@ JSON 500. No timeout is shortened.
 
 The period's first call warms the slot picture first (a call_inbound before the run: its prefetch
 reads every event type's slots; those requests are not counted, `cold_start_requests`);
-then the calls run (the mix of bench/loadtest_scenarios.yaml, ~8 s between two functions of a
-call, as a caller speaks), the worker is stopped, the reconciler runs as the worker would after the
-pending deadline (the faults still on), and the separate checker (ops.loadcheck) reads our database
-and the emulator's state and request log. Prints the figures and writes
+then the earlier calls book what the run's cancel and reschedule callers will change (one per such
+caller, same number and name; their requests are counted apart, `calcom_requests_earlier`), then
+the calls run (the mix of bench/loadtest_scenarios.yaml, ~8 s between two functions of a call, as a
+caller speaks; a cancel or reschedule caller finds their earlier appointment by number and name),
+the worker is stopped, the reconciler runs as the worker would after the pending deadline (the
+faults still on), and the separate checker (ops.loadcheck) reads our database and the emulator's
+state and request log. Prints the figures and writes
 bench/results/loadtest-calcom.json:
 - concurrent_calls, calls, success_rate: booked / calls that tried to book, leaving out those whose
   only failures Cal.com caused (5xx on every try, unreachable, its rate limit: it could not serve
   them); success_rate_all counts those as failures too;
 - double_bookings (ours and at Cal.com), orphans (live at Cal.com with our token, no confirmed
   appointment here, after reconcile), missing_at_calcom, pending_left, mismatched_calls,
-  lost_confirmed (heard "gebucht", not exactly one confirmed appointment on both sides);
+  wrong_time_calls (the one appointment starts at another time than its caller heard), lost_confirmed
+  (heard "gebucht", not exactly one confirmed appointment on both sides);
 - p99_ms (worst function), check_availability_p95_ms, calcom_requests_per_call (Cal.com requests
-  the emulator received during the calls / calls, the slot picture's background refreshes and the
-  worker's reconcile passes included), calcom_requests_per_booked_call (the same / calls that booked,
-  a cancel or move after it included), calcom_reads (lists: the reconciler's pass and read-backs by
+  the emulator received during the run's calls / the run's calls, the slot picture's background
+  refreshes and the worker's reconcile passes included), calcom_requests_per_call_with_earlier
+  (the earlier calls' requests and calls counted in too), calcom_requests_per_booked_call (the
+  run's requests / the run's calls that booked: a cancel's or move's requests count, the earlier
+  booking they change does not), calcom_reads (lists: the reconciler's pass and read-backs by
   token; by_uid: read-backs of a cancel or move and webhook re-reads);
 - floor_ratio: our booking throughput / the bare floor's, from bench/capacity.py's last run (the
   server's own speed, measured on the local calendar; null when never measured).
-BENCH=full: 40 calls at once, 200 in all (short: 20 and 60).
+BENCH=full: 40 calls at once, 200 in all (short: 20 and 60). BENCH_SEED draws another run of the
+same mix (default 23); BENCH_OUT writes elsewhere (a draw that is not the committed one).
 
 Run: .venv/bin/python bench/loadtest_calcom.py
 """
@@ -67,8 +74,9 @@ FULL = os.environ.get("BENCH") == "full"
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", 40 if FULL else 20))
 CALLS = int(os.environ.get("BENCH_CALLS", 200 if FULL else 60))
 THINK = float(os.environ.get("BENCH_THINK", "8.0"))
+SEED = int(os.environ.get("BENCH_SEED", "23"))  # another seed: another draw of the same mix
 PROFILE = "faulty"
-OUT = ROOT / "bench" / "results" / "loadtest-calcom.json"
+OUT = Path(os.environ.get("BENCH_OUT", ROOT / "bench" / "results" / "loadtest-calcom.json"))
 
 
 async def warm(emulator: str, event_types: int, server: str, salon: Any, seconds: float = 60.0) -> int:
@@ -99,7 +107,7 @@ async def measure(url: str) -> dict[str, Any]:
         types = {v for m in salon.calendar.settings["event_types"].values() for v in dict(m).values()}
         cold_start = await warm(running.emulator, len(types), running.server.url, salon)
         plan = Plan(
-            calls=CALLS, concurrency=CONCURRENCY, think=THINK, deadline=1800, seed=23,
+            calls=CALLS, concurrency=CONCURRENCY, think=THINK, deadline=1800, seed=SEED,
             to_number=salon.phone_numbers[0], agent_id=salon.retell_agent_ids[0],
         )  # fmt: skip
         test = LoadTest(
@@ -120,7 +128,9 @@ async def measure(url: str) -> dict[str, Any]:
         expected = result.expected_active()
         async with running.services() as services:
             mended = await reconcile_after_run(services.uow, services.calendars, services.clock)
-            found = await check(services.database, expected, call_prefix=prefix)
+            found = await check(
+                services.database, expected, call_prefix=prefix, starts=result.expected_starts()
+            )
             remote = await check_calcom(
                 services.database, running.emulator, expected, call_prefix=prefix,
                 calls=len(result.calls), requests_from=began, requests_until=ended,
@@ -141,6 +151,7 @@ async def measure(url: str) -> dict[str, Any]:
         **remote_figures,
         "pending_left": found.pending_left,
         "mismatched_calls": len(found.mismatched_calls),
+        "wrong_time_calls": len(found.wrong_time),
         "lost_confirmed": len(set(found.lost_confirmed) | set(remote.lost_confirmed)),
         "check_availability_p95_ms": per_function.get("check_availability", {}).get("p95_ms"),
         "reconciled": {
@@ -151,9 +162,14 @@ async def measure(url: str) -> dict[str, Any]:
         },
         "cold_start_requests": cold_start,
         "calcom_requests_earlier": began - before_earlier,
+        # all in: the earlier calls' requests and calls too (each books once, as a book call does)
+        "calcom_requests_per_call_with_earlier": round(
+            (began - before_earlier + remote.requests) / (len(result.all_calls) or 1), 3
+        ),
         "floor_ratio": floor_ratio()[0],
         "floor_ratio_source": floor_ratio()[1],
         "think_seconds": THINK,
+        "seed": SEED,
         # the machine's 1-minute load average as the calls began and ended (2 cores: above ~2, other
         # work competed for them and the latencies include its queueing)
         "load_average": [round(load_before, 2), round(load_after, 2)],

@@ -161,6 +161,7 @@ async def measure(url: str) -> dict[str, Any]:
         # (their Cal.com requests are counted apart: calcom_requests_earlier)
         before_earlier = await emulator_requests_seen(running.emulator)
         await test.book_earlier()
+        sent_earlier = [sum(b.sent[k] for b in balancers) for k in range(2)]
         began = await emulator_requests_seen(running.emulator)
         result = await test.run()
         ended = await emulator_requests_seen(running.emulator)
@@ -191,7 +192,9 @@ async def measure(url: str) -> dict[str, Any]:
                     )
                 }
             mended = await reconcile_after_run(services.uow, services.calendars, services.clock)
-            found = await check(services.database, expected, call_prefix=prefix)
+            found = await check(
+                services.database, expected, call_prefix=prefix, starts=result.expected_starts()
+            )
             remote = await check_calcom(
                 services.database, running.emulator, expected, call_prefix=prefix,
                 calls=len(result.calls), requests_from=began, requests_until=ended,
@@ -206,12 +209,17 @@ async def measure(url: str) -> dict[str, Any]:
         f"(fault profile {PROFILE}, real rate limit 120/min), requests alternating between the servers",
         **figures,
         "success_rate": figures["servable_success_rate"],
-        "requests_per_server": [sum(b.sent[k] for b in balancers) for k in range(2)],
+        "requests_per_server": [sum(b.sent[k] for b in balancers) - sent_earlier[k] for k in range(2)],
         "double_bookings": found.double_bookings + remote.double_bookings,
         **calcom_report(remote),
         "calcom_requests_earlier": began - before_earlier,
+        # all in: the earlier calls' requests and calls too (each books once, as a book call does)
+        "calcom_requests_per_call_with_earlier": round(
+            (began - before_earlier + remote.requests) / (len(result.all_calls) or 1), 3
+        ),
         "pending_left": found.pending_left,
         "mismatched_calls": len(found.mismatched_calls),
+        "wrong_time_calls": len(found.wrong_time),
         "lost_confirmed": len(set(found.lost_confirmed) | set(remote.lost_confirmed)),
         "webhook_deliveries": delivered,
         "outbox_jobs_waiting_at_the_end": waiting,

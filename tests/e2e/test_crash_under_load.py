@@ -63,12 +63,12 @@ async def test_three_kills_under_load_lose_no_booking_and_book_nothing_twice(
     finally:
         server.stop()
 
-    calls = [c for _, result in run.rounds for c in result.calls]
-    found = await check(salon_db, run.expected_active(), call_prefix="load-")
+    calls = run.all_calls  # the earlier calls too: a kill may land while they book
+    found = await check(salon_db, run.expected_active(), call_prefix="load-", starts=run.expected_starts())
     assert run.kills == 3 and server.starts == 4
     assert sum(c.booked for c in calls) >= 5, [(c.refusals, c.failures) for c in calls]
     assert any("http_error" in c.failures for c in calls)  # the kills were heard
     assert found.double_bookings == 0
     assert found.pending_left == 0
     assert found.lost_confirmed == []
-    assert found.mismatched_calls == []
+    assert found.mismatched_calls == [] and found.wrong_time == []

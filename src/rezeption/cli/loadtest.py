@@ -139,9 +139,11 @@ def loadtest(
                                             "orphans_cancelled": mended.orphans_cancelled,
                                             "moves_completed": mended.moves_completed,
                                             "errors": len(mended.errors)}  # fmt: skip
-                found = await check(services.database, result.expected_active(), call_prefix=prefix)
+                found = await check(services.database, result.expected_active(), call_prefix=prefix,
+                                    starts=result.expected_starts())  # fmt: skip
                 report.update(double_bookings=found.double_bookings, pending_left=found.pending_left,
                               mismatched_calls=len(found.mismatched_calls),
+                              wrong_time_calls=len(found.wrong_time),
                               lost_confirmed=len(found.lost_confirmed))  # fmt: skip
                 if calcom is not None:
                     remote = await check_calcom(
@@ -167,8 +169,8 @@ def loadtest(
         raise typer.Exit(1)
 
 
-FINDINGS = ("double_bookings", "pending_left", "mismatched_calls", "lost_confirmed", "orphans",
-            "missing_at_calcom", "calcom_double_bookings")  # fmt: skip
+FINDINGS = ("double_bookings", "pending_left", "mismatched_calls", "wrong_time_calls", "lost_confirmed",
+            "orphans", "missing_at_calcom", "calcom_double_bookings")  # fmt: skip
 """What `--check` may find; any of them ends the command with exit 1."""
 SETTLE_SECONDS = 2.0
 
@@ -261,6 +263,7 @@ def show(report: dict[str, Any]) -> None:
         console.print(
             f"Datenbank: Doppelbuchungen {report['double_bookings']}, pending {report['pending_left']}, "
             f"Anrufe mit falschem Stand {report['mismatched_calls']}, "
+            f"Termin zu anderer Zeit als gehört {report['wrong_time_calls']}, "
             f"verlorene Zusagen {report['lost_confirmed']}"
         )
     if "orphans" in report:

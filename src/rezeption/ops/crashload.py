@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from rezeption.ops.loadtest import LoadResult, LoadTest
+from rezeption.ops.loadtest import CallResult, LoadResult, LoadTest
 
 __all__ = ["CrashRun", "ServerProcess", "kill_during_load"]
 
@@ -115,9 +115,21 @@ class CrashRun:
             expected.update(result.expected_active())
         return expected
 
+    def expected_starts(self) -> dict[str, str]:
+        """When every call of every round expected to hold one starts (`LoadResult.expected_starts`)."""
+        starts: dict[str, str] = {}
+        for _, result in self.rounds:
+            starts.update(result.expected_starts())
+        return starts
+
+    @property
+    def all_calls(self) -> list[CallResult]:
+        """Every call of every round, the earlier calls included (a kill lands in either)."""
+        return [call for _, result in self.rounds for call in result.all_calls]
+
     @property
     def calls(self) -> int:
-        return sum(len(result.calls) for _, result in self.rounds)
+        return len(self.all_calls)
 
 
 async def kill_during_load(

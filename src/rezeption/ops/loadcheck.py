@@ -2,8 +2,9 @@
 nor from what the callers heard: double bookings (two active appointments of one stylist whose
 blocks overlap), pending rows left behind, and for every call how many active appointments were made
 in it against what its caller heard (one after "gebucht" or a move, none after a cancellation; zero
-or one when a write's answer never came), and which calls heard "gebucht" but hold no confirmed
-appointment (`lost_confirmed`).
+or one when a write's answer never came), whether that one starts when its caller heard
+(`wrong_time`), and which calls heard "gebucht" but hold no confirmed appointment
+(`lost_confirmed`).
 
 For a salon on Cal.com the emulator's side is read too (`check_calcom`, from its admin API
 `/_emulator/state` and request log): orphans (bookings live there with our token and no confirmed
@@ -22,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy import and_, func, select
@@ -31,7 +33,7 @@ from rezeption.booking.ports import CalendarDirectory, Clock, UnitOfWork
 from rezeption.booking.reconcile import Reconciler, ReconcileReport
 from rezeption.booking.saga import PENDING_DEADLINE
 from rezeption.store.db import Database
-from rezeption.store.tables import AppointmentRow
+from rezeption.store.tables import AppointmentRow, TenantRow
 
 ACTIVE = ("pending", "confirmed")
 LIVE_AT_CALCOM = ("accepted", "pending")
@@ -48,16 +50,26 @@ class Check:
     appointments: int
     lost_confirmed: list[str] = field(default_factory=list)  # heard "gebucht", hold no confirmed one
     uncertain_calls: int = 0  # calls where a write went unanswered (0 or 1 allowed)
+    wrong_time: list[str] = field(default_factory=list)  # the one appointment is not when the caller heard
 
 
 def _allowed(expected: int | None) -> tuple[int, ...]:
     return (0, 1) if expected is None else (expected,)
 
 
-async def check(database: Database, expected: Mapping[str, int | None], *, call_prefix: str = "") -> Check:
+async def check(
+    database: Database,
+    expected: Mapping[str, int | None],
+    *,
+    call_prefix: str = "",
+    starts: Mapping[str, str] | None = None,
+) -> Check:
     """Count doubles and pending rows (of calls starting with `call_prefix`), and which calls do not
     hold the active appointments `expected` says their callers were told of (call id -> 0 or 1, or
-    None: 0 or 1, the answer never came)."""
+    None: 0 or 1, the answer never came), and, of the calls in `starts` (call id -> the salon's
+    local time their caller heard, "2026-12-08T10:30") told they hold one and holding exactly one,
+    which one starts at another time (`wrong_time`: a move of someone else's appointment keeps
+    every count right)."""
     a, b = aliased(AppointmentRow), aliased(AppointmentRow)
     overlap = (
         select(func.count())
@@ -88,6 +100,13 @@ async def check(database: Database, expected: Mapping[str, int | None], *, call_
             )
         ).all()
         total = int(await session.scalar(select(func.count()).select_from(AppointmentRow)) or 0)
+        begins = (
+            await session.execute(
+                select(AppointmentRow.call_id, AppointmentRow.starts_at, TenantRow.timezone)
+                .join(TenantRow, TenantRow.id == AppointmentRow.tenant_id)
+                .where(ours, AppointmentRow.status.in_(ACTIVE))
+            )
+        ).all()
     made: dict[str | None, int] = {}
     confirmed: dict[str | None, int] = {}
     for call_id, status, count in rows:
@@ -98,7 +117,11 @@ async def check(database: Database, expected: Mapping[str, int | None], *, call_
     mismatched += sorted(c for c in made if c is not None and c not in expected)
     lost = sorted(c for c, n in expected.items() if n == 1 and confirmed.get(c, 0) != 1)
     uncertain = sum(1 for n in expected.values() if n is None)
-    return Check(doubles, pending, mismatched, total, lost, uncertain)
+    local = {c: f"{at.astimezone(ZoneInfo(zone)):%Y-%m-%dT%H:%M}" for c, at, zone in begins}
+    wrong = sorted(
+        c for c, at in (starts or {}).items() if expected.get(c) == made.get(c) == 1 and local.get(c) != at
+    )
+    return Check(doubles, pending, mismatched, total, lost, uncertain, wrong)
 
 
 @dataclass(frozen=True)

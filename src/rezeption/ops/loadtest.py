@@ -167,6 +167,8 @@ class CallResult:
     http_errors: list[str] = field(default_factory=list)  # "function: status or transport error"
     ring_ms: float | None = None  # from call_inbound's first delivery to its answer (None: never)
     earlier_call: str | None = None  # the call that booked what this one changes (cancel, reschedule)
+    heard_at: str | None = None  # "2026-12-08T10:30", salon time: what the caller heard booked or moved to
+    move_unanswered: bool = False  # a move's answer never came: the appointment's time is unknown
 
 
 @dataclass
@@ -225,9 +227,22 @@ class LoadResult:
                 expected[call.call_id] = _told(call)
                 continue
             expected[call.call_id] = 0
-            if expected.get(call.earlier_call) == 1:
-                expected[call.earlier_call] = None if call.uncertain else int(not call.cancelled)
+            if call.cancelled or call.moved:  # heard "storniert" / "verlegt": whatever the booking heard
+                expected[call.earlier_call] = 0 if call.cancelled else 1
+            elif call.uncertain and expected.get(call.earlier_call) == 1:
+                expected[call.earlier_call] = None
         return expected
+
+    def expected_starts(self) -> dict[str, str]:
+        """Per call expected to hold one appointment (`expected_active`), when it starts in salon
+        time ("2026-12-08T10:30"): what its caller heard booked, or what the caller who moved it
+        later heard; left out when a move's answer never came (the old time or the new)."""
+        expected = self.expected_active()
+        heard = {c.call_id: c.heard_at for c in self.earlier + self.calls if c.earlier_call is None}
+        for call in self.calls:
+            if call.earlier_call is not None and (call.moved or call.move_unanswered):
+                heard[call.earlier_call] = None if call.move_unanswered else call.heard_at
+        return {c: at for c, at in heard.items() if at is not None and expected.get(c) == 1}
 
     def changes(self) -> dict[str, int]:
         """Of the run's calls that change what an earlier call booked: how many cancelled, moved."""
@@ -237,6 +252,11 @@ class LoadResult:
             "moved": sum(c.moved for c in changing),
             "of": len(changing),
         }
+
+    @property
+    def all_calls(self) -> list[CallResult]:
+        """The earlier calls and the run's (a crash run's kills land in either)."""
+        return self.earlier + self.calls
 
     def earlier_figures(self) -> dict[str, int]:
         """The earlier calls (the run's preparation): how many, booked, our failures heard."""
@@ -270,6 +290,10 @@ class LoadResult:
             if c.booking_attempts and (c.booked or set(c.failures) - CALENDAR_FAILURES)
         ]  # fmt: skip
         return sum(c.booked for c in tried) / len(tried) if tried else 1.0
+
+
+def _heard_at(reply: dict[str, Any]) -> str | None:
+    return f"{reply['datum']}T{reply['uhrzeit']}" if reply.get("datum") and reply.get("uhrzeit") else None
 
 
 def _told(call: CallResult) -> int | None:
@@ -387,7 +411,11 @@ class LoadTest:
                 for n, draw in enumerate(self.draws)
                 if draw["kind"] in CHANGES
             ]
-            self._earlier = await self._phase(todo, notify=False)
+            try:
+                self._earlier = await self._phase(todo, notify=False)
+            except BaseException:  # the deadline, or cancelled: `run` will not follow to close them
+                await self._close()
+                raise
         return self._earlier
 
     async def run(self) -> LoadResult:
@@ -407,9 +435,12 @@ class LoadTest:
             with LagWatch() as lag:
                 results = await self._phase(todo, notify=True)
         finally:
-            for client in self.clients:
-                await client.aclose()
+            await self._close()
         return LoadResult(results, time.monotonic() - started, lag.samples, earlier)
+
+    async def _close(self) -> None:
+        for client in self.clients:
+            await client.aclose()
 
     async def _phase(
         self, todo: list[tuple[str, dict[str, Any], str | None]], *, notify: bool
@@ -469,6 +500,8 @@ class LoadTest:
         self, result: CallResult, draw: dict[str, Any], name: str, args: dict[str, Any]
     ) -> dict[str, Any]:
         body = {"name": name, "call": self._envelope(result.call_id, draw), "args": args}
+        # a cancel without a reference only reads the appointment back: unanswered, it changed nothing
+        writes = name in UNCERTAIN_WHEN_UNANSWERED and (name != "cancel_appointment" or "referenz" in args)
         started = time.perf_counter()
         try:
             # Retell's wait is for the whole reply; httpx's timeout is per phase (connect, pool, read)
@@ -478,7 +511,7 @@ class LoadTest:
             )
         except TimeoutError:
             result.failures.append("timeout")
-            result.uncertain |= name in UNCERTAIN_WHEN_UNANSWERED
+            result.uncertain |= writes
             return {"ok": False, "reason": "timeout"}
         except httpx.ConnectError as error:  # nothing reached the server (it is down): nothing happened
             result.failures.append("http_error")
@@ -486,18 +519,18 @@ class LoadTest:
             return {"ok": False, "reason": "http_error"}
         except httpx.TimeoutException:
             result.failures.append("timeout")
-            result.uncertain |= name in UNCERTAIN_WHEN_UNANSWERED
+            result.uncertain |= writes
             return {"ok": False, "reason": "timeout"}
         except httpx.HTTPError as error:
             result.failures.append("http_error")
             result.http_errors.append(f"{name}: {type(error).__name__}")
-            result.uncertain |= name in UNCERTAIN_WHEN_UNANSWERED
+            result.uncertain |= writes
             return {"ok": False, "reason": "http_error"}
         result.latencies.append((name, (time.perf_counter() - started) * 1000, started - self._began))
         if response.status_code != 200:
             result.failures.append("http_error")
             result.http_errors.append(f"{name}: {response.status_code}")
-            result.uncertain |= name in UNCERTAIN_WHEN_UNANSWERED and response.status_code >= 500
+            result.uncertain |= writes and response.status_code >= 500
             return {"ok": False, "reason": "http_error"}
         reply: dict[str, Any] = response.json()
         if not reply.get("ok"):
@@ -548,7 +581,7 @@ class LoadTest:
             result.booking_attempts += 1
             booked = await self._function(result, draw, "book_appointment", {**ask, "name": draw["name"]})
             if booked.get("gebucht") or booked.get("angefragt"):
-                result.booked = True
+                result.booked, result.heard_at = True, _heard_at(booked)
                 return
             offered = booked.get("alternativen") or []
             if not offered:
@@ -573,6 +606,10 @@ class LoadTest:
             if done.get("ok"):
                 result.cancelled = name == "cancel_appointment"
                 result.moved = name == "reschedule_appointment"
+                result.heard_at = _heard_at(done) if result.moved else None
+                return
+            if done.get("reason") in ("timeout", "http_error"):
+                result.move_unanswered = name == "reschedule_appointment"
                 return
             offered = done.get("alternativen") or []
             if name == "cancel_appointment" or not offered:

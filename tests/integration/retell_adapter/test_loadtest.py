@@ -38,9 +38,11 @@ async def test_a_short_load_books_what_callers_heard_and_nothing_twice(
     ]
     assert all(not c.failures for c in result.calls), [c.failures for c in result.calls if c.failures]
     assert result.success_rate == 1.0
-    found = await check(database, result.expected_active(), call_prefix=f"load-{test.run_id}-")
+    starts = result.expected_starts()
+    found = await check(database, result.expected_active(), call_prefix=f"load-{test.run_id}-", starts=starts)
     assert found.double_bookings == 0 and found.pending_left == 0
     assert found.mismatched_calls == [], found.mismatched_calls
+    assert found.wrong_time == [] and len(starts) >= 12, (found.wrong_time, starts)
     assert result.latency_percentiles()["book_appointment"]["count"] >= 12
 
     # a quarter of the calls change what an earlier call of theirs booked, found by number and name

@@ -61,7 +61,7 @@ async def test_three_kills_mid_saga_leave_no_orphan_and_lose_no_confirmed_bookin
         server.stop()
     emulator.clear_faults()  # the reconciler lists every event type's bookings: ~1 s each otherwise
 
-    calls = [c for _, result in run.rounds for c in result.calls]
+    calls = run.all_calls
     clock = FixedClock(caller_clock.now())
     calendars = CalendarDirectory(SqlUnitOfWork(pg), clock=clock)
     try:
@@ -69,7 +69,7 @@ async def test_three_kills_mid_saga_leave_no_orphan_and_lose_no_confirmed_bookin
     finally:
         await calendars.aclose()
     expected = run.expected_active()
-    found = await check(pg, expected, call_prefix="load-")
+    found = await check(pg, expected, call_prefix="load-", starts=run.expected_starts())
     remote = await check_calcom(pg, emulator.url, expected, call_prefix="load-", calls=len(calls))
 
     assert run.kills == 3
@@ -78,5 +78,5 @@ async def test_three_kills_mid_saga_leave_no_orphan_and_lose_no_confirmed_bookin
     assert remote.orphans == [] and remote.missing_at_calcom == []
     assert found.pending_left == 0
     assert found.lost_confirmed == [] and remote.lost_confirmed == []
-    assert found.mismatched_calls == []
+    assert found.mismatched_calls == [] and found.wrong_time == []
     assert remote.rate_limited == 0

@@ -1,11 +1,13 @@
 """The load checker finds what it is there to find (a checker that always says "nothing" would pass
 every load test): an orphan at Cal.com, a booking confirmed here but gone there, a double booking
 made directly in Cal.com, a caller told "gebucht" who holds nothing, a call holding an appointment
-its caller was told nothing of, and two where an unanswered write allows at most one."""
+its caller was told nothing of, two where an unanswered write allows at most one, and an appointment
+at another time than its caller heard (as a move of someone else's appointment would leave it)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -16,6 +18,7 @@ from rezeption.ops.loadcheck import check, check_calcom, emulator_requests_seen
 from .conftest import TUESDAY_10, World
 
 pytestmark = pytest.mark.postgres
+BERLIN = ZoneInfo("Europe/Berlin")
 NAMES = ["Eva Muster", "Hans Schuster", "Lena Vogel", "Paul Koch", "Mia Wolf", "Ida Klein", "Uwe Lange"]
 
 
@@ -59,13 +62,19 @@ async def test_the_checker_counts_orphans_missing_doubles_and_lost_confirmations
     world.emulator.walk_in(102, TUESDAY_10 + timedelta(days=10, minutes=15))
 
     expected = {"load-t-1": 1, "load-t-2": 1, "load-t-3": 0, "load-t-4": None, "load-t-5": 1}
-    found = await check(world.db, expected, call_prefix="load-t-")
+    heard = {  # what the callers heard, salon time: load-t-2's is right, load-t-1 heard an hour later
+        "load-t-1": f"{(TUESDAY_10 + timedelta(hours=1)).astimezone(BERLIN):%Y-%m-%dT%H:%M}",
+        "load-t-2": f"{(TUESDAY_10 + timedelta(hours=1)).astimezone(BERLIN):%Y-%m-%dT%H:%M}",
+        "load-t-3": "2000-01-01T10:00",  # told it holds none: mismatched, its time not checked
+    }
+    found = await check(world.db, expected, call_prefix="load-t-", starts=heard)
     remote = await check_calcom(world.db, world.emulator.url, expected, call_prefix="load-t-",
                                 calls=5, requests_from=began, requests_until=ended)  # fmt: skip
 
     assert found.double_bookings == 0 and found.pending_left == 0
     assert found.mismatched_calls == ["load-t-3", "load-t-4", "load-t-5"]
     assert found.lost_confirmed == ["load-t-5"]
+    assert found.wrong_time == ["load-t-1"]
     assert found.uncertain_calls == 1
     assert remote.orphans == [orphan["uid"]]
     assert len(remote.missing_at_calcom) == 1

@@ -85,7 +85,7 @@ async def test_a_short_load_through_faulty_calcom_leaves_nothing_behind(
         await calendars.aclose()
     expected = result.expected_active()
     prefix = f"load-{test.run_id}-"
-    found = await check(pg, expected, call_prefix=prefix)
+    found = await check(pg, expected, call_prefix=prefix, starts=result.expected_starts())
     remote = await check_calcom(pg, emulator.url, expected, call_prefix=prefix, calls=16,
                                 requests_from=began, requests_until=ended)  # fmt: skip
 
@@ -96,6 +96,7 @@ async def test_a_short_load_through_faulty_calcom_leaves_nothing_behind(
     assert remote.orphans == [] and remote.missing_at_calcom == []
     assert found.pending_left == 0
     assert found.mismatched_calls == [], (found.mismatched_calls, outcomes)
+    assert found.wrong_time == [], found.wrong_time
     assert found.lost_confirmed == [] and remote.lost_confirmed == []
     assert remote.requests_by_kind.get("create", 0) >= sum(c.booked for c in result.calls)
     # the run's calls only: cancel and reschedule callers change what an earlier call booked, so
