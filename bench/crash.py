@@ -108,6 +108,7 @@ async def crash(running: Stack) -> dict[str, Any]:
         "mismatched_calls": len(found.mismatched_calls),
         "wrong_time_calls": len(found.wrong_time),
         "missing_at_calcom": len(remote.missing_at_calcom) if remote else 0,
+        "calcom_time_differs": len(remote.time_differs) if remote else 0,
         "calls": len(calls),
         "load_rounds": len(run.rounds),
         "heard_booked": sum(c.booked for c in calls),

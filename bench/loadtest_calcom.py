@@ -22,7 +22,8 @@ bench/results/loadtest-calcom.json:
   only failures Cal.com caused (5xx on every try, unreachable, its rate limit: it could not serve
   them); success_rate_all counts those as failures too;
 - double_bookings (ours and at Cal.com), orphans (live at Cal.com with our token, no confirmed
-  appointment here, after reconcile), missing_at_calcom, pending_left, mismatched_calls,
+  appointment here, after reconcile), missing_at_calcom, calcom_time_differs (live there at another
+  time than here), pending_left, mismatched_calls,
   wrong_time_calls (the one appointment starts at another time than its caller heard), lost_confirmed
   (heard "gebucht", not exactly one confirmed appointment on both sides);
 - p99_ms (worst function), check_availability_p95_ms, calcom_requests_per_call (Cal.com requests

@@ -170,7 +170,7 @@ def loadtest(
 
 
 FINDINGS = ("double_bookings", "pending_left", "mismatched_calls", "wrong_time_calls", "lost_confirmed",
-            "orphans", "missing_at_calcom", "calcom_double_bookings")  # fmt: skip
+            "orphans", "missing_at_calcom", "calcom_time_differs", "calcom_double_bookings")  # fmt: skip
 """What `--check` may find; any of them ends the command with exit 1."""
 SETTLE_SECONDS = 2.0
 
@@ -189,6 +189,7 @@ def calcom_report(found: CalcomCheck) -> dict[str, Any]:
     return {
         "orphans": len(found.orphans),
         "missing_at_calcom": len(found.missing_at_calcom),
+        "calcom_time_differs": len(found.time_differs),
         "calcom_double_bookings": found.double_bookings,
         "calcom_requests": found.requests,
         "calcom_requests_per_call": found.requests_per_call,

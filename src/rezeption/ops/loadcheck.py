@@ -8,7 +8,8 @@ or one when a write's answer never came), whether that one starts when its calle
 
 For a salon on Cal.com the emulator's side is read too (`check_calcom`, from its admin API
 `/_emulator/state` and request log): orphans (bookings live there with our token and no confirmed
-appointment here), appointments confirmed here but not live there, double bookings there (two live
+appointment here), appointments confirmed here but not live there, or live there at another time
+(a move done on one side only), double bookings there (two live
 bookings of one host overlapping), and how many Cal.com requests the run sent per phone call (the
 target's measure: at most one on average) and per call that booked (the requests a booking
 really costs, its cancel or move, slot reads and the reconciler's share included). Run
@@ -140,6 +141,7 @@ class CalcomCheck:
     requests_by_kind: dict[str, int]
     faults_fired: dict[str, int]  # injected faults by mode (the emulator's own counters)
     reads: dict[str, int] = field(default_factory=dict)  # "list" (GET /v2/bookings), "by_uid"
+    time_differs: list[int] = field(default_factory=list)  # appointment ids live there at another time
 
 
 async def emulator_state(emulator: str) -> dict[str, Any]:
@@ -210,7 +212,12 @@ async def check_calcom(
         )
         run_rows = (
             await session.execute(
-                select(AppointmentRow.id, AppointmentRow.call_id, AppointmentRow.external_uid).where(
+                select(
+                    AppointmentRow.id,
+                    AppointmentRow.call_id,
+                    AppointmentRow.external_uid,
+                    AppointmentRow.starts_at,
+                ).where(
                     AppointmentRow.status == "confirmed",
                     AppointmentRow.call_id.like(f"{call_prefix}%"),
                     AppointmentRow.provider != "local",
@@ -221,6 +228,12 @@ async def check_calcom(
         b["uid"] for b in live if (b.get("metadata") or {}).get(TOKEN_KEY) and b["uid"] not in confirmed_uids
     )
     missing = sorted(row.id for row in run_rows if row.external_uid not in live_uids)
+    live_start = {b["uid"]: datetime.fromisoformat(b["start"]) for b in live}
+    differs = sorted(
+        row.id
+        for row in run_rows
+        if row.external_uid in live_start and live_start[row.external_uid] != row.starts_at
+    )
     live_by_call: dict[str, int] = {}
     for row in run_rows:
         if row.external_uid in live_uids and row.call_id is not None:
@@ -259,6 +272,7 @@ async def check_calcom(
         rate_limited=sum(1 for e in window if e.get("status") == 429),
         requests_by_kind=dict(sorted(by_kind.items())),
         faults_fired=dict(sorted(fired.items())),
+        time_differs=differs,
     )
 
 

@@ -75,7 +75,7 @@ async def test_three_kills_mid_saga_leave_no_orphan_and_lose_no_confirmed_bookin
     assert run.kills == 3
     assert sum(c.booked for c in calls) >= 2, [(c.refusals, c.failures) for c in calls]
     assert found.double_bookings == 0 and remote.double_bookings == 0
-    assert remote.orphans == [] and remote.missing_at_calcom == []
+    assert remote.orphans == [] and remote.missing_at_calcom == [] and remote.time_differs == []
     assert found.pending_left == 0
     assert found.lost_confirmed == [] and remote.lost_confirmed == []
     assert found.mismatched_calls == [] and found.wrong_time == []

@@ -2,7 +2,8 @@
 every load test): an orphan at Cal.com, a booking confirmed here but gone there, a double booking
 made directly in Cal.com, a caller told "gebucht" who holds nothing, a call holding an appointment
 its caller was told nothing of, two where an unanswered write allows at most one, and an appointment
-at another time than its caller heard (as a move of someone else's appointment would leave it)."""
+at another time than its caller heard (as a move of someone else's appointment would leave it), and
+one moved here but not at Cal.com."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from rezeption.booking.bookings import BookingRequest
 from rezeption.ops.loadcheck import check, check_calcom, emulator_requests_seen
+from rezeption.store.tables import AppointmentRow
 
 from .conftest import TUESDAY_10, World
 
@@ -58,6 +61,15 @@ async def test_the_checker_counts_orphans_missing_doubles_and_lost_confirmations
         json={"eventTypeId": 101, "start": (TUESDAY_10 + timedelta(days=3)).isoformat(),
               "metadata": {"rezeption_token": "rz-999-0123456789"}},
     ).json()  # fmt: skip
+    async with world.db.write() as session:  # load-t-4's second one moved here only, not at Cal.com
+        row = await session.scalar(
+            select(AppointmentRow).where(AppointmentRow.starts_at == TUESDAY_10 + timedelta(hours=5))
+        )
+        assert row is not None and row.call_id == "load-t-4"
+        later = timedelta(minutes=30)
+        row.starts_at, row.ends_at = row.starts_at + later, row.ends_at + later
+        row.block_starts_at, row.block_ends_at = row.block_starts_at + later, row.block_ends_at + later
+        await session.commit()
     world.emulator.walk_in(102, TUESDAY_10 + timedelta(days=10))  # Ben, twice at once: a double there
     world.emulator.walk_in(102, TUESDAY_10 + timedelta(days=10, minutes=15))
 
@@ -78,6 +90,7 @@ async def test_the_checker_counts_orphans_missing_doubles_and_lost_confirmations
     assert found.uncertain_calls == 1
     assert remote.orphans == [orphan["uid"]]
     assert len(remote.missing_at_calcom) == 1
+    assert len(remote.time_differs) == 1 and remote.time_differs[0] not in remote.missing_at_calcom
     assert remote.double_bookings == 1
     assert remote.lost_confirmed == ["load-t-2", "load-t-5"]
     assert kept not in remote.orphans

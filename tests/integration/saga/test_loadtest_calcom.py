@@ -93,7 +93,7 @@ async def test_a_short_load_through_faulty_calcom_leaves_nothing_behind(
     assert len(result.calls) == 16
     assert sum(c.booked for c in result.calls) >= 6, outcomes
     assert found.double_bookings == 0 and remote.double_bookings == 0
-    assert remote.orphans == [] and remote.missing_at_calcom == []
+    assert remote.orphans == [] and remote.missing_at_calcom == [] and remote.time_differs == []
     assert found.pending_left == 0
     assert found.mismatched_calls == [], (found.mismatched_calls, outcomes)
     assert found.wrong_time == [], found.wrong_time
