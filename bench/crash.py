@@ -15,7 +15,9 @@ pending deadline; then the separate checker (ops.loadcheck) reads our database a
 Writes bench/results/crash.json, per calendar and as totals: kills, orphans (live at Cal.com with
 our token, no confirmed appointment here), lost_confirmed (heard "gebucht", not exactly one
 confirmed appointment on both sides), pending_left, double_bookings (ours and at Cal.com),
-mismatched_calls, and more detail. BENCH=full: 60 kills per calendar and more calls at once.
+mismatched_calls, wrong_time_calls, missing_at_calcom (confirmed here, not live there: each one's
+history in "problems"), calcom_time_differs, and more detail. BENCH=full: 60 kills per calendar and
+more calls at once; BENCH_CALENDARS=calcom runs one calendar, BENCH_OUT writes elsewhere.
 
 Run: .venv/bin/python bench/crash.py
 """
@@ -39,10 +41,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _pg import throwaway_database  # noqa: E402
 from _stack import KEY, Stack, stack  # noqa: E402
 from rezeption.ops.crashload import kill_during_load  # noqa: E402
-from rezeption.ops.loadcheck import check, check_calcom, reconcile_after_run  # noqa: E402
+from rezeption.ops.loadcheck import check, check_calcom, emulator_state, reconcile_after_run  # noqa: E402
 from rezeption.ops.loadtest import CALCOM_FAULT_PROFILES, LoadTest, Plan, Scenarios  # noqa: E402
 from rezeption.store import migrate  # noqa: E402
-from rezeption.store.tables import OutboxJobRow  # noqa: E402
+from rezeption.store.tables import AppointmentEventRow, AppointmentRow, OutboxJobRow  # noqa: E402
 
 FULL = os.environ.get("BENCH") == "full"
 KILLS = int(os.environ.get("BENCH_KILLS", 60 if FULL else 20))
@@ -52,7 +54,7 @@ CALLS_PER_ROUND = {"local": 60, "calcom": 40}  # short rounds: the last one ends
 CONCURRENCY = {"local": 30 if FULL else 15, "calcom": 8 if FULL else 6}  # Cal.com: under 120 requests/min
 THINK = {"local": 0.5, "calcom": 1.0}
 PROFILE = "slow"
-OUT = ROOT / "bench" / "results" / "crash.json"
+OUT = Path(os.environ.get("BENCH_OUT", ROOT / "bench" / "results" / "crash.json"))
 
 
 async def crash(running: Stack) -> dict[str, Any]:
@@ -93,10 +95,12 @@ async def crash(running: Stack) -> dict[str, Any]:
                 or 0
             )
         remote = None
+        traced: list[dict[str, Any]] = []
         if running.emulator is not None:
             remote = await check_calcom(
                 services.database, running.emulator, expected, call_prefix="load-", calls=len(calls)
             )
+            traced = await _histories(services.database, running.emulator, remote.missing_at_calcom)
     lost = set(found.lost_confirmed) | set(remote.lost_confirmed if remote else ())
     return {
         "calendar": calendar,
@@ -142,8 +146,49 @@ async def crash(running: Stack) -> dict[str, Any]:
             "lost_confirmed_calls": sorted(lost)[:10],
             "mismatched_calls": found.mismatched_calls[:10],
             "orphan_uids": remote.orphans[:10] if remote else [],
+            # appointments confirmed here but not live at Cal.com: each one's steps here and its
+            # booking there (ids, statuses and event kinds; no names or numbers)
+            "missing_at_calcom": traced,
         },
     }
+
+
+async def _histories(database: Any, emulator: str, ids: list[int]) -> list[dict[str, Any]]:
+    """What happened to each appointment in `ids`, here and at the emulator, for the report."""
+    if not ids:
+        return []
+    state = await emulator_state(emulator)
+    there = {b["uid"]: b for b in state["bookings"]}
+    kept = ("uid", "to", "from", "reconciled", "source")
+    out = []
+    async with database.read() as session:
+        rows = await session.scalars(select(AppointmentRow).where(AppointmentRow.id.in_(ids)))
+        for appointment in rows.all():
+            events = await session.scalars(
+                select(AppointmentEventRow)
+                .where(AppointmentEventRow.appointment_id == appointment.id)
+                .order_by(AppointmentEventRow.id)
+            )
+            booking = there.get(appointment.external_uid or "", {})
+            steps = [
+                {"kind": e.kind, "point": e.recovery_point, "at": e.at.isoformat(),
+                 "data": {k: v for k, v in e.data.items() if k in kept}}
+                for e in events.all()
+            ]  # fmt: skip
+            out.append(
+                {
+                    "id": appointment.id,
+                    "status": appointment.status,
+                    "uid": appointment.external_uid,
+                    "call": appointment.call_id,
+                    "rescheduled_from": appointment.rescheduled_from_id,
+                    "events": steps,
+                    "at_calcom": {
+                        k: booking.get(k) for k in ("status", "rescheduledToUid", "rescheduledFromUid")
+                    },
+                }
+            )
+    return out
 
 
 def _reasons(calls: list[Any]) -> dict[str, int]:
@@ -161,7 +206,7 @@ async def one(url: str, calendar: str) -> dict[str, Any]:
 
 def main() -> None:
     calendars: dict[str, Any] = {}
-    for calendar in ("local", "calcom"):
+    for calendar in os.environ.get("BENCH_CALENDARS", "local,calcom").split(","):
         with throwaway_database(f"rezeption_bench_crash_{calendar}") as url:
             migrate.upgrade(url)
             calendars[calendar] = asyncio.run(one(url, calendar))
@@ -175,6 +220,9 @@ def main() -> None:
             "pending_left",
             "double_bookings",
             "mismatched_calls",
+            "wrong_time_calls",
+            "missing_at_calcom",
+            "calcom_time_differs",
         )
     }
     report = {
