@@ -94,6 +94,10 @@ class Calls:
         """Apply a call event (call_started, call_ended, call_analyzed) once."""
         await self.store.record_event(call_id, **event)
 
+    async def end_erased(self, call_id: str, *, ended_at: datetime) -> bool:
+        """End a call someone was erased from (its events write nothing else), unless it ended."""
+        return await self.store.end_call(call_id, ended_at=ended_at)
+
     async def add_traces(self, traces: Sequence[Trace]) -> None:
         """Store function-call traces."""
         await self.store.add_traces(traces)

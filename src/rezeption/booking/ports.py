@@ -556,6 +556,9 @@ class CallStore(Protocol):
     async def record_event(self, call_id: str, **event: Any) -> None:
         """Apply a call event (call_started, call_ended, call_analyzed) once."""
 
+    async def end_call(self, call_id: str, *, ended_at: datetime) -> bool:
+        """Mark the call ended at `ended_at`, writing nothing else, unless it already ended."""
+
     async def add_traces(self, traces: Sequence[Trace]) -> None:
         """Store a batch of function-call traces."""
 

@@ -333,8 +333,18 @@ async def _call_event(services: Services, envelope: WebhookEnvelope) -> Response
     bind_request(salon=services.flags.slug(tenant_id))
     known = await services.calls.get(call.call_id)
     if known is not None and ERASED in known.memory:
-        # someone was erased from this call (store.gdpr): a late event writes nothing, quietly
-        # (its number is gone, so it would not agree, and Retell would deliver it three times more)
+        # someone was erased from this call (store.gdpr): a late event brings nothing back, quietly
+        # (its number is gone, so it would not agree, and Retell would deliver it three times more);
+        # call_ended still ends it, from the call's own salon, lest it stay "ongoing" for ever
+        if envelope.event == "call_ended" and await services.calls.agrees(
+            known,
+            agent_id=call.agent_id,
+            to_number=normalize_phone(call.to_number),
+            from_number=None,
+            check_caller=False,
+        ):
+            ended_at = _ms(call.end_timestamp) or services.clock.now()
+            await services.calls.end_erased(call.call_id, ended_at=ended_at)
         return Response(status_code=204)
     if (
         known is not None

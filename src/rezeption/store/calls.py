@@ -287,6 +287,19 @@ async def record_event(
         return True
 
 
+async def end_call(database: Database, retell_call_id: str, *, ended_at: datetime) -> bool:
+    """Mark a call ended at `ended_at` unless it already is (its end is not moved), writing nothing
+    else: for a call someone was erased from, whose later events bring nothing back. False when
+    there is no such call or it had ended."""
+    statement = (
+        update(CALLS)
+        .where(CALLS.c.retell_call_id == retell_call_id, CALLS.c.ended_at.is_(None))
+        .values(ended_at=ended_at, status="ended")
+    )
+    async with database.statement(writes=True) as conn:
+        return bool((await conn.execute(statement)).rowcount)
+
+
 def _status_after(
     started_at: datetime | None, ended_at: datetime | None, *, ended_before: datetime | None
 ) -> str | None:
@@ -405,6 +418,10 @@ class SqlCallStore:
     async def record_event(self, call_id: str, **event: Any) -> None:
         """Apply one call event once."""
         await record_event(self.database, call_id, **event)
+
+    async def end_call(self, call_id: str, *, ended_at: datetime) -> bool:
+        """Mark the call ended, writing nothing else, unless it already ended."""
+        return await end_call(self.database, call_id, ended_at=ended_at)
 
     async def add_traces(self, traces: Sequence[Trace]) -> None:
         """Store a batch of traces in one statement."""

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 from sqlalchemy import select
+from tests.integration.lookup.world import import_second_salon
 from tests.integration.retell_adapter.conftest import (
     AGENT,
     CALLER,
@@ -134,7 +135,9 @@ async def test_a_call_event_after_the_callers_erasure_is_taken_quietly_and_write
 ) -> None:
     """Retell sends call_analyzed after call_ended, and a webhook again when it got no 2xx: after
     the erasure such an event gets 204 (not a 403 that Retell delivers three times more, as the
-    erased call's number no longer agrees) and brings nothing back."""
+    erased call's number no longer agrees) and brings nothing back. call_ended still ends the call
+    (at its end, once: a redelivery does not move it), or it would count as ongoing for ever; from
+    another salon's agent it ends nothing."""
     booked = await retell.function(
         "book_appointment",
         {"name": "Peter Schuster", "dienstleistung": "Bartpflege", "datum": "Donnerstag", "uhrzeit": "12:00"},
@@ -144,11 +147,24 @@ async def test_a_call_event_after_the_callers_erasure_is_taken_quietly_and_write
     call = {"call_id": "call_gone", "agent_id": AGENT, "from_number": CALLER, "to_number": SALON_NUMBER}
     assert (await retell.post("/retell/webhook", {"event": "call_started", "call": call})).status_code == 204
     await erase_customer(database, CALLER, now=clock.now(), tenant_slug="friseur1")
-    ended = {**call, "transcript": "Anrufer: Peter Schuster hier.", "call_analysis": {"summary": "Peter"}}
-    for event in ("call_ended", "call_analyzed"):
-        answer = await retell.post("/retell/webhook", {"event": event, "call": ended})
+    await import_second_salon(database, clock.now())  # its agent is "agent_friseur2"
+    end = int(clock.now().timestamp() * 1000) + 90_000
+    ended = {**call, "transcript": "Anrufer: Peter Schuster hier.", "call_analysis": {"summary": "Peter"},
+             "end_timestamp": end}  # fmt: skip
+    elsewhere = {**ended, "agent_id": "agent_friseur2", "to_number": None, "end_timestamp": end - 60_000}
+    answer = await retell.post("/retell/webhook", {"event": "call_ended", "call": elsewhere})
+    assert answer.status_code == 204, answer.text
+    async with database.read() as session:
+        row = (await session.scalars(select(CallRow).where(CallRow.retell_call_id == "call_gone"))).one()
+    assert row.status != "ended" and row.ended_at is None, "another salon's agent ends nothing"
+    for event, later in (("call_ended", 0), ("call_analyzed", 0), ("call_ended", 30_000)):
+        # the second call_ended (a redelivery) says a later end: the call's end stays the first
+        delivered = {**ended, "end_timestamp": end + later}
+        answer = await retell.post("/retell/webhook", {"event": event, "call": delivered})
         assert answer.status_code == 204, answer.text
     async with database.read() as session:
         row = (await session.scalars(select(CallRow).where(CallRow.retell_call_id == "call_gone"))).one()
     assert (row.transcript, row.from_number) == (None, None)
     assert "Peter" not in json.dumps(row.memory)
+    assert row.status == "ended" and row.ended_at is not None
+    assert int(row.ended_at.timestamp() * 1000) == end
