@@ -58,6 +58,7 @@ from rezeption.domain.errors import (
     AppointmentInPast,
     AppointmentNotActive,
     AppointmentNotFound,
+    AppointmentPending,
     BookingError,
     IdempotencyConflict,
     InvalidRequest,
@@ -564,6 +565,8 @@ class Bookings:
                     )
             if not old.active:
                 raise AppointmentNotActive(old.status.value)
+            if old.status is AppointmentStatus.PENDING:  # its booking there is not settled yet
+                raise AppointmentPending()
             await _not_in_doubt(tx, service, old)
             _ensure_changeable(catalog, old, now)
             if start == old.starts_at and (staff is None or members[0].id == old.staff_id):

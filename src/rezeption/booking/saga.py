@@ -44,7 +44,7 @@ from rezeption.booking.ports import (
     UnitOfWork,
     booking_token,
 )
-from rezeption.domain.errors import BookingError, SlotTaken
+from rezeption.domain.errors import AppointmentNotActive, BookingError, SlotTaken
 from rezeption.domain.model import Appointment, AppointmentStatus, Catalog, Interval, Slot
 from rezeption.domain.schedule import block_of
 from rezeption.ops.metrics import COMPENSATIONS, SAGA_STEPS
@@ -117,18 +117,20 @@ class Saga:
                 current = await tx.appointment(appointment.tenant_id, appointment.id) or appointment
                 if current.status is AppointmentStatus.CONFIRMED and current.external_uid == booking.uid:
                     return current  # a concurrent retry confirmed it first
-                confirmed = await tx.confirm_external(current, external_uid=booking.uid or "", at=now)
-                self.calendar_status = booking.status
-                await tx.add_event(
-                    confirmed,
-                    "confirmed",
-                    at=now,
-                    recovery_point="done",
-                    data={"uid": booking.uid, "calendar_status": booking.status},
-                )
-                await tx.commit()
-                SAGA_STEPS.labels("confirm", "ok").inc()
-                return confirmed
+                settled = None if current.status is AppointmentStatus.PENDING else current.status
+                if settled is None:
+                    confirmed = await tx.confirm_external(current, external_uid=booking.uid or "", at=now)
+                    self.calendar_status = booking.status
+                    await tx.add_event(
+                        confirmed,
+                        "confirmed",
+                        at=now,
+                        recovery_point="done",
+                        data={"uid": booking.uid, "calendar_status": booking.status},
+                    )
+                    await tx.commit()
+                    SAGA_STEPS.labels("confirm", "ok").inc()
+                    return confirmed
         except Exception as error:
             SAGA_STEPS.labels("confirm", "failed").inc()
             log.error(
@@ -137,6 +139,16 @@ class Saga:
             await self._compensate(appointment, booking, "confirm_failed")
             await self._fail(appointment, "calendar_unavailable", {"confirm_failed": type(error).__name__})
             raise CalendarUnavailable("confirm failed", appointment_id=appointment.id) from error
+        # Cancelled while its create ran (another call, the salon, an erasure), or failed by the
+        # reconciler past its deadline: what the calendar booked is nobody's, and confirming would
+        # bring the appointment back (its booking there then cancelled later as an orphan).
+        assert settled is not None
+        SAGA_STEPS.labels("confirm", settled.value).inc()
+        log.warning("saga: appointment %s was %s while the calendar booked it", appointment.id, settled.value)
+        await self._compensate(appointment, booking, f"{settled.value}_meanwhile")
+        if settled is AppointmentStatus.CANCELLED:
+            raise AppointmentNotActive(settled.value)
+        raise CalendarUnavailable(f"{settled.value} meanwhile", appointment_id=appointment.id)
 
     async def _compensate(self, appointment: Appointment, booking: ExternalBooking, why: str) -> None:
         """Cancel the calendar's booking; if that fails, leave a job that retries until done. The

@@ -198,6 +198,19 @@ class AppointmentNotActive(BookingError):
         super().__init__("Dieser Termin ist bereits storniert.", status=status)
 
 
+class AppointmentPending(BookingError):
+    """The appointment's booking at the external calendar is still in flight or in doubt (pending
+    here): it cannot be moved until the saga or the reconciler has settled it."""
+
+    code = "appointment_pending"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Ihr Termin wird von unserem Kalender gerade noch bestätigt, deshalb kann ich ihn im "
+            "Moment nicht verlegen. Bitte versuchen Sie es in ein paar Minuten noch einmal."
+        )
+
+
 class AppointmentInPast(BookingError):
     """The appointment already lies in the past."""
 

@@ -1,0 +1,75 @@
+"""An appointment whose booking at Cal.com is still in flight or in doubt (pending here) is changed by
+someone else: the caller of a later call who moves or cancels it, the salon, an erasure. Found by
+the crash run under load: a caller's move of such an appointment turned it into a confirmed one with
+no Cal.com booking, and the reconciler then cancelled its real Cal.com booking as an orphan (the
+salon's calendar lost it, ours kept it). A move of a pending appointment is refused with a spoken
+reason and changes nothing; a cancel is taken, and the booking the saga then gets from Cal.com is
+cancelled there instead of bringing the appointment back."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from rezeption.booking.ports import CalendarOutcomeUnknown
+from rezeption.domain.errors import AppointmentNotActive, AppointmentPending
+
+from .conftest import TUESDAY_10, World, herren
+from .test_saga_move_in_doubt import run_jobs_after_the_deadline
+
+pytestmark = pytest.mark.postgres
+
+CREATE = {"method": "POST", "path": "/v2/bookings"}
+LOST_AND_UNREADABLE = [  # Cal.com books it, the answer is lost, and the read-backs fail
+    {"mode": "lost_response", **CREATE, "count": 1},
+    {"mode": "server_error", "method": "GET", "path": "/v2/bookings*", "count": 2},
+]
+
+
+async def test_a_booking_in_doubt_is_not_moved_and_ends_consistent(world: World) -> None:
+    world.emulator.faults(*LOST_AND_UNREADABLE)
+    with pytest.raises(CalendarOutcomeUnknown):
+        await world.bookings.book(herren(world, "book-1"))
+    [pending] = await world.appointments()
+    assert (pending.status, pending.external_uid) == ("pending", None)
+    assert len(world.emulator.active()) == 1  # booked there: the answer was lost
+
+    with pytest.raises(AppointmentPending) as refused:
+        await world.bookings.reschedule(
+            tenant_id=world.tenant_id, appointment_id=pending.id,
+            start=TUESDAY_10 + timedelta(hours=2), idempotency_key="move-1",
+        )  # fmt: skip
+    assert refused.value.code == "appointment_pending" and "noch" in refused.value.message
+    [after] = await world.appointments()
+    assert (after.status, after.external_uid, after.block_starts_at, after.block_ends_at) == (
+        "pending", None, pending.block_starts_at, pending.block_ends_at,
+    )  # fmt: skip
+
+    await run_jobs_after_the_deadline(world)  # the read-back job: never told yes, so undone there
+    [settled] = await world.appointments()
+    assert settled.status == "failed"
+    assert world.emulator.active() == []
+
+
+async def test_a_booking_cancelled_while_its_create_runs_is_cancelled_at_cal_com_too(world: World) -> None:
+    world.emulator.faults({"mode": "latency", **CREATE, "count": 1, "params": {"seconds": 1.0}})
+    booking = asyncio.create_task(world.bookings.book(herren(world, "book-1")))
+    for _ in range(100):  # until its claim is written and the create is on its way
+        if await world.appointments():
+            break
+        await asyncio.sleep(0.02)
+    [pending] = await world.appointments()
+    assert pending.status == "pending"
+    cancelled = await world.bookings.cancel(
+        tenant_id=world.tenant_id, appointment_id=pending.id, idempotency_key="cancel-1"
+    )
+    assert cancelled.appointment.status.value == "cancelled"
+
+    with pytest.raises(AppointmentNotActive):
+        await booking
+    [row] = await world.appointments()
+    assert row.status == "cancelled", "the saga's confirm must not bring a cancelled appointment back"
+    assert world.emulator.active() == [], "what Cal.com booked meanwhile is cancelled there"
+    assert ("compensated", "compensated") in await world.events(row.id)
