@@ -306,32 +306,82 @@ class Saga:
         now = self.clock.now()
         async with self.uow.writing() as tx:
             current_old = await tx.appointment(old.tenant_id, old.id) or old
-            released = await tx.set_status(current_old, AppointmentStatus.CANCELLED, at=now)
-            if widened:
-                service = self.catalog.service_by_id(old.service_id)
-                moved = await insert_moved(
-                    tx, released, block_of(service, new_start), new_end, booking, now, idempotency_key
-                )
-            else:
-                current = await tx.appointment(claim.tenant_id, claim.id) or claim
-                moved = await tx.confirm_external(current, external_uid=booking.uid or "", at=now)
-            await tx.add_event(
-                moved, "confirmed", at=now, recovery_point="done", data={"uid": booking.uid, "from": old.id}
+            current = current_old if widened else await tx.appointment(claim.tenant_id, claim.id) or claim
+            overtaken = current_old.status is not AppointmentStatus.CONFIRMED or (
+                not widened and current.status is not AppointmentStatus.PENDING
             )
-            await tx.add_event(released, "rescheduled", at=now, recovery_point="done", data={"to": moved.id})
-            if not same_staff and old.external_uid:
-                await tx.enqueue_job(
-                    JOB_CANCEL,
-                    {"uid": old.external_uid, "appointment_id": old.id, "why": "rescheduled"},
+            if not overtaken:
+                released = await tx.set_status(current_old, AppointmentStatus.CANCELLED, at=now)
+                if widened:
+                    service = self.catalog.service_by_id(old.service_id)
+                    moved = await insert_moved(
+                        tx, released, block_of(service, new_start), new_end, booking, now, idempotency_key
+                    )
+                else:
+                    moved = await tx.confirm_external(current, external_uid=booking.uid or "", at=now)
+                await tx.add_event(
+                    moved,
+                    "confirmed",
                     at=now,
-                    tenant_id=old.tenant_id,
-                    dedupe_key=f"{JOB_CANCEL}:{old.external_uid}",
-                    run_after=now + INLINE_GRACE,  # cancel_at_calendar below goes first
+                    recovery_point="done",
+                    data={"uid": booking.uid, "from": old.id},
                 )
-            await tx.commit()
+                await tx.add_event(
+                    released, "rescheduled", at=now, recovery_point="done", data={"to": moved.id}
+                )
+                if not same_staff and old.external_uid:
+                    await tx.enqueue_job(
+                        JOB_CANCEL,
+                        {"uid": old.external_uid, "appointment_id": old.id, "why": "rescheduled"},
+                        at=now,
+                        tenant_id=old.tenant_id,
+                        dedupe_key=f"{JOB_CANCEL}:{old.external_uid}",
+                        run_after=now + INLINE_GRACE,  # cancel_at_calendar below goes first
+                    )
+                await tx.commit()
+        if overtaken:
+            await self._move_overtaken(old, claim, booking)
+            raise AppointmentNotActive(AppointmentStatus.CANCELLED.value)
         if not same_staff:
             await self.cancel_at_calendar(released)
         return moved
+
+    async def _move_overtaken(self, old: Appointment, claim: Appointment, booking: ExternalBooking) -> None:
+        """The appointment was cancelled here (another call, the salon, an erasure) while the calendar
+        moved it: it ends cancelled on both sides, not back at the new time. The booking the move made
+        there is cancelled, the old appointment too if only the move's claim was cancelled, and the
+        claim's hold given back."""
+        await self._compensate(claim, booking, "cancelled_meanwhile")
+        now = self.clock.now()
+        async with self.uow.writing() as tx:
+            current_old = await tx.appointment(old.tenant_id, old.id) or old
+            if current_old.status is AppointmentStatus.CONFIRMED:
+                cancelled = await tx.set_status(current_old, AppointmentStatus.CANCELLED, at=now)
+                await tx.add_event(
+                    cancelled, "cancelled", at=now, recovery_point="done", data={"source": "move_overtaken"}
+                )
+                if old.external_uid and claim.staff_id != old.staff_id:  # still booked there
+                    await tx.enqueue_job(
+                        JOB_CANCEL,
+                        {"uid": old.external_uid, "appointment_id": old.id, "why": "cancelled"},
+                        at=now,
+                        tenant_id=old.tenant_id,
+                        dedupe_key=f"{JOB_CANCEL}:{old.external_uid}",
+                    )
+            if claim.id != old.id:
+                current = await tx.appointment(claim.tenant_id, claim.id) or claim
+                if current.status is AppointmentStatus.PENDING:
+                    failed = await tx.set_status(current, AppointmentStatus.FAILED, at=now)
+                    await tx.add_event(
+                        failed,
+                        "failed",
+                        at=now,
+                        recovery_point="done",
+                        data={"reason": "cancelled_meanwhile"},
+                    )
+            await tx.commit()
+        SAGA_STEPS.labels("move", "overtaken").inc()
+        log.warning("saga: appointment %s was cancelled while the calendar moved it", old.id)
 
     async def _park_move(
         self, old: Appointment, claim: Appointment, new_start: datetime, unknown: CalendarOutcomeUnknown

@@ -58,8 +58,9 @@ TRANSIENT = frozenset(
         "server_busy",
     }
 )
-LIFTED_IN_THE_CALL = frozenset({"too_many_in_call", "too_many_appointments"})
-"""Refusals the caller's own next step can lift (a cancellation frees a place): like TRANSIENT
+LIFTED_IN_THE_CALL = frozenset({"too_many_in_call", "too_many_appointments", "appointment_pending"})
+"""Refusals the caller's own next step can lift (a cancellation frees a place) or that pass with
+time (an appointment still pending at the calendar is settled within minutes): like TRANSIENT
 they release the idempotency key, so the same request asked again after it is decided anew
 instead of replaying the old "no"."""
 

@@ -73,3 +73,32 @@ async def test_a_booking_cancelled_while_its_create_runs_is_cancelled_at_cal_com
     assert row.status == "cancelled", "the saga's confirm must not bring a cancelled appointment back"
     assert world.emulator.active() == [], "what Cal.com booked meanwhile is cancelled there"
     assert ("compensated", "compensated") in await world.events(row.id)
+
+
+async def test_an_appointment_cancelled_while_cal_com_moves_it_stays_cancelled_on_both_sides(
+    world: World,
+) -> None:
+    """Two calls of one caller (or the salon and a caller): one moves the appointment to another
+    stylist, the other cancels it while Cal.com makes the new booking. The move must not confirm
+    the new time for a caller told "storniert"."""
+    booked = await world.bookings.book(herren(world, "book-1"))
+    world.emulator.faults({"mode": "latency", **CREATE, "count": 1, "params": {"seconds": 1.0}})
+    to_ben = world.bookings.reschedule(
+        tenant_id=world.tenant_id, appointment_id=booked.appointment.id,
+        start=TUESDAY_10 + timedelta(hours=2), staff="Ben", idempotency_key="move-1",
+    )  # fmt: skip
+    move = asyncio.create_task(to_ben)
+    for _ in range(100):  # until the move's claim is written and its create is on its way
+        if len(await world.appointments()) == 2:
+            break
+        await asyncio.sleep(0.02)
+    cancelled = await world.bookings.cancel(
+        tenant_id=world.tenant_id, appointment_id=booked.appointment.id, idempotency_key="cancel-1"
+    )
+    assert cancelled.appointment.status.value == "cancelled"
+
+    with pytest.raises(AppointmentNotActive):
+        await move
+    old, claim = await world.appointments()
+    assert (old.status, claim.status) == ("cancelled", "failed"), "nothing confirmed at the new time"
+    assert world.emulator.active() == [], "the booking the move made there is cancelled too"
