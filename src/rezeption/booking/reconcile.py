@@ -52,7 +52,7 @@ from rezeption.booking.ports import (
     UnitOfWork,
     appointment_id_of_token,
 )
-from rezeption.booking.saga import PENDING_DEADLINE, insert_moved, request_callback
+from rezeption.booking.saga import PENDING_DEADLINE, fail_if_pending, insert_moved, request_callback
 from rezeption.domain.errors import technical_cause
 from rezeption.domain.model import Appointment, AppointmentStatus, Catalog, Interval
 from rezeption.domain.schedule import block_of
@@ -511,13 +511,7 @@ def _agrees(trigger: str, ours: Appointment | None) -> bool:
 
 async def _fail_if_pending(tx: BookingTx, claim: Appointment, now: datetime, reconciled: str) -> None:
     """Fail a move's claim that still waits (pending), saying what the reconciler found."""
-    current = await tx.appointment(claim.tenant_id, claim.id)
-    if current is not None and current.status is AppointmentStatus.PENDING:
-        failed = await tx.set_status(current, AppointmentStatus.FAILED, at=now)
-        await tx.add_event(
-            failed, "failed", at=now, recovery_point="done",
-            data={"reason": "calendar_unavailable", "reconciled": reconciled},
-        )  # fmt: skip
+    await fail_if_pending(tx, claim, now, {"reason": "calendar_unavailable", "reconciled": reconciled})
 
 
 def _gone(appointment: Appointment) -> ExternalBooking:

@@ -369,16 +369,7 @@ class Saga:
                         dedupe_key=f"{JOB_CANCEL}:{old.external_uid}",
                     )
             if claim.id != old.id:
-                current = await tx.appointment(claim.tenant_id, claim.id) or claim
-                if current.status is AppointmentStatus.PENDING:
-                    failed = await tx.set_status(current, AppointmentStatus.FAILED, at=now)
-                    await tx.add_event(
-                        failed,
-                        "failed",
-                        at=now,
-                        recovery_point="done",
-                        data={"reason": "cancelled_meanwhile"},
-                    )
+                await fail_if_pending(tx, claim, now, {"reason": "cancelled_meanwhile"})
             await tx.commit()
         SAGA_STEPS.labels("move", "overtaken").inc()
         log.warning("saga: appointment %s was cancelled while the calendar moved it", old.id)
@@ -407,12 +398,7 @@ class Saga:
             if claim.id == old.id:
                 await tx.set_block(current_old, Interval(old.block_starts_at, old.block_ends_at), at=now)
             else:
-                current = await tx.appointment(claim.tenant_id, claim.id) or claim
-                if current.status is AppointmentStatus.PENDING:
-                    failed = await tx.set_status(current, AppointmentStatus.FAILED, at=now)
-                    await tx.add_event(
-                        failed, "failed", at=now, recovery_point="done", data={"reason": reason}
-                    )
+                await fail_if_pending(tx, claim, now, {"reason": reason})
             await tx.add_event(
                 current_old, "reschedule_failed", at=now, recovery_point="done", data={"reason": reason}
             )
@@ -441,6 +427,14 @@ def move_resolution(old: Appointment, claim: Appointment) -> tuple[dict[str, Any
         "block": [old.block_starts_at.isoformat(), old.block_ends_at.isoformat()],
     }
     return payload, f"{JOB_RESOLVE}:move:{old.id}:{claim.id}:{claim.version}"
+
+
+async def fail_if_pending(tx: BookingTx, claim: Appointment, now: datetime, data: dict[str, Any]) -> None:
+    """Fail a move's claim that still waits (pending), its event saying why (`data`)."""
+    current = await tx.appointment(claim.tenant_id, claim.id)
+    if current is not None and current.status is AppointmentStatus.PENDING:
+        failed = await tx.set_status(current, AppointmentStatus.FAILED, at=now)
+        await tx.add_event(failed, "failed", at=now, recovery_point="done", data=data)
 
 
 async def insert_moved(
