@@ -746,11 +746,17 @@ class SqlBookingTx:
     async def confirm_external(
         self, appointment: Appointment, *, external_uid: str, at: datetime
     ) -> Appointment:
-        """Pending -> confirmed with the provider's uid, if nobody changed the row since it was read."""
+        """Pending -> confirmed with the provider's uid, if nobody changed the row since it was read
+        and it is still pending: a row cancelled or failed meanwhile is never confirmed back, whatever
+        the caller read (SlotClaimFailed)."""
         conn = await self._conn()
         result = await conn.execute(
             update(APPOINTMENTS)
-            .where(APPOINTMENTS.c.id == appointment.id, APPOINTMENTS.c.version == appointment.version)
+            .where(
+                APPOINTMENTS.c.id == appointment.id,
+                APPOINTMENTS.c.version == appointment.version,
+                APPOINTMENTS.c.status == AppointmentStatus.PENDING.value,
+            )
             .values(
                 status=AppointmentStatus.CONFIRMED.value,
                 external_uid=external_uid,

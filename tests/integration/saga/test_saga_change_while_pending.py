@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 
-from rezeption.booking.ports import CalendarOutcomeUnknown
+from rezeption.booking.ports import CalendarOutcomeUnknown, SlotClaimFailed
 from rezeption.domain.errors import AppointmentNotActive, AppointmentPending
 
 from .conftest import TUESDAY_10, World, herren
@@ -102,3 +102,20 @@ async def test_an_appointment_cancelled_while_cal_com_moves_it_stays_cancelled_o
     old, claim = await world.appointments()
     assert (old.status, claim.status) == ("cancelled", "failed"), "nothing confirmed at the new time"
     assert world.emulator.active() == [], "the booking the move made there is cancelled too"
+
+
+async def test_the_store_never_confirms_a_row_that_is_no_longer_pending(world: World) -> None:
+    """The guard under every confirm (the booking saga, the move saga, the reconciler): whatever a
+    caller read, a cancelled row is not confirmed back."""
+    world.emulator.faults(*LOST_AND_UNREADABLE)
+    with pytest.raises(CalendarOutcomeUnknown):
+        await world.bookings.book(herren(world, "book-1"))
+    [pending] = await world.appointments()
+    await world.bookings.cancel(tenant_id=world.tenant_id, appointment_id=pending.id)
+    async with world.uow.writing() as tx:
+        current = await tx.appointment(world.tenant_id, pending.id)
+        assert current is not None and current.status.value == "cancelled"
+        with pytest.raises(SlotClaimFailed):
+            await tx.confirm_external(current, external_uid="uid-late", at=world.clock.now())
+    [row] = await world.appointments()
+    assert (row.status, row.external_uid) == ("cancelled", None)
