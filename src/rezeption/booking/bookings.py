@@ -47,7 +47,9 @@ from rezeption.booking.ports import (
 )
 from rezeption.booking.saga import (
     INLINE_GRACE,
+    JOB_CALLBACK,
     JOB_CANCEL,
+    JOB_RESOLVE,
     PENDING_DEADLINE,
     Saga,
     move_resolution,
@@ -514,6 +516,13 @@ class Bookings:
                     dedupe_key=f"{JOB_CANCEL}:{cancelled.external_uid}",
                     run_after=now + INLINE_GRACE,  # the cancel below goes first
                 )
+            elif provider.external and appointment.status is AppointmentStatus.PENDING:
+                # Its create is in flight or in doubt (no uid yet): a live saga undoes what the
+                # calendar books, and this read-back does it once the deadline has passed if the
+                # saga died or parked (a job of the same key may be queued already).
+                job = {"appointment_id": cancelled.id}
+                await queue_read_back(tx, tenant_id, job, f"{JOB_RESOLVE}:{cancelled.id}", now)
+            await tx.finish_job(f"{JOB_CALLBACK}:{cancelled.id}", at=now)  # nothing left to call about
             await tx.commit()
         if (
             provider.external

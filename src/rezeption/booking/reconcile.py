@@ -258,7 +258,13 @@ class Reconciler:
         return "not_moved_there"
 
     async def _resolve(self, catalog: Catalog, calendar: ExternalCalendar, appointment: Appointment) -> str:
-        if appointment.status is not AppointmentStatus.PENDING:
+        """Settle a claim past its deadline: cancel there what its create booked, fail it here. A
+        claim cancelled here meanwhile (no uid: its create was in flight or in doubt) is only
+        cancelled there, now rather than at the next listing."""
+        cancelled_in_doubt = (
+            appointment.status is AppointmentStatus.CANCELLED and appointment.external_uid is None
+        )
+        if appointment.status is not AppointmentStatus.PENDING and not cancelled_in_doubt:
             return "unchanged"
         found = await calendar.find(catalog, appointment)
         outcome = "nothing_there"
@@ -273,6 +279,9 @@ class Reconciler:
             outcome = "cancelled_there"
         elif found is None:  # its create never landed: the time it held in the cached slots is free
             calendar.note(catalog, _gone(appointment))
+        if cancelled_in_doubt:
+            log.info("reconcile: appointment %s, cancelled in doubt: %s", appointment.id, outcome)
+            return outcome
         now = self.clock.now()
         async with self.uow.writing() as tx:
             current = await tx.appointment(appointment.tenant_id, appointment.id)

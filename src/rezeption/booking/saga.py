@@ -29,7 +29,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from rezeption.booking.ports import (
     BookingTx,
@@ -41,6 +41,7 @@ from rezeption.booking.ports import (
     ExternalCalendar,
     MoveInDoubt,
     NewAppointment,
+    SlotClaimFailed,
     UnitOfWork,
     booking_token,
 )
@@ -51,6 +52,8 @@ from rezeption.ops.metrics import COMPENSATIONS, SAGA_STEPS
 
 log = logging.getLogger(__name__)
 
+_CONFIRM_READS = 3
+"""How often the confirm reads a row that changed between its read and its update before giving up."""
 PENDING_DEADLINE = timedelta(minutes=2)
 """How long a pending claim may wait for the calendar before the reconciler resolves it."""
 INLINE_GRACE = timedelta(seconds=30)
@@ -111,14 +114,37 @@ class Saga:
                 {"mismatch": {"start": booking.start.isoformat(), "end": booking.end.isoformat()}},
             )
             raise SlotTaken(alternatives=list(await _quietly(alternatives)))
+        settled = await self._confirm(appointment, booking)
+        if settled.status is AppointmentStatus.CONFIRMED and settled.external_uid == booking.uid:
+            return settled
+        # Changed while its create ran: cancelled (another call, the salon, an erasure), failed by
+        # the reconciler past its deadline, or confirmed under an earlier create of the same token
+        # (found by a read-back). What the calendar booked this time is nobody's; confirming it would
+        # bring the appointment back, or book it twice there.
+        status = settled.status
+        SAGA_STEPS.labels("confirm", status.value).inc()
+        log.warning("saga: appointment %s was %s while the calendar booked it", appointment.id, status.value)
+        await self._compensate(appointment, booking, f"{status.value}_meanwhile")
+        if status is AppointmentStatus.CONFIRMED:
+            return settled  # the appointment stands, under the booking found first
+        if status is AppointmentStatus.CANCELLED:
+            raise AppointmentNotActive(status.value)
+        await self._callback_promised(settled)
+        raise CalendarUnavailable(f"{status.value} meanwhile", appointment_id=appointment.id)
+
+    async def _confirm(self, appointment: Appointment, booking: ExternalBooking) -> Appointment:
+        """Confirm the row with the calendar's uid if it is still pending, and return it as it is now.
+
+        A change between the read and the confirm (a cancel committing in between) is read again
+        rather than taken for a failed confirm. Any other failure is compensated, the claim failed
+        with a callback request, and the caller hears that the calendar is unavailable."""
         now = self.clock.now()
-        try:
-            async with self.uow.writing() as tx:
-                current = await tx.appointment(appointment.tenant_id, appointment.id) or appointment
-                if current.status is AppointmentStatus.CONFIRMED and current.external_uid == booking.uid:
-                    return current  # a concurrent retry confirmed it first
-                settled = None if current.status is AppointmentStatus.PENDING else current.status
-                if settled is None:
+        for _ in range(_CONFIRM_READS):
+            try:
+                async with self.uow.writing() as tx:
+                    current = await tx.appointment(appointment.tenant_id, appointment.id) or appointment
+                    if current.status is not AppointmentStatus.PENDING:
+                        return current
                     confirmed = await tx.confirm_external(current, external_uid=booking.uid or "", at=now)
                     self.calendar_status = booking.status
                     await tx.add_event(
@@ -131,24 +157,30 @@ class Saga:
                     await tx.commit()
                     SAGA_STEPS.labels("confirm", "ok").inc()
                     return confirmed
+            except SlotClaimFailed:
+                continue  # changed since it was read: read it again
+            except Exception as error:
+                await self._confirm_failed(appointment, booking, error)
+        await self._confirm_failed(appointment, booking, SlotClaimFailed("changed on every read"))
+
+    async def _confirm_failed(
+        self, appointment: Appointment, booking: ExternalBooking, error: BaseException
+    ) -> NoReturn:
+        SAGA_STEPS.labels("confirm", "failed").inc()
+        log.error("saga: local confirm failed for appointment %s: %s", appointment.id, type(error).__name__)
+        await self._compensate(appointment, booking, "confirm_failed")
+        await self._fail(appointment, "calendar_unavailable", {"confirm_failed": type(error).__name__})
+        raise CalendarUnavailable("confirm failed", appointment_id=appointment.id) from error
+
+    async def _callback_promised(self, appointment: Appointment) -> None:
+        """The caller is about to hear "Sollen wir Sie zurückrufen?": make sure the request is stored
+        (the reconciler fails an expired claim without one). Best effort, like `_fail`'s."""
+        try:
+            async with self.uow.writing() as tx:
+                await request_callback(tx, appointment, self.clock.now(), "calendar_unavailable")
+                await tx.commit()
         except Exception as error:
-            SAGA_STEPS.labels("confirm", "failed").inc()
-            log.error(
-                "saga: local confirm failed for appointment %s: %s", appointment.id, type(error).__name__
-            )
-            await self._compensate(appointment, booking, "confirm_failed")
-            await self._fail(appointment, "calendar_unavailable", {"confirm_failed": type(error).__name__})
-            raise CalendarUnavailable("confirm failed", appointment_id=appointment.id) from error
-        # Cancelled while its create ran (another call, the salon, an erasure), or failed by the
-        # reconciler past its deadline: what the calendar booked is nobody's, and confirming would
-        # bring the appointment back (its booking there then cancelled later as an orphan).
-        assert settled is not None
-        SAGA_STEPS.labels("confirm", settled.value).inc()
-        log.warning("saga: appointment %s was %s while the calendar booked it", appointment.id, settled.value)
-        await self._compensate(appointment, booking, f"{settled.value}_meanwhile")
-        if settled is AppointmentStatus.CANCELLED:
-            raise AppointmentNotActive(settled.value)
-        raise CalendarUnavailable(f"{settled.value} meanwhile", appointment_id=appointment.id)
+            log.error("saga: could not store a callback for %s: %s", appointment.id, type(error).__name__)
 
     async def _compensate(self, appointment: Appointment, booking: ExternalBooking, why: str) -> None:
         """Cancel the calendar's booking; if that fails, leave a job that retries until done. The

@@ -538,7 +538,9 @@ async def _redact_jobs(
     tenants = [t for t in erased.names if t is not None]
     jobs = await session.scalars(select(OutboxJobRow).where(OutboxJobRow.tenant_id.in_(tenants), or_(*about)))
     for job in jobs:
-        if job.kind == JOB_CALLBACK and job.status != "done" and job.payload.get("customer_id") in erased.ids:
+        if job.kind == JOB_CALLBACK and job.payload.get("customer_id") in erased.ids:
+            # open or closed (the erasure's own cancel closes the appointment's request): a request
+            # to call someone back is about that person, and nothing of it is kept
             await session.delete(job)
             counts["callback_requests_dropped"] += 1
             continue

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
-from rezeption.booking.ports import CalendarOutcomeUnknown, SlotClaimFailed
+from rezeption.booking.ports import CalendarOutcomeUnknown, CalendarUnavailable, SlotClaimFailed
+from rezeption.booking.saga import Saga
 from rezeption.domain.errors import AppointmentNotActive, AppointmentPending
+from rezeption.domain.model import AppointmentStatus
+from rezeption.store.repositories import SqlBookingTx
 
 from .conftest import TUESDAY_10, World, herren
 from .test_saga_move_in_doubt import run_jobs_after_the_deadline
@@ -119,3 +123,131 @@ async def test_the_store_never_confirms_a_row_that_is_no_longer_pending(world: W
             await tx.confirm_external(current, external_uid="uid-late", at=world.clock.now())
     [row] = await world.appointments()
     assert (row.status, row.external_uid) == ("cancelled", None)
+
+
+async def _while_the_create_runs(world: World) -> tuple[asyncio.Task[object], object]:
+    """A booking whose Cal.com create takes a second, and its pending row once claimed."""
+    world.emulator.faults({"mode": "latency", **CREATE, "count": 1, "params": {"seconds": 1.0}})
+    booking: asyncio.Task[object] = asyncio.create_task(world.bookings.book(herren(world, "book-1")))
+    for _ in range(100):
+        if await world.appointments():
+            break
+        await asyncio.sleep(0.02)
+    [pending] = await world.appointments()
+    assert pending.status == "pending"
+    return booking, pending
+
+
+async def test_a_booking_the_reconciler_failed_meanwhile_is_undone_there_and_the_callback_is_stored(
+    world: World,
+) -> None:
+    """The reconciler gave up on the claim past its deadline while the create was still on its way
+    (Cal.com answered late). What Cal.com booked is cancelled there, and the caller, who hears
+    "Sollen wir Sie zurückrufen?", finds a callback request stored for them."""
+    booking, pending = await _while_the_create_runs(world)
+    async with world.uow.writing() as tx:  # what Reconciler._resolve does past the deadline
+        current = await tx.appointment(world.tenant_id, pending.id)
+        assert current is not None
+        await tx.set_status(current, AppointmentStatus.FAILED, at=world.clock.now())
+        await tx.commit()
+
+    with pytest.raises(CalendarUnavailable) as heard:
+        await booking
+    assert "zurückrufen" in heard.value.message
+    [row] = await world.appointments()
+    assert row.status == "failed"
+    assert world.emulator.active() == [], "what Cal.com booked late is cancelled there"
+    [callback] = await world.jobs("callback_request")
+    assert callback.payload["appointment_id"] == pending.id
+
+
+async def test_a_booking_confirmed_under_an_earlier_create_meanwhile_stands_and_the_second_is_undone(
+    world: World,
+) -> None:
+    """Two creates for one appointment (a retry after a lost answer): the first was found and
+    confirmed (by the reconciler's read-back) while the second was on its way. The appointment
+    stands; the second booking at Cal.com is the duplicate and is cancelled there; the caller is told
+    it is booked, not that the calendar is unreachable."""
+    booking, pending = await _while_the_create_runs(world)
+    async with world.uow.writing() as tx:
+        current = await tx.appointment(world.tenant_id, pending.id)
+        assert current is not None
+        await tx.confirm_external(current, external_uid="uid-of-the-first-create", at=world.clock.now())
+        await tx.commit()
+
+    booked = await booking
+    assert booked.appointment.status is AppointmentStatus.CONFIRMED  # type: ignore[attr-defined]
+    [row] = await world.appointments()
+    assert (row.status, row.external_uid) == ("confirmed", "uid-of-the-first-create")
+    assert world.emulator.active() == [], "the second create's booking is cancelled there"
+    assert await world.jobs("callback_request") == []
+
+
+async def test_a_cancel_between_settles_read_and_its_confirm_is_heard_as_cancelled(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The narrowest race: another call's cancel commits after the saga read the pending row and
+    before it confirms it. The confirm finds the row changed; the saga reads it again and treats it
+    as cancelled meanwhile (Cal.com's booking cancelled there), not as "calendar unreachable"."""
+    confirm = SqlBookingTx.confirm_external
+    cancelled_in_between: list[int] = []
+
+    async def cancel_first(self: SqlBookingTx, appointment: Any, **kwargs: Any) -> Any:
+        if not cancelled_in_between:
+            cancelled_in_between.append(appointment.id)
+            await world.bookings.cancel(
+                tenant_id=world.tenant_id, appointment_id=appointment.id, idempotency_key="cancel-1"
+            )
+        return await confirm(self, appointment, **kwargs)
+
+    monkeypatch.setattr(SqlBookingTx, "confirm_external", cancel_first)
+    with pytest.raises(AppointmentNotActive):
+        await world.bookings.book(herren(world, "book-1"))
+    assert cancelled_in_between
+    [row] = await world.appointments()
+    assert row.status == "cancelled"
+    assert world.emulator.active() == [], "what Cal.com booked is cancelled there"
+    assert await world.jobs("callback_request") == [], "nobody is called back about a cancelled time"
+
+
+async def test_a_booking_in_doubt_the_caller_cancels_is_undone_there_at_the_deadline(world: World) -> None:
+    """Cal.com booked it, the answer was lost and could not be read back: the claim waits, its
+    read-back job and a callback request queued. The caller then cancels (a later call). At the
+    deadline the read-back finds the booking live at Cal.com and cancels it there (before, it saw a
+    row no longer pending and left the slot held at Cal.com until the next listing, up to ten
+    minutes), and nobody calls back about an appointment the caller cancelled."""
+    world.emulator.faults(*LOST_AND_UNREADABLE)
+    with pytest.raises(CalendarOutcomeUnknown):
+        await world.bookings.book(herren(world, "book-1"))
+    [pending] = await world.appointments()
+    assert len(world.emulator.active()) == 1 and len(await world.jobs("callback_request")) == 1
+    await world.bookings.cancel(tenant_id=world.tenant_id, appointment_id=pending.id, idempotency_key="c-1")
+
+    await run_jobs_after_the_deadline(world)
+    [row] = await world.appointments()
+    assert row.status == "cancelled"
+    assert world.emulator.active() == [], "the booking that landed is cancelled at Cal.com"
+    assert [j.status for j in await world.jobs("callback_request")] == ["done"]
+
+
+async def test_a_booking_whose_saga_died_mid_create_and_was_cancelled_is_undone_there(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server died while the create was in flight (nothing parked, no job queued), and a later
+    call cancelled the still pending appointment. The cancel itself queues the read-back, so the
+    booking that landed at Cal.com is cancelled there once the deadline has passed."""
+
+    async def died(*_: object) -> None:  # the process was killed before it could park the claim
+        return None
+
+    monkeypatch.setattr(Saga, "_park", died)
+    world.emulator.faults(*LOST_AND_UNREADABLE)
+    with pytest.raises(CalendarOutcomeUnknown):
+        await world.bookings.book(herren(world, "book-1"))
+    [pending] = await world.appointments()
+    assert await world.jobs() == [] and len(world.emulator.active()) == 1
+    await world.bookings.cancel(tenant_id=world.tenant_id, appointment_id=pending.id, idempotency_key="c-1")
+
+    await run_jobs_after_the_deadline(world)
+    assert [r.status for r in await world.appointments()] == ["cancelled"]
+    assert world.emulator.active() == [], "the booking that landed is cancelled at Cal.com"
