@@ -17,6 +17,12 @@ from rezeption.booking.ports import CalendarDirectory, Clock, UnitOfWork
 log = logging.getLogger(__name__)
 
 
+def prefetches(provider: object) -> bool:
+    """Whether the salon's calendar has anything to warm (an external one's cached slots); the
+    local calendar reads the database when asked, and a call's ring-in then costs nothing here."""
+    return getattr(provider, "prefetch", None) is not None
+
+
 async def prefetch(
     *,
     uow: UnitOfWork,
@@ -36,8 +42,7 @@ async def prefetch(
     """
     async with uow.reading() as tx:
         catalog = await (catalogs or CatalogCache()).get(tx, tenant_id, clock.now().date())
-    provider = calendars.for_tenant(catalog)
-    warm = getattr(provider, "prefetch", None)
+    warm = getattr(calendars.for_tenant(catalog), "prefetch", None)
     if warm is None:
         return 0
     try:

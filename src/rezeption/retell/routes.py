@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from rezeption.booking.caller_id import CallerMatch
 from rezeption.booking.ports import ERASED, Trace
-from rezeption.booking.prefetch import prefetch
+from rezeption.booking.prefetch import prefetch, prefetches
 from rezeption.bootstrap import Services
 from rezeption.domain.flags import as_trace, recording
 from rezeption.http_body import BodyTooLarge, BodyTooSlow, read_bounded
@@ -116,10 +116,10 @@ def _clean(value: Any, depth: int) -> Any:
 
 
 async def verified_envelope(
-    request: Request, services: Services, model: type[Envelope], what: str
+    request: Request, services: Services, model: type[Envelope], what: str, *, replay_check: bool = True
 ) -> Envelope:
     """The verified body validated as `model`; Refused (400) when it does not fit."""
-    body = await verified_json(request, services)
+    body = await verified_json(request, services, replay_check=replay_check)
     try:
         return model.model_validate(body)
     except ValidationError as error:
@@ -183,7 +183,12 @@ def build_router() -> APIRouter:
         """call_started / call_ended / call_analyzed (others tolerated); duplicates applied once."""
         services: Services = request.app.state.services
         try:
-            envelope = await verified_envelope(request, services, WebhookEnvelope, "call-event")
+            # No record of signatures seen: a call event is applied once however often it comes
+            # (`calls.record_event` keeps the events applied), so a replay changes nothing, and
+            # the record cost each of a call's three webhooks a committed write.
+            envelope = await verified_envelope(
+                request, services, WebhookEnvelope, "call-event", replay_check=False
+            )
         except Refused as error:
             return _refusal(error)
         bind_request(call_id=envelope.the_call.call_id if envelope.the_call is not None else None)
@@ -214,15 +219,16 @@ async def _inbound(
     now = services.clock.now()
     catalog = await services.bookings.current_catalog(tenant_id, now)
     bind_request(salon=catalog.tenant.slug)
-    background.add_task(
-        _quietly,
-        prefetch,
-        uow=services.uow,
-        calendars=services.calendars,
-        clock=services.clock,
-        tenant_id=tenant_id,
-        catalogs=services.bookings.catalogs,
-    )
+    if prefetches(services.calendars.for_tenant(catalog)):  # an external calendar's slots, warmed
+        background.add_task(
+            _quietly,
+            prefetch,
+            uow=services.uow,
+            calendars=services.calendars,
+            clock=services.clock,
+            tenant_id=tenant_id,
+            catalogs=services.bookings.catalogs,
+        )
     _open_after_answer(services, inbound_call, background, tenant_id=tenant_id, at=now)
     with recording(inbound_call.call_id) as decisions:
         caller = await services.callers.find_caller(tenant_id, inbound_call.from_number)

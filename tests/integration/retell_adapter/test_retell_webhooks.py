@@ -168,3 +168,44 @@ async def test_a_call_event_after_the_callers_erasure_is_taken_quietly_and_write
     assert "Peter" not in json.dumps(row.memory)
     assert row.status == "ended" and row.ended_at is not None
     assert int(row.ended_at.timestamp() * 1000) == end
+
+
+async def test_exact_replays_of_a_calls_webhooks_change_nothing(
+    retell: RetellClient, database: Database
+) -> None:
+    """Webhooks keep no record of signatures seen (it cost each a committed write): a replay of the
+    same signed bytes, within the signature's five minutes, must change nothing, whatever it
+    replays and in whatever order (a call_started replayed after the end does not reopen it)."""
+    call = {
+        "call_id": "call_replayed",
+        "agent_id": AGENT,
+        "from_number": CALLER,
+        "to_number": SALON_NUMBER,
+        "start_timestamp": 1762153200000,
+        "end_timestamp": 1762153500000,
+        "transcript": "Agent: Friseur 1, guten Tag!",
+        "call_analysis": {"call_successful": True},
+    }
+    sent: list[tuple[bytes, str]] = []
+    for event in ("call_started", "call_ended", "call_analyzed"):
+        raw = json.dumps({"event": event, "call": call}).encode()
+        signature = retell.sign(raw)
+        sent.append((raw, signature))
+        response = await retell.http.post(
+            "/retell/webhook", content=raw, headers={"X-Retell-Signature": signature}
+        )
+        assert response.status_code == 204
+
+    async def stored() -> tuple[object, ...]:
+        async with database.read() as session:
+            row = (await session.scalars(select(CallRow))).one()
+        return (row.status, row.started_at, row.ended_at, row.transcript, dict(row.memory))
+
+    before = await stored()
+    assert before[0] == "ended" and before[4]["_events"] == ["call_started", "call_ended", "call_analyzed"]
+    for raw, signature in [*sent, *reversed(sent)]:
+        again = await retell.http.post(
+            "/retell/webhook", content=raw, headers={"X-Retell-Signature": signature}
+        )
+        assert again.status_code == 204
+    assert await stored() == before
