@@ -74,6 +74,10 @@ from rezeption.domain.model import Appointment, AppointmentStatus, Catalog, Inte
 from rezeption.domain.schedule import StartCheck, block_of, check_start, salon_refusal, staff_free
 from rezeption.ops.metrics import observe_booking
 
+CUSTOMER_CANCELS = frozenset({"phone", "gdpr_erase"})
+"""Cancels that close the appointment's open callback request: the customer's own (by phone), and
+an erasure's (nobody is called about an erased person). The salon's staff close their own."""
+
 
 @dataclass(frozen=True)
 class BookingResult:
@@ -516,13 +520,19 @@ class Bookings:
                     dedupe_key=f"{JOB_CANCEL}:{cancelled.external_uid}",
                     run_after=now + INLINE_GRACE,  # the cancel below goes first
                 )
-            elif provider.external and appointment.status is AppointmentStatus.PENDING:
+            elif (
+                provider.external
+                and appointment.status is AppointmentStatus.PENDING
+                and appointment.rescheduled_from_id is None  # a move's claim has its own job
+            ):
                 # Its create is in flight or in doubt (no uid yet): a live saga undoes what the
                 # calendar books, and this read-back does it once the deadline has passed if the
                 # saga died or parked (a job of the same key may be queued already).
                 job = {"appointment_id": cancelled.id}
                 await queue_read_back(tx, tenant_id, job, f"{JOB_RESOLVE}:{cancelled.id}", now)
-            await tx.finish_job(f"{JOB_CALLBACK}:{cancelled.id}", at=now)  # nothing left to call about
+            if source in CUSTOMER_CANCELS:  # the customer has nothing left to be called about;
+                # the salon's own cancel leaves its staff's open request for them to close
+                await tx.finish_job(f"{JOB_CALLBACK}:{cancelled.id}", at=now)
             await tx.commit()
         if (
             provider.external

@@ -289,6 +289,13 @@ class BookingTx(Protocol):
         """Pending -> confirmed with the provider's uid, if the row is still at `appointment.version`."""
         ...
 
+    async def rebind_external(
+        self, appointment: Appointment, *, external_uid: str, at: datetime
+    ) -> Appointment:
+        """A confirmed appointment's provider uid replaced (its booking there is another one now),
+        if the row is still at `appointment.version` and confirmed (SlotClaimFailed otherwise)."""
+        ...
+
     async def set_block(self, appointment: Appointment, block: Interval, *, at: datetime) -> Appointment:
         """Change the appointment's claimed block (SlotClaimFailed on overlap or a concurrent change)."""
         ...

@@ -17,12 +17,6 @@ from rezeption.booking.ports import CalendarDirectory, Clock, UnitOfWork
 log = logging.getLogger(__name__)
 
 
-def prefetches(provider: object) -> bool:
-    """Whether the salon's calendar has anything to warm (an external one's cached slots); the
-    local calendar reads the database when asked, and a call's ring-in then costs nothing here."""
-    return getattr(provider, "prefetch", None) is not None
-
-
 async def prefetch(
     *,
     uow: UnitOfWork,

@@ -262,7 +262,9 @@ class Reconciler:
         claim cancelled here meanwhile (no uid: its create was in flight or in doubt) is only
         cancelled there, now rather than at the next listing."""
         cancelled_in_doubt = (
-            appointment.status is AppointmentStatus.CANCELLED and appointment.external_uid is None
+            appointment.status is AppointmentStatus.CANCELLED
+            and appointment.external_uid is None
+            and appointment.rescheduled_from_id is None  # a move's claim: `resolve_move` settles it
         )
         if appointment.status is not AppointmentStatus.PENDING and not cancelled_in_doubt:
             return "unchanged"

@@ -115,22 +115,63 @@ class Saga:
             )
             raise SlotTaken(alternatives=list(await _quietly(alternatives)))
         settled = await self._confirm(appointment, booking)
-        if settled.status is AppointmentStatus.CONFIRMED and settled.external_uid == booking.uid:
-            return settled
-        # Changed while its create ran: cancelled (another call, the salon, an erasure), failed by
-        # the reconciler past its deadline, or confirmed under an earlier create of the same token
-        # (found by a read-back). What the calendar booked this time is nobody's; confirming it would
-        # bring the appointment back, or book it twice there.
+        if settled.status is AppointmentStatus.CONFIRMED:
+            self.calendar_status = booking.status  # "pending": its host confirms, not "gebucht"
+            if settled.external_uid == booking.uid:
+                return settled
+            # Confirmed meanwhile under another create of the same token: a second saga on the
+            # same row (a retry that resumed it, `Bookings._resume`) got there first.
+            SAGA_STEPS.labels("confirm", "twin").inc()
+            return await self._keep_one(settled, booking)
+        # Changed while its create ran: cancelled (another call, the salon, an erasure) or failed
+        # by the reconciler past its deadline. What the calendar booked this time is nobody's;
+        # confirming it would bring the appointment back.
         status = settled.status
         SAGA_STEPS.labels("confirm", status.value).inc()
         log.warning("saga: appointment %s was %s while the calendar booked it", appointment.id, status.value)
         await self._compensate(appointment, booking, f"{status.value}_meanwhile")
-        if status is AppointmentStatus.CONFIRMED:
-            return settled  # the appointment stands, under the booking found first
         if status is AppointmentStatus.CANCELLED:
             raise AppointmentNotActive(status.value)
         await self._callback_promised(settled)
         raise CalendarUnavailable(f"{status.value} meanwhile", appointment_id=appointment.id)
+
+    async def _keep_one(self, confirmed: Appointment, booking: ExternalBooking) -> Appointment:
+        """Two bookings at the calendar for one appointment confirmed under the other: cancel this
+        one if that one is live there; if it is not (a resend's twin-cancel took it), the
+        appointment moves onto this one. When the calendar cannot say, both stay, and the listing
+        cancels the one no row names: a booking twice for a while, never none."""
+        try:
+            standing = await self.calendar.get(self.catalog, confirmed.external_uid or "")
+        except CalendarUnavailable:
+            log.warning("saga: appointment %s has two bookings there; the listing keeps one", confirmed.id)
+            return confirmed
+        if standing is not None and standing.active:
+            # the appointment still holds its time: that day's free slots are read again, not freed
+            await self.calendar.cancel_uid(self.catalog, booking.uid or "", start=confirmed.starts_at)
+            await self._event(
+                confirmed, "compensated", recovery_point=None, data={"uid": booking.uid, "why": "twin"}
+            )
+            return confirmed
+        now = self.clock.now()
+        try:
+            async with self.uow.writing() as tx:
+                moved = await tx.rebind_external(confirmed, external_uid=booking.uid or "", at=now)
+                await tx.add_event(
+                    moved,
+                    "confirmed",
+                    at=now,
+                    recovery_point="done",
+                    data={
+                        "uid": booking.uid,
+                        "replaces": confirmed.external_uid,
+                        "calendar_status": booking.status,
+                    },
+                )
+                await tx.commit()
+        except SlotClaimFailed:  # changed again meanwhile: the listing settles which booking stays
+            log.warning("saga: appointment %s changed while its twin was settled", confirmed.id)
+            return confirmed
+        return moved
 
     async def _confirm(self, appointment: Appointment, booking: ExternalBooking) -> Appointment:
         """Confirm the row with the calendar's uid if it is still pending, and return it as it is now.
@@ -264,7 +305,8 @@ class Saga:
             current = await tx.appointment(appointment.tenant_id, appointment.id) or appointment
             await tx.add_event(current, kind, at=now, recovery_point="calendar_requested", data=data)
             await queue_read_back(tx, appointment.tenant_id, job, dedupe_key, now)
-            await request_callback(tx, current, now, "calendar_unavailable")
+            if current.active:  # not for one cancelled meanwhile
+                await request_callback(tx, current, now, "calendar_unavailable")
             await tx.commit()
 
     async def _event(

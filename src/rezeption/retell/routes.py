@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from rezeption.booking.caller_id import CallerMatch
 from rezeption.booking.ports import ERASED, Trace
-from rezeption.booking.prefetch import prefetch, prefetches
+from rezeption.booking.prefetch import prefetch
 from rezeption.bootstrap import Services
 from rezeption.domain.flags import as_trace, recording
 from rezeption.http_body import BodyTooLarge, BodyTooSlow, read_bounded
@@ -219,7 +219,7 @@ async def _inbound(
     now = services.clock.now()
     catalog = await services.bookings.current_catalog(tenant_id, now)
     bind_request(salon=catalog.tenant.slug)
-    if prefetches(services.calendars.for_tenant(catalog)):  # an external calendar's slots, warmed
+    if catalog.tenant.calendar_provider != "local":  # an external calendar's slots, warmed
         background.add_task(
             _quietly,
             prefetch,

@@ -322,7 +322,8 @@ async def erase_customer(
     - shared calls: their name words and numbers replaced with "[gelöscht]" in the transcript,
       memory, traces and stored replies; the calling number kept only when it is another customer's;
     - stored replies of calls before migration 0004 (no call id) at their salons: redacted;
-    - their appointments' event data and outbox jobs: redacted; open call-back requests dropped.
+    - their appointments' event data and outbox jobs: redacted; call-back requests dropped (open or
+      closed).
     """
     now = require_aware(now)
     counts = _zero_counts(future_cancelled)
@@ -525,7 +526,7 @@ async def _redact_jobs(
     uids: list[str],
     counts: dict[str, int],
 ) -> None:
-    """Outbox jobs about them: open call-back requests dropped (nobody can call back an erased
+    """Outbox jobs about them: call-back requests dropped, open or closed (nobody calls back an erased
     person), the rest redacted (payloads hold ids only; error texts may quote a calendar)."""
     payload = OutboxJobRow.payload
     about = [payload["customer_id"].as_integer().in_(list(erased.ids))]

@@ -771,6 +771,14 @@ class SqlBookingTx:
             raise SlotClaimFailed(f"appointment {appointment.id} changed concurrently")
         return appointment_from_row(row)
 
+    async def rebind_external(
+        self, appointment: Appointment, *, external_uid: str, at: datetime
+    ) -> Appointment:
+        """A confirmed row's provider uid replaced; SlotClaimFailed if it changed or is not confirmed."""
+        if appointment.status is not AppointmentStatus.CONFIRMED:
+            raise SlotClaimFailed(f"appointment {appointment.id} is not confirmed")
+        return await self._versioned_update(appointment, at, external_uid=external_uid)
+
     async def set_block(self, appointment: Appointment, block: Interval, *, at: datetime) -> Appointment:
         """Change the claimed block; SlotClaimFailed on an overlap or a concurrent change."""
         return await self._versioned_update(

@@ -161,26 +161,71 @@ async def test_a_booking_the_reconciler_failed_meanwhile_is_undone_there_and_the
     assert callback.payload["appointment_id"] == pending.id
 
 
-async def test_a_booking_confirmed_under_an_earlier_create_meanwhile_stands_and_the_second_is_undone(
+async def _confirmed_meanwhile_under(world: World, pending_id: int, uid: str) -> None:
+    """What a second saga on the same row (a retry that resumed it) does when its create lands first."""
+    async with world.uow.writing() as tx:
+        current = await tx.appointment(world.tenant_id, pending_id)
+        assert current is not None
+        await tx.confirm_external(current, external_uid=uid, at=world.clock.now())
+        await tx.commit()
+
+
+async def test_a_booking_confirmed_meanwhile_under_a_live_twin_keeps_it_and_undoes_the_second(
     world: World,
 ) -> None:
-    """Two creates for one appointment (a retry after a lost answer): the first was found and
-    confirmed (by the reconciler's read-back) while the second was on its way. The appointment
-    stands; the second booking at Cal.com is the duplicate and is cancelled there; the caller is told
-    it is booked, not that the calendar is unreachable."""
+    """Two creates for one appointment: the other one was confirmed first and is live at Cal.com.
+    The appointment stands on it, the second booking is cancelled there, and the caller is told it
+    is booked (before: "calendar unavailable" for an appointment that was booked)."""
     booking, pending = await _while_the_create_runs(world)
-    async with world.uow.writing() as tx:
-        current = await tx.appointment(world.tenant_id, pending.id)
-        assert current is not None
-        await tx.confirm_external(current, external_uid="uid-of-the-first-create", at=world.clock.now())
-        await tx.commit()
+    twin = world.emulator.walk_in(101, TUESDAY_10 + timedelta(days=1))  # live there, under its uid
+    await _confirmed_meanwhile_under(world, pending.id, twin["uid"])
 
     booked = await booking
     assert booked.appointment.status is AppointmentStatus.CONFIRMED  # type: ignore[attr-defined]
+    assert not booked.awaiting_salon  # type: ignore[attr-defined]
     [row] = await world.appointments()
-    assert (row.status, row.external_uid) == ("confirmed", "uid-of-the-first-create")
-    assert world.emulator.active() == [], "the second create's booking is cancelled there"
+    assert (row.status, row.external_uid) == ("confirmed", twin["uid"])
+    assert [b["uid"] for b in world.emulator.active()] == [twin["uid"]], "the second is cancelled there"
     assert await world.jobs("callback_request") == []
+
+
+async def test_a_booking_confirmed_meanwhile_under_a_twin_gone_there_moves_onto_the_second(
+    world: World,
+) -> None:
+    """The other create's booking is no longer live at Cal.com (a resend's twin-cancel took it):
+    cancelling the second too would leave a confirmed appointment with nothing there while the
+    caller hears "gebucht". The appointment moves onto the second booking instead."""
+    booking, pending = await _while_the_create_runs(world)
+    await _confirmed_meanwhile_under(world, pending.id, "uid-cancelled-there")
+
+    booked = await booking
+    [remote] = world.emulator.active()
+    [row] = await world.appointments()
+    assert (row.status, row.external_uid) == ("confirmed", remote["uid"])
+    assert booked.appointment.external_uid == remote["uid"]  # type: ignore[attr-defined]
+
+
+async def test_a_booking_its_host_must_confirm_is_not_called_booked_when_a_twin_confirmed_it(
+    world: World,
+) -> None:
+    """Both creates land as requests the salon's host confirms (the only event types where Cal.com
+    takes two bookings of one time): whichever saga confirms the row, the caller hears "angefragt",
+    never "gebucht"."""
+    world.emulator.faults(
+        {"mode": "latency", **CREATE, "count": 1, "params": {"seconds": 1.0}},
+        {"mode": "pending", **CREATE, "count": 1},
+    )
+    booking: asyncio.Task[object] = asyncio.create_task(world.bookings.book(herren(world, "book-1")))
+    for _ in range(100):
+        if await world.appointments():
+            break
+        await asyncio.sleep(0.02)
+    [pending] = await world.appointments()
+    twin = world.emulator.walk_in(101, TUESDAY_10 + timedelta(days=1))
+    await _confirmed_meanwhile_under(world, pending.id, twin["uid"])
+
+    booked = await booking
+    assert booked.awaiting_salon, "the caller hears 'angefragt', never 'gebucht'"  # type: ignore[attr-defined]
 
 
 async def test_a_cancel_between_settles_read_and_its_confirm_is_heard_as_cancelled(
@@ -251,3 +296,39 @@ async def test_a_booking_whose_saga_died_mid_create_and_was_cancelled_is_undone_
     await run_jobs_after_the_deadline(world)
     assert [r.status for r in await world.appointments()] == ["cancelled"]
     assert world.emulator.active() == [], "the booking that landed is cancelled at Cal.com"
+
+
+async def test_the_salons_own_cancel_leaves_the_callback_request_for_its_staff(world: World) -> None:
+    """The caller heard "zurückrufen" for a booking in doubt; the salon's staff then cancel the
+    appointment in the admin page. Their cancel does not close the request: the customer still does
+    not know what happened, and the staff's list of open requests must still show it."""
+    world.emulator.faults(*LOST_AND_UNREADABLE)
+    with pytest.raises(CalendarOutcomeUnknown):
+        await world.bookings.book(herren(world, "book-1"))
+    [pending] = await world.appointments()
+    await world.bookings.cancel(tenant_id=world.tenant_id, appointment_id=pending.id, source="admin")
+    assert [j.status for j in await world.jobs("callback_request")] == ["pending"]
+
+
+async def test_a_booking_cancelled_before_its_outcome_turned_out_unknown_asks_no_callback(
+    world: World,
+) -> None:
+    """The caller's cancel (a later call) commits while the create is still on its way; then
+    Cal.com's answer is lost and cannot be read back. The claim is parked for its read-back, but no
+    request to call back about a cancelled appointment is stored."""
+    world.emulator.faults(
+        {"mode": "latency", **CREATE, "count": 1, "params": {"seconds": 1.0}}, *LOST_AND_UNREADABLE
+    )
+    booking: asyncio.Task[object] = asyncio.create_task(world.bookings.book(herren(world, "book-1")))
+    for _ in range(100):
+        if await world.appointments():
+            break
+        await asyncio.sleep(0.02)
+    [pending] = await world.appointments()
+    await world.bookings.cancel(tenant_id=world.tenant_id, appointment_id=pending.id, idempotency_key="c-1")
+    with pytest.raises(CalendarOutcomeUnknown):
+        await booking
+    assert await world.jobs("callback_request") == []
+    assert [j.kind for j in await world.jobs()] == ["resolve_pending"]
+    await run_jobs_after_the_deadline(world)
+    assert world.emulator.active() == []
