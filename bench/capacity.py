@@ -17,7 +17,8 @@
     machine's speed drifts by up to 2x within minutes, so each pair is run seconds apart.
 
 Short by default (curve: 50 and 200 calls, one process; floor: one process); BENCH=full for all of
-it. Writes bench/results/capacity.json (`BENCH_CURVE=1000`: capacity-curve-1000.json). The load
+it. Writes bench/results/capacity.json (`BENCH_CURVE=1000`: capacity-curve-1000.json; with
+`BENCH_PROCESSES=2` too: capacity-curve-1000-2p.json). The load
 generator runs on the same two cores as the server.
 
 Run: .venv/bin/python bench/capacity.py
@@ -59,13 +60,20 @@ CURVE = (
     if os.environ.get("BENCH_CURVE")
     else ([50, 200, 500, 1000] if FULL else [50, 200])
 )  # BENCH_CURVE=1000 runs one point
-PROCESSES = [1, 2] if FULL else [1]
+PROCESSES = (
+    [int(n) for n in os.environ["BENCH_PROCESSES"].split(",")]
+    if os.environ.get("BENCH_PROCESSES")
+    else ([1, 2] if FULL else [1])
+)  # BENCH_CURVE=1000 BENCH_PROCESSES=2: the 1,000-call point with two server processes
 THINK = 8.0
 FLOOR_BURST = 200  # bookings per burst, each side
 FLOOR_PAIRS = 10 if FULL else 4
 AFTER_BURST = 1.5  # seconds: more than the trace writer's interval (0.5 s) and a WAL flush
 # 2,000 (800) bookings on each side in all, as in one run: the floor's busy read walks each stylist's
 # appointments from the first one on, so more bookings would make the floor slower than before
+PROCESSES_SUFFIX = (
+    f"-{os.environ['BENCH_PROCESSES'].replace(',', '-')}p" if os.environ.get("BENCH_PROCESSES") else ""
+)
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 OUT = (
@@ -73,7 +81,7 @@ OUT = (
     / "bench"
     / "results"
     / (
-        f"capacity-curve-{os.environ['BENCH_CURVE'].replace(',', '-')}.json"
+        f"capacity-curve-{os.environ['BENCH_CURVE'].replace(',', '-')}{PROCESSES_SUFFIX}.json"
         if os.environ.get("BENCH_CURVE")
         else "capacity.json"
     )
