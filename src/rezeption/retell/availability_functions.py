@@ -228,6 +228,14 @@ async def _already_held(
 def booked_reply(ctx: CallContext, result: BookingResult, name: str) -> Reply:
     """ "Ich habe Ihren Termin gebucht: ..." with weekday, date, time, service, stylist and name."""
     appointment = result.appointment
+    if appointment.status is AppointmentStatus.CANCELLED:  # a retry, replayed by its key, of a
+        # booking cancelled since (by the caller, the salon): told so, not promised a call back
+        return reply(
+            False,
+            "Dieser Termin wurde inzwischen storniert. Soll ich einen neuen Termin für Sie suchen?",
+            "appointment_not_active",
+            gebucht=False,
+        )
     local = appointment.starts_at.astimezone(ctx.catalog.tenant.zone)
     booked = list(ctx.memory.get("booked", []))
     if appointment.id not in booked:

@@ -199,3 +199,25 @@ async def test_a_different_cancel_of_a_cancelled_appointment_is_still_refused(re
         call_id="call_cancel_twice",
     )
     assert moved["ok"] is False and moved["reason"] == "appointment_not_active", moved
+
+
+async def test_a_booking_retried_after_it_was_cancelled_is_told_cancelled_not_promised_a_call(
+    retell: RetellClient, database: Database, clock: FixedClock
+) -> None:
+    """The booking's reply was lost, the appointment was cancelled since (by the caller, the salon),
+    and the agent retries the booking with its key: the use case replays the appointment by the key.
+    The caller hears that it is cancelled, and is offered a new one; before, they heard "Ihr Termin
+    ist vorgemerkt, aber noch nicht bestätigt. Wir melden uns bei Ihnen", and nobody would."""
+    booked = await retell.function("book_appointment", BOOK, call_id="call_cancelled_since")
+    assert booked["ok"] is True, booked
+    await _lose_reply(database, clock, "book_appointment")
+    cancel = {"name": BOOK["name"], "referenz": booked["referenz"]}
+    cancelled = await retell.function("cancel_appointment", cancel, call_id="call_cancelled_since")
+    assert cancelled["ok"] is True, cancelled
+
+    again = await retell.function("book_appointment", BOOK, call_id="call_cancelled_since")
+    assert again["ok"] is False and again["reason"] == "appointment_not_active", again
+    assert "storniert" in again["message"] and "melden" not in again["message"], again
+    async with database.read() as session:
+        statuses = (await session.scalars(select(AppointmentRow.status))).all()
+    assert statuses == ["cancelled"], "nothing booked again behind the caller's back"
