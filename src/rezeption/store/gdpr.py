@@ -86,6 +86,12 @@ async def _calls(session: AsyncSession, customers: list[CustomerRow]) -> list[Ca
     return list(await session.scalars(query.order_by(CallRow.id)))
 
 
+def _what_was_said(memory: dict[str, Any] | None) -> dict[str, Any]:
+    """A call's memory as the customer's data: what the call learned, without our bookkeeping
+    (`_events` applied, the `_erased` marker: keys that start with an underscore)."""
+    return {key: value for key, value in (memory or {}).items() if not key.startswith("_")}
+
+
 async def export_customer(
     database: Database, ref: str, *, now: datetime, tenant_slug: str | None = None
 ) -> dict[str, Any]:
@@ -157,7 +163,7 @@ async def export_customer(
                 "started_at": _iso(c.started_at),
                 "ended_at": _iso(c.ended_at),
                 "transcript": c.transcript,
-                "memory": c.memory,
+                "memory": _what_was_said(c.memory),
             }
             for c in calls
         ],

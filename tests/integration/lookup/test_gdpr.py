@@ -79,7 +79,7 @@ async def seed(database: Database, clock: FixedClock, tenants: dict[str, int]) -
                     from_number=number,
                     to_number="+493012345670",
                     customer_id=customer,
-                    memory={"name": "said in the call"},
+                    memory={"name": "said in the call", "_events": ["call_started", "call_ended"]},
                     transcript=f"Agent: Hallo. Anrufer: Hier ist jemand, Nummer {number}.",
                     started_at=now - timedelta(days=1),
                     ended_at=now - timedelta(days=1) + timedelta(minutes=3),
@@ -119,6 +119,7 @@ async def test_export_holds_everything_about_the_customer_and_nothing_else(
     }
     assert [c["call_id"] for c in doc["calls"]] == ["call_1"]
     assert "Hier ist jemand" in doc["calls"][0]["transcript"]
+    assert doc["calls"][0]["memory"] == {"name": "said in the call"}, "our bookkeeping is not theirs"
     assert [t["call_id"] for t in doc["function_calls"]] == ["call_1"]
     everywhere = await export_customer(database, "+4915110000001", now=clock.now())
     assert {c["salon"] for c in everywhere["customers"]} == {"friseur1", "friseur2"}
