@@ -58,14 +58,7 @@ async def test_a_booking_in_doubt_is_not_moved_and_ends_consistent(world: World)
 
 
 async def test_a_booking_cancelled_while_its_create_runs_is_cancelled_at_cal_com_too(world: World) -> None:
-    world.emulator.faults({"mode": "latency", **CREATE, "count": 1, "params": {"seconds": 1.0}})
-    booking = asyncio.create_task(world.bookings.book(herren(world, "book-1")))
-    for _ in range(100):  # until its claim is written and the create is on its way
-        if await world.appointments():
-            break
-        await asyncio.sleep(0.02)
-    [pending] = await world.appointments()
-    assert pending.status == "pending"
+    booking, pending = await _while_the_create_runs(world)
     cancelled = await world.bookings.cancel(
         tenant_id=world.tenant_id, appointment_id=pending.id, idempotency_key="cancel-1"
     )
@@ -92,10 +85,7 @@ async def test_an_appointment_cancelled_while_cal_com_moves_it_stays_cancelled_o
         start=TUESDAY_10 + timedelta(hours=2), staff="Ben", idempotency_key="move-1",
     )  # fmt: skip
     move = asyncio.create_task(to_ben)
-    for _ in range(100):  # until the move's claim is written and its create is on its way
-        if len(await world.appointments()) == 2:
-            break
-        await asyncio.sleep(0.02)
+    await _until_claimed(world, rows=2)  # the move's claim: its create is on its way
     cancelled = await world.bookings.cancel(
         tenant_id=world.tenant_id, appointment_id=booked.appointment.id, idempotency_key="cancel-1"
     )
@@ -125,14 +115,19 @@ async def test_the_store_never_confirms_a_row_that_is_no_longer_pending(world: W
     assert (row.status, row.external_uid) == ("cancelled", None)
 
 
-async def _while_the_create_runs(world: World) -> tuple[asyncio.Task[object], object]:
-    """A booking whose Cal.com create takes a second, and its pending row once claimed."""
-    world.emulator.faults({"mode": "latency", **CREATE, "count": 1, "params": {"seconds": 1.0}})
-    booking: asyncio.Task[object] = asyncio.create_task(world.bookings.book(herren(world, "book-1")))
+async def _until_claimed(world: World, rows: int = 1) -> None:
+    """Wait (bounded, 2 s) until `rows` rows are claimed: the last one's create is then on its way."""
     for _ in range(100):
-        if await world.appointments():
-            break
+        if len(await world.appointments()) >= rows:
+            return
         await asyncio.sleep(0.02)
+
+
+async def _while_the_create_runs(world: World, *faults: dict[str, Any]) -> tuple[asyncio.Task[object], Any]:
+    """A booking whose Cal.com create takes a second (and meets `faults`), and its pending row."""
+    world.emulator.faults({"mode": "latency", **CREATE, "count": 1, "params": {"seconds": 1.0}}, *faults)
+    booking: asyncio.Task[object] = asyncio.create_task(world.bookings.book(herren(world, "book-1")))
+    await _until_claimed(world)
     [pending] = await world.appointments()
     assert pending.status == "pending"
     return booking, pending
@@ -211,16 +206,7 @@ async def test_a_booking_its_host_must_confirm_is_not_called_booked_when_a_twin_
     """Both creates land as requests the salon's host confirms (the only event types where Cal.com
     takes two bookings of one time): whichever saga confirms the row, the caller hears "angefragt",
     never "gebucht"."""
-    world.emulator.faults(
-        {"mode": "latency", **CREATE, "count": 1, "params": {"seconds": 1.0}},
-        {"mode": "pending", **CREATE, "count": 1},
-    )
-    booking: asyncio.Task[object] = asyncio.create_task(world.bookings.book(herren(world, "book-1")))
-    for _ in range(100):
-        if await world.appointments():
-            break
-        await asyncio.sleep(0.02)
-    [pending] = await world.appointments()
+    booking, pending = await _while_the_create_runs(world, {"mode": "pending", **CREATE, "count": 1})
     twin = world.emulator.walk_in(101, TUESDAY_10 + timedelta(days=1))
     await _confirmed_meanwhile_under(world, pending.id, twin["uid"])
 
@@ -316,15 +302,7 @@ async def test_a_booking_cancelled_before_its_outcome_turned_out_unknown_asks_no
     """The caller's cancel (a later call) commits while the create is still on its way; then
     Cal.com's answer is lost and cannot be read back. The claim is parked for its read-back, but no
     request to call back about a cancelled appointment is stored."""
-    world.emulator.faults(
-        {"mode": "latency", **CREATE, "count": 1, "params": {"seconds": 1.0}}, *LOST_AND_UNREADABLE
-    )
-    booking: asyncio.Task[object] = asyncio.create_task(world.bookings.book(herren(world, "book-1")))
-    for _ in range(100):
-        if await world.appointments():
-            break
-        await asyncio.sleep(0.02)
-    [pending] = await world.appointments()
+    booking, pending = await _while_the_create_runs(world, *LOST_AND_UNREADABLE)
     await world.bookings.cancel(tenant_id=world.tenant_id, appointment_id=pending.id, idempotency_key="c-1")
     with pytest.raises(CalendarOutcomeUnknown):
         await booking
