@@ -136,20 +136,25 @@ class Saga:
         raise CalendarUnavailable(f"{status.value} meanwhile", appointment_id=appointment.id)
 
     async def _keep_one(self, confirmed: Appointment, booking: ExternalBooking) -> Appointment:
-        """Two bookings at the calendar for one appointment confirmed under the other: cancel this
-        one if that one is live there; if it is not (a resend's twin-cancel took it), the
-        appointment moves onto this one. When the calendar cannot say, both stay, and the listing
-        cancels the one no row names: a booking twice for a while, never none."""
+        """Two bookings at the calendar for one appointment, confirmed here under the other one:
+        keep that one if the calendar says it is live (and cancel this one); otherwise (gone there,
+        as after a resend's twin-cancel, or the calendar cannot say) move the appointment onto this
+        one, just made and known live. A live other one no row names then is an orphan the listing
+        cancels: a booking twice for a while, never none. What the caller hears follows the
+        booking kept (`calendar_status`: "pending" is "angefragt")."""
         try:
             standing = await self.calendar.get(self.catalog, confirmed.external_uid or "")
         except CalendarUnavailable:
-            log.warning("saga: appointment %s has two bookings there; the listing keeps one", confirmed.id)
-            return confirmed
+            standing = None
         if standing is not None and standing.active:
-            # the appointment still holds its time: that day's free slots are read again, not freed
-            await self.calendar.cancel_uid(self.catalog, booking.uid or "", start=confirmed.starts_at)
+            self.calendar_status = standing.status
+            try:  # the appointment still holds its time: that day's slots are read again, not freed
+                await self.calendar.cancel_uid(self.catalog, booking.uid or "", start=confirmed.starts_at)
+                outcome = "compensated"
+            except CalendarUnavailable:  # carries our token and no row names it: the listing's
+                outcome = "left_to_listing"
             await self._event(
-                confirmed, "compensated", recovery_point=None, data={"uid": booking.uid, "why": "twin"}
+                confirmed, outcome, recovery_point=None, data={"uid": booking.uid, "why": "twin"}
             )
             return confirmed
         now = self.clock.now()
@@ -168,10 +173,19 @@ class Saga:
                     },
                 )
                 await tx.commit()
-        except SlotClaimFailed:  # changed again meanwhile: the listing settles which booking stays
-            log.warning("saga: appointment %s changed while its twin was settled", confirmed.id)
-            return confirmed
+        except SlotClaimFailed:  # changed again meanwhile (cancelled by the caller, the salon)
+            return await self._twin_overtaken(confirmed, booking)
         return moved
+
+    async def _twin_overtaken(self, confirmed: Appointment, booking: ExternalBooking) -> Appointment:
+        """The appointment changed while its twin was settled: still confirmed, it stands as it is
+        now (the listing keeps one booking); cancelled, this booking is undone and the caller told."""
+        async with self.uow.reading() as tx:
+            current = await tx.appointment(confirmed.tenant_id, confirmed.id) or confirmed
+        if current.status is AppointmentStatus.CONFIRMED:
+            return current
+        await self._compensate(confirmed, booking, f"{current.status.value}_meanwhile")
+        raise AppointmentNotActive(current.status.value)
 
     async def _confirm(self, appointment: Appointment, booking: ExternalBooking) -> Appointment:
         """Confirm the row with the calendar's uid if it is still pending, and return it as it is now.

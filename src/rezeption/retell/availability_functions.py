@@ -229,10 +229,11 @@ def booked_reply(ctx: CallContext, result: BookingResult, name: str) -> Reply:
     """ "Ich habe Ihren Termin gebucht: ..." with weekday, date, time, service, stylist and name."""
     appointment = result.appointment
     if appointment.status is AppointmentStatus.CANCELLED:  # a retry, replayed by its key, of a
-        # booking cancelled since (by the caller, the salon): told so, not promised a call back
+        # booking cancelled or moved since (by the caller, the salon): told so, not promised a call
         return reply(
             False,
-            "Dieser Termin wurde inzwischen storniert. Soll ich einen neuen Termin für Sie suchen?",
+            "Dieser Termin gilt so nicht mehr: Er wurde inzwischen storniert oder verlegt. Ich kann gern "
+            "nachsehen, welche Termine Sie haben, oder einen anderen Termin suchen.",
             "appointment_not_active",
             gebucht=False,
         )

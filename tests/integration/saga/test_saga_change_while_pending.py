@@ -123,10 +123,10 @@ async def _until_claimed(world: World, rows: int = 1) -> None:
         await asyncio.sleep(0.02)
 
 
-async def _while_the_create_runs(world: World, *faults: dict[str, Any]) -> tuple[asyncio.Task[object], Any]:
+async def _while_the_create_runs(world: World, *faults: dict[str, Any]) -> tuple[asyncio.Task[Any], Any]:
     """A booking whose Cal.com create takes a second (and meets `faults`), and its pending row."""
     world.emulator.faults({"mode": "latency", **CREATE, "count": 1, "params": {"seconds": 1.0}}, *faults)
-    booking: asyncio.Task[object] = asyncio.create_task(world.bookings.book(herren(world, "book-1")))
+    booking: asyncio.Task[Any] = asyncio.create_task(world.bookings.book(herren(world, "book-1")))
     await _until_claimed(world)
     [pending] = await world.appointments()
     assert pending.status == "pending"
@@ -168,50 +168,80 @@ async def _confirmed_meanwhile_under(world: World, pending_id: int, uid: str) ->
 async def test_a_booking_confirmed_meanwhile_under_a_live_twin_keeps_it_and_undoes_the_second(
     world: World,
 ) -> None:
-    """Two creates for one appointment: the other one was confirmed first and is live at Cal.com.
-    The appointment stands on it, the second booking is cancelled there, and the caller is told it
-    is booked (before: "calendar unavailable" for an appointment that was booked)."""
-    booking, pending = await _while_the_create_runs(world)
-    twin = world.emulator.walk_in(101, TUESDAY_10 + timedelta(days=1))  # live there, under its uid
+    """Two creates for one appointment: the other one was confirmed first and is live at Cal.com
+    (accepted). The appointment stands on it, the second booking (a request its host would have to
+    confirm) is cancelled there, and the caller hears what holds: booked, not "calendar
+    unavailable" (before), and not "angefragt" (the status of the booking undone)."""
+    booking, pending = await _while_the_create_runs(world, {"mode": "pending", **CREATE, "count": 1})
+    twin = world.emulator.walk_in(101, TUESDAY_10 + timedelta(days=1))  # live there, accepted
     await _confirmed_meanwhile_under(world, pending.id, twin["uid"])
 
     booked = await booking
-    assert booked.appointment.status is AppointmentStatus.CONFIRMED  # type: ignore[attr-defined]
-    assert not booked.awaiting_salon  # type: ignore[attr-defined]
+    assert booked.appointment.status is AppointmentStatus.CONFIRMED
+    assert not booked.awaiting_salon, "the booking kept is accepted"
     [row] = await world.appointments()
     assert (row.status, row.external_uid) == ("confirmed", twin["uid"])
     assert [b["uid"] for b in world.emulator.active()] == [twin["uid"]], "the second is cancelled there"
     assert await world.jobs("callback_request") == []
 
 
-async def test_a_booking_confirmed_meanwhile_under_a_twin_gone_there_moves_onto_the_second(
+async def test_a_booking_confirmed_meanwhile_under_a_twin_cancelled_there_moves_onto_the_second(
     world: World,
 ) -> None:
-    """The other create's booking is no longer live at Cal.com (a resend's twin-cancel took it):
+    """The other create's booking is cancelled at Cal.com (a resend's twin-cancel took it):
     cancelling the second too would leave a confirmed appointment with nothing there while the
-    caller hears "gebucht". The appointment moves onto the second booking instead."""
-    booking, pending = await _while_the_create_runs(world)
-    await _confirmed_meanwhile_under(world, pending.id, "uid-cancelled-there")
+    caller hears "gebucht". The appointment moves onto the second booking instead; were it a request
+    its host must confirm, the caller hears "angefragt"."""
+    booking, pending = await _while_the_create_runs(world, {"mode": "pending", **CREATE, "count": 1})
+    twin = world.emulator.walk_in(101, TUESDAY_10 + timedelta(days=1))
+    world.emulator.admin.post(
+        f"/v2/bookings/{twin['uid']}/cancel", json={}, headers={"cal-api-version": "2024-08-13"}
+    ).raise_for_status()
+    await _confirmed_meanwhile_under(world, pending.id, twin["uid"])
 
     booked = await booking
     [remote] = world.emulator.active()
     [row] = await world.appointments()
-    assert (row.status, row.external_uid) == ("confirmed", remote["uid"])
-    assert booked.appointment.external_uid == remote["uid"]  # type: ignore[attr-defined]
+    assert (row.status, row.external_uid) == ("confirmed", remote["uid"]) and remote["uid"] != twin["uid"]
+    assert booked.awaiting_salon, "the booking kept waits for its host: 'angefragt'"
 
 
-async def test_a_booking_its_host_must_confirm_is_not_called_booked_when_a_twin_confirmed_it(
+async def test_a_twin_the_calendar_cannot_read_back_leaves_the_appointment_on_the_booking_just_made(
     world: World,
 ) -> None:
-    """Both creates land as requests the salon's host confirms (the only event types where Cal.com
-    takes two bookings of one time): whichever saga confirms the row, the caller hears "angefragt",
-    never "gebucht"."""
-    booking, pending = await _while_the_create_runs(world, {"mode": "pending", **CREATE, "count": 1})
-    twin = world.emulator.walk_in(101, TUESDAY_10 + timedelta(days=1))
-    await _confirmed_meanwhile_under(world, pending.id, twin["uid"])
+    """Cal.com cannot say whether the other booking lives (its reads fail): the appointment moves
+    onto the booking just made, known live. Keeping the unreadable one could end with none (the
+    listing cancels a confirmed appointment whose booking is gone, and the second as an orphan)."""
+    booking, pending = await _while_the_create_runs(world)
+    await _confirmed_meanwhile_under(world, pending.id, "uid-unreadable")
+    world.emulator.faults({"mode": "server_error", "method": "GET", "path": "/v2/bookings*", "count": 3})
 
-    booked = await booking
-    assert booked.awaiting_salon, "the caller hears 'angefragt', never 'gebucht'"  # type: ignore[attr-defined]
+    await booking
+    [remote] = world.emulator.active()
+    [row] = await world.appointments()
+    assert (row.status, row.external_uid) == ("confirmed", remote["uid"])
+
+
+async def test_an_appointment_cancelled_while_its_twin_is_settled_is_undone_and_told(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caller's cancel commits while the saga settles the twin (between reading the other
+    booking and moving the appointment onto this one): the move is refused by the row's version,
+    this booking is cancelled there, and the caller hears "storniert", not "gebucht"."""
+    booking, pending = await _while_the_create_runs(world)
+    await _confirmed_meanwhile_under(world, pending.id, "uid-cancelled-there")
+    rebind = SqlBookingTx.rebind_external
+
+    async def cancel_first(self: SqlBookingTx, appointment: Any, **kwargs: Any) -> Any:
+        await world.bookings.cancel(tenant_id=world.tenant_id, appointment_id=appointment.id)
+        return await rebind(self, appointment, **kwargs)
+
+    monkeypatch.setattr(SqlBookingTx, "rebind_external", cancel_first)
+    with pytest.raises(AppointmentNotActive):
+        await booking
+    [row] = await world.appointments()
+    assert row.status == "cancelled"
+    assert world.emulator.active() == []
 
 
 async def test_a_cancel_between_settles_read_and_its_confirm_is_heard_as_cancelled(
