@@ -94,6 +94,32 @@ class Calls:
         """Apply a call event (call_started, call_ended, call_analyzed) once."""
         await self.store.record_event(call_id, **event)
 
+    async def record_if_agrees(
+        self,
+        call_id: str,
+        *,
+        tenant_id: int,
+        agent_id: str | None,
+        to_number: str | None,
+        from_number: str | None,
+        **event: Any,
+    ) -> bool:
+        """Apply a call event in one step when the call stored under `call_id` (if any) agrees with
+        the envelope as `agrees` would say: the routes here, the stored fields by the store in the
+        same statement. False when it was not applied (a duplicate, an erased call, one that does
+        not agree, a store that cannot check so): then read the call and decide (`get`, `agrees`)."""
+        routed = await self._routes(agent_id, to_number)
+        if tenant_id not in routed or any(r is not None and r != tenant_id for r in routed):
+            return False
+        return await self.store.record_agreeing_event(
+            call_id,
+            tenant_id=tenant_id,
+            agent_id=agent_id or None,
+            to_number=to_number or None,
+            from_number=from_number,
+            **event,
+        )
+
     async def end_erased(self, call_id: str, *, ended_at: datetime) -> bool:
         """End a call someone was erased from (its events write nothing else), unless it ended."""
         return await self.store.end_call(call_id, ended_at=ended_at)

@@ -563,6 +563,13 @@ class CallStore(Protocol):
     async def record_event(self, call_id: str, **event: Any) -> None:
         """Apply a call event (call_started, call_ended, call_analyzed) once."""
 
+    async def record_agreeing_event(self, call_id: str, **event: Any) -> bool:
+        """Apply a call event once if a call stored under `call_id` agrees with it (its salon
+        `tenant_id`, the same agent id, called and calling number), in one step; False when it was
+        not applied: a duplicate, an erased call, one that disagrees, or a store that cannot tell.
+        The salons' routes are not checked here: only `Calls.record_if_agrees`, which checks them
+        first, may call it."""
+
     async def end_call(self, call_id: str, *, ended_at: datetime) -> bool:
         """Mark the call ended at `ended_at`, writing nothing else, unless it already ended."""
 

@@ -337,6 +337,23 @@ async def _call_event(services: Services, envelope: WebhookEnvelope) -> Response
         return Response(status_code=204)
     await services.flags.fresh()
     bind_request(salon=services.flags.slug(tenant_id))
+    numbers: dict[str, Any] = {
+        "agent_id": call.agent_id or None,  # "" names no agent, on either path
+        "to_number": normalize_phone(call.to_number),
+        "from_number": normalize_phone(call.from_number),
+    }
+    event: dict[str, Any] = {
+        "event": envelope.event,
+        "at": services.clock.now(),
+        "started_at": _ms(call.start_timestamp) if envelope.event == "call_started" else None,
+        "ended_at": _ms(call.end_timestamp) if envelope.event == "call_ended" else None,
+        "transcript": call.transcript if envelope.event == "call_ended" else None,
+        "analysis": call.call_analysis if envelope.event == "call_analyzed" else None,
+    }
+    # The usual case in one statement: a new call, or the one stored agreeing with the envelope.
+    # Anything else (a duplicate, an erased call, one that does not agree) is read and decided.
+    if await services.calls.record_if_agrees(call.call_id, tenant_id=tenant_id, **numbers, **event):
+        return Response(status_code=204)
     known = await services.calls.get(call.call_id)
     if known is not None and ERASED in known.memory:
         # someone was erased from this call (store.gdpr): a late event brings nothing back, quietly
@@ -355,28 +372,11 @@ async def _call_event(services: Services, envelope: WebhookEnvelope) -> Response
     if (
         known is not None
         and known.tenant_id is not None
-        and not await services.calls.agrees(
-            known,
-            agent_id=call.agent_id,
-            to_number=normalize_phone(call.to_number),
-            from_number=normalize_phone(call.from_number),
-        )
+        and not await services.calls.agrees(known, **numbers)
     ):
         log.warning("retell.webhook_refused", webhook_event=envelope.event, call_id=call.call_id)
         raise Refused(403, "the envelope names another call than the one recorded under this id")
-    await services.calls.record_event(
-        call.call_id,
-        event=envelope.event,
-        tenant_id=tenant_id,
-        at=services.clock.now(),
-        started_at=_ms(call.start_timestamp) if envelope.event == "call_started" else None,
-        ended_at=_ms(call.end_timestamp) if envelope.event == "call_ended" else None,
-        agent_id=call.agent_id,
-        from_number=normalize_phone(call.from_number),
-        to_number=normalize_phone(call.to_number),
-        transcript=call.transcript if envelope.event == "call_ended" else None,
-        analysis=call.call_analysis if envelope.event == "call_analyzed" else None,
-    )
+    await services.calls.record_event(call.call_id, tenant_id=tenant_id, **numbers, **event)
     return Response(status_code=204)
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     String,
+    and_,
     bindparam,
     case,
     func,
@@ -243,16 +244,24 @@ async def record_event(
     agent_id: str | None = None,
     transcript: str | None = None,
     analysis: Mapping[str, Any] | None = None,
+    agreeing: bool = False,
 ) -> bool:
     """Apply one call-event webhook; False when this event was already applied (a duplicate) or
     someone was erased from the call (`ERASED`: nothing is written).
 
     PostgreSQL: one statement (`_event_statement`), committed on its own. SQLite: the call's row
-    upserted and updated in one transaction under the single writer."""
+    upserted and updated in one transaction under the single writer.
+
+    `agreeing`: only if a call stored under this id agrees with the event (its salon is
+    `tenant_id`, the agent id and called number given equal what it recorded, the caller's number is
+    the one it came from; `booking.calls.Calls.agrees`), checked by the same statement; False
+    also when it does not, or cannot be checked so (SQLite): the caller then reads and decides."""
     told: dict[str, Any] = {"_events": [event]}
     if analysis is not None:
         told["analysis"] = dict(analysis)
     known = {"tenant_id": tenant_id, "agent_id": agent_id, "from_number": from_number, "to_number": to_number}
+    if agreeing and database.autocommit is None:
+        return False
     if database.autocommit is not None:
         values = {
             "retell_call_id": retell_call_id,
@@ -265,7 +274,7 @@ async def record_event(
             **known,
         }
         async with database.statement(writes=True) as conn:
-            return await direct.scalar(conn, _event_statement(), values) is not None
+            return await direct.scalar(conn, _event_statement(agreeing), values) is not None
     async with database.transaction() as conn:
         before = await direct.first(conn, GET_CALL, {"call_id": retell_call_id})
         if before is not None and ERASED in (before.memory or {}):
@@ -312,9 +321,10 @@ def _status_after(
 
 
 @cache
-def _event_statement() -> Any:
+def _event_statement(agreeing: bool = False) -> Any:
     """PostgreSQL: a call event applied in one INSERT ... ON CONFLICT DO UPDATE ... WHERE the event
-    is not among the call's `_events` yet, RETURNING the call's id (nothing for a duplicate).
+    is not among the call's `_events` yet, RETURNING the call's id (nothing for a duplicate, an
+    erased call or, `agreeing`, one that does not agree).
 
     A new call is inserted with the event's fields; a known one keeps the fields it has, gains the
     missing ones, the event's times, transcript and status, and the event's facts laid over its
@@ -343,10 +353,18 @@ def _event_statement() -> Any:
         (new.started_at.is_not(None), "ongoing"),
         else_=CALLS.c.status,
     )
+    applies = ~seen.op("@>", return_type=Boolean)(told_events) & ~stored_memory.has_key(ERASED)
+    if agreeing:  # `Calls.agrees` for the stored call, its routes checked before (`record_if_agrees`)
+        same = [
+            or_(new[name].is_(None), CALLS.c[name].is_(None), CALLS.c[name] == new[name])
+            for name in ("agent_id", "to_number")
+        ]
+        caller = CALLS.c.from_number.is_not_distinct_from(new.from_number)
+        applies &= or_(CALLS.c.tenant_id.is_(None), and_(CALLS.c.tenant_id == new.tenant_id, *same, caller))
     return statement.on_conflict_do_update(
         index_elements=["retell_call_id"],
         set_={**fill, **latest, "status": status, "memory": memory},
-        where=~seen.op("@>", return_type=Boolean)(told_events) & ~stored_memory.has_key(ERASED),
+        where=applies,
     ).returning(CALLS.c.retell_call_id)
 
 
@@ -418,6 +436,11 @@ class SqlCallStore:
     async def record_event(self, call_id: str, **event: Any) -> None:
         """Apply one call event once."""
         await record_event(self.database, call_id, **event)
+
+    async def record_agreeing_event(self, call_id: str, **event: Any) -> bool:
+        """Apply one call event once, only if a stored call agrees with it (checked in the same
+        statement on PostgreSQL); False when it was not applied (or cannot be checked so)."""
+        return await record_event(self.database, call_id, agreeing=True, **event)
 
     async def end_call(self, call_id: str, *, ended_at: datetime) -> bool:
         """Mark the call ended, writing nothing else, unless it already ended."""

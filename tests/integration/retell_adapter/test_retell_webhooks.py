@@ -209,3 +209,61 @@ async def test_exact_replays_of_a_calls_webhooks_change_nothing(
         )
         assert again.status_code == 204
     assert await stored() == before
+
+
+async def test_a_call_event_from_another_number_for_a_stored_call_is_refused_and_changes_nothing(
+    retell: RetellClient, database: Database
+) -> None:
+    """The nearest different person: the same salon, its own agent and number, a call id we stored,
+    but another caller's number. Their call_ended must not end the call, nor leave a transcript in
+    it; the caller's own call_ended then does."""
+    call = {"call_id": "call_owned", "agent_id": AGENT, "from_number": CALLER, "to_number": SALON_NUMBER}
+    started = {**call, "start_timestamp": 1762153200000}
+    assert (
+        await retell.post("/retell/webhook", {"event": "call_started", "call": started})
+    ).status_code == 204
+    ended = {**started, "end_timestamp": 1762153500000, "transcript": "Agent: Friseur 1, guten Tag!"}
+    stranger = {**ended, "from_number": "+4917699999999", "transcript": "User: nicht mein Anruf"}
+
+    refused = await retell.post("/retell/webhook", {"event": "call_ended", "call": stranger})
+    assert refused.status_code == 403
+    no_number = await retell.post(
+        "/retell/webhook", {"event": "call_ended", "call": {**stranger, "from_number": None}}
+    )
+    assert no_number.status_code == 403
+    async with database.read() as session:
+        row = (await session.scalars(select(CallRow))).one()
+    assert (row.status, row.ended_at, row.transcript) == ("ongoing", None, None)
+    assert row.memory["_events"] == ["call_started"]
+
+    assert (await retell.post("/retell/webhook", {"event": "call_ended", "call": ended})).status_code == 204
+    async with database.read() as session:
+        row = (await session.scalars(select(CallRow))).one()
+    assert row.status == "ended" and row.transcript == "Agent: Friseur 1, guten Tag!"
+
+
+async def test_call_events_naming_another_agent_number_or_salon_for_a_stored_call_change_nothing(
+    retell: RetellClient, database: Database, clock: FixedClock
+) -> None:
+    """Each field the agreement checks, alone: an agent id we do not know with our number and the
+    caller's; our agent with a number no salon owns; and, for a call stored without its called
+    number, our agent with the second salon's number (only the salons' routes tell that apart)."""
+    await import_second_salon(database, clock.now())
+    full = {"call_id": "call_full", "agent_id": AGENT, "from_number": CALLER, "to_number": SALON_NUMBER}
+    bare = {"call_id": "call_bare", "agent_id": AGENT, "from_number": CALLER}  # no called number
+    for call in (full, bare):
+        started = {**call, "start_timestamp": 1762153200000}
+        assert (
+            await retell.post("/retell/webhook", {"event": "call_started", "call": started})
+        ).status_code == 204
+    end = {"end_timestamp": 1762153500000, "transcript": "User: fremd"}
+    for envelope in (
+        {**full, **end, "agent_id": "agent_unknown"},
+        {**full, **end, "to_number": "+493099999999"},
+        {**bare, **end, "to_number": "+493012345679"},  # the second salon's number
+    ):
+        response = await retell.post("/retell/webhook", {"event": "call_ended", "call": envelope})
+        assert response.status_code == 403, envelope
+    async with database.read() as session:
+        rows = (await session.scalars(select(CallRow).order_by(CallRow.retell_call_id))).all()
+    assert [(r.status, r.ended_at, r.transcript) for r in rows] == [("ongoing", None, None)] * 2
