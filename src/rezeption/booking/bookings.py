@@ -53,6 +53,7 @@ from rezeption.booking.saga import (
     PENDING_DEADLINE,
     Saga,
     move_resolution,
+    queue_calendar_cancel,
     queue_read_back,
 )
 from rezeption.domain.clock import require_aware
@@ -512,13 +513,8 @@ class Bookings:
             )
             if provider.external and cancelled.external_uid:
                 # Transactional outbox: the calendar cancellation exists exactly when ours committed.
-                await tx.enqueue_job(
-                    JOB_CANCEL,
-                    {"uid": cancelled.external_uid, "appointment_id": cancelled.id, "why": "cancelled"},
-                    at=now,
-                    tenant_id=tenant_id,
-                    dedupe_key=f"{JOB_CANCEL}:{cancelled.external_uid}",
-                    run_after=now + INLINE_GRACE,  # the cancel below goes first
+                await queue_calendar_cancel(  # the cancel below goes first
+                    tx, cancelled, cancelled.external_uid, "cancelled", now, run_after=now + INLINE_GRACE
                 )
             elif (
                 provider.external
@@ -530,8 +526,10 @@ class Bookings:
                 # saga died or parked (a job of the same key may be queued already).
                 job = {"appointment_id": cancelled.id}
                 await queue_read_back(tx, tenant_id, job, f"{JOB_RESOLVE}:{cancelled.id}", now)
-            if source in CUSTOMER_CANCELS:  # the customer has nothing left to be called about;
-                # the salon's own cancel leaves its staff's open request for them to close
+            if provider.external and source in CUSTOMER_CANCELS:
+                # the customer has nothing left to be called about (only an external calendar's
+                # trouble stores callback requests); the salon's own cancel leaves its staff's
+                # open request for them to close
                 await tx.finish_job(f"{JOB_CALLBACK}:{cancelled.id}", at=now)
             await tx.commit()
         if (

@@ -201,7 +201,6 @@ class Saga:
                     if current.status is not AppointmentStatus.PENDING:
                         return current
                     confirmed = await tx.confirm_external(current, external_uid=booking.uid or "", at=now)
-                    self.calendar_status = booking.status
                     await tx.add_event(
                         confirmed,
                         "confirmed",
@@ -262,13 +261,7 @@ class Saga:
         now = self.clock.now()
         try:
             async with self.uow.writing() as tx:
-                await tx.enqueue_job(
-                    JOB_CANCEL,
-                    {"uid": uid, "appointment_id": appointment.id, "why": why, "first_error": error},
-                    at=now,
-                    tenant_id=appointment.tenant_id,
-                    dedupe_key=f"{JOB_CANCEL}:{uid}",
-                )
+                await queue_calendar_cancel(tx, appointment, uid, why, now, first_error=error)
                 await tx.commit()
         except Exception as db_error:  # the reconciler finds the booking by our token later
             log.error(
@@ -418,13 +411,8 @@ class Saga:
                     released, "rescheduled", at=now, recovery_point="done", data={"to": moved.id}
                 )
                 if not same_staff and old.external_uid:
-                    await tx.enqueue_job(
-                        JOB_CANCEL,
-                        {"uid": old.external_uid, "appointment_id": old.id, "why": "rescheduled"},
-                        at=now,
-                        tenant_id=old.tenant_id,
-                        dedupe_key=f"{JOB_CANCEL}:{old.external_uid}",
-                        run_after=now + INLINE_GRACE,  # cancel_at_calendar below goes first
+                    await queue_calendar_cancel(  # cancel_at_calendar below goes first
+                        tx, old, old.external_uid, "rescheduled", now, run_after=now + INLINE_GRACE
                     )
                 await tx.commit()
         if overtaken:
@@ -449,13 +437,7 @@ class Saga:
                     cancelled, "cancelled", at=now, recovery_point="done", data={"source": "move_overtaken"}
                 )
                 if old.external_uid and claim.staff_id != old.staff_id:  # still booked there
-                    await tx.enqueue_job(
-                        JOB_CANCEL,
-                        {"uid": old.external_uid, "appointment_id": old.id, "why": "cancelled"},
-                        at=now,
-                        tenant_id=old.tenant_id,
-                        dedupe_key=f"{JOB_CANCEL}:{old.external_uid}",
-                    )
+                    await queue_calendar_cancel(tx, old, old.external_uid, "cancelled", now)
             if claim.id != old.id:
                 await fail_if_pending(tx, claim, now, {"reason": "cancelled_meanwhile"})
             await tx.commit()
@@ -515,6 +497,28 @@ def move_resolution(old: Appointment, claim: Appointment) -> tuple[dict[str, Any
         "block": [old.block_starts_at.isoformat(), old.block_ends_at.isoformat()],
     }
     return payload, f"{JOB_RESOLVE}:move:{old.id}:{claim.id}:{claim.version}"
+
+
+async def queue_calendar_cancel(
+    tx: BookingTx,
+    appointment: Appointment,
+    uid: str,
+    why: str,
+    now: datetime,
+    *,
+    run_after: datetime | None = None,
+    **more: Any,
+) -> None:
+    """Queue the `calendar_cancel` job of the booking `uid` (the appointment's, or one made for
+    it), in `tx`: one job per uid whoever queues it first."""
+    await tx.enqueue_job(
+        JOB_CANCEL,
+        {"uid": uid, "appointment_id": appointment.id, "why": why, **more},
+        at=now,
+        tenant_id=appointment.tenant_id,
+        dedupe_key=f"{JOB_CANCEL}:{uid}",
+        run_after=run_after,
+    )
 
 
 async def fail_if_pending(tx: BookingTx, claim: Appointment, now: datetime, data: dict[str, Any]) -> None:
