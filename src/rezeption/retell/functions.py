@@ -8,8 +8,6 @@ Every domain outcome is an HTTP 200 reply the agent can speak; only an unknown f
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +38,7 @@ from rezeption.retell.budget import BudgetSpent, within
 from rezeption.retell.context import CallContext
 from rezeption.retell.failures import LIFTED_IN_THE_CALL, TRANSIENT, classify, over_budget
 from rezeption.retell.replies import Reply, refusal, reply
+from rezeption.retell.request_keys import base_key, changed_something, counted, generation, in_generation
 from rezeption.retell.salon_functions import get_opening_hours, list_services
 from rezeption.retell.tools import TOOLS, Arguments
 from rezeption.retell.understanding import Clarify
@@ -108,12 +107,6 @@ class Outcome:
     args: dict[str, Any] = field(default_factory=dict)
     replayed: bool = False
     flags: dict[str, Any] | None = None  # the feature-flag decisions taken for it
-
-
-def idempotency_key(call_id: str, name: str, args: dict[str, Any]) -> str:
-    """sha256 of call id, function and the canonical (validated, sorted) arguments."""
-    canonical = json.dumps(args, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(f"{call_id}\x1f{name}\x1f{canonical}".encode()).hexdigest()
 
 
 class FunctionRunner:
@@ -195,7 +188,8 @@ class FunctionRunner:
             args = None
             problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()]
         canonical = args.model_dump(exclude_none=True) if args is not None else {}
-        key = idempotency_key(ref.call_id, name, canonical) if writes and args is not None else None
+        base = base_key(ref.call_id, name, canonical) if writes and args is not None else None
+        key = base  # generation 0's; the call's memory may name a later one (`request_keys`)
         await self.idempotency.settle(ref.call_id)  # this call's queued memory, stored before it is read
         try:
             call, claimed = await self._call_record(ref, key, scope=name)
@@ -227,6 +221,12 @@ class FunctionRunner:
             )
             return Outcome(200, reply(False, message, "invalid_arguments", fehler=problems), tenant_id)
         progress.canonical = canonical
+        step = generation(base, call.memory) if base is not None else 0
+        if base is not None and step > 0:  # asked after a change in this call: a key of its own
+            if claimed:  # the base key, claimed together with the call: not this request's
+                await self._give_back(progress)
+                progress.key, claimed = None, False
+            key = in_generation(base, step)
         if key is None:
             answer, learned = await self._call(handler, name, call, args, None)
             if learned:
@@ -251,6 +251,8 @@ class FunctionRunner:
             if learned:
                 await self.calls.remember(ref.call_id, learned)
         else:
+            if base is not None and changed_something(answer):
+                learned = {**learned, **counted(base, step)}
             await self.idempotency.finish_soon(key, answer, call_id=ref.call_id, learned=learned)
         progress.key = None
         return Outcome(200, answer, tenant_id, canonical)

@@ -1,0 +1,100 @@
+"""A caller who changes their mind within one call: the same words asked again after a change are
+a new request, never the replay of a reply the change made untrue; a retry is still a replay.
+
+The clock stands on Monday 3 November 2025, 08:00 in Berlin; Friseur 1 opens on Tuesday.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from tests.integration.retell_adapter.conftest import RetellClient
+
+from rezeption.store.db import Database
+from rezeption.store.tables import AppointmentRow
+
+WEDNESDAY_NINE = {
+    "name": "Maria Meier",
+    "dienstleistung": "Damenhaarschnitt",
+    "datum": "Mittwoch",
+    "uhrzeit": "9 Uhr",
+}
+
+
+async def statuses_at(database: Database) -> list[tuple[str, str]]:
+    """(status, local start) of every appointment, in order of start and status."""
+    async with database.read() as session:
+        rows = (await session.scalars(select(AppointmentRow))).all()
+    return sorted((row.status, row.starts_at.isoformat()) for row in rows)
+
+
+async def reference_of_the_one(retell: RetellClient) -> str:
+    found = await retell.function("find_appointments", {})
+    assert found["ok"] is True and len(found["termine"]) == 1, found
+    return str(found["termine"][0]["referenz"])
+
+
+async def test_booking_a_time_again_after_cancelling_it_books_it_again(
+    retell: RetellClient, database: Database
+) -> None:
+    first = await retell.function("book_appointment", WEDNESDAY_NINE)
+    assert first["gebucht"] is True
+    cancelled = await retell.function("cancel_appointment", {"referenz": await reference_of_the_one(retell)})
+    assert cancelled["storniert"] is True
+    again = await retell.function("book_appointment", WEDNESDAY_NINE)
+    assert again["ok"] is True and again["gebucht"] is True, again
+    assert again["referenz"] != first["referenz"]
+    assert await statuses_at(database) == [
+        ("cancelled", "2025-11-05T08:00:00+00:00"),
+        ("confirmed", "2025-11-05T08:00:00+00:00"),
+    ]
+    # Retell's retry of that last request is still a replay: the same reply, nothing booked twice
+    assert await retell.function("book_appointment", WEDNESDAY_NINE) == again
+    assert len(await statuses_at(database)) == 2
+
+
+async def test_the_old_time_is_booked_again_after_the_appointment_moved_away(
+    retell: RetellClient, database: Database
+) -> None:
+    await retell.function("book_appointment", WEDNESDAY_NINE)
+    moved = await retell.function(
+        "reschedule_appointment",
+        {"referenz": await reference_of_the_one(retell), "neues_datum": "Mittwoch", "neue_uhrzeit": "11 Uhr"},
+    )
+    assert moved["verlegt"] is True, moved
+    again = await retell.function("book_appointment", WEDNESDAY_NINE)
+    assert again["gebucht"] is True and again["uhrzeit"] == "09:00", again
+    assert [s for s in await statuses_at(database) if s[0] == "confirmed"] == [
+        ("confirmed", "2025-11-05T08:00:00+00:00"),
+        ("confirmed", "2025-11-05T10:00:00+00:00"),
+    ]
+
+
+async def test_a_cancel_retried_after_the_rebooking_is_not_run_again(
+    retell: RetellClient, database: Database
+) -> None:
+    """Book, cancel, book the same again, cancel again: each step does what it says, and each
+    step's retry right after it replays its reply without doing it twice."""
+    replies = []
+    for _ in range(2):
+        booked = await retell.function("book_appointment", WEDNESDAY_NINE)
+        assert booked["gebucht"] is True, booked
+        assert await retell.function("book_appointment", WEDNESDAY_NINE) == booked
+        cancel = {"referenz": await reference_of_the_one(retell)}
+        cancelled = await retell.function("cancel_appointment", cancel)
+        assert cancelled["storniert"] is True, cancelled
+        assert await retell.function("cancel_appointment", cancel) == cancelled
+        replies.append(booked)
+    assert replies[0]["referenz"] != replies[1]["referenz"]
+    assert await statuses_at(database) == [("cancelled", "2025-11-05T08:00:00+00:00")] * 2
+
+
+async def test_a_read_back_without_a_change_leaves_the_booking_replayed(
+    retell: RetellClient, database: Database
+) -> None:
+    """Asking to cancel, then not confirming, changes nothing: the booking said again in the same
+    words is the same request, answered as before, not a second appointment."""
+    first = await retell.function("book_appointment", WEDNESDAY_NINE)
+    asked = await retell.function("cancel_appointment", {})
+    assert asked["reason"] == "confirm_cancel", asked
+    assert await retell.function("book_appointment", WEDNESDAY_NINE) == first
+    assert await statuses_at(database) == [("confirmed", "2025-11-05T08:00:00+00:00")]
