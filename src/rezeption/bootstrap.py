@@ -15,7 +15,8 @@ from rezeption.calendars.slot_cache import RedisSlotCache, slot_cache_from_url
 from rezeption.domain.clock import Clock
 from rezeption.domain.flags import FlagBook
 from rezeption.settings import Settings
-from rezeption.store.calls import SqlCallStore, TenantRoutes
+from rezeption.store.call_store import SqlCallStore
+from rezeption.store.calls import TenantRoutes
 from rezeption.store.db import Database
 from rezeption.store.flags import flag_book
 from rezeption.store.idempotency import IdempotencyStore

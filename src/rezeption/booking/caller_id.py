@@ -74,6 +74,14 @@ class CallerMatch:
         }
 
 
+@dataclass(frozen=True)
+class CallerQuestion:
+    """The number whose customers recognize a caller, or the answer when none are to be read."""
+
+    phone: str | None
+    answer: CallerMatch | None = None
+
+
 @dataclass
 class CallerId:
     """Caller recognition over a store, a unit of work (for service names), and a clock."""
@@ -86,16 +94,32 @@ class CallerId:
 
     async def find_caller(self, tenant_id: int, raw_from_number: str | None) -> CallerMatch:
         """Recognize the caller by number (see the module rules); never a name for a shared number."""
+        question = await self.question(tenant_id, raw_from_number)
+        if question.answer is not None:
+            return question.answer
+        assert question.phone is not None
+        return await self.recognize(
+            tenant_id, question.phone, await self.store.customers_by_phone(tenant_id, question.phone)
+        )
+
+    async def question(self, tenant_id: int, raw_from_number: str | None) -> CallerQuestion:
+        """What recognizing this caller needs: the salon's customers at their number, or nothing
+        (no usable number, or caller ID switched off for the salon: answered at once)."""
         phone = normalize_phone(raw_from_number)
         if phone is None:
             CALLER_ID.labels("no_number").inc()
-            return CallerMatch("unknown")
+            return CallerQuestion(None, CallerMatch("unknown"))
         await self.flags.fresh()
         if not self.flags.on(CALLER_ID_FLAG, tenant_id=tenant_id):
             CALLER_ID.labels("disabled").inc()
-            return CallerMatch("disabled", phone)
+            return CallerQuestion(None, CallerMatch("disabled", phone))
+        return CallerQuestion(phone)
+
+    async def recognize(self, tenant_id: int, phone: str, customers: list[CustomerHit]) -> CallerMatch:
+        """The caller at `phone` (a `question`'s), from the salon's `customers` at that number,
+        read in whichever statement suits the caller of this method."""
         people: dict[str, list[CustomerHit]] = {}
-        for customer in await self.store.customers_by_phone(tenant_id, phone):
+        for customer in customers:
             if customer.name and normalize_name(customer.name):
                 people.setdefault(normalize_name(customer.name), []).append(customer)
         if len(people) > 1:

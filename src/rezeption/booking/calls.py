@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from rezeption.booking.ports import CallRecord, CallStore, ReplyStore, Trace
+from rezeption.booking.ports import CallRecord, CallStore, ReplyStore, RingIn, Trace
 
 
 class Calls:
@@ -131,3 +131,28 @@ class Calls:
     async def first_sight(self, digest: str, *, now: datetime) -> bool:
         """Whether a signed request is new (False: this exact request came before, a replay)."""
         return await self.store.first_sight(digest, now=now)
+
+    async def ring_in(
+        self,
+        call_id: str | None,
+        *,
+        digest: str,
+        now: datetime,
+        tenant_id: int,
+        agent_id: str | None,
+        from_number: str | None,
+        to_number: str | None,
+        phone: str | None,
+    ) -> RingIn:
+        """A call's ring-in: its signature's first sight, the call opened, the customers at `phone`
+        (one round trip where the store can; `CallStore.ring_in`)."""
+        return await self.store.ring_in(
+            call_id,
+            digest=digest,
+            now=now,
+            tenant_id=tenant_id,
+            agent_id=agent_id,
+            from_number=from_number,
+            to_number=to_number,
+            phone=phone,
+        )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from rezeption.booking.lookup_model import CustomerHit
 from rezeption.domain.clock import Clock
 from rezeption.domain.errors import BookingError
 from rezeption.domain.model import Appointment, AppointmentStatus, Catalog, Interval, Service, Slot, Staff
@@ -537,6 +538,15 @@ class Claim:
     reply: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class RingIn:
+    """What a call's ring-in learned: whether its signed request is new (False: a replay), and the
+    salon's customers at the caller's number (for caller ID; empty when none was looked up)."""
+
+    first: bool
+    customers: list[CustomerHit]
+
+
 class CallStore(Protocol):
     """Where calls, their memory, their events and the function-call traces are kept."""
 
@@ -578,6 +588,22 @@ class CallStore(Protocol):
 
     async def first_sight(self, digest: str, *, now: datetime) -> bool:
         """Record a signed request's digest; False when it was seen before (a replay)."""
+
+    async def ring_in(
+        self,
+        call_id: str | None,
+        *,
+        digest: str,
+        now: datetime,
+        tenant_id: int,
+        agent_id: str | None,
+        from_number: str | None,
+        to_number: str | None,
+        phone: str | None,
+    ) -> RingIn:
+        """call_inbound's writes and read at once: record the signature `digest` (a replay's was
+        seen before), open the call `call_id` as `ensure_call` does (when it has one), and read
+        salon `tenant_id`'s customers at `phone` (None: read none)."""
 
 
 class ReplyStore(Protocol):

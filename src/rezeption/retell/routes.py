@@ -87,13 +87,18 @@ async def verified_json(request: Request, services: Services, *, replay_check: b
 async def _seen_before(services: Services, signature: str) -> bool:
     """Whether this exact signed request came before (a replay); unknown (False) when the database
     cannot say in time: a replay check must not take the call down with it."""
-    digest = hashlib.sha256(signature.encode()).hexdigest()
+    digest = signature_digest(signature)
     try:
         first = await within(REPLAY_CHECK, services.calls.first_sight(digest, now=services.clock.now()))
     except Exception as error:
         log.warning("retell.replay_check_failed", error=type(error).__name__)
         return False
     return not first
+
+
+def signature_digest(signature: str) -> str:
+    """What the record of signed requests seen keeps of a signature (never the signature itself)."""
+    return hashlib.sha256(signature.encode()).hexdigest()
 
 
 def cleaned(body: dict[str, Any]) -> dict[str, Any]:
@@ -159,20 +164,18 @@ def build_router() -> APIRouter:
         the database is away (the call must still connect)."""
         services: Services = request.app.state.services
         try:
-            envelope = await verified_envelope(request, services, InboundEnvelope, "call_inbound")
+            # the signature's first sight is recorded with the call's opening (`_inbound`)
+            envelope = await verified_envelope(
+                request, services, InboundEnvelope, "call_inbound", replay_check=False
+            )
         except Refused as error:
             return _refusal(error)
         bind_request(call_id=envelope.call_inbound.call_id)
-        if request.state.replayed:
-            # The same signed bytes again: Retell delivering what got no answer (our process
-            # killed, say), or someone replaying it. The call connects either way, with the
-            # salon's variables only: a replay never learns who calls or what they booked.
-            log.info("retell.inbound_replayed")
-            return JSONResponse(await _inbound_anonymous(services, envelope.call_inbound, background))
+        digest = signature_digest(request.headers.get("x-retell-signature") or "")
+        traces = request.app.state.retell_traces
         try:
             return await within(
-                INBOUND_BUDGET,
-                _inbound(services, envelope.call_inbound, background, request.app.state.retell_traces),
+                INBOUND_BUDGET, _inbound(services, envelope.call_inbound, background, traces, digest)
             )
         except Exception as error:
             log.warning("retell.inbound_from_memory", error=type(error).__name__)
@@ -206,19 +209,47 @@ def build_router() -> APIRouter:
 
 
 async def _inbound(
-    services: Services, inbound_call: InboundCall, background: BackgroundTasks, traces: TraceWriter
+    services: Services,
+    inbound_call: InboundCall,
+    background: BackgroundTasks,
+    traces: TraceWriter,
+    digest: str,
 ) -> JSONResponse:
+    """The salon's variables and the caller's recognition. One statement (`Calls.ring_in`) records
+    the signature's first sight, opens the call and reads the customers at the caller's number.
+
+    The same signed bytes again (a replay: Retell delivering what got no answer, our process
+    killed, say, or someone replaying it) connect with the salon's variables only: a replay never
+    learns who calls or what they booked. The call is opened either way (an upsert that fills only
+    what is missing): the first delivery may have been cut off before it was, and the custom-LLM
+    socket serves only a call it knows."""
     started = time.perf_counter()
-    tenant_id = await services.calls.tenant_for(
-        agent_id=inbound_call.agent_id,
-        to_number=normalize_phone(inbound_call.to_number),
-    )
+    to_number = normalize_phone(inbound_call.to_number)
+    tenant_id = await services.calls.tenant_for(agent_id=inbound_call.agent_id, to_number=to_number)
     if tenant_id is None:
-        log.warning("retell.inbound_unknown_salon", to=mask_phone(normalize_phone(inbound_call.to_number)))
+        log.warning("retell.inbound_unknown_salon", to=mask_phone(to_number))
         return JSONResponse({"call_inbound": {}})
     now = services.clock.now()
     catalog = await services.bookings.current_catalog(tenant_id, now)
     bind_request(salon=catalog.tenant.slug)
+    with recording(inbound_call.call_id) as decisions:
+        question = await services.callers.question(tenant_id, inbound_call.from_number)
+        ring = await services.calls.ring_in(
+            inbound_call.call_id or None,
+            digest=digest,
+            now=now,
+            tenant_id=tenant_id,
+            agent_id=inbound_call.agent_id,
+            from_number=normalize_phone(inbound_call.from_number),
+            to_number=to_number,
+            phone=question.phone,
+        )
+        if not ring.first:
+            log.info("retell.inbound_replayed")
+            return JSONResponse(inbound_response(catalog, now, CallerMatch("unknown").dynamic_variables()))
+        caller = question.answer or await services.callers.recognize(
+            tenant_id, question.phone or "", ring.customers
+        )
     if catalog.tenant.calendar_provider != "local":  # an external calendar's slots, warmed
         background.add_task(
             _quietly,
@@ -229,9 +260,6 @@ async def _inbound(
             tenant_id=tenant_id,
             catalogs=services.bookings.catalogs,
         )
-    _open_after_answer(services, inbound_call, background, tenant_id=tenant_id, at=now)
-    with recording(inbound_call.call_id) as decisions:
-        caller = await services.callers.find_caller(tenant_id, inbound_call.from_number)
     if inbound_call.call_id and decisions:  # the caller-ID flag's answer, in the call's traces
         traces.add(
             Trace(
@@ -246,54 +274,6 @@ async def _inbound(
             )
         )
     return JSONResponse(inbound_response(catalog, now, caller.dynamic_variables()))
-
-
-def _open_after_answer(
-    services: Services,
-    inbound_call: InboundCall,
-    background: BackgroundTasks,
-    *,
-    tenant_id: int,
-    at: datetime,
-) -> None:
-    """Record the call after call_inbound is answered (an upsert that only fills what is missing)."""
-    if inbound_call.call_id:
-        background.add_task(
-            _quietly,
-            services.calls.open,
-            inbound_call.call_id,
-            tenant_id=tenant_id,
-            at=at,
-            agent_id=inbound_call.agent_id,
-            from_number=normalize_phone(inbound_call.from_number),
-            to_number=normalize_phone(inbound_call.to_number),
-        )
-
-
-async def _inbound_anonymous(
-    services: Services, inbound_call: InboundCall, background: BackgroundTasks
-) -> dict[str, Any]:
-    """The salon's variables without caller recognition (read if this process has no catalog yet);
-    from memory when the database cannot answer within the budget. The call is opened after the
-    answer, as on a first delivery (an upsert that only fills what is missing): the first delivery
-    may have been cut off before it did, and the custom-LLM socket serves only a call it knows."""
-
-    async def read() -> dict[str, Any]:
-        tenant_id = await services.calls.tenant_for(
-            agent_id=inbound_call.agent_id, to_number=normalize_phone(inbound_call.to_number)
-        )
-        if tenant_id is None:
-            return {"call_inbound": {}}
-        now = services.clock.now()
-        catalog = await services.bookings.current_catalog(tenant_id, now)
-        _open_after_answer(services, inbound_call, background, tenant_id=tenant_id, at=now)
-        return inbound_response(catalog, now, CallerMatch("unknown").dynamic_variables())
-
-    try:
-        return await within(INBOUND_BUDGET, read())
-    except Exception as error:
-        log.warning("retell.inbound_from_memory", error=type(error).__name__)
-        return await _inbound_from_memory(services, inbound_call)
 
 
 async def _inbound_from_memory(services: Services, inbound_call: InboundCall) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -34,7 +34,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rezeption.booking.ports import ERASED, CallRecord, Trace
-from rezeption.store import direct, replays
+from rezeption.store import direct
 from rezeption.store.db import Database
 from rezeption.store.tables import CallRow, FunctionCallTraceRow, TenantRouteRow, table
 
@@ -156,7 +156,7 @@ def _upsert_statement(dialect: str) -> Any:
     )
 
 
-async def _upsert(conn: AsyncConnection, retell_call_id: str, at: datetime, **known: Any) -> CallRecord:
+async def upsert_call(conn: AsyncConnection, retell_call_id: str, at: datetime, **known: Any) -> CallRecord:
     """The call's row, inserted first if missing; fields already stored are kept, missing ones filled.
 
     One INSERT ... ON CONFLICT DO UPDATE: on PostgreSQL it also locks the row until the transaction
@@ -181,7 +181,7 @@ async def ensure_call(
 ) -> CallRecord:
     """Record the call if new (fields already known are kept); return it."""
     async with database.statement(writes=True) as conn:
-        return await _upsert(
+        return await upsert_call(
             conn,
             retell_call_id,
             at,
@@ -279,7 +279,7 @@ async def record_event(
         before = await direct.first(conn, GET_CALL, {"call_id": retell_call_id})
         if before is not None and ERASED in (before.memory or {}):
             return False
-        call = await _upsert(conn, retell_call_id, at, **known)
+        call = await upsert_call(conn, retell_call_id, at, **known)
         memory = dict(call.memory)
         seen = list(memory.get("_events", []))
         if event in seen:
@@ -391,65 +391,3 @@ async def add_traces(database: Database, traces: list[Trace]) -> None:
     async with database.statement(writes=True) as conn:
         relaxed = conn.dialect.name == "postgresql"
         await conn.execute(INSERT_TRACES_RELAXED if relaxed else INSERT_TRACES, rows)
-
-
-class SqlCallStore:
-    """The `CallStore` port on our database (`booking.calls.Calls` is its service)."""
-
-    def __init__(self, database: Database, routes: TenantRoutes) -> None:
-        self.database = database
-        self.routes = routes
-
-    async def get_call(self, call_id: str) -> CallRecord | None:
-        """The call with this Retell id, if we have seen it."""
-        return await get_call(self.database, call_id)
-
-    async def ensure_call(
-        self,
-        call_id: str,
-        *,
-        tenant_id: int,
-        at: datetime,
-        agent_id: str | None = None,
-        from_number: str | None = None,
-        to_number: str | None = None,
-    ) -> CallRecord:
-        """The call, recorded now if it was not."""
-        return await ensure_call(
-            self.database,
-            call_id,
-            tenant_id=tenant_id,
-            at=at,
-            agent_id=agent_id,
-            from_number=from_number,
-            to_number=to_number,
-        )
-
-    async def tenant_for(self, *, agent_id: str | None, to_number: str | None) -> int | None:
-        """The salon of an agent id or called number (cached a few seconds)."""
-        return await self.routes.tenant_for(agent_id=agent_id, to_number=to_number)
-
-    async def remember(self, call_id: str, facts: Mapping[str, Any]) -> None:
-        """Merge facts into the call's memory."""
-        await remember(self.database, call_id, facts)
-
-    async def record_event(self, call_id: str, **event: Any) -> None:
-        """Apply one call event once."""
-        await record_event(self.database, call_id, **event)
-
-    async def record_agreeing_event(self, call_id: str, **event: Any) -> bool:
-        """Apply one call event once, only if a stored call agrees with it (checked in the same
-        statement on PostgreSQL); False when it was not applied (or cannot be checked so)."""
-        return await record_event(self.database, call_id, agreeing=True, **event)
-
-    async def end_call(self, call_id: str, *, ended_at: datetime) -> bool:
-        """Mark the call ended, writing nothing else, unless it already ended."""
-        return await end_call(self.database, call_id, ended_at=ended_at)
-
-    async def add_traces(self, traces: Sequence[Trace]) -> None:
-        """Store a batch of traces in one statement."""
-        await add_traces(self.database, list(traces))
-
-    async def first_sight(self, digest: str, *, now: datetime) -> bool:
-        """Record a signed request's digest; False when it was seen before."""
-        return await replays.first_sight(self.database, digest, now=now)

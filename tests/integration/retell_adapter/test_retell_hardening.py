@@ -21,7 +21,8 @@ from rezeption.booking.calls import Calls
 from rezeption.booking.ports import Trace
 from rezeption.domain.clock import FixedClock
 from rezeption.retell.traces import TraceWriter
-from rezeption.store.calls import SqlCallStore, TenantRoutes
+from rezeption.store.call_store import SqlCallStore
+from rezeption.store.calls import TenantRoutes
 from rezeption.store.db import Database
 from rezeption.store.idempotency import IdempotencyStore
 from rezeption.store.tables import (

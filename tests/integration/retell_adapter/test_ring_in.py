@@ -1,0 +1,85 @@
+"""A call's ring-in through the route (`store.ring_in`: one statement on PostgreSQL): who is
+recognized from the customers read with the call's opening, and what the opening writes.
+
+Friseur 1, Monday 3 November 2025, 08:00.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from tests.integration.lookup.world import build_world
+from tests.integration.retell_adapter.conftest import AGENT, SALON_NUMBER, RetellClient
+
+from rezeption.domain.clock import FixedClock
+from rezeption.store.db import Database
+from rezeption.store.tables import CallRow, CustomerRow
+
+SHARED = "+493011111111"
+PETER = "+4915110000001"
+PEOPLE: list[dict[str, Any]] = [
+    {"key": "peter", "name": "Peter Schuster", "phone": PETER, "appointments": [
+        {"key": "tue", "at": "2025-11-04 10:00", "service": "herrenhaarschnitt"},
+    ]},
+    {"key": "nameless", "name": None, "phone": PETER, "appointments": []},
+    {"key": "anna", "name": "Anna Meier", "phone": SHARED, "appointments": []},
+    {"key": "paul", "name": "Paul Meier", "phone": SHARED, "appointments": []},
+]  # fmt: skip
+
+
+async def ring(retell: RetellClient, call_id: str | None, caller: str) -> dict[str, str]:
+    call = {"from_number": caller, "to_number": SALON_NUMBER, "agent_id": AGENT}
+    if call_id:
+        call["call_id"] = call_id
+    response = await retell.post("/retell/inbound", {"event": "call_inbound", "call_inbound": call})
+    assert response.status_code == 200, response.text
+    variables: dict[str, str] = response.json()["call_inbound"]["dynamic_variables"]
+    return variables
+
+
+async def consent_all(database: Database, clock: FixedClock) -> None:
+    async with database.write() as session, session.begin():
+        await session.execute(update(CustomerRow).values(caller_id_consent_at=clock.now()))
+
+
+async def test_one_consenting_person_is_greeted_and_a_shared_number_never_is(
+    retell: RetellClient, database: Database, clock: FixedClock, salon_id: int
+) -> None:
+    await build_world(database, {"a": salon_id}, PEOPLE, clock.now())
+    await consent_all(database, clock)
+    peter = await ring(retell, "call_peter", PETER)  # his row and a nameless one at his number
+    assert peter["customer_known"] == "true" and peter["customer_name"] == "Peter Schuster"
+    assert peter["next_appointments"].startswith("Herrenhaarschnitt morgen"), peter
+    shared = await ring(retell, "call_shared", SHARED)  # two people, both consented
+    assert shared["customer_known"] == "false" and shared["customer_name"] == ""
+    assert shared["shared_number"] == "true"
+    stranger = await ring(retell, "call_new", "+4915199999999")
+    assert stranger["customer_known"] == "false" and stranger["shared_number"] == "false"
+
+
+async def test_the_opening_fills_only_what_the_call_lacks_and_keeps_its_memory(
+    retell: RetellClient, database: Database, clock: FixedClock, salon_id: int
+) -> None:
+    """A call stored before its call_inbound (a function call came first, without the caller's
+    number) gets the number filled in; what it stored stays, and a second delivery with another
+    number changes nothing."""
+    async with database.write() as session, session.begin():
+        session.add(
+            CallRow(
+                retell_call_id="call_early",
+                tenant_id=salon_id,
+                agent_id=AGENT,
+                memory={"name": "Peter Schuster"},
+                created_at=clock.now(),
+                status="inbound",
+            )
+        )
+    await ring(retell, "call_early", PETER)
+    await ring(retell, "call_early", "+4915199999999")
+    await ring(retell, None, PETER)  # no call id: nothing is opened
+    async with database.read() as session:
+        rows = (await session.scalars(select(CallRow))).all()
+    assert [(r.retell_call_id, r.from_number, r.to_number, r.memory) for r in rows] == [
+        ("call_early", PETER, SALON_NUMBER, {"name": "Peter Schuster"})
+    ]
