@@ -21,6 +21,7 @@ from rezeption.retell.replies import (
     spoken_day,
     why_not,
 )
+from rezeption.retell.request_keys import CHANGES
 from rezeption.retell.tools import BookAppointmentArgs, CheckAvailabilityArgs
 from rezeption.retell.understanding import (
     Clarify,
@@ -197,8 +198,8 @@ async def _already_held(
 ) -> Reply | None:
     """The same booking said again in other words ("12:00", then "12 Uhr") in the same call: the
     caller's own appointment, answered as theirs, never as taken by someone else."""
-    if not ctx.memory.get("booked"):
-        return None
+    if not ctx.memory.get("booked") and CHANGES not in ctx.memory:  # nothing booked in this call
+        return None  # (a call with changes may hold a booking whose reply was lost: look)
     for hit in await ctx.finder.store.by_call(ctx.tenant_id, ctx.call_id, after=ctx.now):
         same = hit.service_id == service_id and hit.starts_at == start
         if not same or (staff_id is not None and hit.staff_id != staff_id):

@@ -8,6 +8,14 @@ cancels it and books 9 Uhr again in the same words asks for a new booking; repla
 a key names its generation: a request asked again after another request's change gets a new key,
 while the retry of the change itself keeps its own (the change counted it, so it steps back one).
 Retell sends a retry before the agent hears any reply, so nothing else is asked in between.
+
+A booking asked again under a later generation is not blind to the earlier one: a call with
+changes checks its own appointments first (`availability_functions._already_held`), so a booking
+that committed but whose reply never came ("Fragen Sie mich bitte gleich noch einmal") is
+answered as the caller's, not booked twice, even when the key moved on. The count rides with the
+reply (`reply_batches`, committed without waiting for the disk): a crash in the moment between a
+change and its reply's batch loses the count, and the same words asked again then get the old
+reply, as before generations existed.
 """
 
 from __future__ import annotations
@@ -33,8 +41,10 @@ def generation(base: str, memory: Mapping[str, Any]) -> int:
     changes = memory.get(CHANGES)
     if not isinstance(changes, Mapping):
         return 0
-    made = int(changes.get("n") or 0)
-    return max(0, made - 1) if changes.get("by") == base else made
+    made = changes.get("n")
+    if not isinstance(made, int) or made <= 0:  # none yet, or not a count: generation 0
+        return 0
+    return made - 1 if changes.get("by") == base else made
 
 
 def in_generation(base: str, generation: int) -> str:
@@ -45,8 +55,10 @@ def in_generation(base: str, generation: int) -> str:
 
 
 def changed_something(reply: Mapping[str, Any]) -> bool:
-    """A write's reply that says it changed the salon's book: booked, requested, cancelled, moved,
-    consent stored. "Schon eingetragen" (the booking said again in other words) changed nothing."""
+    """A write's reply that says it changed the salon's book: booked ("gebucht", "angefragt"),
+    cancelled, moved, consent stored. "Schon eingetragen" (the booking said again in other words)
+    changed nothing; "vorgemerkt" (`ok` false: pending at the calendar) is not counted, and its
+    later cancel or move is."""
     return reply.get("ok") is True and not reply.get("schon_gebucht")
 
 

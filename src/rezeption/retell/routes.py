@@ -179,7 +179,7 @@ def build_router() -> APIRouter:
             )
         except Exception as error:
             log.warning("retell.inbound_from_memory", error=type(error).__name__)
-            return JSONResponse(await _inbound_from_memory(services, envelope.call_inbound))
+            return JSONResponse(await _inbound_from_memory(services, envelope.call_inbound, background))
 
     @router.post("/webhook")
     async def webhook(request: Request) -> Response:
@@ -276,8 +276,12 @@ async def _inbound(
     return JSONResponse(inbound_response(catalog, now, caller.dynamic_variables()))
 
 
-async def _inbound_from_memory(services: Services, inbound_call: InboundCall) -> dict[str, Any]:
-    """The salon's static variables from what this process remembers (no caller recognition)."""
+async def _inbound_from_memory(
+    services: Services, inbound_call: InboundCall, background: BackgroundTasks
+) -> dict[str, Any]:
+    """The salon's static variables from what this process remembers (no caller recognition).
+    The call is still opened after the answer, when the database takes it by then: the custom-LLM
+    socket serves only a call it knows."""
     try:
         tenant_id = await within(
             0.2,
@@ -287,6 +291,17 @@ async def _inbound_from_memory(services: Services, inbound_call: InboundCall) ->
         )
     except Exception:
         return {"call_inbound": {}}
+    if tenant_id is not None and inbound_call.call_id:
+        background.add_task(
+            _quietly,
+            services.calls.open,
+            inbound_call.call_id,
+            tenant_id=tenant_id,
+            at=services.clock.now(),
+            agent_id=inbound_call.agent_id,
+            from_number=normalize_phone(inbound_call.from_number),
+            to_number=normalize_phone(inbound_call.to_number),
+        )
     catalog = services.bookings.catalogs.last_known(tenant_id) if tenant_id is not None else None
     if catalog is None:
         return {"call_inbound": {}}

@@ -6,11 +6,11 @@ The clock stands on Monday 3 November 2025, 08:00 in Berlin; Friseur 1 opens on 
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from tests.integration.retell_adapter.conftest import RetellClient
 
 from rezeption.store.db import Database
-from rezeption.store.tables import AppointmentRow
+from rezeption.store.tables import AppointmentRow, CallRow, IdempotencyRecordRow
 
 WEDNESDAY_NINE = {
     "name": "Maria Meier",
@@ -97,4 +97,25 @@ async def test_a_read_back_without_a_change_leaves_the_booking_replayed(
     asked = await retell.function("cancel_appointment", {})
     assert asked["reason"] == "confirm_cancel", asked
     assert await retell.function("book_appointment", WEDNESDAY_NINE) == first
+    assert await statuses_at(database) == [("confirmed", "2025-11-05T08:00:00+00:00")]
+
+
+async def test_a_booking_whose_reply_never_came_is_the_callers_after_a_change_not_booked_twice(
+    retell: RetellClient, database: Database
+) -> None:
+    """The booking committed but ran out of time ("Fragen Sie mich bitte gleich noch einmal"):
+    its key was given back and nothing was learned. The caller then consents to be recognized (a
+    change, so the same words get a new key) and the agent asks for the booking again: the
+    appointment already there is answered as theirs, not booked a second time with another
+    stylist or refused as taken."""
+    first = await retell.function("book_appointment", WEDNESDAY_NINE)
+    assert first["gebucht"] is True
+    async with database.write() as session, session.begin():  # what running out of time leaves
+        await session.execute(delete(IdempotencyRecordRow))
+        call = (await session.scalars(select(CallRow))).one()
+        call.memory = {k: v for k, v in call.memory.items() if k != "booked"}
+    assert (await retell.function("record_consent", {"name": "Maria Meier"}))["gespeichert"] is True
+    again = await retell.function("book_appointment", WEDNESDAY_NINE)
+    assert again["ok"] is True and again["gebucht"] is True, again
+    assert again["uhrzeit"] == "09:00" and again["mitarbeiter"] == first["mitarbeiter"], again
     assert await statuses_at(database) == [("confirmed", "2025-11-05T08:00:00+00:00")]

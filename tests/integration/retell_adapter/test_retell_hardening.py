@@ -263,7 +263,7 @@ async def test_an_exact_replay_is_answered_from_the_first_or_refused_never_run_t
 
 
 async def _call_row_appears(database: Database, call_id: str) -> None:
-    """The call's row, written by the route's background task after its answer (within 2 s)."""
+    """The call's row, opened by the ring-in (or after the answer when its statement failed)."""
     for _ in range(200):
         async with database.read() as session:
             if (await session.scalars(select(CallRow).where(CallRow.retell_call_id == call_id))).first():

@@ -6,8 +6,10 @@ Friseur 1, Monday 3 November 2025, 08:00.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from fastapi import FastAPI
 from sqlalchemy import select, update
 from tests.integration.lookup.world import build_world
 from tests.integration.retell_adapter.conftest import AGENT, SALON_NUMBER, RetellClient
@@ -83,3 +85,28 @@ async def test_the_opening_fills_only_what_the_call_lacks_and_keeps_its_memory(
     assert [(r.retell_call_id, r.from_number, r.to_number, r.memory) for r in rows] == [
         ("call_early", PETER, SALON_NUMBER, {"name": "Peter Schuster"})
     ]
+
+
+async def test_a_ring_in_the_database_cannot_answer_still_connects_and_opens_the_call(
+    retell: RetellClient, database: Database, app: FastAPI, salon_id: int
+) -> None:
+    """The ring-in's statement fails (a saturated pool, a lock): the caller hears the salon's
+    variables from memory, and the call is still opened after the answer, or the custom-LLM socket
+    would refuse it."""
+    await ring(retell, "call_warm", PETER)  # this process knows the salon's catalog
+
+    async def unavailable(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("the database is away")
+
+    app.state.services.calls.ring_in = unavailable
+    variables = await ring(retell, "call_fallback", PETER)
+    assert variables["salon_name"] == "Friseur 1" and variables["customer_known"] == "false"
+    for _ in range(200):
+        async with database.read() as session:
+            opened = (
+                await session.scalars(select(CallRow).where(CallRow.retell_call_id == "call_fallback"))
+            ).first()
+        if opened is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert opened is not None and opened.tenant_id == salon_id and opened.from_number == PETER
