@@ -73,7 +73,11 @@ async def test_three_kills_mid_saga_leave_no_orphan_and_lose_no_confirmed_bookin
     remote = await check_calcom(pg, emulator.url, expected, call_prefix="load-", calls=len(calls))
 
     assert run.kills == 3
-    assert sum(c.booked for c in calls) >= 2, [(c.refusals, c.failures) for c in calls]
+    # the run is about sagas cut by kills: they reached Cal.com, and a caller heard "gebucht". How
+    # many calls of 12-call rounds book with ~1 s per Cal.com request and a kill every 2-4 s varies
+    # with the machine's hour (1 in a slow one): a count of bookings would test the hour
+    assert remote.requests_by_kind.get("create", 0) >= 2, remote.requests_by_kind
+    assert sum(c.booked for c in calls) >= 1, [(c.refusals, c.failures) for c in calls]
     assert found.double_bookings == 0 and remote.double_bookings == 0
     assert remote.orphans == [] and remote.missing_at_calcom == [] and remote.time_differs == []
     assert found.pending_left == 0
