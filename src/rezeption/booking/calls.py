@@ -27,6 +27,13 @@ class Calls:
         """The call with this Retell id, if we have seen it."""
         return await self.store.get_call(call_id)
 
+    async def get_at_first_sight(
+        self, call_id: str, digest: str, *, now: datetime
+    ) -> tuple[CallRecord | None, bool]:
+        """The call (None: unknown) and whether the signed request `digest` is new (False: this
+        exact request came before), recorded with the read where the store can."""
+        return await self.store.call_at_first_sight(call_id, digest, now=now)
+
     async def open(
         self,
         call_id: str,
@@ -127,10 +134,6 @@ class Calls:
     async def add_traces(self, traces: Sequence[Trace]) -> None:
         """Store function-call traces."""
         await self.store.add_traces(traces)
-
-    async def first_sight(self, digest: str, *, now: datetime) -> bool:
-        """Whether a signed request is new (False: this exact request came before, a replay)."""
-        return await self.store.first_sight(digest, now=now)
 
     async def ring_in(
         self,

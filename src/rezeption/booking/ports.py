@@ -586,8 +586,11 @@ class CallStore(Protocol):
     async def add_traces(self, traces: Sequence[Trace]) -> None:
         """Store a batch of function-call traces."""
 
-    async def first_sight(self, digest: str, *, now: datetime) -> bool:
-        """Record a signed request's digest; False when it was seen before (a replay)."""
+    async def call_at_first_sight(
+        self, call_id: str, digest: str, *, now: datetime
+    ) -> tuple[CallRecord | None, bool]:
+        """A read function's first step: the call (None: unknown) and whether its signed request
+        `digest` is new, recorded now (False: seen before, a replay)."""
 
     async def ring_in(
         self,

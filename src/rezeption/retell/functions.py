@@ -68,6 +68,13 @@ def writes(name: str) -> bool:
     return HANDLERS[name][1]
 
 
+class SeenBefore(Exception):
+    """This exact signed request came before (a replay): a read is not run again."""
+
+
+SEEN_BEFORE: Reply = {"ok": False, "reason": "refused", "detail": "this signed request was already answered"}
+
+
 class EnvelopeMixesSalons(Exception):
     """A new call's agent and called number lead to two different salons: it is opened for neither."""
 
@@ -132,24 +139,34 @@ class FunctionRunner:
         self.callers = callers
         self.idempotency = calls.replies
 
-    async def run(self, name: str, ref: CallRef, raw_args: dict[str, Any]) -> Outcome:
+    async def run(
+        self, name: str, ref: CallRef, raw_args: dict[str, Any], *, signature: str | None = None
+    ) -> Outcome:
         """One function call, start to reply, within the time budget; never an exception. The
-        feature flags are decided for this call, and the decisions go with the outcome (its trace)."""
+        feature flags are decided for this call, and the decisions go with the outcome (its trace).
+
+        `signature`: a read's signed-request digest, recorded with the call's read; a request seen
+        before is refused (409) without running (a write's replay gets its stored reply instead)."""
         with recording(ref.call_id) as decisions, call_span(f"function {name}", ref.call_id) as span:
             await self.flags.fresh()
-            outcome = await self._run_in_budget(name, ref, raw_args)
+            outcome = await self._run_in_budget(name, ref, raw_args, signature)
             span.set_attribute("rezeption.salon", self.flags.slug(outcome.tenant_id) or "-")
             span.set_attribute("rezeption.outcome", outcome_label(outcome.reply))
         outcome.flags = as_trace(decisions)
         return outcome
 
-    async def _run_in_budget(self, name: str, ref: CallRef, raw_args: dict[str, Any]) -> Outcome:
+    async def _run_in_budget(
+        self, name: str, ref: CallRef, raw_args: dict[str, Any], signature: str | None
+    ) -> Outcome:
         entry = HANDLERS.get(name)
         if entry is None:
             return Outcome(404, reply(False, "Diese Funktion gibt es bei uns nicht.", "unknown_function"))
         progress = _Progress(deadline=asyncio.get_running_loop().time() + self.budget)
         try:
-            return await within(self.budget, self._run(name, entry, ref, raw_args, progress))
+            return await within(self.budget, self._run(name, entry, ref, raw_args, progress, signature))
+        except SeenBefore:
+            log.warning("retell.refused", function=name, call_id=ref.call_id, reason="replayed_request")
+            return Outcome(409, SEEN_BEFORE)
         except BudgetSpent:
             log.warning("retell.over_budget", function=name, call_id=ref.call_id, budget_s=self.budget)
             await self._give_back(progress)
@@ -179,6 +196,7 @@ class FunctionRunner:
         ref: CallRef,
         raw_args: dict[str, Any],
         progress: _Progress,
+        signature: str | None,
     ) -> Outcome:
         handler, writes = entry
         try:
@@ -192,7 +210,7 @@ class FunctionRunner:
         key = base  # generation 0's; the call's memory may name a later one (`request_keys`)
         await self.idempotency.settle(ref.call_id)  # this call's queued memory, stored before it is read
         try:
-            call, claimed = await self._call_record(ref, key, scope=name)
+            call, claimed = await self._call_record(ref, key, scope=name, signature=signature)
         except EnvelopeMixesSalons:
             log.warning("retell.refused", function=name, call_id=ref.call_id, reason="envelope_mixes_salons")
             return Outcome(403, reply(False, MISMATCH, "call_mismatch"))
@@ -258,12 +276,20 @@ class FunctionRunner:
         return Outcome(200, answer, tenant_id, canonical)
 
     async def _call_record(
-        self, ref: CallRef, key: str | None, *, scope: str
+        self, ref: CallRef, key: str | None, *, scope: str, signature: str | None = None
     ) -> tuple[CallRecord | None, bool]:
         """The call as we know it, and whether `key` (a write's) is now ours: both in one round trip
-        where the store can. A first function call of an unknown call is recorded by its route."""
+        where the store can; a read's `signature` is recorded in its call's read (SeenBefore when
+        it came before). A first function call of an unknown call is recorded by its route."""
         if key is None or not ref.full:  # a read, or call id and agent from headers only
-            known = await self.calls.get(ref.call_id)  # a known call: one plain SELECT
+            if signature is None:
+                known = await self.calls.get(ref.call_id)  # a known call: one plain SELECT
+            else:
+                known, first = await self.calls.get_at_first_sight(
+                    ref.call_id, signature, now=self.clock.now()
+                )
+                if not first:
+                    raise SeenBefore()
             if known is not None and known.tenant_id is not None:
                 return known, False
             if not ref.full:

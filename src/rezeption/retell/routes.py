@@ -36,7 +36,6 @@ from rezeption.retell.traces import TraceWriter, trace_function
 from rezeption.retell.wire import FunctionEnvelope, InboundCall, InboundEnvelope, WebhookEnvelope
 
 MAX_BODY = 2 * 1024 * 1024
-REPLAY_CHECK = 0.5  # seconds
 INBOUND_BUDGET = 2.0  # seconds; Retell waits for call_inbound before it connects the caller
 WEBHOOK_BUDGET = 5.0
 MAX_DEPTH = 32  # Retell's call object nests about 6 levels deep (transcript_object -> words)
@@ -63,16 +62,16 @@ async def read_body(request: Request) -> bytes:
         raise Refused(408, "the request body came too slowly") from error
 
 
-async def verified_json(request: Request, services: Services, *, replay_check: bool = True) -> dict[str, Any]:
-    """Read, verify and parse the body; Refused on any problem. `replay_check=False` skips the
-    record of signed requests seen (a write function's replay gets its stored reply instead)."""
+async def verified_json(request: Request, services: Services) -> dict[str, Any]:
+    """Read, verify and parse the body; Refused on any problem. Replays are told apart by the
+    route: a write by its idempotency key, a read and call_inbound by their signature's first
+    sight, recorded with their own first statement; a call event is applied once however often."""
     raw = await read_body(request)
     now_ms = int(services.clock.now().timestamp() * 1000)
     key = services.settings.retell_api_key.get_secret_value()
     signature = request.headers.get("x-retell-signature")
     if not verify(raw, key, signature, now_ms):
         raise Refused(401, "missing, malformed, stale or forged X-Retell-Signature")
-    request.state.replayed = replay_check and await _seen_before(services, signature or "")
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -82,18 +81,6 @@ async def verified_json(request: Request, services: Services, *, replay_check: b
     if not isinstance(body, dict):
         raise Refused(400, "body must be a JSON object")
     return cleaned(body)
-
-
-async def _seen_before(services: Services, signature: str) -> bool:
-    """Whether this exact signed request came before (a replay); unknown (False) when the database
-    cannot say in time: a replay check must not take the call down with it."""
-    digest = signature_digest(signature)
-    try:
-        first = await within(REPLAY_CHECK, services.calls.first_sight(digest, now=services.clock.now()))
-    except Exception as error:
-        log.warning("retell.replay_check_failed", error=type(error).__name__)
-        return False
-    return not first
 
 
 def signature_digest(signature: str) -> str:
@@ -121,10 +108,10 @@ def _clean(value: Any, depth: int) -> Any:
 
 
 async def verified_envelope(
-    request: Request, services: Services, model: type[Envelope], what: str, *, replay_check: bool = True
+    request: Request, services: Services, model: type[Envelope], what: str
 ) -> Envelope:
     """The verified body validated as `model`; Refused (400) when it does not fit."""
-    body = await verified_json(request, services, replay_check=replay_check)
+    body = await verified_json(request, services)
     try:
         return model.model_validate(body)
     except ValidationError as error:
@@ -165,9 +152,7 @@ def build_router() -> APIRouter:
         services: Services = request.app.state.services
         try:
             # the signature's first sight is recorded with the call's opening (`_inbound`)
-            envelope = await verified_envelope(
-                request, services, InboundEnvelope, "call_inbound", replay_check=False
-            )
+            envelope = await verified_envelope(request, services, InboundEnvelope, "call_inbound")
         except Refused as error:
             return _refusal(error)
         bind_request(call_id=envelope.call_inbound.call_id)
@@ -189,9 +174,7 @@ def build_router() -> APIRouter:
             # No record of signatures seen: a call event is applied once however often it comes
             # (`calls.record_event` keeps the events applied), so a replay changes nothing, and
             # the record cost each of a call's three webhooks a committed write.
-            envelope = await verified_envelope(
-                request, services, WebhookEnvelope, "call-event", replay_check=False
-            )
+            envelope = await verified_envelope(request, services, WebhookEnvelope, "call-event")
         except Refused as error:
             return _refusal(error)
         bind_request(call_id=envelope.the_call.call_id if envelope.the_call is not None else None)
@@ -380,17 +363,19 @@ async def _run_function(name: str, request: Request) -> JSONResponse:
     runner: FunctionRunner = request.app.state.retell_runner
     started = time.perf_counter()
     try:
-        # a write's replay gets the reply stored under its idempotency key: no replay record needed
-        body = await verified_json(request, services, replay_check=name not in TOOLS or not writes(name))
+        # a write's replay gets the reply stored under its idempotency key; a read's signature is
+        # recorded with its call's read (`FunctionRunner.run`): no replay record here
+        body = await verified_json(request, services)
         if name not in TOOLS:
             raise Refused(404, f"no function {name!r}")
-        if request.state.replayed:
-            raise Refused(409, "this signed request was already answered")
         ref, args = _envelope(name, body, request.headers, bare_allowed=request.app.state.bare_args)
     except Refused as error:
         return _refusal(error)
     bind_request(call_id=ref.call_id)
-    outcome = await runner.run(name, ref, args)
+    signature = None if writes(name) else signature_digest(request.headers.get("x-retell-signature") or "")
+    outcome = await runner.run(name, ref, args, signature=signature)
+    if outcome.status == 409:  # this signed request came before: refused, not run, not traced
+        return JSONResponse(outcome.reply, status_code=409)
     bind_request(salon=services.flags.slug(outcome.tenant_id))
     latency = int((time.perf_counter() - started) * 1000)
     trace_function(request.app.state.retell_traces, services.clock, name, ref.call_id, outcome, latency)

@@ -18,7 +18,7 @@ from rezeption.store.calls import (
     remember,
 )
 from rezeption.store.db import Database
-from rezeption.store.replays import first_sight
+from rezeption.store.replays import call_at_first_sight
 from rezeption.store.ring_in import ring_in
 
 
@@ -79,9 +79,11 @@ class SqlCallStore:
         """Store a batch of traces in one statement."""
         await add_traces(self.database, list(traces))
 
-    async def first_sight(self, digest: str, *, now: datetime) -> bool:
-        """Record a signed request's digest; False when it was seen before."""
-        return await first_sight(self.database, digest, now=now)
+    async def call_at_first_sight(
+        self, call_id: str, digest: str, *, now: datetime
+    ) -> tuple[CallRecord | None, bool]:
+        """The call and its request's first sight, in one statement (`replays`)."""
+        return await call_at_first_sight(self.database, call_id, digest, now=now)
 
     async def ring_in(
         self,

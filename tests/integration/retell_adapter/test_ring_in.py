@@ -7,6 +7,7 @@ Friseur 1, Monday 3 November 2025, 08:00.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from fastapi import FastAPI
@@ -110,3 +111,43 @@ async def test_a_ring_in_the_database_cannot_answer_still_connects_and_opens_the
             break
         await asyncio.sleep(0.01)
     assert opened is not None and opened.tenant_id == salon_id and opened.from_number == PETER
+
+
+async def test_a_reads_exact_replay_is_refused_even_as_the_calls_first_request(
+    retell: RetellClient, database: Database, clock: FixedClock, salon_id: int
+) -> None:
+    """A read's signature is recorded with its call's read, in the same statement: a replay is
+    refused before it runs, whether the first delivery found the call or opened it, and whichever
+    read it is (find_appointments would disclose appointments; the others are refused alike)."""
+    await build_world(database, {"a": salon_id}, PEOPLE, clock.now())
+    stamp = int(clock.now().timestamp() * 1000) + 50_000
+    for k, (name, args) in enumerate(
+        [
+            ("find_appointments", {"name": "Peter Schuster"}),
+            (
+                "check_availability",
+                {"dienstleistung": "Herrenhaarschnitt", "datum": "morgen", "uhrzeit": "11 Uhr"},
+            ),
+            ("list_services", {}),
+        ]
+    ):
+        call = {
+            "call_id": f"call_read_{k}",
+            "agent_id": AGENT,
+            "from_number": PETER,
+            "to_number": SALON_NUMBER,
+        }
+        raw = json.dumps({"name": name, "call": call, "args": args}).encode()
+        headers = {"X-Retell-Signature": retell.sign_at(raw, stamp + k), "Content-Type": "application/json"}
+        first = await retell.http.post(f"/retell/functions/{name}", content=raw, headers=headers)
+        again = await retell.http.post(f"/retell/functions/{name}", content=raw, headers=headers)
+        assert first.status_code == 200, first.text
+        assert again.status_code == 409 and again.json()["reason"] == "refused", again.text
+        assert "Peter" not in again.text and "Herrenhaarschnitt" not in again.text
+    found = await retell.http.post(
+        "/retell/functions/find_appointments",
+        content=(raw := json.dumps({"name": "find_appointments", "call": {**call, "call_id": "call_read_0"},
+                                    "args": {"name": "Peter Schuster"}}).encode()),
+        headers={"X-Retell-Signature": retell.sign_at(raw, stamp + 99), "Content-Type": "application/json"},
+    )  # fmt: skip
+    assert found.status_code == 200 and found.json()["ok"] is True, found.text  # a new request runs
