@@ -44,6 +44,7 @@ from rezeption.booking.catalog import CatalogCache
 from rezeption.booking.ports import (
     BookingTx,
     CalendarDirectory,
+    CalendarUnavailable,
     Clock,
     ExternalBooking,
     ExternalCalendar,
@@ -368,6 +369,12 @@ class Reconciler:
                 if moved_here and prior is not None and prior.status is AppointmentStatus.CONFIRMED:
                     await self._complete_move(catalog, calendar, prior, booking, report)
                     return
+                if (
+                    ours is None
+                    and not moved_here
+                    and await self._onto_twin(catalog, calendar, origin, booking)
+                ):
+                    return
 
                 await calendar.cancel_uid(
                     catalog, booking.uid, start=booking.start, end=booking.end, staff_id=booking.staff_id
@@ -411,6 +418,50 @@ class Reconciler:
                 await tx.commit()
             calendar.note(catalog, booking)
             report.cancelled_here += 1
+
+    async def _onto_twin(
+        self,
+        catalog: Catalog,
+        calendar: ExternalCalendar,
+        origin: Appointment | None,
+        booking: ExternalBooking,
+    ) -> bool:
+        """`booking` (live, no row names it) carries the token of `origin`, confirmed here on
+        another booking at the same time: two creates of one appointment (a retry resumed its
+        saga). When origin's own booking is gone there (cancelled, not moved on; or unknown), origin
+        moves onto this one, as its saga's `_keep_one` does; a webhook's re-read may come first,
+        and cancelling it as an orphan would leave the caller's appointment on a dead booking.
+        True when it is settled so (or left for the next pass: the calendar cannot say, or the row
+        changed meanwhile); False when origin's booking stands and this one is an orphan."""
+        if (
+            origin is None
+            or origin.status is not AppointmentStatus.CONFIRMED
+            or not origin.external_uid
+            or origin.external_uid == booking.uid
+            or booking.start != origin.starts_at
+        ):
+            return False
+        try:
+            sibling = await calendar.get(catalog, origin.external_uid)
+        except CalendarUnavailable:
+            return True  # two bookings for a while, never none: the next pass decides
+        if sibling is not None and (sibling.active or sibling.rescheduled_to_uid):
+            return False
+        now = self.clock.now()
+        try:
+            async with self.uow.writing() as tx:
+                current = await tx.appointment(origin.tenant_id, origin.id) or origin
+                moved = await tx.rebind_external(current, external_uid=booking.uid or "", at=now)
+                await tx.add_event(
+                    moved, "confirmed", at=now, recovery_point="done",
+                    data={"uid": booking.uid, "replaces": origin.external_uid,
+                          "calendar_status": booking.status, "why": "twin"},
+                )  # fmt: skip
+                await tx.commit()
+        except SlotClaimFailed:  # changed meanwhile (its saga rebound it, a cancel): next pass
+            return True
+        log.warning("reconcile: appointment %s moved onto its live twin %s", origin.id, booking.uid)
+        return True
 
     async def _complete_move(
         self,

@@ -1,0 +1,61 @@
+"""A Cal.com webhook re-reads a booking that carries one of our appointments' tokens while no row
+names it. Two sagas on one appointment (a retry that resumed one) can leave two bookings at Cal.com:
+the saga keeps the live one (`Saga._keep_one`), and when the one the row stands on is gone there,
+it moves the row onto the other. A BOOKING_CREATED for that other one can come first. Before, the
+re-read cancelled it as an orphan, the row then moved onto a cancelled booking, and the next
+re-read cancelled the caller's appointment here: "gebucht" heard, a callback owed. Now the re-read
+itself moves the row onto its live twin when the row's own booking is gone there; a twin beside a
+live booking stays an orphan and is cancelled."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from rezeption.domain.model import AppointmentStatus
+
+from .conftest import World, herren
+
+pytestmark = pytest.mark.postgres
+
+
+async def _booked_then_twin(world: World, *, gone: bool, later: timedelta = timedelta(0)) -> tuple[str, str]:
+    """An appointment confirmed under its booking at Cal.com (cancelled there when `gone`), and a
+    second booking with its token (at `later` after it) that no row names: (first uid, twin uid)."""
+    booked = await world.bookings.book(herren(world, "book-twin"))
+    appointment = booked.appointment
+    assert appointment.status is AppointmentStatus.CONFIRMED and appointment.external_uid
+    catalog, calendar = await world.reconciler._context(world.tenant_id)
+    assert calendar is not None
+    if gone:  # as a resend's twin-cancel leaves it: the row's own booking cancelled there
+        await calendar.cancel_uid(catalog, appointment.external_uid)
+    shifted = replace(
+        appointment, starts_at=appointment.starts_at + later, ends_at=appointment.ends_at + later
+    )
+    twin = await calendar.create(catalog, shifted)  # the other saga's create, with the same token
+    assert twin.uid and twin.uid != appointment.external_uid
+    return appointment.external_uid, twin.uid or ""
+
+
+async def test_a_twin_whose_sibling_is_gone_there_becomes_the_appointments_booking(world: World) -> None:
+    first, twin = await _booked_then_twin(world, gone=True)
+    assert await world.reconciler.reread(world.tenant_id, twin, trigger="BOOKING_CREATED") == "followed"
+    [row] = await world.appointments()
+    assert (row.status, row.external_uid) == ("confirmed", twin)
+    assert [b["uid"] for b in world.emulator.active()] == [twin], "the caller's booking stays at Cal.com"
+    # the first booking's own cancellation, delivered later, names no appointment any more
+    await world.reconciler.reread(world.tenant_id, first, trigger="BOOKING_CANCELLED")
+    [after] = await world.appointments()
+    assert (after.status, after.external_uid) == ("confirmed", twin)
+    assert await world.jobs("callback_request") == []
+
+
+async def test_a_twin_beside_a_live_booking_is_cancelled_as_an_orphan(world: World) -> None:
+    """The nearest different case: the row's own booking is live there, so the other one is extra."""
+    first, twin = await _booked_then_twin(world, gone=False, later=timedelta(hours=2))
+    await world.reconciler.reread(world.tenant_id, twin, trigger="BOOKING_CREATED")
+    [row] = await world.appointments()
+    assert (row.status, row.external_uid) == ("confirmed", first)
+    assert [b["uid"] for b in world.emulator.active()] == [first]
