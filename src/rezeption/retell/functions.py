@@ -61,6 +61,7 @@ BUDGET_SECONDS = 6.5
 room for the network. Database, lock, idempotency and calendar waits all live inside it."""
 WORK_RESERVE = 2.0  # of the budget, kept for the work after waiting for another request's key
 RELEASE_PATIENCE = 0.5
+REPLAY_CHECK = 0.5  # seconds a read waits for its signature's record before it goes on without
 
 
 def writes(name: str) -> bool:
@@ -285,11 +286,7 @@ class FunctionRunner:
             if signature is None:
                 known = await self.calls.get(ref.call_id)  # a known call: one plain SELECT
             else:
-                known, first = await self.calls.get_at_first_sight(
-                    ref.call_id, signature, now=self.clock.now()
-                )
-                if not first:
-                    raise SeenBefore()
+                known = await self._call_at_first_sight(ref.call_id, signature)
             if known is not None and known.tenant_id is not None:
                 return known, False
             if not ref.full:
@@ -321,6 +318,22 @@ class FunctionRunner:
             to_number=ref.to_number,
         )
         return opened, False
+
+    async def _call_at_first_sight(self, call_id: str, signature: str) -> CallRecord | None:
+        """The call, with the read's signature recorded; SeenBefore for a replay. When the record
+        cannot be written in `REPLAY_CHECK` (SQLite's writer busy, a lock, a database that only
+        reads), the call is read alone and the request taken as new: a replay check must not take
+        the call down with it."""
+        try:
+            known, first = await within(
+                REPLAY_CHECK, self.calls.get_at_first_sight(call_id, signature, now=self.clock.now())
+            )
+        except Exception as error:
+            log.warning("retell.replay_check_failed", call_id=call_id, error=type(error).__name__)
+            return await self.calls.get(call_id)
+        if not first:
+            raise SeenBefore()
+        return known
 
     async def _call(
         self, handler: Handler, name: str, call: CallRecord, args: Arguments, key: str | None

@@ -62,3 +62,18 @@ async def test_a_write_against_a_locked_sqlite_gets_an_apology_in_time(
     assert answer["reason"] in {"unavailable", "over_budget"}, answer
     retried = await retell.function("book_appointment", body["args"], call_id="call_lock")
     assert retried["ok"] is True, retried
+
+
+async def test_a_read_against_a_locked_sqlite_still_answers(
+    retell: RetellClient, other_process_lock: sqlite3.Connection
+) -> None:
+    """A read records its signature (a replay is refused) in a write: with the write lock held
+    elsewhere, that record is given up after a moment and the read answers from what it can read
+    (one that learns something for the call's memory needs the lock for that, and apologizes)."""
+    await retell.function("list_services", {}, call_id="call_read_lock")  # the call is known
+    other_process_lock.execute("BEGIN IMMEDIATE")
+    try:
+        answer = await retell.function("get_opening_hours", {}, call_id="call_read_lock")
+    finally:
+        other_process_lock.execute("ROLLBACK")
+    assert answer["ok"] is True and "Dienstag" in answer["message"], answer
