@@ -438,9 +438,10 @@ class Reconciler:
             or origin.status is not AppointmentStatus.CONFIRMED
             or not origin.external_uid
             or origin.external_uid == booking.uid
-            or booking.start != origin.starts_at
+            or (booking.start, booking.end) != (origin.starts_at, origin.ends_at)
+            or (booking.staff_id is not None and booking.staff_id != origin.staff_id)
         ):
-            return False
+            return False  # not a twin of what the row holds: another host, another time
         try:
             sibling = await calendar.get(catalog, origin.external_uid)
         except CalendarUnavailable:
@@ -451,6 +452,8 @@ class Reconciler:
         try:
             async with self.uow.writing() as tx:
                 current = await tx.appointment(origin.tenant_id, origin.id) or origin
+                if (current.external_uid, current.starts_at) != (origin.external_uid, origin.starts_at):
+                    return True  # moved on since it was read (its saga, another re-read): next pass
                 moved = await tx.rebind_external(current, external_uid=booking.uid or "", at=now)
                 await tx.add_event(
                     moved, "confirmed", at=now, recovery_point="done",

@@ -13,8 +13,10 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select, update
 
 from rezeption.domain.model import AppointmentStatus
+from rezeption.store.tables import AppointmentRow, StaffRow
 
 from .conftest import World, herren
 
@@ -53,9 +55,38 @@ async def test_a_twin_whose_sibling_is_gone_there_becomes_the_appointments_booki
 
 
 async def test_a_twin_beside_a_live_booking_is_cancelled_as_an_orphan(world: World) -> None:
-    """The nearest different case: the row's own booking is live there, so the other one is extra."""
+    """The nearest different case: the row's own booking is live there, so the other one is extra.
+    (The emulator refuses a second booking of one host at one time, as Cal.com does: the twin is
+    made two hours later and the row is set to its time, so only the first booking's state at Cal.com
+    tells the two cases apart.)"""
     first, twin = await _booked_then_twin(world, gone=False, later=timedelta(hours=2))
+    [before] = await world.appointments()
+    async with world.uow.writing() as tx:  # the row at the twin's time, still on its first booking
+        await tx.session.execute(
+            update(AppointmentRow).values(
+                starts_at=before.starts_at + timedelta(hours=2),
+                ends_at=before.ends_at + timedelta(hours=2),
+                block_starts_at=before.block_starts_at + timedelta(hours=2),
+                block_ends_at=before.block_ends_at + timedelta(hours=2),
+            )
+        )
+        await tx.commit()
     await world.reconciler.reread(world.tenant_id, twin, trigger="BOOKING_CREATED")
     [row] = await world.appointments()
     assert (row.status, row.external_uid) == ("confirmed", first)
-    assert [b["uid"] for b in world.emulator.active()] == [first]
+    assert [b["uid"] for b in world.emulator.active()] == [first], "the twin is cancelled there"
+
+
+async def test_a_twin_of_another_stylist_is_not_taken_over(world: World) -> None:
+    """A booking with the row's token at its time but another host (a team's round robin whose
+    host was never set to ours) is not the row's: moving the row onto it would block one stylist
+    here while Cal.com holds another. It stays an orphan."""
+    first, twin = await _booked_then_twin(world, gone=True)
+    async with world.uow.writing() as tx:  # the row on another stylist than Cal.com's host
+        other = await tx.session.scalar(select(StaffRow.id).where(StaffRow.name != "Anna").limit(1))
+        await tx.session.execute(update(AppointmentRow).values(staff_id=other))
+        await tx.commit()
+    await world.reconciler.reread(world.tenant_id, twin, trigger="BOOKING_CREATED")
+    [row] = await world.appointments()
+    assert row.external_uid == first
+    assert world.emulator.active() == []
