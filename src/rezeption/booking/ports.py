@@ -444,6 +444,10 @@ class ExternalCalendar(CalendarProvider, Protocol):
         """The booking carrying this appointment's token (any status), or None."""
         ...
 
+    async def find_live(self, catalog: Catalog, appointment: Appointment) -> list[ExternalBooking]:
+        """Every live booking carrying this appointment's token around its time."""
+        ...
+
     async def get(self, catalog: Catalog, uid: str) -> ExternalBooking | None: ...
 
     async def bookings(self, catalog: Catalog, window: Interval) -> list[ExternalBooking]:

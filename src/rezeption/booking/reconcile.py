@@ -402,6 +402,14 @@ class Reconciler:
                     if not known:
                         await self._complete_move(catalog, calendar, ours, moved, report)
                         return
+            if ours.source != "calendar":  # ours, with our token: a live twin may carry it on
+                try:
+                    twin = await self._live_twin(catalog, calendar, ours, booking)
+                except CalendarUnavailable:
+                    return  # cannot say: cancelled there, confirmed here until the next pass
+                if twin is not None:
+                    await self._onto(ours, twin)
+                    return
             now = self.clock.now()
             async with self.uow.writing() as tx:
                 current = await tx.appointment(ours.tenant_id, ours.id) or ours
@@ -418,6 +426,19 @@ class Reconciler:
                 await tx.commit()
             calendar.note(catalog, booking)
             report.cancelled_here += 1
+
+    async def _live_twin(
+        self, catalog: Catalog, calendar: ExternalCalendar, ours: Appointment, gone: ExternalBooking
+    ) -> ExternalBooking | None:
+        """A live booking carrying `ours`'s token at its host, start and end, other than `gone`
+        (its booking, cancelled there): two creates of one appointment, whose saga cancelled the
+        one the row stood on and keeps the other (`Saga._keep_one`), its rebind not yet done when
+        the cancellation's webhook is re-read. One Cal.com read, only when a booking of ours was
+        cancelled there."""
+        for candidate in await calendar.find_live(catalog, ours):
+            if candidate.uid != gone.uid and _twin_of(candidate, ours):
+                return candidate
+        return None
 
     async def _onto_twin(
         self,
@@ -437,9 +458,7 @@ class Reconciler:
             origin is None
             or origin.status is not AppointmentStatus.CONFIRMED
             or not origin.external_uid
-            or origin.external_uid == booking.uid
-            or (booking.start, booking.end) != (origin.starts_at, origin.ends_at)
-            or (booking.staff_id is not None and booking.staff_id != origin.staff_id)
+            or not _twin_of(booking, origin)
         ):
             return False  # not a twin of what the row holds: another host, another time
         try:
@@ -448,12 +467,18 @@ class Reconciler:
             return True  # two bookings for a while, never none: the next pass decides
         if sibling is not None and (sibling.active or sibling.rescheduled_to_uid):
             return False
+        await self._onto(origin, booking)
+        return True
+
+    async def _onto(self, origin: Appointment, booking: ExternalBooking) -> None:
+        """Move confirmed `origin` onto its twin `booking`, if it still stands where it was read
+        (its uid and time); changed meanwhile (its saga rebound it, a cancel): the next pass."""
         now = self.clock.now()
         try:
             async with self.uow.writing() as tx:
                 current = await tx.appointment(origin.tenant_id, origin.id) or origin
                 if (current.external_uid, current.starts_at) != (origin.external_uid, origin.starts_at):
-                    return True  # moved on since it was read (its saga, another re-read): next pass
+                    return
                 moved = await tx.rebind_external(current, external_uid=booking.uid or "", at=now)
                 await tx.add_event(
                     moved, "confirmed", at=now, recovery_point="done",
@@ -461,10 +486,9 @@ class Reconciler:
                           "calendar_status": booking.status, "why": "twin"},
                 )  # fmt: skip
                 await tx.commit()
-        except SlotClaimFailed:  # changed meanwhile (its saga rebound it, a cancel): next pass
-            return True
+        except SlotClaimFailed:
+            return
         log.warning("reconcile: appointment %s moved onto its live twin %s", origin.id, booking.uid)
-        return True
 
     async def _complete_move(
         self,
@@ -589,6 +613,12 @@ def _gone(appointment: Appointment) -> ExternalBooking:
         service_id=appointment.service_id,
         staff_id=appointment.staff_id,
     )
+
+
+def _twin_of(booking: ExternalBooking, appointment: Appointment) -> bool:
+    """Whether `booking` holds what `appointment` holds: its start, end and (when known) host."""
+    same_time = (booking.start, booking.end) == (appointment.starts_at, appointment.ends_at)
+    return same_time and (booking.staff_id is None or booking.staff_id == appointment.staff_id)
 
 
 def _moved_from(booking: ExternalBooking, appointment: Appointment) -> bool:

@@ -90,3 +90,32 @@ async def test_a_twin_of_another_stylist_is_not_taken_over(world: World) -> None
     [row] = await world.appointments()
     assert row.external_uid == first
     assert world.emulator.active() == []
+
+
+async def test_the_cancellation_of_a_booking_with_a_live_twin_moves_the_appointment_onto_it(
+    world: World,
+) -> None:
+    """The other order: the saga cancelled the booking the row stood on (its twin-cancel) and keeps
+    the other, and that cancellation's webhook is re-read before the saga's rebind. Before, the
+    appointment was cancelled here with a callback owed, and the live twin became an orphan."""
+    first, twin = await _booked_then_twin(world, gone=True)
+    await world.reconciler.reread(world.tenant_id, first, trigger="BOOKING_CANCELLED")
+    [row] = await world.appointments()
+    assert (row.status, row.external_uid) == ("confirmed", twin)
+    assert await world.jobs("callback_request") == []
+    await world.reconciler.reread(world.tenant_id, twin, trigger="BOOKING_CREATED")
+    assert [b["uid"] for b in world.emulator.active()] == [twin]
+
+
+async def test_a_booking_cancelled_there_without_a_twin_is_cancelled_here(world: World) -> None:
+    """The nearest different case: the salon cancelled it at Cal.com, and no other booking carries
+    it on. It is cancelled here, and someone must tell the caller."""
+    booked = await world.bookings.book(herren(world, "book-alone"))
+    first = booked.appointment.external_uid or ""
+    catalog, calendar = await world.reconciler._context(world.tenant_id)
+    assert calendar is not None
+    await calendar.cancel_uid(catalog, first)
+    await world.reconciler.reread(world.tenant_id, first, trigger="BOOKING_CANCELLED")
+    [row] = await world.appointments()
+    assert row.status == "cancelled"
+    assert len(await world.jobs("callback_request")) == 1

@@ -755,6 +755,21 @@ class CalcomCalendar:
             raise _unavailable(error) from error
         return None if booking is None else self._external(catalog, booking)
 
+    async def find_live(self, catalog: Catalog, appointment: Appointment) -> list[ExternalBooking]:
+        """Every live booking carrying the appointment's token around its time (the reconciler's
+        look for a twin); CalendarUnavailable if unreadable."""
+        event_type = self._require_event_type(catalog, appointment)
+        try:
+            found = await self.client.find_bookings_by_token(
+                booking_token(appointment),
+                start=appointment.starts_at - timedelta(minutes=1),
+                end=appointment.ends_at + timedelta(minutes=1),
+                event_type_id=event_type,
+            )
+        except CalcomError as error:
+            raise _unavailable(error) from error
+        return [b for b in (self._external(catalog, booking) for booking in found) if b.active]
+
     async def get(self, catalog: Catalog, uid: str) -> ExternalBooking | None:
         """One booking by uid (None if Cal.com does not know it)."""
         try:
