@@ -95,12 +95,8 @@ class CallerId:
     async def find_caller(self, tenant_id: int, raw_from_number: str | None) -> CallerMatch:
         """Recognize the caller by number (see the module rules); never a name for a shared number."""
         question = await self.question(tenant_id, raw_from_number)
-        if question.answer is not None:
-            return question.answer
-        assert question.phone is not None
-        return await self.recognize(
-            tenant_id, question.phone, await self.store.customers_by_phone(tenant_id, question.phone)
-        )
+        found = await self.store.customers_by_phone(tenant_id, question.phone) if question.phone else []
+        return await self.recognize(tenant_id, question, found)
 
     async def question(self, tenant_id: int, raw_from_number: str | None) -> CallerQuestion:
         """What recognizing this caller needs: the salon's customers at their number, or nothing
@@ -115,9 +111,14 @@ class CallerId:
             return CallerQuestion(None, CallerMatch("disabled", phone))
         return CallerQuestion(phone)
 
-    async def recognize(self, tenant_id: int, phone: str, customers: list[CustomerHit]) -> CallerMatch:
-        """The caller at `phone` (a `question`'s), from the salon's `customers` at that number,
-        read in whichever statement suits the caller of this method."""
+    async def recognize(
+        self, tenant_id: int, question: CallerQuestion, customers: list[CustomerHit]
+    ) -> CallerMatch:
+        """The caller `question` asked about: its answer when it had one, else from the salon's
+        `customers` at its number, read in whichever statement suits the caller of this method."""
+        if question.answer is not None or question.phone is None:
+            return question.answer or CallerMatch("unknown")
+        phone = question.phone
         people: dict[str, list[CustomerHit]] = {}
         for customer in customers:
             if customer.name and normalize_name(customer.name):

@@ -230,9 +230,7 @@ async def _inbound(
         if not ring.first:
             log.info("retell.inbound_replayed")
             return JSONResponse(inbound_response(catalog, now, CallerMatch("unknown").dynamic_variables()))
-        caller = question.answer or await services.callers.recognize(
-            tenant_id, question.phone or "", ring.customers
-        )
+        caller = await services.callers.recognize(tenant_id, question, ring.customers)
     if catalog.tenant.calendar_provider != "local":  # an external calendar's slots, warmed
         background.add_task(
             _quietly,

@@ -742,22 +742,19 @@ class CalcomCalendar:
 
     async def find(self, catalog: Catalog, appointment: Appointment) -> ExternalBooking | None:
         """The booking carrying the appointment's token, or None; CalendarUnavailable if unreadable."""
-        event_type = self._require_event_type(catalog, appointment)
-        try:
-            with write_priority():  # the saga's read-back of its own write
-                booking = await self.client.find_booking_by_token(
-                    booking_token(appointment),
-                    start=appointment.starts_at - timedelta(minutes=1),
-                    end=appointment.ends_at + timedelta(minutes=1),
-                    event_type_id=event_type,
-                )
-        except CalcomError as error:
-            raise _unavailable(error) from error
-        return None if booking is None else self._external(catalog, booking)
+        with write_priority():  # the saga's read-back of its own write
+            found = await self._by_token(catalog, appointment, first_only=True)
+        return found[0] if found else None
 
     async def find_live(self, catalog: Catalog, appointment: Appointment) -> list[ExternalBooking]:
         """Every live booking carrying the appointment's token around its time (the reconciler's
         look for a twin); CalendarUnavailable if unreadable."""
+        return [b for b in await self._by_token(catalog, appointment, first_only=False) if b.active]
+
+    async def _by_token(
+        self, catalog: Catalog, appointment: Appointment, *, first_only: bool
+    ) -> list[ExternalBooking]:
+        """The bookings (any status) carrying the appointment's token within a minute of its time."""
         event_type = self._require_event_type(catalog, appointment)
         try:
             found = await self.client.find_bookings_by_token(
@@ -765,10 +762,11 @@ class CalcomCalendar:
                 start=appointment.starts_at - timedelta(minutes=1),
                 end=appointment.ends_at + timedelta(minutes=1),
                 event_type_id=event_type,
+                first_only=first_only,
             )
         except CalcomError as error:
             raise _unavailable(error) from error
-        return [b for b in (self._external(catalog, booking) for booking in found) if b.active]
+        return [self._external(catalog, booking) for booking in found]
 
     async def get(self, catalog: Catalog, uid: str) -> ExternalBooking | None:
         """One booking by uid (None if Cal.com does not know it)."""
