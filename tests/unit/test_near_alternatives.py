@@ -37,14 +37,15 @@ class Calendar:
 
     def __init__(self, busy: Mapping[int, Sequence[Interval]], *, external: bool) -> None:
         self.busy, self.external = busy, external
-        self.reads = 0
+        self.reads: list[Interval] = []
 
     def _all(
         self, catalog: Catalog, service: Service, staff: Sequence[Staff], window: Interval
     ) -> list[Slot]:
         slots = free_slots(catalog, service, staff, self.busy, window)
         if self.external:
-            for day in {window.start.astimezone(BERLIN).date()}:
+            first, last = window.start.astimezone(BERLIN).date(), window.end.astimezone(BERLIN).date()
+            for day in (first + timedelta(days=n) for n in range((last - first).days + 1)):
                 night = datetime.combine(day, time(2, 30), tzinfo=BERLIN)
                 if window.start <= night < window.end:
                     slots.append(Slot(night, night + service.duration, staff[0].id))
@@ -54,13 +55,13 @@ class Calendar:
     async def free_slots(
         self, catalog: Catalog, service: Service, staff: Sequence[Staff], window: Interval
     ) -> list[Slot]:
-        self.reads += 1
+        self.reads.append(window)
         return self._all(catalog, service, staff, window)
 
     async def free_starts(
         self, catalog: Catalog, service: Service, staff: Sequence[Staff], window: Interval
     ) -> FreeStarts | ListedSlots:
-        self.reads += 1
+        self.reads.append(window)
         if self.external:
             return ListedSlots(self._all(catalog, service, staff, window))
         return FreeStarts(catalog, service, staff, self.busy)
@@ -147,10 +148,24 @@ def test_counting_near_the_wanted_time_picks_what_the_whole_days_pick(
     calendar, catalog, service, requested, now, limit = case
     staff = catalog.staff
     expected = asyncio.run(whole_days(calendar, catalog, service, staff, requested, now, limit))
-    before = calendar.reads
+    day_by_day = list(calendar.reads)
+    calendar.reads.clear()
     found = asyncio.run(alternatives(calendar, catalog, service, staff, requested, now, limit))  # type: ignore[arg-type]
     assert found == expected
-    assert calendar.reads - before == before  # one read per searched day, as day by day
+    # never a day that day by day did not read (Cal.com's requests), in no more reads than days
+    assert days_of(calendar.reads) == days_of(day_by_day)
+    assert len(calendar.reads) <= len(day_by_day)
+
+
+def days_of(windows: list[Interval]) -> list[date]:
+    """The local days the read windows cover, in reading order (a day read twice counts twice)."""
+    covered = []
+    for window in windows:
+        day = window.start.astimezone(BERLIN).date()
+        while datetime.combine(day, time(0), tzinfo=BERLIN) < window.end:
+            covered.append(day)
+            day += timedelta(days=1)
+    return covered
 
 
 def test_a_wanted_time_with_free_starts_around_it_is_answered_without_the_whole_day() -> None:
@@ -195,3 +210,22 @@ def test_an_asked_time_the_clocks_skip_picks_what_the_whole_days_pick() -> None:
     expected = asyncio.run(whole_days(calendar, catalog, service, staff, asked, now, 1))
     found = asyncio.run(alternatives(calendar, catalog, service, staff, asked, now, 1))  # type: ignore[arg-type]
     assert found == expected
+
+
+def test_a_full_day_reads_the_days_it_still_needs_at_once() -> None:
+    """A refused popular day (in the load run, four days read one by one, a third of the server's
+    time): the requested day, then the three days the three alternatives still need, in one read."""
+    opening = {d: (TimeRange(time(9), time(18)),) for d in range(7)}
+    tenant = Tenant(1, "t", "Salon", "Europe/Berlin", "BE", opening, BookingPolicy(min_notice=timedelta(0)))
+    staff = (Staff(1, "s1", "Stylist 1", opening),)
+    service = Service(1, "s", "Schnitt", (), timedelta(minutes=30), timedelta(0), timedelta(0))
+    catalog = Catalog(tenant=tenant, services=(service,), staff=staff)
+    asked = datetime(2027, 3, 9, 15, 0, tzinfo=BERLIN)
+    full = Interval(datetime(2027, 3, 9, 9, 0, tzinfo=BERLIN), datetime(2027, 3, 9, 18, 0, tzinfo=BERLIN))
+    calendar = Calendar({1: [full]}, external=False)
+    found = asyncio.run(alternatives(calendar, catalog, service, staff, asked, asked - timedelta(days=1)))  # type: ignore[arg-type]
+    assert [s.start.astimezone(BERLIN) for s in found] == [
+        datetime(2027, 3, d, 15, 0, tzinfo=BERLIN) for d in (10, 11, 12)
+    ]
+    assert days_of(calendar.reads) == [date(2027, 3, d) for d in (9, 10, 11, 12)]
+    assert len(calendar.reads) == 2

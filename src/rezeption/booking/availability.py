@@ -186,10 +186,13 @@ async def alternatives(
 ) -> tuple[Slot, ...]:
     """Up to `limit` free starts near `requested`, from the provider's view of the calendar.
 
-    Reads day by day (the requested day, then the following ones) and stops as soon as `limit` are
-    found, so a refusal costs one or two days of slot search, not the whole fortnight. Each day's
-    bookings are read once; its free starts are first counted only near the time that matters
-    (`_near_starts`), the whole day only when that did not settle the answer.
+    Reads the requested day first, then the following days, and stops as soon as `limit` are
+    found. A following day adds at most one start, so when `n` are still missing the next `n` days
+    are read at once (one database read, or their Cal.com days fetched together): never a day that
+    reading day by day would not have read, and one read instead of `n` when the requested day is
+    full (a refused popular day read four days one by one). Each day's free starts are first
+    counted only near the time that matters (`_near_starts`), the whole day only when that did not
+    settle the answer.
     """
     requested = requested.astimezone(UTC)  # one instant for every step (a wall time the clocks
     # skip, given in the salon's zone, would otherwise be read as two different times of day)
@@ -199,17 +202,24 @@ async def alternatives(
     zone = catalog.tenant.zone
     slots: list[Slot] = []
     picked: list[Slot] = []
+    keep = (lambda found: inside_opening(catalog, found)) if provider.external else None
     day_start = window.start
     while day_start < window.end and len(picked) < limit:
-        next_day = (day_start.astimezone(zone) + timedelta(days=1)).date()
-        day_end = min(window.end, datetime.combine(next_day, datetime.min.time(), tzinfo=zone))
-        day = Interval(day_start, day_end)
-        source = await provider.free_starts(catalog, service, staff, day)
-        keep = (lambda found: inside_opening(catalog, found)) if provider.external else None
-        slots.extend(_near_starts(source, keep, catalog, day, requested, limit))
+        days = 1 if day_start == window.start else limit - len(picked)
+        read_end = _midnight_after(day_start, days, zone, window.end)
+        source = await provider.free_starts(catalog, service, staff, Interval(day_start, read_end))
+        while day_start < read_end:
+            day_end = _midnight_after(day_start, 1, zone, read_end)
+            slots.extend(_near_starts(source, keep, catalog, Interval(day_start, day_end), requested, limit))
+            day_start = day_end
         picked = nearest(slots, requested, zone, limit)
-        day_start = day_end
     return tuple(picked)
+
+
+def _midnight_after(instant: datetime, days: int, zone: ZoneInfo, cap: datetime) -> datetime:
+    """The local midnight `days` days after `instant`'s local day began, or `cap` if earlier."""
+    day = instant.astimezone(zone).date() + timedelta(days=days)
+    return min(cap, datetime.combine(day, datetime.min.time(), tzinfo=zone))
 
 
 NEAR_RADII = (timedelta(hours=1), timedelta(hours=3))
