@@ -193,11 +193,18 @@ async def ensure_call(
 
 
 async def remember(database: Database, retell_call_id: str, facts: Mapping[str, Any]) -> None:
-    """Merge `facts` into the call's memory (None values are ignored)."""
+    """Merge `facts` into the call's memory (None values are ignored). On PostgreSQL the merge
+    commits without waiting for the disk, as the memory stored with a write's reply does: a crash
+    of PostgreSQL itself may lose its last moment (the caller is asked again), and the read that
+    learned it no longer waits for a disk flush before it answers."""
     step = memory_merge(database.engine.dialect.name, retell_call_id, facts)
-    if step is not None:
-        async with database.statement(writes=True) as conn:
+    if step is None:
+        return
+    async with database.statement(writes=True) as conn:
+        if database.is_sqlite:
             await conn.execute(step.statement, step.values)
+        else:
+            await direct.rows(conn, _MERGE_RELAXED, step.values)
 
 
 @cache
@@ -211,6 +218,9 @@ def _merge_statement(dialect: str) -> Any:
     else:
         merged = CALLS.c.memory.op("||")(bindparam("facts", type_=JSONB))
     return update(CALLS).where(CALLS.c.retell_call_id == bindparam("merge_call_id")).values(memory=merged)
+
+
+_MERGE_RELAXED = direct.relaxed_commit(_merge_statement("postgresql"))
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,9 @@ async def first_sight(database: Database, digest: str, *, now: datetime) -> bool
 @cache
 def _call_at_first_sight() -> Any:
     """PostgreSQL: one row, `first` (the signature new, now recorded) and the call's columns (null
-    when the call is unknown)."""
+    when the call is unknown), committed without waiting for the disk: a crash of PostgreSQL itself
+    may forget the last moment's signatures, which lets only those requests, if replayed within
+    their five minutes, be answered once more (a read's answer to the one who holds its bytes)."""
     seen = (
         pg_insert(SEEN)
         .values(direct.placeholders(SEEN, _SIGHT))
@@ -49,8 +51,10 @@ def _call_at_first_sight() -> Any:
     )
     found = GET_CALL.subquery("found")
     one = select(literal(1).label("one")).subquery("one")
-    return select(exists(select(seen.c.digest)).label("first"), *found.c).select_from(
-        one.outerjoin(found, true())
+    return direct.relaxed_commit(
+        select(exists(select(seen.c.digest)).label("first"), *found.c).select_from(
+            one.outerjoin(found, true())
+        )
     )
 
 

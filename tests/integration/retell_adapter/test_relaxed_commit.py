@@ -74,6 +74,20 @@ async def test_only_the_call_claim_and_the_reply_are_relaxed_never_the_booking(
     assert not [s for s in relaxed if "appointments" in s or "customers" in s]
 
 
+async def test_a_read_waits_for_no_disk_flush(retell: RetellClient, app: FastAPI) -> None:
+    """A read writes two things on its way: its signature's first sight (with the call's read)
+    and what the caller said (the call's memory). Neither is a booking; both commit relaxed."""
+    await retell.function("check_availability", {"dienstleistung": "Bartpflege"}, call_id="call_read")
+    asked = {"dienstleistung": "Bartpflege", "datum": "Donnerstag", "uhrzeit": "13 Uhr"}
+    with recorded_statements(app) as statements:
+        answer = await retell.function("check_availability", asked, call_id="call_read")
+    assert "datum" in answer, answer
+    writes = [s for s in statements if "seen_requests" in s or "UPDATE calls" in s]
+    assert any("INSERT INTO seen_requests" in s for s in writes), statements
+    assert any("UPDATE calls" in s for s in writes), statements
+    assert all("relaxed_commit" in s for s in writes), writes
+
+
 async def test_a_reply_lost_after_a_durable_booking_is_replayed_not_booked_twice(
     retell: RetellClient, database: Database, clock: FixedClock
 ) -> None:
