@@ -20,8 +20,7 @@ def nine_to(end: int) -> tuple[TimeRange, ...]:
 
 def test_variables_are_german_strings_in_the_salons_zone_across_midnight_utc() -> None:
     # 23:30 UTC on Tuesday 4 November is already Wednesday 00:30 in Berlin.
-    unknown = {"customer_known": "false", "shared_number": "false", "customer_name": ""}
-    body = inbound_response(catalog({1: nine_to(18)}), datetime(2025, 11, 4, 23, 30, tzinfo=UTC), unknown)
+    body = inbound_response(catalog({1: nine_to(18)}), datetime(2025, 11, 4, 23, 30, tzinfo=UTC))
     variables = body["call_inbound"]["dynamic_variables"]
     assert all(isinstance(v, str) for v in variables.values())
     assert variables["heute"] == "Mittwoch, 5. November 2025"
@@ -38,7 +37,7 @@ def test_variables_are_german_strings_in_the_salons_zone_across_midnight_utc() -
 
 
 def test_the_year_turns_in_the_fourteen_days() -> None:
-    body = inbound_response(catalog({}), datetime(2025, 12, 25, 12, 0, tzinfo=UTC), {})
+    body = inbound_response(catalog({}), datetime(2025, 12, 25, 12, 0, tzinfo=UTC))
     days = body["call_inbound"]["dynamic_variables"]["naechste_14_tage"].split("; ")
     assert days[7] == "Donnerstag, 1. Januar 2026"
     assert datetime(2025, 12, 25, tzinfo=UTC) + timedelta(days=7) == datetime(2026, 1, 1, tzinfo=UTC)

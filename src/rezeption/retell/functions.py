@@ -38,7 +38,14 @@ from rezeption.retell.budget import BudgetSpent, within
 from rezeption.retell.context import CallContext
 from rezeption.retell.failures import LIFTED_IN_THE_CALL, TRANSIENT, classify, over_budget
 from rezeption.retell.replies import Reply, refusal, reply
-from rezeption.retell.request_keys import base_key, changed_something, counted, generation, in_generation
+from rezeption.retell.request_keys import (
+    CHANGES,
+    base_key,
+    changed_something,
+    counted,
+    generation,
+    in_generation,
+)
 from rezeption.retell.salon_functions import get_opening_hours, list_services
 from rezeption.retell.tools import TOOLS, Arguments
 from rezeption.retell.understanding import Clarify
@@ -305,6 +312,7 @@ class FunctionRunner:
             agent_id=ref.agent_id,
             from_number=from_number,
             to_number=ref.to_number,
+            unless_remembered=CHANGES,  # after a change, the key is the generation's (`_run`)
         )
         if (call is not None and call.tenant_id is not None) or tenant_id is None:
             return call, claimed

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from rezeption.booking.caller_id import CallerMatch
 from rezeption.domain.model import Catalog
 from rezeption.language.speech import MONTH_NAMES, WEEKDAY_NAMES
 from rezeption.retell.salon_functions import speak_exceptions, speak_opening_hours
@@ -52,10 +53,11 @@ def dynamic_variables(catalog: Catalog, now: datetime) -> dict[str, str]:
     }
 
 
-def inbound_response(catalog: Catalog, now: datetime, caller: dict[str, str]) -> dict[str, Any]:
-    """The whole call_inbound reply: variables, caller recognition and the agent's time zone."""
+def inbound_response(catalog: Catalog, now: datetime, caller: CallerMatch | None = None) -> dict[str, Any]:
+    """The whole call_inbound reply: variables, caller recognition (None: the caller not
+    recognized, as for a replay or an answer from memory) and the agent's time zone."""
     variables = dynamic_variables(catalog, now)
-    variables.update(caller)
+    variables.update((caller or CallerMatch("unknown")).dynamic_variables())
     return {
         "call_inbound": {
             "dynamic_variables": variables,

@@ -18,7 +18,6 @@ from fastapi import APIRouter, BackgroundTasks, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
-from rezeption.booking.caller_id import CallerMatch
 from rezeption.booking.ports import ERASED, Trace
 from rezeption.booking.prefetch import prefetch
 from rezeption.bootstrap import Services
@@ -229,7 +228,7 @@ async def _inbound(
         )
         if not ring.first:
             log.info("retell.inbound_replayed")
-            return JSONResponse(inbound_response(catalog, now, CallerMatch("unknown").dynamic_variables()))
+            return JSONResponse(inbound_response(catalog, now))
         caller = await services.callers.recognize(tenant_id, question, ring.customers)
     if catalog.tenant.calendar_provider != "local":  # an external calendar's slots, warmed
         background.add_task(
@@ -254,7 +253,7 @@ async def _inbound(
                 flags=as_trace(decisions),
             )
         )
-    return JSONResponse(inbound_response(catalog, now, caller.dynamic_variables()))
+    return JSONResponse(inbound_response(catalog, now, caller))
 
 
 async def _inbound_from_memory(
@@ -286,7 +285,7 @@ async def _inbound_from_memory(
     catalog = services.bookings.catalogs.last_known(tenant_id) if tenant_id is not None else None
     if catalog is None:
         return {"call_inbound": {}}
-    return inbound_response(catalog, services.clock.now(), CallerMatch("unknown").dynamic_variables())
+    return inbound_response(catalog, services.clock.now())
 
 
 async def _quietly(work: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> None:

@@ -21,7 +21,7 @@ from functools import cache
 from typing import Any
 
 import structlog
-from sqlalchemy import bindparam, delete, exists, literal, select, update
+from sqlalchemy import String, bindparam, delete, exists, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from rezeption.booking.ports import CallRecord, Claim
@@ -79,7 +79,8 @@ def _call_and_claim() -> Any:
     belongs to salon `tenant_id`, the claim of `key`, in one statement: a write's first round trip.
 
     No row: the call is unknown and was not opened (no salon for it, or another request opened it
-    a moment ago). `claimed` is true only for a key this statement inserted."""
+    a moment ago). `claimed` is true only for a key this statement inserted. Nothing is claimed
+    when the found call's memory holds `unless_remembered` (the request's own key depends on it)."""
     found = GET_CALL.cte("found")
     opening = direct.placeholders(CALLS, _OPENED)
     opening["retell_call_id"] = bindparam("call_id", type_=CALLS.c.retell_call_id.type)
@@ -103,7 +104,12 @@ def _call_and_claim() -> Any:
         .from_select(
             list(_CLAIMED),
             select(*claim.values()).where(
-                exists(select(call.c.tenant_id).where(call.c.tenant_id == claim["tenant_id"]))
+                exists(
+                    select(call.c.tenant_id).where(
+                        call.c.tenant_id == claim["tenant_id"],
+                        call.c.memory.op("->")(bindparam("unless_remembered", type_=String)).is_(None),
+                    )
+                )
             ),
         )
         .on_conflict_do_nothing()
@@ -191,10 +197,14 @@ class IdempotencyStore:
         agent_id: str | None,
         from_number: str | None,
         to_number: str | None,
+        unless_remembered: str | None = None,
     ) -> tuple[CallRecord | None, bool]:
         """A function call's first step: the call (found, or opened for salon `tenant_id` when new)
         and, when it is that salon's call, the claim of `key`. Returns the call (None: unknown and
         not opened) and whether `key` is now ours. On PostgreSQL one round trip (`_call_and_claim`).
+        No claim when the call's memory holds `unless_remembered`: the caller's key depends on what
+        is remembered there (a request after a change in the call: `request_keys`), and a claim of
+        `key` would only be given back.
 
         A key owned here is released by the caller if the request turns out not to name the call."""
         now = self.clock.now()
@@ -212,6 +222,8 @@ class IdempotencyStore:
                 )
             if call is None or key is None or tenant_id is None or call.tenant_id != tenant_id:
                 return call, False
+            if unless_remembered is not None and unless_remembered in call.memory:
+                return call, False
             return call, (await self.claim(key, scope=scope, tenant_id=tenant_id, call_id=call_id)).owned
         values = self._claim_values(
             key or "", scope=scope, tenant_id=tenant_id if key else None, call_id=call_id
@@ -222,6 +234,7 @@ class IdempotencyStore:
             from_number=from_number,
             to_number=to_number,
             memory={},
+            unless_remembered=unless_remembered,
         )
         async with self.database.statement(writes=True) as conn:
             row = await direct.first(conn, _call_and_claim(), values)

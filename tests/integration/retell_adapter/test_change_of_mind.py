@@ -6,8 +6,9 @@ The clock stands on Monday 3 November 2025, 08:00 in Berlin; Friseur 1 opens on 
 
 from __future__ import annotations
 
+from fastapi import FastAPI
 from sqlalchemy import delete, select
-from tests.integration.retell_adapter.conftest import RetellClient
+from tests.integration.retell_adapter.conftest import RetellClient, recorded_statements
 
 from rezeption.store.db import Database
 from rezeption.store.tables import AppointmentRow, CallRow, IdempotencyRecordRow
@@ -119,3 +120,17 @@ async def test_a_booking_whose_reply_never_came_is_the_callers_after_a_change_no
     assert again["ok"] is True and again["gebucht"] is True, again
     assert again["uhrzeit"] == "09:00" and again["mitarbeiter"] == first["mitarbeiter"], again
     assert await statuses_at(database) == [("confirmed", "2025-11-05T08:00:00+00:00")]
+
+
+async def test_a_write_after_a_change_claims_only_its_own_generations_key(
+    retell: RetellClient, app: FastAPI
+) -> None:
+    """The call's first step claimed the base key, which a request after a change never uses:
+    it was given back at once (a DELETE) before the generation's key was claimed."""
+    first = await retell.function("book_appointment", WEDNESDAY_NINE)
+    assert first["gebucht"] is True, first
+    with recorded_statements(app) as statements:
+        second = await retell.function("book_appointment", {**WEDNESDAY_NINE, "uhrzeit": "11 Uhr"})
+    assert second["gebucht"] is True, second
+    released = [s for s in statements if "DELETE FROM idempotency_records" in s]
+    assert not released, statements
