@@ -80,6 +80,7 @@ class CallerQuestion:
 
     phone: str | None
     answer: CallerMatch | None = None
+    outcome: str | None = None  # the metric's outcome of that answer, counted when it is given
 
 
 @dataclass
@@ -103,12 +104,10 @@ class CallerId:
         (no usable number, or caller ID switched off for the salon: answered at once)."""
         phone = normalize_phone(raw_from_number)
         if phone is None:
-            CALLER_ID.labels("no_number").inc()
-            return CallerQuestion(None, CallerMatch("unknown"))
+            return CallerQuestion(None, CallerMatch("unknown"), "no_number")
         await self.flags.fresh()
         if not self.flags.on(CALLER_ID_FLAG, tenant_id=tenant_id):
-            CALLER_ID.labels("disabled").inc()
-            return CallerQuestion(None, CallerMatch("disabled", phone))
+            return CallerQuestion(None, CallerMatch("disabled", phone), "disabled")
         return CallerQuestion(phone)
 
     async def recognize(
@@ -117,6 +116,8 @@ class CallerId:
         """The caller `question` asked about: its answer when it had one, else from the salon's
         `customers` at its number, read in whichever statement suits the caller of this method."""
         if question.answer is not None or question.phone is None:
+            if question.outcome is not None:  # counted here, not when asked: a replay asks too
+                CALLER_ID.labels(question.outcome).inc()
             return question.answer or CallerMatch("unknown")
         phone = question.phone
         people: dict[str, list[CustomerHit]] = {}

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 from tests.integration.lookup.world import build_world
 from tests.integration.retell_adapter.conftest import AGENT, SALON_NUMBER, RetellClient
@@ -151,3 +152,21 @@ async def test_a_reads_exact_replay_is_refused_even_as_the_calls_first_request(
         headers={"X-Retell-Signature": retell.sign_at(raw, stamp + 99), "Content-Type": "application/json"},
     )  # fmt: skip
     assert found.status_code == 200 and found.json()["ok"] is True, found.text  # a new request runs
+
+
+async def test_a_replayed_ring_in_is_not_counted_again(retell: RetellClient) -> None:
+    """Caller ID's outcomes count calls: the exact replay of a call_inbound without a number is
+    answered (the salon's variables) but not counted a second time."""
+
+    def counted() -> float:
+        return REGISTRY.get_sample_value("rezeption_caller_id_total", {"outcome": "no_number"}) or 0.0
+
+    call = {"call_id": "call_hidden", "to_number": SALON_NUMBER, "agent_id": AGENT}
+    raw = json.dumps({"event": "call_inbound", "call_inbound": call}).encode()
+    headers = {"X-Retell-Signature": retell.sign(raw), "Content-Type": "application/json"}
+    before = counted()
+    first = await retell.http.post("/retell/inbound", content=raw, headers=headers)
+    again = await retell.http.post("/retell/inbound", content=raw, headers=headers)
+    assert first.status_code == again.status_code == 200, (first.text, again.text)
+    assert again.json()["call_inbound"]["dynamic_variables"]["customer_known"] == "false"
+    assert counted() - before == 1
