@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 
+from rezeption.booking.caller_id import CallerMatch
 from rezeption.domain.model import BookingPolicy, Catalog, Tenant, TimeRange
 from rezeption.retell.inbound import inbound_response
 from rezeption.retell.salon_functions import speak_opening_hours
@@ -34,6 +35,15 @@ def test_variables_are_german_strings_in_the_salons_zone_across_midnight_utc() -
     assert days[-1] == "Dienstag, 18. November 2025"
     assert variables["customer_known"] == "false"
     assert body["call_inbound"]["agent_override"]["agent"]["timezone"] == "Europe/Berlin"
+
+
+def test_a_recognized_callers_variables_go_with_the_salons() -> None:
+    peter = CallerMatch("known", "+4915123456789", 7, "Peter Schuster", "Herrenhaarschnitt morgen um 10 Uhr")
+    body = inbound_response(catalog({1: nine_to(18)}), datetime(2025, 11, 4, 9, 0, tzinfo=UTC), peter)
+    variables = body["call_inbound"]["dynamic_variables"]
+    assert variables["customer_known"] == "true" and variables["customer_name"] == "Peter Schuster"
+    assert variables["next_appointments"] == "Herrenhaarschnitt morgen um 10 Uhr"
+    assert variables["heute"] == "Dienstag, 4. November 2025"
 
 
 def test_the_year_turns_in_the_fourteen_days() -> None:

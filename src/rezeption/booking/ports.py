@@ -401,8 +401,8 @@ class CalendarProvider(Protocol):
     async def free_starts(
         self, catalog: Catalog, service: Service, staff: Sequence[Staff], window: Interval
     ) -> SlotSource:
-        """The free starts in `window`, read once (one database read or one day's Cal.com answer),
-        to be asked for narrower windows inside it without reading again."""
+        """The free starts in `window`, read once (one database read, or Cal.com's answers for its
+        days fetched together), to be asked for narrower windows inside it without reading again."""
         ...
 
     async def create(self, catalog: Catalog, appointment: Appointment) -> ExternalBooking: ...
@@ -637,9 +637,11 @@ class ReplyStore(Protocol):
         agent_id: str | None,
         from_number: str | None,
         to_number: str | None,
+        unless_remembered: str | None = None,
     ) -> tuple[CallRecord | None, bool]:
-        """The call (found, or opened for salon `tenant_id` when new) and, when it is that salon's,
-        the claim of `key`; returns the call and whether the key is now ours."""
+        """The call (found, or opened for salon `tenant_id` when new) and, when it is that salon's
+        and its memory does not hold `unless_remembered`, the claim of `key`; returns the call and
+        whether the key is now ours."""
 
     def holding(self, key: str) -> AbstractAsyncContextManager[None]:
         """Keep the key's lease alive while the work runs."""

@@ -63,11 +63,14 @@ HANDLERS: dict[str, tuple[Handler, bool]] = {
     "reschedule_appointment": (reschedule_appointment, True),
     "record_consent": (record_consent, True),
 }
+STORED_AT_ONCE = frozenset({"cancel_appointment", "reschedule_appointment"})
+"""Changes whose reply and count are stored before the reply is sent (`FunctionRunner._store_change`)."""
 BUDGET_SECONDS = 6.5
 """A function call's time budget: below the 8 s tool timeout the agent definition gives Retell, with
 room for the network. Database, lock, idempotency and calendar waits all live inside it."""
 WORK_RESERVE = 2.0  # of the budget, kept for the work after waiting for another request's key
 RELEASE_PATIENCE = 0.5
+STORE_PATIENCE = 0.5  # seconds a cancel's or move's reply may take to store before the batch takes it
 REPLAY_CHECK = 0.5  # seconds a read waits for its signature's record before it goes on without
 
 
@@ -276,12 +279,31 @@ class FunctionRunner:
             await self.idempotency.release(key)
             if learned:
                 await self.calls.remember(ref.call_id, learned)
+        elif base is not None and changed_something(answer):
+            learned = {**learned, **counted(base, step)}
+            await self._store_change(name, key, answer, ref.call_id, learned)
         else:
-            if base is not None and changed_something(answer):
-                learned = {**learned, **counted(base, step)}
             await self.idempotency.finish_soon(key, answer, call_id=ref.call_id, learned=learned)
         progress.key = None
         return Outcome(200, answer, tenant_id, canonical)
+
+    async def _store_change(
+        self, name: str, key: str, answer: Reply, call_id: str, learned: dict[str, Any]
+    ) -> None:
+        """A change's reply, with the call's count of changes. A cancel or a move stores it before
+        the reply is sent: lost with a batch (our process killed in its 50 ms), the count would
+        let the same words as before the change replay a reply it made untrue ("gebucht" for a
+        booking cancelled since, "verlegt auf 11 Uhr" for one moved back). A booking's count waits
+        for the batch: losing it only lets a later repeat of the booking replay its own reply."""
+        if name in STORED_AT_ONCE:
+            try:
+                await within(
+                    STORE_PATIENCE, self.idempotency.finish(key, answer, call_id=call_id, learned=learned)
+                )
+                return
+            except Exception as error:  # the change is made: the caller hears it; the batch tries again
+                log.warning("retell.change_not_stored", function=name, error=type(error).__name__)
+        await self.idempotency.finish_soon(key, answer, call_id=call_id, learned=learned)
 
     async def _call_record(
         self, ref: CallRef, key: str | None, *, scope: str, signature: str | None = None

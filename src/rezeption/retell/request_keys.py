@@ -12,10 +12,11 @@ Retell sends a retry before the agent hears any reply, so nothing else is asked 
 A booking asked again under a later generation is not blind to the earlier one: a call with
 changes checks its own appointments first (`availability_functions._already_held`), so a booking
 that committed but whose reply never came ("Fragen Sie mich bitte gleich noch einmal") is
-answered as the caller's, not booked twice, even when the key moved on. The count rides with the
-reply (`reply_batches`, committed without waiting for the disk): a crash in the moment between a
-change and its reply's batch loses the count, and the same words asked again then get the old
-reply, as before generations existed.
+answered as the caller's, not booked twice, even when the key moved on. The count is stored with
+the reply (committed without waiting for the disk). A cancel's or a move's before the reply is sent
+(`FunctionRunner._store_change`): lost, it would let the words asked before it replay a reply it
+made untrue. A booking's rides with the next batch (`reply_batches`): our process killed within
+those 50 ms loses it, and then only a repeat of that same booking replays its own reply.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ class SqlUnitOfWork:
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[SqlBookingTx]:
-        """A read-only transaction (rolled back at the end)."""
+        """Reads only: on SQLite a read transaction (one snapshot, rolled back at the end); on
+        PostgreSQL statements without BEGIN and ROLLBACK (`Database.read`)."""
         async with self.database.read() as session:
             yield SqlBookingTx(session)
 

@@ -6,8 +6,11 @@ The clock stands on Monday 3 November 2025, 08:00 in Berlin; Friseur 1 opens on 
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
 from fastapi import FastAPI
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from tests.integration.retell_adapter.conftest import RetellClient, recorded_statements
 
 from rezeption.store.db import Database
@@ -134,3 +137,78 @@ async def test_a_write_after_a_change_claims_only_its_own_generations_key(
     assert second["gebucht"] is True, second
     released = [s for s in statements if "DELETE FROM idempotency_records" in s]
     assert not released, statements
+
+
+async def replies_stored(database: Database) -> None:
+    """Wait (bounded) until no reply is still running: its batch stored it."""
+    for _ in range(100):
+        async with database.read() as session:
+            running = await session.scalar(
+                select(func.count())
+                .select_from(IdempotencyRecordRow)
+                .where(IdempotencyRecordRow.state == "running")
+            )
+        if not running:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("a reply was not stored within 2 s")
+
+
+def crash_before_the_batch(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From now on no batch is stored: what our process killed within a batch's 50 ms leaves behind
+    (the queued replies, and the memory queued with them). SQLite stores each reply at once."""
+
+    async def never_stored(batch: object) -> None:
+        return None
+
+    monkeypatch.setattr(app.state.retell_runner.idempotency.batches, "_store_or_drop", never_stored)
+
+
+async def test_a_cancel_whose_batch_was_lost_still_lets_the_same_booking_book_again(
+    retell: RetellClient, database: Database, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await retell.function("book_appointment", WEDNESDAY_NINE)
+    assert first["gebucht"] is True, first
+    await replies_stored(database)
+    referenz = await reference_of_the_one(retell)
+    crash_before_the_batch(app, monkeypatch)
+    cancelled = await retell.function("cancel_appointment", {"referenz": referenz})
+    assert cancelled["storniert"] is True, cancelled
+    again = await retell.function("book_appointment", WEDNESDAY_NINE)
+    assert again.get("gebucht") is True and again["referenz"] != first["referenz"], again
+    assert await statuses_at(database) == [
+        ("cancelled", "2025-11-05T08:00:00+00:00"),
+        ("confirmed", "2025-11-05T08:00:00+00:00"),
+    ]
+
+
+async def test_a_move_back_whose_batch_was_lost_is_not_contradicted_by_a_replay(
+    retell: RetellClient, database: Database, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Move to 11, move back to 9 (its batch lost), then the first move's words again: whatever
+    the caller hears must be what the book says, never the old "verlegt auf 11 Uhr" replayed over
+    an appointment at 9."""
+    await retell.function("book_appointment", WEDNESDAY_NINE)
+    to_eleven = {
+        "referenz": await reference_of_the_one(retell),
+        "neues_datum": "Mittwoch",
+        "neue_uhrzeit": "11 Uhr",
+    }
+    moved = await retell.function("reschedule_appointment", to_eleven)
+    assert moved["verlegt"] is True, moved
+    await replies_stored(database)
+    back = {
+        "referenz": await reference_of_the_one(retell),
+        "neues_datum": "Mittwoch",
+        "neue_uhrzeit": "9 Uhr",
+    }
+    crash_before_the_batch(app, monkeypatch)
+    moved_back = await retell.function("reschedule_appointment", back)
+    assert moved_back["verlegt"] is True and moved_back["uhrzeit"] == "09:00", moved_back
+    again = await retell.function("reschedule_appointment", to_eleven)
+    heard_eleven = again.get("verlegt") is True and again.get("uhrzeit") == "11:00"
+    confirmed = [at for status, at in await statuses_at(database) if status == "confirmed"]
+    assert confirmed == ["2025-11-05T10:00:00+00:00" if heard_eleven else "2025-11-05T08:00:00+00:00"], (
+        again,
+        confirmed,
+    )
