@@ -215,3 +215,43 @@ async def test_a_reply_stored_in_its_request_never_replaces_the_reply_of_the_own
     await taker.finish("k1", {"ok": True, "message": "übernommen"})
     await first.finish_soon("k1", {"ok": True, "message": "erste"})  # the queue is full
     assert await _record(database, "k1") == ("done", {"ok": True, "message": "übernommen"})
+
+
+async def test_a_reply_stored_now_is_stored_in_the_request_and_only_on_a_running_record(
+    database: Database, clock: FixedClock, salon_id: int
+) -> None:
+    store = IdempotencyStore(database, clock)
+    _slow(store)
+    await ensure_call(database, "call_now", tenant_id=salon_id, at=clock.now())
+    assert (await store.claim("k1", scope=SCOPE, tenant_id=salon_id, call_id="call_now")).owned
+    await store.finish_now("k1", {"ok": True, "message": "Storniert."}, call_id="call_now",
+                           learned={"_changes": {"n": 2, "by": "c"}}, patience=5.0)  # fmt: skip
+    assert await _record(database, "k1") == ("done", {"ok": True, "message": "Storniert."})  # no batch
+    assert (await _memory(database, "call_now"))["_changes"] == {"n": 2, "by": "c"}
+    # a key given back meanwhile (the budget ended) is not stored, and its memory not merged
+    await store.finish_now(
+        "gone", {"ok": True}, call_id="call_now", learned={"_changes": {"n": 9}}, patience=5.0
+    )
+    assert (await _memory(database, "call_now"))["_changes"] == {"n": 2, "by": "c"}
+    await store.close()
+
+
+async def test_a_reply_stored_now_waits_behind_a_reply_of_its_call_still_in_the_queue(
+    database: Database, clock: FixedClock, salon_id: int
+) -> None:
+    """Found in review: a cancel's count stored at once, then the call's earlier batch (a booking's,
+    stuck a moment) stored after it, laid the older count over the newer one."""
+    store = IdempotencyStore(database, clock)
+    _slow(store)
+    await ensure_call(database, "call_order", tenant_id=salon_id, at=clock.now())
+    for key in ("book", "cancel"):
+        assert (await store.claim(key, scope=SCOPE, tenant_id=salon_id, call_id="call_order")).owned
+    await store.finish_soon(
+        "book", {"ok": True}, call_id="call_order", learned={"_changes": {"n": 1, "by": "b"}}
+    )
+    await store.finish_now("cancel", {"ok": True}, call_id="call_order",
+                           learned={"_changes": {"n": 2, "by": "c"}}, patience=5.0)  # fmt: skip
+    assert await _record(database, "cancel") == ("running", None)  # queued behind the booking's reply
+    await store.close()
+    assert (await _memory(database, "call_order"))["_changes"] == {"n": 2, "by": "c"}
+    assert await _record(database, "book") == ("done", {"ok": True})

@@ -667,6 +667,19 @@ class ReplyStore(Protocol):
         """`finish`, now or a moment later in a batch with others (the key stays running, under
         its lease, until then)."""
 
+    async def finish_now(
+        self,
+        key: str,
+        reply: dict[str, Any],
+        *,
+        call_id: str,
+        learned: Mapping[str, Any] | None = None,
+        patience: float,
+    ) -> None:
+        """`finish` before returning, storing only a reply still running (as a batch does), unless
+        a reply of the same call waits to be stored (its replies are stored in order) or it takes
+        longer than `patience` seconds: then in the next batch."""
+
     async def settle(self, call_id: str) -> None:
         """Store now what waits to be stored for call `call_id`: its memory is read next."""
 

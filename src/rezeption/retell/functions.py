@@ -296,14 +296,11 @@ class FunctionRunner:
         booking cancelled since, "verlegt auf 11 Uhr" for one moved back). A booking's count waits
         for the batch: losing it only lets a later repeat of the booking replay its own reply."""
         if name in STORED_AT_ONCE:
-            try:
-                await within(
-                    STORE_PATIENCE, self.idempotency.finish(key, answer, call_id=call_id, learned=learned)
-                )
-                return
-            except Exception as error:  # the change is made: the caller hears it; the batch tries again
-                log.warning("retell.change_not_stored", function=name, error=type(error).__name__)
-        await self.idempotency.finish_soon(key, answer, call_id=call_id, learned=learned)
+            await self.idempotency.finish_now(
+                key, answer, call_id=call_id, learned=learned, patience=STORE_PATIENCE
+            )
+        else:
+            await self.idempotency.finish_soon(key, answer, call_id=call_id, learned=learned)
 
     async def _call_record(
         self, ref: CallRef, key: str | None, *, scope: str, signature: str | None = None

@@ -282,6 +282,22 @@ class IdempotencyStore:
             return
         await self.batches.add(key, reply, call_id=call_id, learned=learned)
 
+    async def finish_now(
+        self,
+        key: str,
+        reply: dict[str, Any],
+        *,
+        call_id: str,
+        learned: Mapping[str, Any] | None = None,
+        patience: float,
+    ) -> None:
+        """On PostgreSQL the reply stored in this request by the batch's own guarded statement
+        (`ReplyBatches.store_now`); on SQLite as `finish_soon`, which stores at once there."""
+        if self.database.is_sqlite:
+            await self.finish(key, reply, call_id=call_id, learned=learned)
+            return
+        await self.batches.store_now(key, reply, call_id=call_id, learned=learned, patience=patience)
+
     async def settle(self, call_id: str) -> None:
         """Store the batch now when it holds a reply of call `call_id`."""
         await self.batches.settle(call_id)

@@ -94,6 +94,22 @@ class _Queued:
     learned: dict[str, Any]
 
 
+def _queued(
+    key: str, reply: dict[str, Any], call_id: str | None, learned: Mapping[str, Any] | None
+) -> _Queued:
+    facts = {k: v for k, v in (learned or {}).items() if v is not None} if call_id else {}
+    return _Queued(key, reply, call_id, facts)
+
+
+def _forget_late(late: set[asyncio.Task[None]]) -> Any:
+    def forget(task: asyncio.Task[None]) -> None:
+        late.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a copy queued after it stores the reply if it failed
+
+    return forget
+
+
 class ReplyBatches:
     """One process's queue of replies to store, and the tasks that store them in batches."""
 
@@ -105,6 +121,7 @@ class ReplyBatches:
         self._storing: asyncio.Task[None] | None = None  # the last store begun; each awaits the one before
         self._ticker: asyncio.Task[None] | None = None
         self._closed = False
+        self._late: set[asyncio.Task[None]] = set()  # `store_now`'s stores, until they end
 
     def pending_for(self, call_id: str) -> bool:
         """Whether a reply of call `call_id` waits in the queue or is being stored."""
@@ -114,8 +131,7 @@ class ReplyBatches:
         self, key: str, reply: dict[str, Any], *, call_id: str | None, learned: Mapping[str, Any] | None
     ) -> None:
         """Queue the reply of `key` (and `learned`, for call `call_id`'s memory)."""
-        facts = {k: v for k, v in (learned or {}).items() if v is not None} if call_id else {}
-        queued = _Queued(key, reply, call_id, facts)
+        queued = _queued(key, reply, call_id, learned)
         if self._closed or len(self._queue) >= LIMIT:
             await self._store([queued])  # a batch of one, in the request, under the same guard
             return
@@ -154,6 +170,33 @@ class ReplyBatches:
                 await self._ticker
             self._ticker = None
         await self.flush()
+
+    async def store_now(
+        self,
+        key: str,
+        reply: dict[str, Any],
+        *,
+        call_id: str,
+        learned: Mapping[str, Any] | None,
+        patience: float,
+    ) -> None:
+        """The reply of `key` stored in this request, as a batch of one (the same statement and
+        guard: only a record still running, memory only with it), unless a reply of call `call_id`
+        is queued or being stored (it joins the queue: one call's replies are stored in order) or
+        the store takes longer than `patience` seconds (it is queued too; the store goes on, and
+        whichever lands second finds the record done and stores nothing)."""
+        if self._closed or self.pending_for(call_id):
+            await self.add(key, reply, call_id=call_id, learned=learned)
+            return
+        storing = asyncio.create_task(self._store([_queued(key, reply, call_id, learned)]))
+        self._late.add(storing)  # referenced until it ends, even when the request stops waiting
+        storing.add_done_callback(_forget_late(self._late))
+        done, _ = await asyncio.wait({storing}, timeout=patience)
+        if storing in done and storing.exception() is None:
+            return
+        failure = type(storing.exception()).__name__ if storing in done else "slow"
+        log.warning("idempotency.reply_not_stored_now", error=failure)
+        await self.add(key, reply, call_id=call_id, learned=learned)
 
     async def _tick(self) -> None:
         """Store a batch every interval while replies come in; end when the queue is empty."""
