@@ -20,6 +20,7 @@ from rezeption.booking.caller_id import CallerId
 from rezeption.booking.calls import Calls
 from rezeption.booking.lookup import AppointmentFinder
 from rezeption.booking.ports import CallRecord
+from rezeption.budget import BudgetSpent, within
 from rezeption.domain.clock import Clock
 from rezeption.domain.errors import BookingError
 from rezeption.domain.flags import FlagBook, as_trace, recording
@@ -34,7 +35,6 @@ from rezeption.retell.appointment_functions import (
     reschedule_appointment,
 )
 from rezeption.retell.availability_functions import book_appointment, check_availability
-from rezeption.retell.budget import BudgetSpent, within
 from rezeption.retell.context import CallContext
 from rezeption.retell.failures import LIFTED_IN_THE_CALL, TRANSIENT, classify, over_budget
 from rezeption.retell.replies import Reply, refusal, reply

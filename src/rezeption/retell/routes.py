@@ -21,12 +21,12 @@ from pydantic import BaseModel, ValidationError
 from rezeption.booking.ports import ERASED, Trace
 from rezeption.booking.prefetch import prefetch
 from rezeption.bootstrap import Services
+from rezeption.budget import within
 from rezeption.domain.flags import as_trace, recording
 from rezeption.http_body import BodyTooLarge, BodyTooSlow, read_bounded
 from rezeption.language import mask_phone, normalize_phone
 from rezeption.language.text import strip_controls
 from rezeption.ops.logging import bind_request
-from rezeption.retell.budget import within
 from rezeption.retell.functions import CallRef, FunctionRunner, writes
 from rezeption.retell.inbound import inbound_response
 from rezeption.retell.signature import verify

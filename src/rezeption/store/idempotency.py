@@ -294,7 +294,7 @@ class IdempotencyStore:
         """On PostgreSQL the reply stored in this request by the batch's own guarded statement
         (`ReplyBatches.store_now`); on SQLite as `finish_soon`, which stores at once there."""
         if self.database.is_sqlite:
-            await self.finish(key, reply, call_id=call_id, learned=learned)
+            await self.finish_soon(key, reply, call_id=call_id, learned=learned)
             return
         await self.batches.store_now(key, reply, call_id=call_id, learned=learned, patience=patience)
 

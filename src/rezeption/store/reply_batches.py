@@ -44,6 +44,7 @@ import structlog
 from sqlalchemy import String, any_, bindparam, func, literal, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
+from rezeption.budget import within
 from rezeption.store import direct
 from rezeption.store.calls import CALLS
 from rezeption.store.db import Database
@@ -101,15 +102,6 @@ def _queued(
     return _Queued(key, reply, call_id, facts)
 
 
-def _forget_late(late: set[asyncio.Task[None]]) -> Any:
-    def forget(task: asyncio.Task[None]) -> None:
-        late.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved: a copy queued after it stores the reply if it failed
-
-    return forget
-
-
 class ReplyBatches:
     """One process's queue of replies to store, and the tasks that store them in batches."""
 
@@ -121,7 +113,6 @@ class ReplyBatches:
         self._storing: asyncio.Task[None] | None = None  # the last store begun; each awaits the one before
         self._ticker: asyncio.Task[None] | None = None
         self._closed = False
-        self._late: set[asyncio.Task[None]] = set()  # `store_now`'s stores, until they end
 
     def pending_for(self, call_id: str) -> bool:
         """Whether a reply of call `call_id` waits in the queue or is being stored."""
@@ -183,19 +174,16 @@ class ReplyBatches:
         """The reply of `key` stored in this request, as a batch of one (the same statement and
         guard: only a record still running, memory only with it), unless a reply of call `call_id`
         is queued or being stored (it joins the queue: one call's replies are stored in order) or
-        the store takes longer than `patience` seconds (it is queued too; the store goes on, and
-        whichever lands second finds the record done and stores nothing)."""
+        the store takes longer than `patience` seconds (it is queued too; a cancelled store that
+        still commits and the queued copy: whichever lands second finds the record done)."""
         if self._closed or self.pending_for(call_id):
             await self.add(key, reply, call_id=call_id, learned=learned)
             return
-        storing = asyncio.create_task(self._store([_queued(key, reply, call_id, learned)]))
-        self._late.add(storing)  # referenced until it ends, even when the request stops waiting
-        storing.add_done_callback(_forget_late(self._late))
-        done, _ = await asyncio.wait({storing}, timeout=patience)
-        if storing in done and storing.exception() is None:
+        try:
+            await within(patience, self._store([_queued(key, reply, call_id, learned)]))
             return
-        failure = type(storing.exception()).__name__ if storing in done else "slow"
-        log.warning("idempotency.reply_not_stored_now", error=failure)
+        except Exception as error:  # refused, or slow: a late commit finds the record done
+            log.warning("idempotency.reply_not_stored_now", error=type(error).__name__)
         await self.add(key, reply, call_id=call_id, learned=learned)
 
     async def _tick(self) -> None:
