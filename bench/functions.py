@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -264,35 +265,44 @@ Prepared = tuple[str, bytes, dict[str, str]]
 
 
 async def drive(
-    base: str, requests: list[Prepared], ok: Callable[[httpx.Response], bool], clients: int = 10
+    base: str, requests: list[Prepared], ok: Callable[[int, bytes], bool], clients: int = 10
 ) -> dict[str, float]:
     """`clients` at once send `requests` in order, each the next as soon as its answer is in: the
     one closed loop of this file and of bench/capacity.py's floor, so ours and the floor meet the
     same generator. Requests are built (and signed) beforehand, and the generator's collector is
     paused: the generator shares the cores with the server, and its own work would otherwise be
-    counted against whichever server it drives. `ok` says whether an answer succeeded."""
+    counted against whichever server it drives. `ok` says whether an answer (its status and body)
+    succeeded.
+
+    The client is aiohttp's, for the same reason: it costs ~0.6 ms of CPU per request where httpx
+    cost ~1.3 ms, as much as the server it measured (bench/results/capacity.json, 2026-12-07)."""
     pending = iter(requests)
     samples: list[float] = []
     failed = 0
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+    connector = aiohttp.TCPConnector(limit=clients)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(base, connector=connector, timeout=timeout) as client:
 
         async def worker() -> None:
             nonlocal failed
             for path, raw, headers in pending:
                 t0 = time.perf_counter()
-                response = await client.post(path, content=raw, headers=headers)
+                async with client.post(path, data=raw, headers=headers) as response:
+                    body = await response.read()
                 samples.append((time.perf_counter() - t0) * 1000)
-                failed += not ok(response)
+                failed += not ok(response.status, body)
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), os.times()
         with collector_paused():
             await asyncio.gather(*(worker() for _ in range(clients)))
-        wall = time.perf_counter() - started
+        wall, spent = time.perf_counter() - started, os.times()
     return {
         "requests_per_s": round(len(requests) / wall, 1),
         "succeeded_per_s": round((len(requests) - failed) / wall, 1),
         "failed": failed,
+        "client_cpu_ms_per_request": round(
+            (spent.user + spent.system - cpu.user - cpu.system) * 1000 / len(requests), 3
+        ),
         **summary(samples),
     }
 
@@ -315,8 +325,16 @@ async def closed_loop(
         raw, headers = signed(envelope(name, f"closed_{name}_{k}_{uuid.uuid4().hex[:6]}", args))
         prepared.append((f"/retell/functions/{name}", raw, headers))
     booking = name == "book_appointment"
-    result = await drive(base, prepared, lambda r: not booking or bool(r.json().get("ok")), clients)
-    out = {k: result[k] for k in ("requests_per_s", "count", "p50_ms", "p99_ms", "max_ms")}
+    result = await drive(
+        base,
+        prepared,
+        lambda status, body: status == 200 and (not booking or bool(json.loads(body).get("ok"))),
+        clients,
+    )
+    out = {
+        k: result[k]
+        for k in ("requests_per_s", "count", "p50_ms", "p99_ms", "max_ms", "client_cpu_ms_per_request")
+    }
     if booking:
         out["bookings_per_s"] = result["succeeded_per_s"]
         out["refused"] = result["failed"]
