@@ -11,8 +11,10 @@
     or reads late counts that as latency).
 (b) Floor: a bare FastAPI + SQLAlchemy endpoint doing a booking's four statements
     (bench/_floor_app.py) against ours (`book_appointment`, signed), same database, same server
-    processes, same closed-loop client (`functions.drive`: aiohttp, 10 at once, never colliding
-    slots; its CPU per request is measured too, as `client_cpu_ms_per_booking`): bookings/s and p99,
+    processes, same closed-loop client (`functions.drive`: aiohttp, 10 at once; its CPU per request
+    is measured too, as `client_cpu_ms_per_booking`), each time booked once per stylist: the floor
+    names its stylist, ours asks for anyone and picks one itself (two processes' picks can
+    collide, and the refused claim is made again): bookings/s and p99,
     and floor_ratio = ours / floor, the median of 4 pairs of bursts of 200 bookings each (10 with
     BENCH=full), both servers up (each on a fresh database of its own), the order alternating: the
     machine's speed drifts by up to 2x within minutes, so each pair is run seconds apart.

@@ -274,8 +274,9 @@ async def drive(
     counted against whichever server it drives. `ok` says whether an answer (its status and body)
     succeeded.
 
-    The client is aiohttp's, for the same reason: it costs ~0.6 ms of CPU per request where httpx
-    cost ~1.3 ms, as much as the server it measured (bench/results/capacity.json, 2026-12-07)."""
+    The client is aiohttp's, for the same reason: in the floor's bursts it costs 0.5-0.9 ms of CPU
+    per request (`client_cpu_ms_per_request`); httpx cost 1.25-1.40 ms, about as much as the
+    server it measured (a session harness of 2026-12-07, docs/performance.md)."""
     pending = iter(requests)
     samples: list[float] = []
     failed = 0
@@ -292,10 +293,12 @@ async def drive(
                 samples.append((time.perf_counter() - t0) * 1000)
                 failed += not ok(response.status, body)
 
-        started, cpu = time.perf_counter(), os.times()
+        started = time.perf_counter()
         with collector_paused():
+            cpu = os.times()  # after the pause's full collection: that is not the client's work
             await asyncio.gather(*(worker() for _ in range(clients)))
-        wall, spent = time.perf_counter() - started, os.times()
+            spent = os.times()
+        wall = time.perf_counter() - started
     return {
         "requests_per_s": round(len(requests) / wall, 1),
         "succeeded_per_s": round((len(requests) - failed) / wall, 1),
