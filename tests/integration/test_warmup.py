@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
+from tests.metrics import sample
 
 from rezeption.bootstrap import Services, build
 from rezeption.domain.clock import FixedClock
@@ -73,3 +74,12 @@ async def test_a_broken_database_only_logs(clock: FixedClock, tmp_path: Any) -> 
     finally:
         await broken.close()
     assert seconds >= 0
+
+
+async def test_the_warm_up_probe_counts_no_caller(services: Services, salon_id: int) -> None:
+    """The probe's caller-ID read is no call: the operator's caller-ID counts (an alert's input)
+    stay where they were, whatever the probe finds."""
+    outcomes = ("unknown", "no_consent", "shared", "disabled", "no_number", "matched")
+    before = {o: sample("rezeption_caller_id_total", outcome=o) for o in outcomes}
+    await warm_up(services, connections=2)
+    assert {o: sample("rezeption_caller_id_total", outcome=o) for o in outcomes} == before
