@@ -95,9 +95,17 @@ class CallerId:
 
     async def find_caller(self, tenant_id: int, raw_from_number: str | None) -> CallerMatch:
         """Recognize the caller by number (see the module rules); never a name for a shared number."""
+        question, found = await self.customers_at(tenant_id, raw_from_number)
+        return await self.recognize(tenant_id, question, found)
+
+    async def customers_at(
+        self, tenant_id: int, raw_from_number: str | None
+    ) -> tuple[CallerQuestion, list[CustomerHit]]:
+        """What recognizing this caller reads, without answering (nor counting) it: the question
+        and the salon's customers at its number (none when the question answers itself)."""
         question = await self.question(tenant_id, raw_from_number)
         found = await self.store.customers_by_phone(tenant_id, question.phone) if question.phone else []
-        return await self.recognize(tenant_id, question, found)
+        return question, found
 
     async def question(self, tenant_id: int, raw_from_number: str | None) -> CallerQuestion:
         """What recognizing this caller needs: the salon's customers at their number, or nothing

@@ -98,10 +98,7 @@ async def _warm_salon(services: Services, tenant_id: int) -> None:
     now = services.clock.now()
     catalog = await services.bookings.current_catalog(tenant_id, now)
     await services.calls.get("warmup-probe")
-    # Caller ID's read without its answer: a probe is no caller, and the answer counts callers.
-    question = await services.callers.question(tenant_id, PROBE_NUMBER)
-    if question.phone is not None:
-        await services.callers.store.customers_by_phone(tenant_id, question.phone)
+    await services.callers.customers_at(tenant_id, PROBE_NUMBER)  # not recognized: a probe is no caller
     await services.finder.find_appointments(
         # A full name and a day: the call, the line and the name search all run once.
         LookupQuery(
