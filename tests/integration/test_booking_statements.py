@@ -325,3 +325,49 @@ async def test_a_booking_for_anyone_whose_turn_names_a_taken_stylist_goes_to_the
         )  # fmt: skip
         assert await count(database, AppointmentEventRow, appointment_id=result.appointment.id) == 2
     assert turns_on_taken >= 2, "the claim at once met a taken stylist"
+
+
+async def test_a_claim_at_once_passes_over_busy_stylists_to_its_next_choice(
+    database: Database, salon_id: int
+) -> None:
+    """Another process booked the stylist whose turn it was here: the claim at once goes to the
+    next of its choices who is free then (in the same statement, not refused and made again), and
+    never to one whose block overlaps (Ben at 10:15) or to one it was not offered."""
+    uow = SqlUnitOfWork(database)
+    catalog = await catalog_of(uow, salon_id)
+    friday_10 = TUESDAY_10 + timedelta(days=3)
+    async with uow.claiming() as tx:
+        for staff, start, key in [
+            ("Anna", friday_10, "anna"),
+            ("Ben", friday_10 + timedelta(minutes=15), "ben"),
+        ]:
+            await tx.claim_as_customer(
+                new_appointment(catalog, staff, start, key), name="Stammkunde", phone_e164=None, at=NOW
+            )
+        await tx.commit()
+    ids = {m.name: m.id for m in catalog.staff}
+    before = await count(database, AppointmentRow)
+
+    async def claim(key: str, or_else: list[str]) -> object:
+        asker = Asker("+4915123456789", f"Kunde {key}", f"call-{key}", NOW, key)
+        async with uow.claiming() as tx:
+            claimed, _, busy = await tx.claim_or_read(
+                new_appointment(catalog, "Anna", friday_10, key), name=f"Kunde {key}",
+                phone_e164="+4915123456789", at=NOW, events=STEPS, asker=asker, limits=(9, 9),
+                staff_ids=list(ids.values()), window=Interval(friday_10, friday_10 + timedelta(minutes=35)),
+                or_else=[ids[name] for name in or_else],
+            )  # fmt: skip
+            assert set(busy) == {ids["Anna"], ids["Ben"]}
+            return claimed
+
+    assert await claim("only-anna", []) is None
+    assert await claim("all-busy", ["Ben"]) is None
+    assert await count(database, AppointmentRow) == before
+    claimed = await claim("next", ["Ben", "Clara"])
+
+    if database.is_sqlite:
+        assert claimed is None, "SQLite: only the read"
+        return
+    assert claimed is not None and claimed.staff_id == ids["Clara"]  # type: ignore[attr-defined]
+    assert await count(database, AppointmentRow) == before + 1
+    assert await count(database, AppointmentEventRow, appointment_id=claimed.id) == 2  # type: ignore[attr-defined]

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.unit.test_schedule import at, hours, make_catalog, service, stylist
 
-from rezeption.booking.bookings import BookingRequest, StylistTurns
+from rezeption.booking.bookings import BookingRequest, StylistTurns, WorkingStylists
+from rezeption.domain.model import Interval
+from rezeption.domain.schedule import staff_free
 
 TEN = datetime(2025, 11, 4, 9, 0, tzinfo=UTC)
 STAFF = (11, 12, 13, 14)
@@ -81,45 +85,75 @@ def test_times_and_salons_take_turns_apart_and_a_named_stylist_stays() -> None:
     assert turns.order(STAFF, request("f"), STAFF)[0] != first[0]  # the turn of the first time went on
 
 
-class FewTimesRemembered(StylistTurns):
+def test_the_stylists_at_work_are_remembered_per_catalog_and_a_changed_salon_asks_again() -> None:
+    """A claim at once for "anyone" is offered everyone the salon's rules let work then
+    (`WorkingStylists`), worked out once per catalog and time: a changed salon (a new catalog: an
+    absence entered) must not be answered from memory."""
+    members = tuple(stylist(n) for n in (11, 12, 13))
+    before = make_catalog(hours("09:00", "18:00"), members)
+    ten = at(2025, 11, 4, 10, 0)
+    working = WorkingStylists()
+    assert working.at(before, service(), ten, members) == (11, 12, 13)
+    off = dataclasses.replace(
+        members[1], absences=(Interval(ten - timedelta(hours=1), ten + timedelta(hours=8)),)
+    )
+    after = dataclasses.replace(before, staff=(members[0], off, members[2]))
+    assert working.at(after, service(), ten, after.staff) == (11, 13)
+    assert working.at(after, service(), ten, (off,)) == ()  # who was asked about is part of the question
+    assert working.at(before, service(), ten + timedelta(hours=9), members) == ()  # after hours
+
+
+class FewRemembered(WorkingStylists):
     REMEMBERED = 2
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
-    ring=st.lists(st.integers(1, 40), min_size=1, max_size=8, unique=True),
-    steps=st.lists(
-        st.tuples(
-            st.integers(0, 5),  # the request's key
-            st.integers(0, 2),  # one of three times (two remembered: the memory is cleared)
-            st.booleans(),  # a named stylist
-            st.sets(st.integers(0, 7)),  # the places in the ring that are free then
-        ),
-        max_size=25,
-    ),
+    questions=st.lists(
+        st.tuples(st.integers(0, 1), st.integers(0, 40), st.sets(st.integers(0, 3))), max_size=20
+    )
 )
-def test_asking_one_stylist_at_a_time_picks_who_the_whole_free_list_would_pick(
-    ring: list[int], steps: list[tuple[int, int, bool, set[int]]]
-) -> None:
-    """The claim at once asks the salon's rules stylist by stylist (`first`) instead of for all
-    of them (`order` over the free ones): the same stylist every time, the same turn left for the
-    next caller, and never the whole ring when the first two in turn are free."""
-    whole, lazy = FewTimesRemembered(), FewTimesRemembered()
-    for key, time_index, named, places in steps:
-        free = tuple(s for n, s in enumerate(ring) if n in places)
-        asked: list[int] = []
+def test_what_is_remembered_is_what_the_rules_say(questions: list[tuple[int, int, set[int]]]) -> None:
+    """Any order of questions, two catalogs, times past closing, a memory too small to keep them:
+    the answer is always the rules' own."""
+    members = (
+        stylist(1),
+        stylist(2, working=hours("12:00", "18:00")),
+        stylist(3, breaks=hours("13:00", "14:00")),
+        stylist(4, absences=(Interval(at(2025, 11, 4, 9, 0), at(2025, 11, 4, 12, 0)),)),
+    )
+    catalogs = (
+        make_catalog(hours("09:00", "18:00"), members),
+        make_catalog(hours("10:00", "16:00"), members),
+    )
+    working = FewRemembered()
+    for which, quarter, asked in questions:
+        catalog, start = catalogs[which], at(2025, 11, 4, 8, 0) + timedelta(minutes=15 * quarter)
+        group = tuple(m for n, m in enumerate(members) if n in asked)
+        expected = tuple(m.id for m in group if staff_free(catalog, m, service(), start))
+        assert working.at(catalog, service(), start, group) == expected
 
-        def is_free(stylist: int, free: tuple[int, ...] = free, asked: list[int] = asked) -> bool:
-            asked.append(stylist)
-            return stylist in free
 
-        one = request(f"k{key}", start=TEN + timedelta(hours=time_index), staff="Anna" if named else None)
-        expected = whole.order(free, one, ring)[0] if free else None
-        assert lazy.first(one, ring, is_free) == expected
-        assert lazy._next == whole._next
-        if not named:  # the walk stops at the second free stylist; with fewer, it asks everyone
-            assert len(asked) == len(set(asked))
-            if len(free) >= 2:
-                assert asked[-1] in free and sum(s in free for s in asked) == 2
-            else:
-                assert sorted(asked) == sorted(ring)
+def test_a_claim_that_got_a_later_choice_sends_the_next_caller_on_after_it() -> None:
+    """Another process booked the first stylists in this one's turn, and the claim at once skipped
+    them: the next caller here starts after the stylist this one got, not on the busy ones."""
+    ring = tuple(range(11, 19))
+    turns = StylistTurns()
+    tried = turns.order(ring, request("a"), ring)
+    turns.landed(request("a"), ring, tried, tried[2])
+    assert turns.order(ring, request("b"), ring)[0] == ring[(ring.index(tried[2]) + 1) % 8]
+
+
+def test_a_late_claim_does_not_turn_the_turn_back() -> None:
+    """Claims of this process that raced the late one moved the turn past what it got: it stays."""
+    ring = tuple(range(11, 19))
+    turns = StylistTurns()
+    late = turns.order(ring, request("a"), ring)
+    for n in range(4):
+        turns.order(ring, request(f"racing-{n}"), ring)
+    before = dict(turns._next)
+    turns.landed(request("a"), ring, late, late[1])
+    assert turns._next == before
+    named = turns.order((12, 13), request("c", staff="Ben"), (12, 13))
+    turns.landed(request("c", staff="Ben"), (12, 13), named, 13)
+    assert turns._next == before  # a named stylist takes no turn

@@ -231,10 +231,15 @@ class BookingTx(Protocol):
         limits: tuple[int, int],
         staff_ids: Sequence[int],
         window: Interval,
+        or_else: Sequence[int] = (),
     ) -> tuple[Appointment | None, Held, dict[int, list[Interval]]]:
         """`claim_as_customer` of `new` at once, written only while the asker holds fewer than
         `limits` (by number or name, in this call), and `held_and_busy` as it was before the claim;
-        in one round trip where it can, else only the read (the claim: None)."""
+        in one round trip where it can, else only the read (the claim: None).
+
+        The claim is for `new`'s stylist or, when that one is busy then or is being claimed at
+        once for the same time by another request right now, for the first of `or_else` who is
+        not (each one a stylist the salon's rules let work then)."""
         ...
 
     async def insert_appointment(

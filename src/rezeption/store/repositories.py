@@ -22,10 +22,13 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    case,
+    cast,
     exists,
     func,
     insert,
     literal_column,
+    null,
     select,
     true,
     union_all,
@@ -211,12 +214,12 @@ CUSTOMER_IN_ONE_STATEMENT = _customer_in_one_statement()
 
 
 def _claim_for_customer(
-    count: int, seen: Any | None = None, guard: Any | None = None
+    count: int, seen: Any | None = None, guard: Any | None = None, staff: Any | None = None
 ) -> tuple[Any, list[Any]]:
     """PostgreSQL CTEs: the customer (found by number and name, or a new one's id drawn from its
-    sequence), the claim (an INSERT from `seen`'s row, when `guard` holds on it) and, written only
-    when the claim returns its row, the new customer with its name's search keys and the claim's
-    first `count` events: (`claimed`, the CTEs to add).
+    sequence), the claim (an INSERT from `seen`'s row, when `guard` holds on it, for `staff`'s
+    stylist when given) and, written only when the claim returns its row, the new customer with
+    its name's search keys and the claim's first `count` events: (`claimed`, the CTEs to add).
 
     A caller whose claim is refused leaves no customer behind. The appointment's foreign key is
     checked at the end of the statement, when both rows are in."""
@@ -229,6 +232,8 @@ def _claim_for_customer(
     customer = select(found.c.id).union_all(select(fresh.c.id)).scalar_subquery()
     columns: dict[str, Any] = {name: bindparam(name, type_=APPOINTMENTS.c[name].type) for name in _CLAIMED}
     columns["customer_id"] = customer
+    if staff is not None:
+        columns["staff_id"] = staff
     values = select(*columns.values())
     if seen is not None:
         values = values.select_from(seen).where(guard if guard is not None else true())
@@ -305,23 +310,54 @@ HELD_AND_BUSY = HELD_BY_CALLER.add_columns(
 """PostgreSQL: HELD_BY_CALLER and BUSY_BY_ARRAY in one round trip (the blocks as three arrays)."""
 
 
+_INT4: Any = literal_column("2147483647")  # a stylist's id as the advisory lock's second key
+
+
+def _chosen_stylist(choices: int) -> Any:
+    """The first of the parameters `choice_0`.. (`choices` stylists' ids, in the order to try them)
+    who is not busy in HELD_AND_BUSY's read and whose claim at this time nobody else is making
+    right now: a transaction-level advisory lock on (the start's minute, the stylist), tried,
+    never waited for. NULL when there is none.
+
+    Two claims at once for one time racing for one stylist: without the lock, the second one's
+    insert waits for the first one's commit and is then refused, and the booking is read and
+    claimed again (a second statement, and every stylist's rules in Python). With it, the second
+    claim takes its next choice. The lock only steers: the no-overlap constraint still decides,
+    and a lock taken in vain (the caller's limits) is let go when the statement commits. A CASE
+    tries the choices in order and stops at the first, so no further lock is taken; these are
+    our only advisory locks."""
+    minute = bindparam("lock_minute", type_=Integer)
+    busy = _BUSY_ARRAYS.c.busy_staff
+    whens = []
+    for n in range(choices):
+        stylist = bindparam(f"choice_{n}", type_=BigInteger)
+        free_now = and_(
+            func.array_position(busy, stylist).is_(None),
+            func.pg_try_advisory_xact_lock(minute, cast(stylist.op("%")(_INT4), Integer)),
+        )
+        whens.append((free_now, stylist))
+    return case(*whens, else_=null()).label("chosen")
+
+
 @cache
-def _claim_or_read(count: int) -> Any:
+def _claim_or_read(count: int, choices: int) -> Any:
     """PostgreSQL: `_claim_as_customer` tried at once, beside HELD_AND_BUSY (its first columns), in
-    one statement.
+    one statement, for the first of `choices` stylists free then (`_chosen_stylist`).
 
     The claim is written only within the caller's limits (`max_active` by number and by name,
     `max_in_call` in this call) as HELD_AND_BUSY counts them; the no-overlap constraint and the
     unique idempotency key refuse it as they refuse any claim. One row comes back either way: what
     the caller held and who was busy before the claim (the same snapshot), and the claimed
-    appointment's columns, all NULL when nothing was claimed."""
-    seen = HELD_AND_BUSY.cte("seen")
+    appointment's columns, all NULL when nothing was claimed. `seen` is read twice, so PostgreSQL
+    evaluates it, and the choice with its lock, once."""
+    seen = HELD_AND_BUSY.add_columns(_chosen_stylist(choices)).cte("seen")
     within = and_(
         seen.c.by_phone < bindparam("max_active", type_=Integer),
         seen.c.by_name < bindparam("max_active", type_=Integer),
         seen.c.in_call < bindparam("max_in_call", type_=Integer),
+        seen.c.chosen.is_not(None),
     )
-    claimed, written = _claim_for_customer(count, seen, within)
+    claimed, written = _claim_for_customer(count, seen, within, staff=seen.c.chosen)
     return select(seen, claimed).select_from(seen.outerjoin(claimed, true())).add_cte(*written)
 
 
@@ -687,11 +723,13 @@ class SqlBookingTx:
         limits: tuple[int, int],
         staff_ids: Sequence[int],
         window: Interval,
+        or_else: Sequence[int] = (),
     ) -> tuple[Appointment | None, Held, dict[int, list[Interval]]]:
-        """`claim_as_customer` of `new` tried at once, when the asker holds fewer than `limits`
-        (active future appointments by number or name, bookings in this call), and
-        `held_and_busy` as it was before the claim: one round trip on PostgreSQL
-        (`_claim_or_read`). Elsewhere nothing is claimed here, and only the read is done."""
+        """`claim_as_customer` of `new` tried at once (for its stylist, else the first of `or_else`
+        free then: `_chosen_stylist`), when the asker holds fewer than `limits` (active future
+        appointments by number or name, bookings in this call), and `held_and_busy` as it was
+        before the claim: one round trip on PostgreSQL (`_claim_or_read`). Elsewhere nothing is
+        claimed here, and only the read is done."""
         conn = await self._conn()
         if conn.dialect.name != "postgresql":
             held, busy = await self.held_and_busy(new.tenant_id, asker, staff_ids=staff_ids, window=window)
@@ -702,8 +740,11 @@ class SqlBookingTx:
             now=asker.now, key=asker.idempotency_key or "", staff_ids=list(staff_ids),
             window_start=window.start, window_end=window.end,
             max_active=limits[0], max_in_call=limits[1] if asker.call_id else 2**31 - 1,
+            lock_minute=int(new.starts_at.timestamp()) // 60,
         )  # fmt: skip
-        row = await direct.first(conn, _claim_or_read(len(events)), values)
+        choices = (new.staff_id, *(s for s in or_else if s != new.staff_id))
+        values.update({f"choice_{n}": stylist for n, stylist in enumerate(choices)})
+        row = await direct.first(conn, _claim_or_read(len(events), len(choices)), values)
         assert row is not None  # one row: the read, and the claim's columns
         claimed = appointment_from_row(row) if row.id is not None else None
         return claimed, _held(row), _busy_of(row)
