@@ -285,9 +285,9 @@ async def test_the_claim_at_once_is_written_only_within_the_callers_limits_besid
 async def test_a_booking_for_anyone_whose_turn_names_a_taken_stylist_goes_to_the_free_one(
     bookings: Bookings, database: Database, salon_id: int
 ) -> None:
-    """The claim at once is tried for the stylist whose turn it is among those who work then,
-    without knowing who is busy. When that one is taken, the same round trip's read says who is
-    free, and the booking goes there; the refused claim leaves nothing behind."""
+    """The claim at once is offered those who work then, starting with the stylist whose turn it
+    is, without knowing who is busy. When that one is taken, the booking goes to the free one (on
+    PostgreSQL in the same statement; on SQLite by the read), and nothing else is written."""
     uow = SqlUnitOfWork(database)
     catalog = await catalog_of(uow, salon_id)
     service = next(s for s in catalog.services if s.name == "Herrenhaarschnitt")

@@ -167,3 +167,54 @@ WAITING_FOR_A_LOCK = text(
 async def waiting_for_a_lock(database: Database) -> bool:
     async with database.read() as session:
         return bool(await session.scalar(WAITING_FOR_A_LOCK))
+
+
+async def test_a_claim_at_once_refused_by_a_claim_that_committed_meanwhile_lands_in_the_next_round(
+    database: Database, salon_id: int, bookings: Bookings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race the lock cannot see: an overlapping claim (Anna at 10:15, made the waiting way,
+    without the lock) is being made while the claim at once for Anna at 10:00 is tried. It waits,
+    the other commits, and it is refused. The booking claims at once again with a fresh read and
+    gets Ben, instead of claiming stylist by stylist."""
+    uow = SqlUnitOfWork(database)
+    catalog = await catalog_of(uow, salon_id)
+    ids = {m.name: m.id for m in catalog.staff}
+    ring = [ids["Anna"], ids["Ben"]]  # who cuts men's hair, in order
+    friday_10 = TUESDAY_10 + timedelta(days=3)
+    key = next(f"new-{n}" for n in range(50) if ring[zlib.crc32(f"new-{n}".encode()) % 2] == ids["Anna"])
+    one_by_one = 0
+    claim_as_customer = SqlBookingTx.claim_as_customer
+
+    async def counted(self: SqlBookingTx, *args: object, **kwargs: object) -> object:
+        nonlocal one_by_one
+        one_by_one += 1
+        return await claim_as_customer(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    async with uow.writing() as other:
+        await other.claim_as_customer(
+            new_appointment(catalog, "Anna", friday_10 + timedelta(minutes=15), "other"),
+            name="Anderer", phone_e164=None, at=NOW,
+        )  # fmt: skip
+        monkeypatch.setattr(SqlBookingTx, "claim_as_customer", counted)
+        booking = asyncio.create_task(
+            bookings.book(
+                BookingRequest(
+                    tenant_id=salon_id,
+                    service="Herrenhaarschnitt",
+                    start=friday_10,
+                    customer_name="Neukunde",
+                    phone_e164="+4915199000002",
+                    call_id="call-new",
+                    idempotency_key=key,
+                )
+            )
+        )
+        for _ in range(400):  # until the claim at once waits for the other claim (bounded)
+            if booking.done() or await waiting_for_a_lock(database):
+                break
+            await asyncio.sleep(0.05)
+        assert not booking.done(), "the claim at once did not try Anna, whose turn it was"
+        await other.commit()
+    result = await booking
+    assert result.appointment.staff_id == ids["Ben"]
+    assert one_by_one == 0, "claimed stylist by stylist instead of at once again"

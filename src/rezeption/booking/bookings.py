@@ -502,7 +502,9 @@ class Bookings:
 
         Returns the claim, or None and those still free by the last read: stylists whose claims by
         others were still being made. Such a claim may yet fail (its caller's limits), so those are
-        then claimed one by one, each waiting for the other claim's outcome, never refused unseen."""
+        then claimed one by one, each waiting for the other claim's outcome, never refused unseen.
+        A duplicate of this request that committed meanwhile is answered as `_claimed` answers it
+        (KeyAlreadyUsed: its answer is replayed), also when it took the caller's last place."""
         staff_ids, window = [m.id for m in members], block_of(service, request.start)
         asker = _asker(request, now)
         free = check.free_staff_ids
@@ -516,8 +518,13 @@ class Bookings:
             if claimed is not None:
                 return claimed, ()
             if held.key_used:  # a duplicate of this request committed meanwhile: it answers
-                return None, ()
-            _within_caller_limit(catalog, request, held)  # the caller's other booking came first
+                raise KeyAlreadyUsed()
+            try:
+                _within_caller_limit(catalog, request, held)  # the caller's other booking came first
+            except (TooManyAppointments, TooManyInOneCall):  # or a duplicate, since this round read
+                if request.idempotency_key and await tx.appointment_by_key(request.idempotency_key):
+                    raise KeyAlreadyUsed() from None
+                raise
             free = tuple(s for s in free if s not in busy)
         return None, free
 

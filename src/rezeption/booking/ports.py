@@ -239,7 +239,9 @@ class BookingTx(Protocol):
 
         The claim is for `new`'s stylist or, when that one is busy then or is being claimed at
         once for the same time by another request right now, for the first of `or_else` who is
-        not (each one a stylist the salon's rules let work then)."""
+        not (each one a stylist the salon's rules let work then). Meant for `claiming()`, where
+        the statement commits on its own: in a transaction, the mark that a claim is being made
+        stays until the transaction ends."""
         ...
 
     async def insert_appointment(

@@ -323,9 +323,11 @@ def _chosen_stylist(choices: int) -> Any:
     insert waits for the first one's commit and is then refused, and the booking is read and
     claimed again (a second statement, and every stylist's rules in Python). With it, the second
     claim takes its next choice. The lock only steers: the no-overlap constraint still decides,
-    and a lock taken in vain (the caller's limits) is let go when the statement commits. A CASE
-    tries the choices in order and stops at the first, so no further lock is taken; these are
-    our only advisory locks."""
+    and a lock taken in vain (the caller's limits, a stylist busy if PostgreSQL evaluated the AND
+    the other way round) only steers others elsewhere until its transaction ends: the statement
+    itself, as `uow.claiming()` runs it. A CASE tries the choices in order and stops at the first,
+    so no further lock is taken; a NULL choice (padding) is never taken. These are our only
+    advisory locks."""
     minute = bindparam("lock_minute", type_=Integer)
     busy = _BUSY_ARRAYS.c.busy_staff
     whens = []
@@ -743,8 +745,9 @@ class SqlBookingTx:
             lock_minute=int(new.starts_at.timestamp()) // 60,
         )  # fmt: skip
         choices = (new.staff_id, *(s for s in or_else if s != new.staff_id))
-        values.update({f"choice_{n}": stylist for n, stylist in enumerate(choices)})
-        row = await direct.first(conn, _claim_or_read(len(events), len(choices)), values)
+        size = 1 << (len(choices) - 1).bit_length()  # padded: a few statements, not one per count
+        values.update({f"choice_{n}": choices[n] if n < len(choices) else None for n in range(size)})
+        row = await direct.first(conn, _claim_or_read(len(events), size), values)
         assert row is not None  # one row: the read, and the claim's columns
         claimed = appointment_from_row(row) if row.id is not None else None
         return claimed, _held(row), _busy_of(row)
