@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select, text
 from tests.integration.test_booking_statements import NOW, STEPS, TUESDAY_10, catalog_of, new_appointment
 
-from rezeption.booking.bookings import BookingRequest, Bookings
+from rezeption.booking.bookings import BookingRequest, BookingResult, Bookings
 from rezeption.booking.ports import Asker
 from rezeption.calendars.directory import CalendarDirectory
 from rezeption.domain.clock import FixedClock
@@ -32,6 +32,39 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture
 def database_url(postgres_migrated: str) -> str:
     return postgres_migrated
+
+
+@pytest.fixture
+def claims_one_by_one(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many claims were made one by one (`claim_as_customer`) from now on: [count]."""
+    made = [0]
+    claim_as_customer = SqlBookingTx.claim_as_customer
+
+    async def counted(self: SqlBookingTx, *args: object, **kwargs: object) -> object:
+        made[0] += 1
+        return await claim_as_customer(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SqlBookingTx, "claim_as_customer", counted)
+    return made
+
+
+def booking_at(
+    bookings: Bookings, salon_id: int, start: datetime, key: str, phone: str
+) -> asyncio.Task[object]:
+    """A new caller's booking of a men's haircut with anyone at `start`, running."""
+    request = BookingRequest(
+        tenant_id=salon_id, service="Herrenhaarschnitt", start=start, customer_name="Neukunde",
+        phone_e164=phone, call_id=f"call-{key}", idempotency_key=key,
+    )  # fmt: skip
+    return asyncio.create_task(bookings.book(request))
+
+
+async def until_it_waits_for_a_lock(booking: asyncio.Task[BookingResult], database: Database) -> None:
+    """Until `booking` waits for another transaction's lock, or is done (bounded)."""
+    for _ in range(400):
+        if booking.done() or await waiting_for_a_lock(database):
+            return
+        await asyncio.sleep(0.05)
 
 
 async def test_racing_claims_at_once_for_one_stylist_take_the_next_choice_without_waiting(
@@ -73,7 +106,7 @@ async def test_racing_claims_at_once_for_one_stylist_take_the_next_choice_withou
 
 
 async def test_two_processes_booking_one_time_each_land_in_their_first_statement(
-    database: Database, salon_id: int, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+    database: Database, salon_id: int, clock: FixedClock, claims_one_by_one: list[int]
 ) -> None:
     """Two server processes (two `Bookings`, each with its own turns) take turns booking one time
     for "anyone". Where the second one's turn points at the stylist the first one just booked,
@@ -81,15 +114,6 @@ async def test_two_processes_booking_one_time_each_land_in_their_first_statement
     was read again and claimed a second time (a fifth of the claims of the two-process benchmark)."""
     uow = SqlUnitOfWork(database)
     first, second = (Bookings(uow=uow, calendars=CalendarDirectory(uow), clock=clock) for _ in range(2))
-    claimed_again = 0
-    claim_as_customer = SqlBookingTx.claim_as_customer
-
-    async def counted(self: SqlBookingTx, *args: object, **kwargs: object) -> object:
-        nonlocal claimed_again
-        claimed_again += 1
-        return await claim_as_customer(self, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(SqlBookingTx, "claim_as_customer", counted)
     catalog = await catalog_of(uow, salon_id)
     ring = [m.id for m in catalog.staff if m.name in ("Anna", "Ben")]  # who cuts men's hair, in order
     turns_on_taken = 0
@@ -109,7 +133,7 @@ async def test_two_processes_booking_one_time_each_land_in_their_first_statement
         turns_on_taken += ring[zlib.crc32(f"week-{week}-1".encode()) % len(ring)] == got[0]
         assert sorted(got) == sorted(ring)
     assert turns_on_taken >= 2, "the second process's turn met the first one's booking"
-    assert claimed_again == 0
+    assert claims_one_by_one[0] == 0
 
 
 async def test_the_only_free_stylist_being_claimed_by_a_claim_that_fails_is_still_booked(
@@ -136,23 +160,8 @@ async def test_the_only_free_stylist_being_claimed_by_a_claim_that_fails_is_stil
             window=Interval(friday_11, friday_11 + timedelta(minutes=35)),
         )  # fmt: skip
         assert being_made is not None and being_made.staff_id == ids["Anna"]
-        booking = asyncio.create_task(
-            bookings.book(
-                BookingRequest(
-                    tenant_id=salon_id,
-                    service="Herrenhaarschnitt",
-                    start=friday_11,
-                    customer_name="Neukunde",
-                    phone_e164="+4915199000001",
-                    call_id="call-new",
-                    idempotency_key="new",
-                )
-            )
-        )
-        for _ in range(400):  # until the booking waits for the other claim (bounded)
-            if booking.done() or await waiting_for_a_lock(database):
-                break
-            await asyncio.sleep(0.05)
+        booking = booking_at(bookings, salon_id, friday_11, "new", "+4915199000001")
+        await until_it_waits_for_a_lock(booking, database)
         assert not booking.done(), "answered before the other claim's outcome was known"
     # the other claim fails: leaving the transaction uncommitted rolls it back
     result = await booking
@@ -170,7 +179,7 @@ async def waiting_for_a_lock(database: Database) -> bool:
 
 
 async def test_a_claim_at_once_refused_by_a_claim_that_committed_meanwhile_lands_in_the_next_round(
-    database: Database, salon_id: int, bookings: Bookings, monkeypatch: pytest.MonkeyPatch
+    database: Database, salon_id: int, bookings: Bookings, claims_one_by_one: list[int]
 ) -> None:
     """The race the lock cannot see: an overlapping claim (Anna at 10:15, made the waiting way,
     without the lock) is being made while the claim at once for Anna at 10:00 is tried. It waits,
@@ -182,39 +191,16 @@ async def test_a_claim_at_once_refused_by_a_claim_that_committed_meanwhile_lands
     ring = [ids["Anna"], ids["Ben"]]  # who cuts men's hair, in order
     friday_10 = TUESDAY_10 + timedelta(days=3)
     key = next(f"new-{n}" for n in range(50) if ring[zlib.crc32(f"new-{n}".encode()) % 2] == ids["Anna"])
-    one_by_one = 0
-    claim_as_customer = SqlBookingTx.claim_as_customer
-
-    async def counted(self: SqlBookingTx, *args: object, **kwargs: object) -> object:
-        nonlocal one_by_one
-        one_by_one += 1
-        return await claim_as_customer(self, *args, **kwargs)  # type: ignore[arg-type]
-
     async with uow.writing() as other:
         await other.claim_as_customer(
             new_appointment(catalog, "Anna", friday_10 + timedelta(minutes=15), "other"),
             name="Anderer", phone_e164=None, at=NOW,
         )  # fmt: skip
-        monkeypatch.setattr(SqlBookingTx, "claim_as_customer", counted)
-        booking = asyncio.create_task(
-            bookings.book(
-                BookingRequest(
-                    tenant_id=salon_id,
-                    service="Herrenhaarschnitt",
-                    start=friday_10,
-                    customer_name="Neukunde",
-                    phone_e164="+4915199000002",
-                    call_id="call-new",
-                    idempotency_key=key,
-                )
-            )
-        )
-        for _ in range(400):  # until the claim at once waits for the other claim (bounded)
-            if booking.done() or await waiting_for_a_lock(database):
-                break
-            await asyncio.sleep(0.05)
+        before = claims_one_by_one[0]  # the other claim's
+        booking = booking_at(bookings, salon_id, friday_10, key, "+4915199000002")
+        await until_it_waits_for_a_lock(booking, database)
         assert not booking.done(), "the claim at once did not try Anna, whose turn it was"
         await other.commit()
     result = await booking
     assert result.appointment.staff_id == ids["Ben"]
-    assert one_by_one == 0, "claimed stylist by stylist instead of at once again"
+    assert claims_one_by_one[0] == before, "claimed stylist by stylist instead of at once again"
