@@ -20,6 +20,7 @@ from rezeption.booking.bookings import BookingRequest, BookingResult, Bookings
 from rezeption.booking.ports import Asker
 from rezeption.calendars.directory import CalendarDirectory
 from rezeption.domain.clock import FixedClock
+from rezeption.domain.errors import SlotTaken
 from rezeption.domain.model import Interval
 from rezeption.store.db import Database
 from rezeption.store.repositories import SqlBookingTx
@@ -204,3 +205,30 @@ async def test_a_claim_at_once_refused_by_a_claim_that_committed_meanwhile_lands
     result = await booking
     assert result.appointment.staff_id == ids["Ben"]
     assert claims_one_by_one[0] == before, "claimed stylist by stylist instead of at once again"
+
+
+async def test_a_caller_who_asks_for_a_taken_stylist_is_refused_not_given_another(
+    database: Database, salon_id: int, bookings: Bookings
+) -> None:
+    """The claim at once may take a later choice than the first; a caller who names a stylist is
+    offered that stylist only. Anna is taken at ten, Ben is free: "Anna, please" is refused with
+    Anna's alternatives, and Ben's ten o'clock stays free."""
+    uow = SqlUnitOfWork(database)
+    catalog = await catalog_of(uow, salon_id)
+    ids = {m.name: m.id for m in catalog.staff}
+    friday_10 = TUESDAY_10 + timedelta(days=3)
+
+    def named(staff: str, key: str) -> BookingRequest:
+        return BookingRequest(
+            tenant_id=salon_id, service="Herrenhaarschnitt", start=friday_10, staff=staff,
+            customer_name=f"Kunde {key}", phone_e164=f"+49151990000{len(key):02d}", call_id=f"call-{key}",
+            idempotency_key=key,
+        )  # fmt: skip
+
+    await bookings.book(named("Anna", "first"))
+    with pytest.raises(SlotTaken):
+        await bookings.book(named("Anna", "second"))
+    async with database.read() as session:
+        staff = (await session.scalars(select(AppointmentRow.staff_id))).all()
+    assert list(staff) == [ids["Anna"]]
+    assert (await bookings.book(named("Ben", "third"))).appointment.staff_id == ids["Ben"]
